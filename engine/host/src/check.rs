@@ -1,0 +1,219 @@
+//! Static checks beyond the parser: calls to functions that do not exist and references to
+//! parameters that are not declared, with "did you mean" suggestions.
+//!
+//! `kmsctl run` applies the certain checks (qualified calls into known modules, `param::`);
+//! `kmsctl check` also flags unqualified calls and methods no module defines.
+
+use crate::diagnostics::CompileError;
+use crate::program::{ImportTarget, Program};
+use rhai::{ASTNode, Engine, Expr, Module, Shared};
+use std::collections::{BTreeSet, HashMap};
+
+/// How much to check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Strictness {
+    /// Only what is certainly wrong.
+    Run,
+    /// Everything (`kmsctl check`).
+    Check,
+}
+
+/// Functions known by name, with the argument counts they accept.
+#[derive(Default)]
+struct Known(HashMap<String, BTreeSet<usize>>);
+
+impl Known {
+    fn add(&mut self, name: &str, arity: usize) {
+        self.0.entry(name.to_string()).or_default().insert(arity);
+    }
+    fn add_signature(&mut self, sig: &str) {
+        if let Some((name, arity)) = parse_signature(sig) {
+            self.add(name, arity);
+        }
+    }
+    fn has(&self, name: &str, arity: usize) -> bool {
+        self.0.get(name).is_some_and(|a| a.contains(&arity))
+    }
+    fn arities(&self, name: &str) -> Option<&BTreeSet<usize>> {
+        self.0.get(name)
+    }
+    fn suggest(&self, name: &str) -> Option<String> {
+        crate::params::suggest(name, self.0.keys().map(String::as_str)).map(str::to_string)
+    }
+}
+
+/// `name(a: int, b: string) -> x` → ("name", 2).
+fn parse_signature(sig: &str) -> Option<(&str, usize)> {
+    let open = sig.find('(')?;
+    let name = sig[..open].trim();
+    let name = name.rsplit(' ').next().unwrap_or(name);
+    let (mut depth, mut count, mut any) = (0, 0, false);
+    for c in sig[open + 1..].chars() {
+        match c {
+            '(' | '<' | '[' => depth += 1,
+            ')' if depth == 0 => break,
+            ')' | '>' | ']' => depth -= 1,
+            ',' if depth == 0 => count += 1,
+            c if !c.is_whitespace() => any = true,
+            _ => {}
+        }
+    }
+    Some((name, if any { count + 1 } else { 0 }))
+}
+
+fn module_fns(m: &Module) -> Known {
+    let mut k = Known::default();
+    for sig in m.gen_fn_signatures_with_mapper(|s| s.into()) {
+        k.add_signature(&sig);
+    }
+    k
+}
+
+/// Keyword functions Rhai provides without registration.
+const KEYWORDS: &[(&str, &[usize])] = &[
+    ("print", &[0, 1]),
+    ("debug", &[0, 1]),
+    ("type_of", &[1]),
+    ("Fn", &[1]),
+    ("call", &[1, 2, 3, 4, 5, 6, 7, 8]),
+    ("curry", &[1, 2, 3, 4, 5, 6, 7, 8]),
+    ("is_def_var", &[1]),
+    ("is_def_fn", &[2, 3]),
+    ("is_shared", &[1]),
+    ("eval", &[1]),
+];
+
+/// Lint a compiled program. `params` are the entry's declared parameter names, when known.
+pub fn lint(
+    engine: &Engine,
+    program: &Program,
+    natives: &[&str],
+    native_modules: &HashMap<String, Shared<Module>>,
+    strictness: Strictness,
+) -> Vec<CompileError> {
+    let declared: Option<Vec<String>> = crate::run::declared_params(engine, program)
+        .ok()
+        .map(|specs| specs.into_iter().map(|s| s.name).collect());
+    // Everything callable without a namespace: the engine's functions, keyword functions, and
+    // global (method) functions of native modules.
+    let mut global = Known::default();
+    for sig in engine.gen_fn_signatures(true) {
+        global.add_signature(&sig);
+    }
+    for (name, arities) in KEYWORDS {
+        for a in *arities {
+            global.add(name, *a);
+        }
+    }
+    let native_known: HashMap<&str, Known> = native_modules.iter().map(|(n, m)| (n.as_str(), module_fns(m))).collect();
+    for k in native_known.values() {
+        for (name, arities) in &k.0 {
+            for a in arities {
+                global.add(name, *a);
+            }
+        }
+    }
+    let _ = natives;
+
+    let mut errors = Vec::new();
+    for unit in program.units.values() {
+        let mut local = Known::default();
+        for f in unit.ast.iter_functions() {
+            local.add(f.name, f.params.len());
+        }
+        let aliases: HashMap<&str, &ImportTarget> =
+            unit.imports.iter().filter_map(|i| i.alias.as_deref().map(|a| (a, &i.target))).collect();
+        let unit_known = |target: &str| -> Known {
+            let mut k = Known::default();
+            if let Some(u) = program.units.get(target) {
+                for f in u.ast.iter_functions().filter(|f| f.access != rhai::FnAccess::Private) {
+                    k.add(f.name, f.params.len());
+                }
+            }
+            k
+        };
+        let mut push = |pos: rhai::Position, message: String, help: Option<String>| {
+            errors.push(CompileError::Lint { source_name: unit.name.clone(), pos, message, help });
+        };
+        unit.ast.walk(&mut |path: &[ASTNode]| {
+            match path.last() {
+                Some(ASTNode::Expr(Expr::FnCall(x, pos))) if x.is_qualified() => {
+                    let root = x.namespace.root();
+                    let arity = x.args.len();
+                    let (label, known) = match aliases.get(root) {
+                        Some(ImportTarget::Native(n)) => (n.clone(), native_known.get(n.as_str()).map(|k| Known(k.0.clone()))),
+                        Some(ImportTarget::Unit(u)) => (u.clone(), Some(unit_known(u))),
+                        None => (String::new(), None),
+                    };
+                    if let Some(known) = known {
+                        if !known.has(&x.name, arity) {
+                            let (msg, help) = match known.arities(&x.name) {
+                                Some(a) => (
+                                    format!("{root}::{}() takes {} argument(s), not {arity}", x.name, join(a)),
+                                    None,
+                                ),
+                                None => (
+                                    format!("{root}::{}() does not exist in {label}", x.name),
+                                    known.suggest(&x.name).map(|s| format!("did you mean {root}::{s}()?")),
+                                ),
+                            };
+                            push(*pos, msg, help);
+                        }
+                    }
+                }
+                Some(ASTNode::Expr(Expr::FnCall(x, pos)))
+                    if strictness == Strictness::Check && !x.is_operator_call() && rhai::is_valid_identifier(&x.name) =>
+                {
+                    let arity = x.args.len();
+                    if !local.has(&x.name, arity) && !global.has(&x.name, arity) && !x.name.starts_with("anon$") {
+                        let help = local.suggest(&x.name).or_else(|| global.suggest(&x.name)).map(|s| format!("did you mean {s}()?"));
+                        let msg = match local.arities(&x.name).or_else(|| global.arities(&x.name)) {
+                            Some(a) => format!("{}() takes {} argument(s), not {arity}", x.name, join(a)),
+                            None => format!("unknown function {}()", x.name),
+                        };
+                        push(*pos, msg, help);
+                    }
+                }
+                Some(ASTNode::Expr(Expr::MethodCall(x, pos))) if strictness == Strictness::Check => {
+                    let arity = x.args.len() + 1;
+                    let exists = local.arities(&x.name).is_some() || global.arities(&x.name).is_some();
+                    if !exists {
+                        let help = global.suggest(&x.name).map(|s| format!("did you mean .{s}()?"));
+                        let _ = arity;
+                        push(*pos, format!("unknown method .{}()", x.name), help);
+                    }
+                }
+                Some(ASTNode::Expr(Expr::Variable(x, _, pos))) if !x.2.is_empty() && x.2.root() == "param" => {
+                    if let Some(declared) = &declared {
+                        if !declared.iter().any(|d| d == x.1.as_str()) {
+                            let help = crate::params::suggest(&x.1, declared.iter().map(String::as_str))
+                                .map(|s| format!("did you mean param::{s}?"))
+                                .unwrap_or_else(|| "declare it in params()".into());
+                            push(*pos, format!("param::{} is not a declared parameter", x.1), Some(help));
+                        }
+                    }
+                }
+                _ => {}
+            }
+            true
+        });
+    }
+    errors
+}
+
+fn join(a: &BTreeSet<usize>) -> String {
+    a.iter().map(usize::to_string).collect::<Vec<_>>().join(" or ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_signature;
+
+    #[test]
+    fn signatures_parse_into_name_and_arity() {
+        assert_eq!(parse_signature("parallel(tasks: array|map, options: map) -> array|map"), Some(("parallel", 2)));
+        assert_eq!(parse_signature("now() -> string"), Some(("now", 0)));
+        assert_eq!(parse_signature("get(value: any, path: string) -> any"), Some(("get", 2)));
+        assert_eq!(parse_signature("fn map(array: Array, mapper: FnPtr) -> Array"), Some(("map", 2)));
+    }
+}

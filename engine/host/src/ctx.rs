@@ -1,0 +1,285 @@
+//! The per-run host context every native function captures.
+//!
+//! It owns the bridge from Rhai's synchronous calls to async Rust: [`HostCtx::block_on`] runs
+//! a future on the run's tokio runtime while racing the calling thread's cancellation scope,
+//! so every native call is cancellable by Ctrl-C, `--timeout`, `wait::timeout` and `parallel`.
+
+use crate::error::{to_rhai, HostFailure};
+use crate::events::{Events, Level};
+use crate::secret::{Redactor, Secret};
+use crate::task::{self, CancelReason, CancelScope};
+use futures::future::BoxFuture;
+use rhai::{Dynamic, EvalAltResult, Map, Position};
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// What mutating functions do in this run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// Change the cluster.
+    #[default]
+    Apply,
+    /// Record mutations without touching a cluster (`--plan`).
+    Plan,
+    /// Compute server-side dry-run diffs (`--diff`).
+    Diff,
+}
+
+/// Settings native modules read.
+#[derive(Clone, Debug, Default)]
+pub struct Settings {
+    /// Directory of the playbook; relative paths in `fs` resolve against it.
+    pub playbook_dir: PathBuf,
+    /// Where failure reports, logs and `events.jsonl` go.
+    pub artifacts: Option<PathBuf>,
+    /// `--context`: the kube context to use.
+    pub context: Option<String>,
+    /// Apply, plan or diff.
+    pub mode: Mode,
+    /// Show debug logs.
+    pub verbose: bool,
+}
+
+type CleanupFn = Box<dyn FnOnce() -> BoxFuture<'static, ()> + Send>;
+
+/// The host context of one run. Cheap to clone.
+#[derive(Clone)]
+pub struct HostCtx(Arc<Inner>);
+
+struct Inner {
+    rt: tokio::runtime::Handle,
+    root: CancelScope,
+    events: Events,
+    settings: Settings,
+    cleanup: Mutex<Vec<(u64, String, CleanupFn)>>,
+    next_cleanup: AtomicU64,
+}
+
+/// Identifies a registered cleanup hook, to remove it once its resource is closed normally.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CleanupId(u64);
+
+impl HostCtx {
+    /// A context on runtime `rt` with root scope `root`.
+    pub fn new(rt: tokio::runtime::Handle, root: CancelScope, events: Events, settings: Settings) -> Self {
+        Self(Arc::new(Inner {
+            rt,
+            root,
+            events,
+            settings,
+            cleanup: Mutex::new(Vec::new()),
+            next_cleanup: AtomicU64::new(1),
+        }))
+    }
+
+    /// The tokio runtime handle.
+    pub fn runtime(&self) -> &tokio::runtime::Handle {
+        &self.0.rt
+    }
+
+    /// The run's root cancellation scope.
+    pub fn root(&self) -> &CancelScope {
+        &self.0.root
+    }
+
+    /// The cancellation scope of the calling thread (the root when none is set).
+    pub fn scope(&self) -> CancelScope {
+        task::current().map(|t| t.scope).unwrap_or_else(|| self.0.root.clone())
+    }
+
+    /// The event bus.
+    pub fn events(&self) -> &Events {
+        &self.0.events
+    }
+
+    /// The redactor.
+    pub fn redactor(&self) -> &Redactor {
+        self.0.events.redactor()
+    }
+
+    /// Settings.
+    pub fn settings(&self) -> &Settings {
+        &self.0.settings
+    }
+
+    /// Create a secret registered for redaction.
+    pub fn secret(&self, value: impl Into<Arc<str>>) -> Secret {
+        self.redactor().secret(value)
+    }
+
+    /// Log a line attributed to the calling thread's step and label.
+    pub fn log(&self, level: Level, message: impl Into<String>) {
+        let t = task::current();
+        self.0.events.log(
+            level,
+            message,
+            t.as_ref().and_then(|t| t.step),
+            t.as_ref().and_then(|t| t.label.as_deref()),
+        );
+    }
+
+    /// Resolve a path relative to the playbook directory.
+    pub fn resolve_path(&self, p: &str) -> PathBuf {
+        let path = Path::new(p);
+        if path.is_absolute() { path.to_path_buf() } else { self.0.settings.playbook_dir.join(path) }
+    }
+
+    /// Run `fut` to completion on the runtime, racing the calling thread's cancellation scope.
+    /// Errors become catchable script errors; cancellation becomes an uncatchable termination.
+    ///
+    /// Pass an `async` block: it is polled inside the runtime, so timers and sockets work even
+    /// from `parallel` worker threads.
+    pub fn block_on<T, E, F>(&self, fut: F) -> Result<T, Box<EvalAltResult>>
+    where
+        F: Future<Output = Result<T, E>>,
+        E: HostFailure,
+    {
+        self.run(fut).map_err(|e| match e {
+            Interrupted::Cancelled(scope) => terminated(&scope),
+            Interrupted::Failed(e) => to_rhai(&e),
+        })
+    }
+
+    /// Like [`HostCtx::block_on`] but for plain Rust callers.
+    pub fn run<T, E, F>(&self, fut: F) -> Result<T, Interrupted<E>>
+    where
+        F: Future<Output = Result<T, E>>,
+    {
+        let scope = self.scope();
+        if scope.is_cancelled() {
+            return Err(Interrupted::Cancelled(scope));
+        }
+        let _enter = self.0.rt.enter();
+        let out = self.0.rt.block_on(async {
+            tokio::select! {
+                biased;
+                _ = scope.cancelled() => None,
+                r = fut => Some(r),
+            }
+        });
+        match out {
+            None => Err(Interrupted::Cancelled(scope)),
+            Some(r) => r.map_err(Interrupted::Failed),
+        }
+    }
+
+    /// Sleep, cancellably.
+    pub fn sleep(&self, d: Duration) -> Result<(), Box<EvalAltResult>> {
+        self.block_on(async move {
+            tokio::time::sleep(d).await;
+            Ok::<_, crate::error::Failure>(())
+        })
+    }
+
+    /// Register work that must run when the run ends, however it ends (stop a child process,
+    /// close a port-forward). Hooks run last-registered first.
+    pub fn on_cleanup(
+        &self,
+        name: impl Into<String>,
+        f: impl FnOnce() -> BoxFuture<'static, ()> + Send + 'static,
+    ) -> CleanupId {
+        let id = self.0.next_cleanup.fetch_add(1, Ordering::Relaxed);
+        self.0.cleanup.lock().expect("cleanup lock").push((id, name.into(), Box::new(f)));
+        CleanupId(id)
+    }
+
+    /// Forget a hook whose resource was closed normally.
+    pub fn remove_cleanup(&self, id: CleanupId) {
+        self.0.cleanup.lock().expect("cleanup lock").retain(|(i, ..)| *i != id.0);
+    }
+
+    /// Names of the registered hooks, oldest first.
+    pub fn cleanup_names(&self) -> Vec<String> {
+        self.0.cleanup.lock().expect("cleanup lock").iter().map(|(_, n, _)| n.clone()).collect()
+    }
+
+    /// Run every cleanup hook (newest first), each bounded by `per_hook`.
+    pub async fn run_cleanup(&self, per_hook: Duration) {
+        let hooks: Vec<_> = std::mem::take(&mut *self.0.cleanup.lock().expect("cleanup lock"));
+        for (_, name, f) in hooks.into_iter().rev() {
+            if tokio::time::timeout(per_hook, f()).await.is_err() {
+                self.0.events.log(Level::Warn, format!("cleanup '{name}' did not finish in time"), None, None);
+            }
+        }
+    }
+}
+
+/// Why [`HostCtx::run`] did not return a value.
+#[derive(Debug)]
+pub enum Interrupted<E> {
+    /// The scope was cancelled.
+    Cancelled(CancelScope),
+    /// The future failed.
+    Failed(E),
+}
+
+/// The value carried by a termination: `#{reason, scope}`.
+pub fn termination_value(scope: &CancelScope) -> Dynamic {
+    let reason = scope.reason().unwrap_or(CancelReason::Interrupted);
+    let mut m = Map::new();
+    m.insert("reason".into(), reason.as_str().into());
+    if let CancelReason::Timeout(id) = reason {
+        m.insert("scope".into(), (id as rhai::INT).into());
+    }
+    Dynamic::from_map(m)
+}
+
+/// The uncatchable termination error for a cancelled scope.
+pub fn terminated(scope: &CancelScope) -> Box<EvalAltResult> {
+    Box::new(EvalAltResult::ErrorTerminated(termination_value(scope), Position::NONE))
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! A context for unit tests: a real runtime, events captured.
+    use super::*;
+    use crate::events::Capture;
+
+    /// A runtime and a context on it.
+    pub fn ctx() -> (tokio::runtime::Runtime, HostCtx, Capture) {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let cap = Capture::default();
+        let events = Events::new(vec![Box::new(cap.clone())], Redactor::new());
+        let ctx = HostCtx::new(rt.handle().clone(), CancelScope::root(), events, Settings::default());
+        (rt, ctx, cap)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    #[test]
+    fn a_blocked_call_stops_when_its_scope_is_cancelled() {
+        let (_rt, ctx, _) = testing::ctx();
+        let root = ctx.root().clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            root.cancel(CancelReason::Interrupted);
+        });
+        let t = Instant::now();
+        let err = ctx.sleep(Duration::from_secs(30)).unwrap_err();
+        assert!(t.elapsed() < Duration::from_secs(2));
+        assert!(matches!(*err, EvalAltResult::ErrorTerminated(..)));
+        assert!(!err.is_catchable());
+    }
+
+    #[test]
+    fn cleanup_hooks_run_newest_first_and_removed_ones_do_not() {
+        let (rt, ctx, _) = testing::ctx();
+        let order = Arc::new(Mutex::new(Vec::new()));
+        for n in ["a", "b", "c"] {
+            let o = order.clone();
+            let id = ctx.on_cleanup(n, move || Box::pin(async move { o.lock().unwrap().push(n) }));
+            if n == "b" {
+                ctx.remove_cleanup(id);
+            }
+        }
+        rt.block_on(ctx.run_cleanup(Duration::from_secs(1)));
+        assert_eq!(*order.lock().unwrap(), vec!["c", "a"]);
+    }
+}

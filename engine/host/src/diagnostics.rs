@@ -1,0 +1,362 @@
+//! Errors rendered for people: file, line, column, a source snippet, and the call chain
+//! playbook → stdlib → native, one frame per level.
+
+use crate::error::ErrorKind;
+use crate::params::ParamError;
+use crate::program::Sources;
+use miette::{Diagnostic, GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceCode};
+use rhai::{EvalAltResult, Position};
+use std::fmt;
+use std::sync::Arc;
+
+/// A problem found before running: nothing ran.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CompileError {
+    /// A file could not be read.
+    #[error("cannot read {path}: {message}")]
+    Io {
+        /// Display path.
+        path: String,
+        /// OS error.
+        message: String,
+    },
+    /// A syntax error.
+    #[error("{message}")]
+    Parse {
+        /// File.
+        source_name: String,
+        /// Where.
+        pos: Position,
+        /// What.
+        message: String,
+    },
+    /// An import that resolves to nothing.
+    #[error("unknown module \"{path}\"")]
+    UnknownModule {
+        /// Importing file.
+        source_name: String,
+        /// Where.
+        pos: Position,
+        /// The import string.
+        path: String,
+        /// What exists instead.
+        help: String,
+    },
+    /// An import whose path is computed at run time.
+    #[error("import paths must be string literals")]
+    DynamicImport {
+        /// File.
+        source_name: String,
+        /// Where.
+        pos: Position,
+    },
+    /// Modules importing each other.
+    #[error("import cycle: {}", cycle.join(" → "))]
+    ImportCycle {
+        /// The files in the cycle.
+        cycle: Vec<String>,
+    },
+    /// A bad `params()` declaration.
+    #[error("{message}")]
+    Params {
+        /// File.
+        source_name: String,
+        /// What.
+        message: String,
+    },
+    /// A call to a function that does not exist, or a bad parameter reference.
+    #[error("{message}")]
+    Lint {
+        /// File.
+        source_name: String,
+        /// Where.
+        pos: Position,
+        /// What.
+        message: String,
+        /// Suggestion.
+        help: Option<String>,
+    },
+}
+
+impl CompileError {
+    /// As a report.
+    pub fn to_diag(&self, sources: &Sources) -> ScriptDiag {
+        let msg = self.to_string();
+        let at = |src: &str, pos: Position, label: &str| ScriptDiag::new("kmsctl::compile", msg.clone()).at(sources, src, pos, label);
+        match self {
+            Self::Io { .. } | Self::ImportCycle { .. } => ScriptDiag::new("kmsctl::compile", msg),
+            Self::Parse { source_name, pos, .. } => at(source_name, *pos, "here"),
+            Self::UnknownModule { source_name, pos, help, .. } => at(source_name, *pos, "imported here").help(help.clone()),
+            Self::DynamicImport { source_name, pos } => {
+                at(source_name, *pos, "not a literal").help("write the path as a string: import \"std/kms\" as kms;")
+            }
+            Self::Params { source_name, .. } => ScriptDiag::new("kmsctl::params", format!("{source_name}: {msg}")),
+            Self::Lint { source_name, pos, help, .. } => {
+                let d = at(source_name, *pos, "here");
+                match help {
+                    Some(h) => d.help(h.clone()),
+                    None => d,
+                }
+            }
+        }
+    }
+}
+
+/// A rendered-ready diagnostic with optional source, label, help and related frames.
+#[derive(Debug, Clone)]
+pub struct ScriptDiag {
+    code: String,
+    message: String,
+    source: Option<NamedSource<String>>,
+    span: Option<(usize, usize)>,
+    label: Option<String>,
+    help: Option<String>,
+    related: Vec<ScriptDiag>,
+}
+
+impl ScriptDiag {
+    /// A diagnostic with a code (`kmsctl::timeout`) and message.
+    pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { code: code.into(), message: message.into(), source: None, span: None, label: None, help: None, related: Vec::new() }
+    }
+
+    /// Point at `pos` in the file `name`.
+    pub fn at(mut self, sources: &Sources, name: &str, pos: Position, label: &str) -> Self {
+        if let Some(text) = sources.get(name) {
+            let start = offset(&text, pos);
+            self.span = Some((start, token_len(&text[start..])));
+            self.source = Some(NamedSource::new(name, text.to_string()).with_language("rhai"));
+            self.label = Some(label.to_string());
+        } else if let (Some(l), Some(c)) = (pos.line(), pos.position()) {
+            self.message = format!("{} ({name}:{l}:{c})", self.message);
+        }
+        self
+    }
+
+    /// Point at a span of a text (the command line).
+    pub fn at_text(mut self, name: &str, text: &str, span: (usize, usize), label: &str) -> Self {
+        self.source = Some(NamedSource::new(name, text.to_string()));
+        self.span = Some(span);
+        self.label = Some(label.to_string());
+        self
+    }
+
+    /// Add a help line.
+    pub fn help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+
+    /// Add a related frame.
+    pub fn related(mut self, frame: ScriptDiag) -> Self {
+        self.related.push(frame);
+        self
+    }
+
+    /// The message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Render for a terminal (`color`) or a log file.
+    pub fn render(&self, color: bool) -> String {
+        let theme = if color { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
+        let handler = GraphicalReportHandler::new_themed(theme).with_width(100).with_context_lines(2);
+        let mut out = String::new();
+        let _ = handler.render_report(&mut out, self);
+        out
+    }
+}
+
+impl fmt::Display for ScriptDiag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ScriptDiag {}
+
+impl Diagnostic for ScriptDiag {
+    fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        Some(Box::new(&self.code))
+    }
+    fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        self.help.as_ref().map(|h| Box::new(h) as Box<dyn fmt::Display>)
+    }
+    fn source_code(&self) -> Option<&dyn SourceCode> {
+        self.source.as_ref().map(|s| s as &dyn SourceCode)
+    }
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        let (start, len) = self.span?;
+        Some(Box::new(std::iter::once(LabeledSpan::new(self.label.clone(), start, len))))
+    }
+    fn related<'a>(&'a self) -> Option<Box<dyn Iterator<Item = &'a dyn Diagnostic> + 'a>> {
+        if self.related.is_empty() {
+            return None;
+        }
+        Some(Box::new(self.related.iter().map(|r| r as &dyn Diagnostic)))
+    }
+}
+
+/// Byte offset of a Rhai position (1-based line, 1-based character column).
+pub fn offset(src: &str, pos: Position) -> usize {
+    let (Some(line), col) = (pos.line(), pos.position()) else { return 0 };
+    let mut off = 0;
+    for (i, l) in src.split_inclusive('\n').enumerate() {
+        if i + 1 == line {
+            let c = col.unwrap_or(1).saturating_sub(1);
+            return off + l.char_indices().nth(c).map(|(b, _)| b).unwrap_or(l.trim_end().len());
+        }
+        off += l.len();
+    }
+    src.len()
+}
+
+fn token_len(rest: &str) -> usize {
+    let n = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':').map(char::len_utf8).sum();
+    if n == 0 { rest.chars().next().map(char::len_utf8).unwrap_or(0) } else { n }
+}
+
+/// What a failed run reports: the diagnostic and the error kind (for the exit code).
+pub struct RunFailure {
+    /// The report.
+    pub diag: ScriptDiag,
+    /// The category.
+    pub kind: ErrorKind,
+    /// Cancellation reason when the run was terminated.
+    pub terminated: Option<String>,
+}
+
+/// Limits named in messages when a script hits one.
+#[derive(Clone, Copy, Debug)]
+pub struct LimitNames {
+    /// Max operations.
+    pub operations: u64,
+    /// Max call depth.
+    pub call_levels: usize,
+}
+
+/// Explain a runtime error: the innermost failure with its snippet, then one frame per call
+/// level (innermost first). `import_target(importer, path)` maps an import to the file name.
+pub fn runtime_failure(
+    err: &EvalAltResult,
+    entry: &str,
+    sources: &Sources,
+    limits: LimitNames,
+    import_target: &dyn Fn(&str, &str) -> Option<String>,
+) -> RunFailure {
+    let mut frames: Vec<(String, Position, String)> = Vec::new();
+    let mut cur = entry.to_string();
+    let mut e = err;
+    loop {
+        match e {
+            EvalAltResult::ErrorInFunctionCall(name, src, inner, pos) => {
+                frames.push((cur.clone(), *pos, format!("in call to {}", fn_display(name))));
+                if !src.is_empty() {
+                    cur = src.to_string();
+                }
+                e = inner;
+            }
+            EvalAltResult::ErrorInModule(path, inner, pos) => {
+                frames.push((cur.clone(), *pos, format!("while importing \"{path}\"")));
+                if let Some(t) = import_target(&cur, path) {
+                    cur = t;
+                }
+                e = inner;
+            }
+            _ => break,
+        }
+    }
+    let (kind, message, help, terminated) = leaf(e, limits);
+    let code = format!("kmsctl::{kind}");
+    let mut diag = ScriptDiag::new(code, message).at(sources, &cur, e.position(), kind.as_str());
+    if let Some(h) = help {
+        diag = diag.help(h);
+    }
+    for (src, pos, label) in frames.into_iter().rev() {
+        if pos.is_none() {
+            continue;
+        }
+        let line = pos.line().unwrap_or(0);
+        diag = diag.related(ScriptDiag::new("called from", format!("{src}:{line}")).at(sources, &src, pos, &label));
+    }
+    RunFailure { diag, kind, terminated }
+}
+
+fn fn_display(name: &str) -> String {
+    if name.starts_with("anon$") { "a closure".into() } else { format!("{name}()") }
+}
+
+fn leaf(e: &EvalAltResult, limits: LimitNames) -> (ErrorKind, String, Option<String>, Option<String>) {
+    use EvalAltResult as E;
+    match e {
+        E::ErrorRuntime(v, _) => {
+            if let Some(m) = v.read_lock::<rhai::Map>() {
+                let kind = m.get("kind").map(|k| ErrorKind::parse(&k.to_string())).unwrap_or(ErrorKind::Script);
+                let message = m.get("message").map(|x| x.to_string()).unwrap_or_else(|| v.to_string());
+                let hint = m.get("hint").map(|x| x.to_string());
+                return (kind, message, hint, None);
+            }
+            (ErrorKind::Script, v.to_string(), None, None)
+        }
+        E::ErrorTerminated(v, _) => {
+            let reason = v.read_lock::<rhai::Map>().and_then(|m| m.get("reason").map(|r| r.to_string())).unwrap_or_else(|| v.to_string());
+            let kind = if reason.contains("deadline") || reason == "timeout" { ErrorKind::Timeout } else { ErrorKind::Cancelled };
+            (kind, format!("run stopped: {reason}"), None, Some(reason))
+        }
+        E::ErrorTooManyOperations(_) => (
+            ErrorKind::Script,
+            format!("the script exceeded its limit of {} operations", limits.operations),
+            Some("look for a loop that never ends; waits belong in wait:: functions, which cost no operations".into()),
+            None,
+        ),
+        E::ErrorStackOverflow(_) => (
+            ErrorKind::Script,
+            format!("the script exceeded the call depth limit of {}", limits.call_levels),
+            Some("look for a function that calls itself without end".into()),
+            None,
+        ),
+        E::ErrorDataTooLarge(what, _) => (ErrorKind::Script, format!("{what} exceeds its size limit"), None, None),
+        E::ErrorTooManyModules(_) => (ErrorKind::Script, "too many modules loaded".into(), None, None),
+        E::ErrorTooManyVariables(_) => (ErrorKind::Script, "too many variables".into(), None, None),
+        E::ErrorVariableNotFound(name, _) if name.starts_with("param::") => (
+            ErrorKind::Script,
+            format!("unknown parameter {name}"),
+            Some("parameters are declared in the playbook's params() function".into()),
+            None,
+        ),
+        other => (ErrorKind::Script, crate::modules::without_position(&other.to_string()).to_string(), None, None),
+    }
+}
+
+/// Parameter errors, each pointing into the command line when it came from there.
+pub fn param_diags(errors: &[ParamError], program: &str, args: &[String]) -> Vec<ScriptDiag> {
+    let mut line = format!("kmsctl run {program}");
+    let mut spans = Vec::new();
+    for a in args {
+        line.push(' ');
+        spans.push((line.len(), a.len().max(1)));
+        line.push_str(a);
+    }
+    errors
+        .iter()
+        .map(|e| {
+            let mut d = ScriptDiag::new("kmsctl::params", e.message.clone());
+            if let Some(span) = e.arg.and_then(|i| spans.get(i)) {
+                d = d.at_text("command line", &line, *span, "here");
+            }
+            match &e.help {
+                Some(h) => d.help(h.clone()),
+                None => d,
+            }
+        })
+        .collect()
+}
+
+/// Whether stderr wants colour.
+pub fn color_stderr() -> bool {
+    console::colors_enabled_stderr()
+}
+
+/// Shared so native errors can carry a source name for their position.
+pub type SourceName = Arc<str>;

@@ -1,0 +1,147 @@
+//! Building the Rhai engine for a run: limits, strict variables, secrets, `print`, cancellation,
+//! `parallel`, and the native modules.
+
+use crate::ctx::HostCtx;
+use crate::events::Level;
+use crate::modules::NativeModule;
+use crate::secret::{Secret, MASK};
+use crate::task;
+use rhai::{Dynamic, Engine, Map, Module, NativeCallContext, Shared, INT};
+use std::collections::HashMap;
+
+/// Script resource limits. Always set explicitly: Rhai's defaults differ between debug and
+/// release builds.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Operations per run (each AST node evaluated counts one; native waits cost nothing).
+    pub max_operations: u64,
+    /// Nested function calls.
+    pub max_call_levels: usize,
+    /// Expression nesting at the top level.
+    pub max_expr_depth: usize,
+    /// Expression nesting inside functions.
+    pub max_fn_expr_depth: usize,
+    /// Bytes in one string.
+    pub max_string_size: usize,
+    /// Items in one array.
+    pub max_array_size: usize,
+    /// Entries in one map.
+    pub max_map_size: usize,
+    /// Modules loaded.
+    pub max_modules: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_operations: 50_000_000,
+            max_call_levels: 96,
+            max_expr_depth: 128,
+            max_fn_expr_depth: 96,
+            max_string_size: 64 << 20,
+            max_array_size: 1_000_000,
+            max_map_size: 100_000,
+            max_modules: 512,
+        }
+    }
+}
+
+impl Limits {
+    fn apply(&self, e: &mut Engine) {
+        e.set_max_operations(self.max_operations);
+        e.set_max_call_levels(self.max_call_levels);
+        e.set_max_expr_depths(self.max_expr_depth, self.max_fn_expr_depth);
+        e.set_max_string_size(self.max_string_size);
+        e.set_max_array_size(self.max_array_size);
+        e.set_max_map_size(self.max_map_size);
+        e.set_max_modules(self.max_modules);
+    }
+}
+
+/// The engine plus the run's native modules (for the resolver).
+pub struct Built {
+    /// The engine; `param` is a placeholder until [`set_params`].
+    pub engine: Engine,
+    /// Native modules by import name.
+    pub natives: HashMap<String, Shared<Module>>,
+}
+
+/// Build the engine for `ctx` with `natives`.
+pub fn build(ctx: &HostCtx, limits: &Limits, natives: &[Box<dyn NativeModule>]) -> Built {
+    let mut e = Engine::new();
+    limits.apply(&mut e);
+    e.set_strict_variables(true);
+    e.register_static_module("param", Module::new().into());
+
+    let c = ctx.clone();
+    e.on_print(move |s| c.log(Level::Info, s));
+    let c = ctx.clone();
+    e.on_debug(move |s, src, pos| {
+        let at = match (src, pos.line()) {
+            (Some(src), Some(l)) => format!("{src}:{l}: "),
+            _ => String::new(),
+        };
+        c.log(Level::Debug, format!("{at}{s}"));
+    });
+    // Called on every operation: keep it to a thread-local borrow and an atomic load.
+    e.on_progress(|_| task::cancelled_scope().map(|s| crate::ctx::termination_value(&s)));
+
+    register_secret(&mut e, ctx);
+    let c = ctx.clone();
+    rhai::FuncRegistration::new("parallel")
+        .with_volatility(true)
+        .with_purity(false)
+        .with_params_info(["tasks: array|map", "options: map", "array|map"])
+        .with_comments([concat!(
+            "/// Run closures concurrently; results come back in order (or by label for a map).\n",
+            "/// The first failure cancels the rest and is rethrown. Options: `max` (concurrency),\n",
+            "/// `labels` (for an array), `fail_fast` (default true; false runs all and reports every failure).\n",
+            "///\n/// ```rhai\n/// let pods = parallel(#{ \"party-1\": || deploy(1), \"party-2\": || deploy(2) }, #{ max: 4 });\n/// ```"
+        )])
+        .register_into_engine(&mut e, move |ncc: NativeCallContext, tasks: Dynamic, opts: Map| crate::parallel::parallel(&c, &ncc, tasks, &opts));
+    let c = ctx.clone();
+    rhai::FuncRegistration::new("parallel")
+        .with_volatility(true)
+        .with_purity(false)
+        .with_params_info(["tasks: array|map", "array|map"])
+        .with_comments(["/// Run closures concurrently with default options."])
+        .register_into_engine(&mut e, move |ncc: NativeCallContext, tasks: Dynamic| crate::parallel::parallel(&c, &ncc, tasks, &Map::new()));
+
+    let natives = natives.iter().map(|m| (m.name().to_string(), Shared::new(m.build(ctx)))).collect();
+    Built { engine: e, natives }
+}
+
+fn register_secret(e: &mut Engine, ctx: &HostCtx) {
+    e.register_type_with_name::<Secret>("Secret");
+    e.register_fn("to_string", |_: &mut Secret| MASK.to_string());
+    e.register_fn("to_debug", |_: &mut Secret| MASK.to_string());
+    e.register_fn("len", |s: &mut Secret| s.expose().chars().count() as INT);
+    e.register_fn("is_empty", |s: &mut Secret| s.expose().is_empty());
+    e.register_fn("==", |a: Secret, b: Secret| a == b);
+    e.register_fn("!=", |a: Secret, b: Secret| a != b);
+    let r = ctx.redactor().clone();
+    e.register_fn("+", move |a: Secret, b: &str| r.secret(format!("{}{b}", a.expose())));
+    let r = ctx.redactor().clone();
+    e.register_fn("+", move |a: &str, b: Secret| r.secret(format!("{a}{}", b.expose())));
+    let r = ctx.redactor().clone();
+    e.register_fn("+", move |a: Secret, b: Secret| r.secret(format!("{}{}", a.expose(), b.expose())));
+    let c = ctx.clone();
+    rhai::FuncRegistration::new("secret")
+        .with_volatility(true)
+        .with_params_info(["value: string", "Secret"])
+        .with_comments(["/// Wrap a value as a secret: it prints as *** in every output, log, plan and artifact.\n/// Joining a secret with `+` gives a secret."])
+        .register_into_engine(e, move |v: &str| c.secret(v));
+    rhai::FuncRegistration::new("is_secret")
+        .with_params_info(["value: any", "bool"])
+        .with_comments(["/// Is the value a secret?"])
+        .register_into_engine(e, |v: Dynamic| v.is::<Secret>());
+}
+
+/// Put the resolved parameter values in place of the `param` placeholder.
+pub fn set_params(e: &mut Engine, values: Vec<(String, Dynamic)>) {
+    let mut m = Module::new();
+    for (k, v) in values {
+        m.set_var(k, v);
+    }
+    e.register_static_module("param", m.into());
+}

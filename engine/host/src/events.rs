@@ -1,0 +1,358 @@
+//! The run's event stream: steps, logs, warnings, errors, the final summary.
+//!
+//! Everything a run reports goes through [`Events`], which stamps, redacts and fans out to the
+//! sinks (human view, `--output json`, the artifacts file). Redaction happens here, once, so no
+//! sink can leak a secret.
+
+use crate::secret::Redactor;
+use serde::Serialize;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Log severity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Level {
+    /// Detail for debugging playbooks; hidden in the human view unless verbose.
+    Debug,
+    /// Normal progress.
+    Info,
+    /// Something the user should look at.
+    Warn,
+    /// A failure being reported.
+    Error,
+}
+
+/// How a step or run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Finished.
+    Ok,
+    /// Raised an error.
+    Failed,
+    /// Stopped by cancellation.
+    Cancelled,
+}
+
+/// One step in the end-of-run summary.
+#[derive(Clone, Debug, Serialize)]
+pub struct StepRecord {
+    /// Step id, unique in the run.
+    pub id: u64,
+    /// Enclosing step.
+    pub parent: Option<u64>,
+    /// Name given by the playbook.
+    pub name: String,
+    /// Label of the parallel task it ran in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// Outcome, `None` while running.
+    pub outcome: Option<Outcome>,
+    /// Duration in milliseconds, once finished.
+    pub duration_ms: Option<u64>,
+    /// Error message if it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip)]
+    started: Option<Instant>,
+}
+
+/// What happened.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum EventBody {
+    /// The run begins (after parameters were validated).
+    RunStarted {
+        /// Playbook path.
+        playbook: String,
+        /// Resolved parameters (secrets masked).
+        params: serde_json::Value,
+    },
+    /// A step began.
+    StepStarted {
+        /// Step id.
+        id: u64,
+        /// Enclosing step.
+        parent: Option<u64>,
+        /// Step name.
+        name: String,
+        /// Parallel task label.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        label: Option<String>,
+    },
+    /// A step ended.
+    StepFinished {
+        /// Step id.
+        id: u64,
+        /// Step name.
+        name: String,
+        /// Outcome.
+        outcome: Outcome,
+        /// Duration in milliseconds.
+        duration_ms: u64,
+        /// Error message, if it failed.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    /// A log line.
+    Log {
+        /// Severity.
+        level: Level,
+        /// Text.
+        message: String,
+        /// Step it belongs to.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        step: Option<u64>,
+        /// Parallel task label.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        label: Option<String>,
+    },
+    /// The run failed; `diagnostic` is the rendered report.
+    Error {
+        /// Error kind (`timeout`, `not_found`, ..., `compile`, `params`).
+        kind: String,
+        /// One-line message.
+        message: String,
+        /// The full human report, without colour.
+        diagnostic: String,
+    },
+    /// The run ended.
+    RunFinished {
+        /// Outcome.
+        outcome: Outcome,
+        /// Process exit code.
+        exit_code: i32,
+        /// Wall time in milliseconds.
+        duration_ms: u64,
+        /// Every step, in start order.
+        steps: Vec<StepRecord>,
+    },
+}
+
+impl EventBody {
+    fn scrub(&mut self, r: &Redactor) {
+        match self {
+            Self::RunStarted { playbook, params } => {
+                r.scrub(playbook);
+                r.scrub_json(params);
+            }
+            Self::StepStarted { name, label, .. } => {
+                r.scrub(name);
+                label.iter_mut().for_each(|l| r.scrub(l));
+            }
+            Self::StepFinished { name, error, .. } => {
+                r.scrub(name);
+                error.iter_mut().for_each(|e| r.scrub(e));
+            }
+            Self::Log { message, label, .. } => {
+                r.scrub(message);
+                label.iter_mut().for_each(|l| r.scrub(l));
+            }
+            Self::Error { kind, message, diagnostic } => {
+                r.scrub(kind);
+                r.scrub(message);
+                r.scrub(diagnostic);
+            }
+            Self::RunFinished { steps, .. } => {
+                for s in steps {
+                    r.scrub(&mut s.name);
+                    s.error.iter_mut().for_each(|e| r.scrub(e));
+                    s.label.iter_mut().for_each(|l| r.scrub(l));
+                }
+            }
+        }
+    }
+}
+
+/// A stamped event.
+#[derive(Clone, Debug, Serialize)]
+pub struct Event {
+    /// Wall-clock time, RFC 3339.
+    pub ts: String,
+    /// Milliseconds since the run started.
+    pub elapsed_ms: u64,
+    /// The event itself.
+    #[serde(flatten)]
+    pub body: EventBody,
+}
+
+/// Somewhere events go.
+pub trait Sink: Send + Sync {
+    /// Handle one (already redacted) event.
+    fn emit(&self, event: &Event);
+    /// The run is over: flush and tear down (clear progress bars).
+    fn finish(&self) {}
+}
+
+/// The run's event bus.
+#[derive(Clone)]
+pub struct Events(Arc<Inner>);
+
+struct Inner {
+    sinks: Vec<Box<dyn Sink>>,
+    redactor: Redactor,
+    started: Instant,
+    next_step: AtomicU64,
+    steps: Mutex<Vec<StepRecord>>,
+}
+
+impl Events {
+    /// A bus writing to `sinks`, scrubbing with `redactor`.
+    pub fn new(sinks: Vec<Box<dyn Sink>>, redactor: Redactor) -> Self {
+        Self(Arc::new(Inner {
+            sinks,
+            redactor,
+            started: Instant::now(),
+            next_step: AtomicU64::new(1),
+            steps: Mutex::new(Vec::new()),
+        }))
+    }
+
+    /// Time since the run started.
+    pub fn elapsed(&self) -> Duration {
+        self.0.started.elapsed()
+    }
+
+    /// Stamp, redact and dispatch an event.
+    pub fn emit(&self, mut body: EventBody) {
+        body.scrub(&self.0.redactor);
+        let ev = Event {
+            ts: jiff::Timestamp::now().to_string(),
+            elapsed_ms: self.elapsed().as_millis() as u64,
+            body,
+        };
+        for s in &self.0.sinks {
+            s.emit(&ev);
+        }
+    }
+
+    /// Open a step; returns its id.
+    pub fn step_started(&self, name: &str, parent: Option<u64>, label: Option<&str>) -> u64 {
+        let id = self.0.next_step.fetch_add(1, Ordering::Relaxed);
+        self.0.steps.lock().expect("steps lock").push(StepRecord {
+            id,
+            parent,
+            name: name.to_string(),
+            label: label.map(str::to_string),
+            outcome: None,
+            duration_ms: None,
+            error: None,
+            started: Some(Instant::now()),
+        });
+        self.emit(EventBody::StepStarted {
+            id,
+            parent,
+            name: name.to_string(),
+            label: label.map(str::to_string),
+        });
+        id
+    }
+
+    /// Close a step.
+    pub fn step_finished(&self, id: u64, outcome: Outcome, error: Option<String>) {
+        let (name, duration_ms) = {
+            let mut steps = self.0.steps.lock().expect("steps lock");
+            let Some(rec) = steps.iter_mut().find(|s| s.id == id) else { return };
+            let ms = rec.started.map(|t| t.elapsed().as_millis() as u64).unwrap_or(0);
+            rec.outcome = Some(outcome);
+            rec.duration_ms = Some(ms);
+            rec.error = error.clone();
+            (rec.name.clone(), ms)
+        };
+        self.emit(EventBody::StepFinished { id, name, outcome, duration_ms, error });
+    }
+
+    /// A log line.
+    pub fn log(&self, level: Level, message: impl Into<String>, step: Option<u64>, label: Option<&str>) {
+        self.emit(EventBody::Log {
+            level,
+            message: message.into(),
+            step,
+            label: label.map(str::to_string),
+        });
+    }
+
+    /// All steps so far, in start order.
+    pub fn steps(&self) -> Vec<StepRecord> {
+        self.0.steps.lock().expect("steps lock").clone()
+    }
+
+    /// Close any steps still open (as cancelled) and emit the run summary.
+    pub fn run_finished(&self, outcome: Outcome, exit_code: i32) {
+        let open: Vec<u64> = self
+            .steps()
+            .iter()
+            .filter(|s| s.outcome.is_none())
+            .map(|s| s.id)
+            .rev()
+            .collect();
+        for id in open {
+            self.step_finished(id, Outcome::Cancelled, None);
+        }
+        self.emit(EventBody::RunFinished {
+            outcome,
+            exit_code,
+            duration_ms: self.elapsed().as_millis() as u64,
+            steps: self.steps(),
+        });
+        for s in &self.0.sinks {
+            s.finish();
+        }
+    }
+
+    /// The redactor this bus scrubs with.
+    pub fn redactor(&self) -> &Redactor {
+        &self.0.redactor
+    }
+}
+
+/// A sink that keeps events in memory (tests, and the summary).
+#[derive(Clone, Default)]
+pub struct Capture(Arc<Mutex<Vec<Event>>>);
+
+impl Capture {
+    /// Everything captured so far.
+    pub fn events(&self) -> Vec<Event> {
+        self.0.lock().expect("capture lock").clone()
+    }
+}
+
+impl Sink for Capture {
+    fn emit(&self, event: &Event) {
+        self.0.lock().expect("capture lock").push(event.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_are_redacted_before_any_sink_sees_them() {
+        let r = Redactor::new();
+        r.secret("s3cr3t-value");
+        let cap = Capture::default();
+        let ev = Events::new(vec![Box::new(cap.clone())], r);
+        let id = ev.step_started("use s3cr3t-value", None, Some("s3cr3t-value"));
+        ev.log(Level::Info, "token=s3cr3t-value", Some(id), None);
+        ev.step_finished(id, Outcome::Failed, Some("bad s3cr3t-value".into()));
+        ev.run_finished(Outcome::Failed, 1);
+        let text = serde_json::to_string(&cap.events()).unwrap();
+        assert!(!text.contains("s3cr3t-value"), "{text}");
+        assert_eq!(text.matches("***").count(), 6, "{text}");
+    }
+
+    #[test]
+    fn run_finished_closes_open_steps_as_cancelled() {
+        let cap = Capture::default();
+        let ev = Events::new(vec![Box::new(cap.clone())], Redactor::new());
+        ev.step_started("outer", None, None);
+        ev.run_finished(Outcome::Cancelled, 130);
+        let steps = ev.steps();
+        assert_eq!(steps[0].outcome, Some(Outcome::Cancelled));
+        let last = cap.events().pop().unwrap();
+        assert!(matches!(last.body, EventBody::RunFinished { exit_code: 130, .. }));
+    }
+}

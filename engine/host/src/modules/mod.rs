@@ -1,0 +1,139 @@
+//! Native modules scripts import (`import "wait" as wait;`), and the helper that builds them.
+//!
+//! Each module is a thin adapter: argument conversion and documentation here, the work in plain
+//! Rust (often on [`HostCtx`]) that is testable without Rhai.
+
+pub mod data;
+pub mod env;
+pub mod fs;
+pub mod log;
+pub mod time;
+pub mod wait;
+
+use crate::ctx::HostCtx;
+use rhai::{FnNamespace, FuncRegistration, Module, RhaiNativeFunc, Variant};
+
+/// A module of native functions, built per run.
+pub trait NativeModule: Send + Sync {
+    /// The import name: `import "<name>" as x;`.
+    fn name(&self) -> &'static str;
+    /// One line for `kmsctl docs`.
+    fn summary(&self) -> &'static str;
+    /// Build the module for a run.
+    fn build(&self, ctx: &HostCtx) -> Module;
+}
+
+/// The modules this crate provides.
+pub fn core_modules() -> Vec<Box<dyn NativeModule>> {
+    vec![
+        Box::new(log::Log),
+        Box::new(wait::Wait),
+        Box::new(data::Data),
+        Box::new(fs::Fs),
+        Box::new(env::Env),
+        Box::new(time::Time),
+    ]
+}
+
+/// Builds a [`Module`] with documented functions.
+pub struct ModuleBuilder {
+    module: Module,
+}
+
+impl ModuleBuilder {
+    /// A module with a doc comment.
+    pub fn new(doc: &str) -> Self {
+        let mut module = Module::new();
+        module.set_doc(doc_comment(doc));
+        Self { module }
+    }
+
+    /// Add a function callable as `module::name(..)`. `params` are `"name: type"` strings with
+    /// the return type last; `doc` is plain text (first line is the summary).
+    pub fn func<A: 'static, const N: usize, const X: bool, R, const F: bool, FUNC>(
+        &mut self,
+        name: &str,
+        params: &[&str],
+        doc: &str,
+        f: FUNC,
+    ) -> &mut Self
+    where
+        R: Variant + Clone,
+        FUNC: RhaiNativeFunc<A, N, X, R, F> + Send + Sync + 'static,
+    {
+        FuncRegistration::new(name)
+            .with_namespace(FnNamespace::Internal)
+            .with_volatility(true)
+            .with_purity(false)
+            .with_params_info(params)
+            .with_comments([doc_comment(doc)])
+            .set_into_module(&mut self.module, f);
+        self
+    }
+
+    /// Add a method on a custom type (global, so `x.name()` works after import).
+    pub fn method<A: 'static, const N: usize, const X: bool, R, const F: bool, FUNC>(
+        &mut self,
+        name: &str,
+        params: &[&str],
+        doc: &str,
+        f: FUNC,
+    ) -> &mut Self
+    where
+        R: Variant + Clone,
+        FUNC: RhaiNativeFunc<A, N, X, R, F> + Send + Sync + 'static,
+    {
+        FuncRegistration::new(name)
+            .with_namespace(FnNamespace::Global)
+            .with_volatility(true)
+            .with_params_info(params)
+            .with_comments([doc_comment(doc)])
+            .set_into_module(&mut self.module, f);
+        self
+    }
+
+    /// Register a custom type name.
+    pub fn ty<T: Variant + Clone>(&mut self, name: &str) -> &mut Self {
+        self.module.set_custom_type::<T>(name);
+        self
+    }
+
+    /// The module.
+    pub fn build(self) -> Module {
+        self.module
+    }
+}
+
+fn doc_comment(text: &str) -> String {
+    text.trim().lines().map(|l| if l.is_empty() { "///".to_string() } else { format!("/// {l}") }).collect::<Vec<_>>().join("\n")
+}
+
+/// The message of a script error, without positions, for logs and step summaries.
+pub fn short_message(e: &rhai::EvalAltResult) -> String {
+    let mut e = e;
+    while let rhai::EvalAltResult::ErrorInFunctionCall(_, _, inner, _) | rhai::EvalAltResult::ErrorInModule(_, inner, _) = e {
+        e = inner;
+    }
+    match e {
+        rhai::EvalAltResult::ErrorRuntime(v, _) => match v.read_lock::<rhai::Map>() {
+            Some(m) => m.get("message").map(|x| x.to_string()).unwrap_or_else(|| v.to_string()),
+            None => v.to_string(),
+        },
+        rhai::EvalAltResult::ErrorTerminated(..) => "cancelled".to_string(),
+        other => without_position(&other.to_string()).to_string(),
+    }
+}
+
+/// Rhai appends ` (line 3, position 7)` to error messages; diagnostics show positions
+/// themselves.
+pub fn without_position(msg: &str) -> &str {
+    match msg.rfind(" (line ") {
+        Some(i) if msg.ends_with(')') => &msg[..i],
+        _ => msg,
+    }
+}
+
+/// Is this a cancellation (uncatchable termination), possibly wrapped in call frames?
+pub fn is_terminated(e: &rhai::EvalAltResult) -> bool {
+    matches!(e.unwrap_inner(), rhai::EvalAltResult::ErrorTerminated(..))
+}

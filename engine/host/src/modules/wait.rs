@@ -1,0 +1,208 @@
+//! `wait`: sleeping, retrying, polling and deadlines. Everything here is cancellable.
+
+use super::{is_terminated, short_message, ModuleBuilder, NativeModule};
+use crate::ctx::HostCtx;
+use crate::duration;
+use crate::error::{to_rhai, usage_err, ErrorKind, Failure};
+use crate::events::Level;
+use crate::task::{self, CancelReason};
+use rhai::{Dynamic, EvalAltResult, FnPtr, Map, Module, NativeCallContext};
+use std::time::{Duration, Instant};
+
+/// The `wait` module.
+pub struct Wait;
+
+type R<T> = Result<T, Box<EvalAltResult>>;
+
+fn dur(v: &Dynamic, what: &str) -> R<Duration> {
+    duration::from_dynamic(v).map_err(|e| usage_err(format!("{what}: {e}")))
+}
+
+fn opt_dur(opts: &Map, key: &str, default: Duration) -> R<Duration> {
+    match opts.get(key) {
+        Some(v) if !v.is_unit() => dur(v, key),
+        _ => Ok(default),
+    }
+}
+
+fn check_keys(opts: &Map, allowed: &[&str], func: &str) -> R<()> {
+    for k in opts.keys() {
+        if !allowed.contains(&k.as_str()) {
+            return Err(usage_err(format!("{func}: unknown option '{k}'; options are {}", allowed.join(", "))));
+        }
+    }
+    Ok(())
+}
+
+/// A point in time scripts can check against.
+#[derive(Clone, Debug)]
+pub struct Deadline {
+    at: Instant,
+    total: Duration,
+}
+
+impl Deadline {
+    /// Time left (zero when passed).
+    pub fn remaining(&self) -> Duration {
+        self.at.saturating_duration_since(Instant::now())
+    }
+}
+
+impl NativeModule for Wait {
+    fn name(&self) -> &'static str {
+        "wait"
+    }
+    fn summary(&self) -> &'static str {
+        "Sleep, retry with backoff, poll a condition, bound work with a timeout"
+    }
+    fn build(&self, ctx: &HostCtx) -> Module {
+        let mut b = ModuleBuilder::new("Sleep, retry with backoff, poll a condition, bound work with a timeout.");
+        b.ty::<Deadline>("Deadline");
+        let c = ctx.clone();
+        b.func("sleep", &["duration: string", "()"], "Sleep for a duration like \"2s\" (cancellable).", move |d: Dynamic| {
+            c.sleep(dur(&d, "wait::sleep")?)
+        });
+        let c = ctx.clone();
+        b.func(
+            "retry",
+            &["work: Fn", "options: map", "any"],
+            "Call `work` until it succeeds. Options: `attempts` (5), `backoff` (\"1s\", doubled each time),\n\
+             `max_backoff` (\"30s\"), `on` (error kinds to retry, default all).\n\
+             The last error is rethrown when attempts run out.",
+            move |ncc: NativeCallContext, work: FnPtr, opts: Map| retry(&c, &ncc, &work, &opts),
+        );
+        let c = ctx.clone();
+        b.func("retry", &["work: Fn", "any"], "Call `work` until it succeeds (5 attempts, backoff from 1s).", move |ncc: NativeCallContext, work: FnPtr| {
+            retry(&c, &ncc, &work, &Map::new())
+        });
+        let c = ctx.clone();
+        b.func(
+            "poll",
+            &["check: Fn", "options: map", "any"],
+            "Call `check` every `interval` (\"2s\") until it returns something other than `()` or `false`,\n\
+             and return that. Throws a `timeout` error after `timeout` (\"5m\"); `what` names the\n\
+             condition in that error. Prefer k8s waits, which watch instead of polling.",
+            move |ncc: NativeCallContext, check: FnPtr, opts: Map| poll(&c, &ncc, &check, &opts),
+        );
+        let c = ctx.clone();
+        b.func(
+            "timeout",
+            &["limit: string", "work: Fn", "any"],
+            "Run `work`, cancelling it after `limit`; then throw a catchable `timeout` error.",
+            move |ncc: NativeCallContext, limit: Dynamic, work: FnPtr| timeout(&c, &ncc, dur(&limit, "wait::timeout")?, &work),
+        );
+        b.func("deadline", &["limit: string", "Deadline"], "A deadline `limit` from now.", |limit: Dynamic| -> R<Deadline> {
+            let total = dur(&limit, "wait::deadline")?;
+            Ok(Deadline { at: Instant::now() + total, total })
+        });
+        b.method("remaining", &["deadline: Deadline", "string"], "Time left, like \"4m 10s\" (\"0ms\" once passed).", |d: &mut Deadline| {
+            duration::format(d.remaining())
+        });
+        b.method("expired", &["deadline: Deadline", "bool"], "Has the deadline passed?", |d: &mut Deadline| d.remaining().is_zero());
+        b.method("to_string", &["deadline: Deadline", "string"], "", |d: &mut Deadline| {
+            format!("deadline of {} ({} left)", duration::format(d.total), duration::format(d.remaining()))
+        });
+        b.build()
+    }
+}
+
+fn retry(ctx: &HostCtx, ncc: &NativeCallContext, work: &FnPtr, opts: &Map) -> R<Dynamic> {
+    check_keys(opts, &["attempts", "backoff", "max_backoff", "on"], "wait::retry")?;
+    let attempts = match opts.get("attempts") {
+        Some(v) => v.as_int().ok().filter(|n| *n >= 1).ok_or_else(|| usage_err("wait::retry: attempts must be an integer >= 1"))?,
+        None => 5,
+    };
+    let mut backoff = opt_dur(opts, "backoff", Duration::from_secs(1))?;
+    let max_backoff = opt_dur(opts, "max_backoff", Duration::from_secs(30))?;
+    let kinds: Option<Vec<String>> = opts.get("on").map(|v| match v.clone().into_array() {
+        Ok(a) => a.iter().map(|x| x.to_string()).collect(),
+        Err(_) => vec![v.to_string()],
+    });
+    let mut n = 1;
+    loop {
+        match work.call_within_context::<Dynamic>(ncc, ()) {
+            Ok(v) => return Ok(v),
+            Err(e) if !e.is_catchable() || is_terminated(&e) => return Err(e),
+            Err(e) => {
+                let kind = error_kind(&e);
+                let retryable = kinds.as_ref().is_none_or(|k| k.iter().any(|x| *x == kind));
+                if !retryable || n >= attempts {
+                    return Err(e);
+                }
+                ctx.log(
+                    Level::Warn,
+                    format!("attempt {n}/{attempts} failed: {}; retrying in {}", short_message(&e), duration::format(backoff)),
+                );
+                ctx.sleep(backoff)?;
+                backoff = (backoff * 2).min(max_backoff);
+                n += 1;
+            }
+        }
+    }
+}
+
+/// The `kind` of a script error (`"script"` when it has none).
+pub fn error_kind(e: &EvalAltResult) -> String {
+    match e.unwrap_inner() {
+        EvalAltResult::ErrorRuntime(v, _) => v
+            .read_lock::<Map>()
+            .and_then(|m| m.get("kind").map(|k| k.to_string()))
+            .unwrap_or_else(|| "script".into()),
+        _ => "script".into(),
+    }
+}
+
+fn truthy(v: &Dynamic) -> bool {
+    !(v.is_unit() || v.as_bool().is_ok_and(|b| !b))
+}
+
+fn poll(ctx: &HostCtx, ncc: &NativeCallContext, check: &FnPtr, opts: &Map) -> R<Dynamic> {
+    check_keys(opts, &["interval", "timeout", "what"], "wait::poll")?;
+    let interval = opt_dur(opts, "interval", Duration::from_secs(2))?;
+    let limit = opt_dur(opts, "timeout", Duration::from_secs(300))?;
+    let what = opts.get("what").map(|w| w.to_string()).unwrap_or_else(|| "the condition".into());
+    let start = Instant::now();
+    loop {
+        let v = check.call_within_context::<Dynamic>(ncc, ())?;
+        if truthy(&v) {
+            return Ok(v);
+        }
+        let left = limit.saturating_sub(start.elapsed());
+        if left.is_zero() {
+            return Err(to_rhai(&Failure::new(
+                ErrorKind::Timeout,
+                format!("timed out after {} waiting for {what}", duration::format(limit)),
+            )));
+        }
+        ctx.sleep(interval.min(left))?;
+    }
+}
+
+fn timeout(ctx: &HostCtx, ncc: &NativeCallContext, limit: Duration, work: &FnPtr) -> R<Dynamic> {
+    let parent = ctx.scope();
+    let scope = parent.child();
+    let timer_scope = scope.clone();
+    let timer = ctx.runtime().spawn(async move {
+        tokio::time::sleep(limit).await;
+        let id = timer_scope.id();
+        timer_scope.cancel(CancelReason::Timeout(id));
+    });
+    let id = scope.id();
+    let r = task::with_modified(|t| t.scope = scope, || work.call_within_context::<Dynamic>(ncc, ()));
+    timer.abort();
+    match r {
+        Err(e) if is_terminated(&e) && !parent.is_cancelled() && terminated_scope(&e) == Some(id) => Err(to_rhai(
+            &Failure::new(ErrorKind::Timeout, format!("timed out after {}", duration::format(limit))),
+        )),
+        other => other,
+    }
+}
+
+fn terminated_scope(e: &EvalAltResult) -> Option<u64> {
+    match e.unwrap_inner() {
+        EvalAltResult::ErrorTerminated(v, _) => {
+            v.read_lock::<Map>().and_then(|m| m.get("scope").and_then(|s| s.as_int().ok())).map(|i| i as u64)
+        }
+        _ => None,
+    }
+}

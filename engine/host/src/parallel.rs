@@ -1,0 +1,132 @@
+//! `parallel(tasks, options)`: run script closures concurrently.
+//!
+//! Each task runs on its own OS thread (Rhai is synchronous; native calls block on the shared
+//! tokio runtime), as a step named by its label, in a child cancellation scope. The first
+//! failure cancels the others and is the error `parallel` throws; results come back in order.
+
+use crate::ctx::{terminated, HostCtx};
+use crate::error::{to_rhai, usage_err, ErrorKind, Failure};
+use crate::events::Outcome;
+use crate::modules::{is_terminated, short_message};
+use crate::task::{self, CancelReason, TaskState};
+use rhai::{Array, Dynamic, EvalAltResult, FnPtr, Map, NativeCallContext};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+type R<T> = Result<T, Box<EvalAltResult>>;
+
+/// Run `tasks` (an array of closures, or a map of label → closure) concurrently.
+/// Options: `max` (concurrency, default all), `labels` (for an array), `fail_fast` (default true).
+pub fn parallel(ctx: &HostCtx, ncc: &NativeCallContext, tasks: Dynamic, opts: &Map) -> R<Dynamic> {
+    for k in opts.keys() {
+        if !["max", "labels", "fail_fast"].contains(&k.as_str()) {
+            return Err(usage_err(format!("parallel: unknown option '{k}'; options are max, labels, fail_fast")));
+        }
+    }
+    let as_map = tasks.is_map();
+    let items: Vec<(String, FnPtr)> = if as_map {
+        let m = tasks.cast::<Map>();
+        m.into_iter().map(|(k, v)| closure(v, &k).map(|f| (k.to_string(), f))).collect::<R<_>>()?
+    } else if tasks.is_array() {
+        let a = tasks.cast::<Array>();
+        let labels: Vec<String> = match opts.get("labels") {
+            Some(l) => l.clone().into_array().map_err(|_| usage_err("parallel: labels must be an array of strings"))?.iter().map(|x| x.to_string()).collect(),
+            None => (1..=a.len()).map(|i| format!("task-{i}")).collect(),
+        };
+        if labels.len() != a.len() {
+            return Err(usage_err(format!("parallel: {} labels for {} tasks", labels.len(), a.len())));
+        }
+        a.into_iter().zip(labels).map(|(v, l)| closure(v, &l).map(|f| (l, f))).collect::<R<_>>()?
+    } else {
+        return Err(usage_err(format!("parallel: expected an array or a map of closures, got {}", tasks.type_name())));
+    };
+    let n = items.len();
+    let max = match opts.get("max") {
+        Some(v) => v.as_int().ok().filter(|m| *m >= 1).ok_or_else(|| usage_err("parallel: max must be an integer >= 1"))? as usize,
+        None => n.max(1),
+    };
+    let fail_fast = opts.get("fail_fast").map(|v| v.as_bool().unwrap_or(true)).unwrap_or(true);
+
+    let parent = task::current().unwrap_or_else(|| TaskState { scope: ctx.root().clone(), step: None, label: None });
+    let group = parent.scope.child();
+    let results: Vec<Mutex<Option<R<Dynamic>>>> = (0..n).map(|_| Mutex::new(None)).collect();
+    let first_err: Mutex<Option<usize>> = Mutex::new(None);
+    let next = AtomicUsize::new(0);
+
+    std::thread::scope(|s| {
+        for _ in 0..max.min(n) {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                if i >= n {
+                    break;
+                }
+                let (label, f) = &items[i];
+                if group.is_cancelled() {
+                    *results[i].lock().expect("results lock") = Some(Err(terminated(&group)));
+                    continue;
+                }
+                let full: Arc<str> = match &parent.label {
+                    Some(p) => format!("{p}/{label}").into(),
+                    None => label.as_str().into(),
+                };
+                let id = ctx.events().step_started(label, parent.step, Some(&full));
+                let state = TaskState { scope: group.child(), step: Some(id), label: Some(full) };
+                let r = task::with_task(state, || f.call_within_context::<Dynamic>(ncc, ()));
+                match &r {
+                    Ok(_) => ctx.events().step_finished(id, Outcome::Ok, None),
+                    Err(e) if is_terminated(e) => ctx.events().step_finished(id, Outcome::Cancelled, None),
+                    Err(e) => {
+                        ctx.events().step_finished(id, Outcome::Failed, Some(short_message(e)));
+                        if fail_fast {
+                            let mut first = first_err.lock().expect("error lock");
+                            if first.is_none() {
+                                *first = Some(i);
+                                group.cancel(CancelReason::SiblingFailed);
+                            }
+                        }
+                    }
+                }
+                *results[i].lock().expect("results lock") = Some(r);
+            });
+        }
+    });
+
+    if parent.scope.is_cancelled() {
+        return Err(terminated(&parent.scope));
+    }
+    let mut results: Vec<R<Dynamic>> = results.into_iter().map(|m| m.into_inner().expect("results lock").unwrap_or(Ok(Dynamic::UNIT))).collect();
+    if let Some(i) = first_err.into_inner().expect("error lock") {
+        return std::mem::replace(&mut results[i], Ok(Dynamic::UNIT));
+    }
+    let failed: Vec<(String, String)> = items
+        .iter()
+        .zip(&results)
+        .filter_map(|((l, _), r)| r.as_ref().err().map(|e| (l.clone(), short_message(e))))
+        .collect();
+    if !failed.is_empty() {
+        let mut errors = Map::new();
+        for (l, m) in &failed {
+            errors.insert(l.as_str().into(), m.clone().into());
+        }
+        let list: Vec<String> = failed.iter().map(|(l, m)| format!("{l}: {m}")).collect();
+        return Err(to_rhai(
+            &Failure::new(ErrorKind::Failed, format!("{} of {n} tasks failed: {}", failed.len(), list.join("; ")))
+                .with_detail("errors", errors),
+        ));
+    }
+    let values = results.into_iter().map(|r| r.unwrap_or_default());
+    if as_map {
+        let mut m = Map::new();
+        for ((l, _), v) in items.iter().zip(values) {
+            m.insert(l.as_str().into(), v);
+        }
+        Ok(Dynamic::from_map(m))
+    } else {
+        Ok(Dynamic::from_array(values.collect()))
+    }
+}
+
+fn closure(v: Dynamic, label: &str) -> R<FnPtr> {
+    let t = v.type_name();
+    v.try_cast::<FnPtr>().ok_or_else(|| usage_err(format!("parallel: task '{label}' is a {t}, not a closure like || work()")))
+}

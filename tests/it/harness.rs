@@ -1,0 +1,1 @@
+//! A small fluent harness around the kmsctl binary.

@@ -1,0 +1,7 @@
+//! kmsctl integration tests, one binary.
+//!
+//! `cli` drives the kmsctl binary on playbooks in temp dirs. Modules that need the local test
+//! environment (`scripts/testenv/testenv.sh up`) get it from `testenv`; under
+//! `TESTENV_REQUIRED=1` (CI) a missing environment fails them instead of skipping.
+
+mod harness;
