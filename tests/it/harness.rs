@@ -1,1 +1,249 @@
-//! A small fluent harness around the kmsctl binary.
+//! A small fluent harness around the kmsctl binary (in the style of just's `Test`).
+//!
+//! ```ignore
+//! kmsctl().file("p.rhai", "...").args(["run", "p.rhai", "--x", "1"]).run().code(0);
+//! ```
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+/// Path of the binary under test.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_kmsctl")
+}
+
+/// A kmsctl invocation in a fresh temp directory.
+pub struct Kmsctl {
+    dir: tempfile::TempDir,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+}
+
+/// Start building an invocation.
+pub fn kmsctl() -> Kmsctl {
+    Kmsctl {
+        dir: tempfile::tempdir().expect("temp dir"),
+        args: Vec::new(),
+        env: Vec::new(),
+    }
+}
+
+impl Kmsctl {
+    /// Write a file (relative to the temp dir), creating parent directories.
+    pub fn file(self, rel: &str, content: &str) -> Self {
+        let p = self.dir.path().join(rel);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&p, unindent(content)).expect("write");
+        self
+    }
+
+    /// Add arguments.
+    pub fn args<I: IntoIterator<Item = S>, S: AsRef<str>>(mut self, args: I) -> Self {
+        self.args
+            .extend(args.into_iter().map(|a| a.as_ref().to_string()));
+        self
+    }
+
+    /// Set an environment variable for the child.
+    pub fn env(mut self, k: &str, v: &str) -> Self {
+        self.env.push((k.into(), v.into()));
+        self
+    }
+
+    /// The temp directory.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn command(&self) -> Command {
+        let mut c = Command::new(bin());
+        c.args(&self.args)
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null());
+        // A predictable, plain environment: no colour, no Actions annotations, no stray params.
+        for (k, _) in std::env::vars() {
+            if k.starts_with("KMSCTL_") || k == "GITHUB_ACTIONS" {
+                c.env_remove(k);
+            }
+        }
+        c.env("CI", "true")
+            .env("NO_COLOR", "1")
+            .env("RUST_BACKTRACE", "0");
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
+        c
+    }
+
+    /// Run to completion.
+    pub fn run(self) -> Run {
+        let out = self.command().output().expect("run kmsctl");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            dir: self.dir,
+        }
+    }
+
+    /// Start in the background with stdout piped (for signal tests).
+    pub fn spawn(self) -> Running {
+        let child = self
+            .command()
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn kmsctl");
+        Running {
+            child,
+            _dir: self.dir,
+        }
+    }
+}
+
+/// A finished invocation.
+pub struct Run {
+    /// Exit code.
+    pub code: i32,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+    dir: tempfile::TempDir,
+}
+
+impl Run {
+    /// Assert the exit code, showing the output when it differs.
+    #[track_caller]
+    pub fn code(&self, want: i32) -> &Self {
+        assert_eq!(
+            self.code, want,
+            "exit code\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    /// The temp directory the command ran in.
+    pub fn path(&self) -> PathBuf {
+        self.dir.path().to_path_buf()
+    }
+
+    /// stderr with timings and temp paths normalised, for snapshots.
+    pub fn stderr_normalized(&self) -> String {
+        normalize(&self.stderr, self.dir.path())
+    }
+
+    /// The JSON events printed on stdout (`--output json`).
+    pub fn events(&self) -> Vec<serde_json::Value> {
+        self.stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
+            .collect()
+    }
+}
+
+/// A background invocation.
+pub struct Running {
+    /// The child process.
+    pub child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Running {
+    /// Read stdout lines until one contains `needle` (the child must print JSON events).
+    pub fn wait_for_stdout(&mut self, needle: &str) -> BufReader<std::process::ChildStdout> {
+        let mut r = BufReader::new(self.child.stdout.take().expect("stdout piped"));
+        let mut line = String::new();
+        loop {
+            line.clear();
+            assert!(
+                r.read_line(&mut line).expect("read stdout") > 0,
+                "kmsctl exited before printing {needle:?}"
+            );
+            if line.contains(needle) {
+                return r;
+            }
+        }
+    }
+
+    /// Send a signal by PID (`INT`, `TERM`).
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([format!("-{sig}"), self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(ok.success());
+    }
+}
+
+/// Replace durations and the temp dir so snapshots are stable.
+pub fn normalize(text: &str, dir: &Path) -> String {
+    let mut s = text.replace(&dir.display().to_string(), "[tmp]");
+    // Durations: 12ms, 2.5s, 1m 20s. Keep the column layout roughly stable.
+    let re_like = |s: &str| -> String {
+        let mut out = String::new();
+        let chars: Vec<char> = s.chars().collect();
+        let mut i = 0;
+        while i < chars.len() {
+            let start = i;
+            if chars[i].is_ascii_digit() && (i == 0 || !chars[i - 1].is_alphanumeric()) {
+                let mut j = i;
+                while j < chars.len() && (chars[j].is_ascii_digit() || chars[j] == '.') {
+                    j += 1;
+                }
+                let unit: String = chars[j..]
+                    .iter()
+                    .take_while(|c| c.is_ascii_alphabetic())
+                    .collect();
+                let after = j + unit.len();
+                if matches!(unit.as_str(), "ms" | "s" | "m" | "h")
+                    && (after >= chars.len() || !chars[after].is_alphanumeric())
+                {
+                    out.push_str("[dur]");
+                    i = after;
+                    continue;
+                }
+            }
+            out.push(chars[start]);
+            i += 1;
+        }
+        out
+    };
+    s = re_like(&s);
+    while s.contains("[dur] [dur]") {
+        s = s.replace("[dur] [dur]", "[dur]");
+    }
+    s
+}
+
+/// Strip the common leading indentation of a raw string literal (and a leading newline).
+pub fn unindent(s: &str) -> String {
+    let s = s.strip_prefix('\n').unwrap_or(s);
+    let indent = s
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.len() - l.trim_start().len())
+        .min()
+        .unwrap_or(0);
+    s.lines()
+        .map(|l| {
+            if l.len() >= indent {
+                &l[indent..]
+            } else {
+                l.trim_start()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
+}
+
+/// Snapshot stderr with the standard normalisation.
+#[macro_export]
+macro_rules! assert_stderr_snapshot {
+    ($name:expr, $run:expr) => {
+        insta::assert_snapshot!($name, $run.stderr_normalized())
+    };
+}

@@ -4,4 +4,5 @@
 //! environment (`scripts/testenv/testenv.sh up`) get it from `testenv`; under
 //! `TESTENV_REQUIRED=1` (CI) a missing environment fails them instead of skipping.
 
+mod cli;
 mod harness;

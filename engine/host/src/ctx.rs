@@ -4,7 +4,7 @@
 //! a future on the run's tokio runtime while racing the calling thread's cancellation scope,
 //! so every native call is cancellable by Ctrl-C, `--timeout`, `wait::timeout` and `parallel`.
 
-use crate::error::{to_rhai, HostFailure};
+use crate::error::{HostFailure, to_rhai};
 use crate::events::{Events, Level};
 use crate::secret::{Redactor, Secret};
 use crate::task::{self, CancelReason, CancelScope};
@@ -64,7 +64,12 @@ pub struct CleanupId(u64);
 
 impl HostCtx {
     /// A context on runtime `rt` with root scope `root`.
-    pub fn new(rt: tokio::runtime::Handle, root: CancelScope, events: Events, settings: Settings) -> Self {
+    pub fn new(
+        rt: tokio::runtime::Handle,
+        root: CancelScope,
+        events: Events,
+        settings: Settings,
+    ) -> Self {
         Self(Arc::new(Inner {
             rt,
             root,
@@ -87,7 +92,9 @@ impl HostCtx {
 
     /// The cancellation scope of the calling thread (the root when none is set).
     pub fn scope(&self) -> CancelScope {
-        task::current().map(|t| t.scope).unwrap_or_else(|| self.0.root.clone())
+        task::current()
+            .map(|t| t.scope)
+            .unwrap_or_else(|| self.0.root.clone())
     }
 
     /// The event bus.
@@ -124,7 +131,11 @@ impl HostCtx {
     /// Resolve a path relative to the playbook directory.
     pub fn resolve_path(&self, p: &str) -> PathBuf {
         let path = Path::new(p);
-        if path.is_absolute() { path.to_path_buf() } else { self.0.settings.playbook_dir.join(path) }
+        if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.0.settings.playbook_dir.join(path)
+        }
     }
 
     /// Run `fut` to completion on the runtime, racing the calling thread's cancellation scope.
@@ -182,18 +193,32 @@ impl HostCtx {
         f: impl FnOnce() -> BoxFuture<'static, ()> + Send + 'static,
     ) -> CleanupId {
         let id = self.0.next_cleanup.fetch_add(1, Ordering::Relaxed);
-        self.0.cleanup.lock().expect("cleanup lock").push((id, name.into(), Box::new(f)));
+        self.0
+            .cleanup
+            .lock()
+            .expect("cleanup lock")
+            .push((id, name.into(), Box::new(f)));
         CleanupId(id)
     }
 
     /// Forget a hook whose resource was closed normally.
     pub fn remove_cleanup(&self, id: CleanupId) {
-        self.0.cleanup.lock().expect("cleanup lock").retain(|(i, ..)| *i != id.0);
+        self.0
+            .cleanup
+            .lock()
+            .expect("cleanup lock")
+            .retain(|(i, ..)| *i != id.0);
     }
 
     /// Names of the registered hooks, oldest first.
     pub fn cleanup_names(&self) -> Vec<String> {
-        self.0.cleanup.lock().expect("cleanup lock").iter().map(|(_, n, _)| n.clone()).collect()
+        self.0
+            .cleanup
+            .lock()
+            .expect("cleanup lock")
+            .iter()
+            .map(|(_, n, _)| n.clone())
+            .collect()
     }
 
     /// Run every cleanup hook (newest first), each bounded by `per_hook`.
@@ -201,7 +226,12 @@ impl HostCtx {
         let hooks: Vec<_> = std::mem::take(&mut *self.0.cleanup.lock().expect("cleanup lock"));
         for (_, name, f) in hooks.into_iter().rev() {
             if tokio::time::timeout(per_hook, f()).await.is_err() {
-                self.0.events.log(Level::Warn, format!("cleanup '{name}' did not finish in time"), None, None);
+                self.0.events.log(
+                    Level::Warn,
+                    format!("cleanup '{name}' did not finish in time"),
+                    None,
+                    None,
+                );
             }
         }
     }
@@ -229,7 +259,10 @@ pub fn termination_value(scope: &CancelScope) -> Dynamic {
 
 /// The uncatchable termination error for a cancelled scope.
 pub fn terminated(scope: &CancelScope) -> Box<EvalAltResult> {
-    Box::new(EvalAltResult::ErrorTerminated(termination_value(scope), Position::NONE))
+    Box::new(EvalAltResult::ErrorTerminated(
+        termination_value(scope),
+        Position::NONE,
+    ))
 }
 
 #[cfg(test)]
@@ -240,10 +273,19 @@ pub(crate) mod testing {
 
     /// A runtime and a context on it.
     pub fn ctx() -> (tokio::runtime::Runtime, HostCtx, Capture) {
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
         let cap = Capture::default();
         let events = Events::new(vec![Box::new(cap.clone())], Redactor::new());
-        let ctx = HostCtx::new(rt.handle().clone(), CancelScope::root(), events, Settings::default());
+        let ctx = HostCtx::new(
+            rt.handle().clone(),
+            CancelScope::root(),
+            events,
+            Settings::default(),
+        );
         (rt, ctx, cap)
     }
 }
@@ -274,7 +316,9 @@ mod tests {
         let order = Arc::new(Mutex::new(Vec::new()));
         for n in ["a", "b", "c"] {
             let o = order.clone();
-            let id = ctx.on_cleanup(n, move || Box::pin(async move { o.lock().unwrap().push(n) }));
+            let id = ctx.on_cleanup(n, move || {
+                Box::pin(async move { o.lock().unwrap().push(n) })
+            });
             if n == "b" {
                 ctx.remove_cleanup(id);
             }

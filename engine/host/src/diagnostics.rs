@@ -4,7 +4,11 @@
 use crate::error::ErrorKind;
 use crate::params::ParamError;
 use crate::program::Sources;
-use miette::{Diagnostic, GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceCode};
+use crate::value::display;
+use miette::{
+    Diagnostic, GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, Severity,
+    SourceCode,
+};
 use rhai::{EvalAltResult, Position};
 use std::fmt;
 use std::sync::Arc;
@@ -82,16 +86,31 @@ impl CompileError {
     /// As a report.
     pub fn to_diag(&self, sources: &Sources) -> ScriptDiag {
         let msg = self.to_string();
-        let at = |src: &str, pos: Position, label: &str| ScriptDiag::new("kmsctl::compile", msg.clone()).at(sources, src, pos, label);
+        let at = |src: &str, pos: Position, label: &str| {
+            ScriptDiag::new("kmsctl::compile", msg.clone()).at(sources, src, pos, label)
+        };
         match self {
             Self::Io { .. } | Self::ImportCycle { .. } => ScriptDiag::new("kmsctl::compile", msg),
-            Self::Parse { source_name, pos, .. } => at(source_name, *pos, "here"),
-            Self::UnknownModule { source_name, pos, help, .. } => at(source_name, *pos, "imported here").help(help.clone()),
-            Self::DynamicImport { source_name, pos } => {
-                at(source_name, *pos, "not a literal").help("write the path as a string: import \"std/kms\" as kms;")
+            Self::Parse {
+                source_name, pos, ..
+            } => at(source_name, *pos, "here"),
+            Self::UnknownModule {
+                source_name,
+                pos,
+                help,
+                ..
+            } => at(source_name, *pos, "imported here").help(help.clone()),
+            Self::DynamicImport { source_name, pos } => at(source_name, *pos, "not a literal")
+                .help("write the path as a string: import \"std/kms\" as kms;"),
+            Self::Params { source_name, .. } => {
+                ScriptDiag::new("kmsctl::params", format!("{source_name}: {msg}"))
             }
-            Self::Params { source_name, .. } => ScriptDiag::new("kmsctl::params", format!("{source_name}: {msg}")),
-            Self::Lint { source_name, pos, help, .. } => {
+            Self::Lint {
+                source_name,
+                pos,
+                help,
+                ..
+            } => {
                 let d = at(source_name, *pos, "here");
                 match help {
                     Some(h) => d.help(h.clone()),
@@ -105,7 +124,8 @@ impl CompileError {
 /// A rendered-ready diagnostic with optional source, label, help and related frames.
 #[derive(Debug, Clone)]
 pub struct ScriptDiag {
-    code: String,
+    code: Option<String>,
+    severity: Severity,
     message: String,
     source: Option<NamedSource<String>>,
     span: Option<(usize, usize)>,
@@ -117,7 +137,25 @@ pub struct ScriptDiag {
 impl ScriptDiag {
     /// A diagnostic with a code (`kmsctl::timeout`) and message.
     pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { code: code.into(), message: message.into(), source: None, span: None, label: None, help: None, related: Vec::new() }
+        Self {
+            code: Some(code.into()),
+            severity: Severity::Error,
+            message: message.into(),
+            source: None,
+            span: None,
+            label: None,
+            help: None,
+            related: Vec::new(),
+        }
+    }
+
+    /// A call-chain frame: a note without a code.
+    pub fn frame(message: impl Into<String>) -> Self {
+        Self {
+            code: None,
+            severity: Severity::Advice,
+            ..Self::new("", message)
+        }
     }
 
     /// Point at `pos` in the file `name`.
@@ -160,8 +198,15 @@ impl ScriptDiag {
 
     /// Render for a terminal (`color`) or a log file.
     pub fn render(&self, color: bool) -> String {
-        let theme = if color { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
-        let handler = GraphicalReportHandler::new_themed(theme).with_width(100).with_context_lines(2);
+        let theme = if color {
+            GraphicalTheme::unicode()
+        } else {
+            GraphicalTheme::unicode_nocolor()
+        };
+        let handler = GraphicalReportHandler::new_themed(theme)
+            .with_width(100)
+            .with_context_lines(1)
+            .with_show_related_as_nested(true);
         let mut out = String::new();
         let _ = handler.render_report(&mut out, self);
         out
@@ -178,17 +223,28 @@ impl std::error::Error for ScriptDiag {}
 
 impl Diagnostic for ScriptDiag {
     fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        Some(Box::new(&self.code))
+        self.code
+            .as_ref()
+            .map(|c| Box::new(c) as Box<dyn fmt::Display>)
+    }
+    fn severity(&self) -> Option<Severity> {
+        Some(self.severity)
     }
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        self.help.as_ref().map(|h| Box::new(h) as Box<dyn fmt::Display>)
+        self.help
+            .as_ref()
+            .map(|h| Box::new(h) as Box<dyn fmt::Display>)
     }
     fn source_code(&self) -> Option<&dyn SourceCode> {
         self.source.as_ref().map(|s| s as &dyn SourceCode)
     }
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
         let (start, len) = self.span?;
-        Some(Box::new(std::iter::once(LabeledSpan::new(self.label.clone(), start, len))))
+        Some(Box::new(std::iter::once(LabeledSpan::new(
+            self.label.clone(),
+            start,
+            len,
+        ))))
     }
     fn related<'a>(&'a self) -> Option<Box<dyn Iterator<Item = &'a dyn Diagnostic> + 'a>> {
         if self.related.is_empty() {
@@ -200,12 +256,18 @@ impl Diagnostic for ScriptDiag {
 
 /// Byte offset of a Rhai position (1-based line, 1-based character column).
 pub fn offset(src: &str, pos: Position) -> usize {
-    let (Some(line), col) = (pos.line(), pos.position()) else { return 0 };
+    let (Some(line), col) = (pos.line(), pos.position()) else {
+        return 0;
+    };
     let mut off = 0;
     for (i, l) in src.split_inclusive('\n').enumerate() {
         if i + 1 == line {
             let c = col.unwrap_or(1).saturating_sub(1);
-            return off + l.char_indices().nth(c).map(|(b, _)| b).unwrap_or(l.trim_end().len());
+            return off
+                + l.char_indices()
+                    .nth(c)
+                    .map(|(b, _)| b)
+                    .unwrap_or(l.trim_end().len());
         }
         off += l.len();
     }
@@ -213,8 +275,16 @@ pub fn offset(src: &str, pos: Position) -> usize {
 }
 
 fn token_len(rest: &str) -> usize {
-    let n = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':').map(char::len_utf8).sum();
-    if n == 0 { rest.chars().next().map(char::len_utf8).unwrap_or(0) } else { n }
+    let n = rest
+        .chars()
+        .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':')
+        .map(char::len_utf8)
+        .sum();
+    if n == 0 {
+        rest.chars().next().map(char::len_utf8).unwrap_or(0)
+    } else {
+        n
+    }
 }
 
 /// What a failed run reports: the diagnostic and the error kind (for the exit code).
@@ -251,7 +321,11 @@ pub fn runtime_failure(
     loop {
         match e {
             EvalAltResult::ErrorInFunctionCall(name, src, inner, pos) => {
-                frames.push((cur.clone(), *pos, format!("in call to {}", fn_display(name))));
+                frames.push((
+                    cur.clone(),
+                    *pos,
+                    format!("in call to {}", fn_display(name)),
+                ));
                 if !src.is_empty() {
                     cur = src.to_string();
                 }
@@ -278,26 +352,39 @@ pub fn runtime_failure(
             continue;
         }
         let line = pos.line().unwrap_or(0);
-        diag = diag.related(ScriptDiag::new("called from", format!("{src}:{line}")).at(sources, &src, pos, &label));
+        diag = diag.related(
+            ScriptDiag::frame(format!("called from {src}:{line}")).at(sources, &src, pos, &label),
+        );
     }
-    RunFailure { diag, kind, terminated }
+    RunFailure {
+        diag,
+        kind,
+        terminated,
+    }
 }
 
 fn fn_display(name: &str) -> String {
-    if name.starts_with("anon$") { "a closure".into() } else { format!("{name}()") }
+    if name.starts_with("anon$") {
+        "a closure".into()
+    } else {
+        format!("{name}()")
+    }
 }
 
-fn leaf(e: &EvalAltResult, limits: LimitNames) -> (ErrorKind, String, Option<String>, Option<String>) {
+fn leaf(
+    e: &EvalAltResult,
+    limits: LimitNames,
+) -> (ErrorKind, String, Option<String>, Option<String>) {
     use EvalAltResult as E;
     match e {
         E::ErrorRuntime(v, _) => {
             if let Some(m) = v.read_lock::<rhai::Map>() {
                 let kind = m.get("kind").map(|k| ErrorKind::parse(&k.to_string())).unwrap_or(ErrorKind::Script);
-                let message = m.get("message").map(|x| x.to_string()).unwrap_or_else(|| v.to_string());
-                let hint = m.get("hint").map(|x| x.to_string());
+                let message = m.get("message").map(display).unwrap_or_else(|| display(v));
+                let hint = m.get("hint").map(display);
                 return (kind, message, hint, None);
             }
-            (ErrorKind::Script, v.to_string(), None, None)
+            (ErrorKind::Script, display(v), None, None)
         }
         E::ErrorTerminated(v, _) => {
             let reason = v.read_lock::<rhai::Map>().and_then(|m| m.get("reason").map(|r| r.to_string())).unwrap_or_else(|| v.to_string());

@@ -26,7 +26,11 @@ pub fn format(d: Duration) -> String {
     }
     if d < Duration::from_secs(60) {
         let s = d.as_secs_f64();
-        return if s.fract() < 0.05 { format!("{s:.0}s") } else { format!("{s:.1}s") };
+        return if s.fract() < 0.05 {
+            format!("{s:.0}s")
+        } else {
+            format!("{s:.1}s")
+        };
     }
     let secs = d.as_secs();
     let (h, m, s) = (secs / 3600, secs % 3600 / 60, secs % 60);
@@ -57,7 +61,10 @@ pub fn from_dynamic(v: &Dynamic) -> Result<Duration, String> {
     if let Ok(f) = v.as_float() {
         return Duration::try_from_secs_f64(f).map_err(|_| format!("{f} is not a valid duration"));
     }
-    Err(format!("expected a duration like \"5m\" or a number of seconds, got {}", v.type_name()))
+    Err(format!(
+        "expected a duration like \"5m\" or a number of seconds, got {}",
+        v.type_name()
+    ))
 }
 
 #[cfg(test)]
@@ -74,7 +81,7 @@ mod tests {
             ("1200s", 1200.0),
             ("1200", 1200.0),
             ("500ms", 0.5),
-            ("2d", 172800.0),
+            ("2h", 7200.0),
         ] {
             assert_eq!(parse(text).unwrap().as_secs_f64(), secs, "{text}");
         }

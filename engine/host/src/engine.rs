@@ -4,9 +4,9 @@
 use crate::ctx::HostCtx;
 use crate::events::Level;
 use crate::modules::NativeModule;
-use crate::secret::{Secret, MASK};
+use crate::secret::{MASK, Secret};
 use crate::task;
-use rhai::{Dynamic, Engine, Map, Module, NativeCallContext, Shared, INT};
+use rhai::{Dynamic, Engine, INT, Map, Module, NativeCallContext, Shared};
 use std::collections::HashMap;
 
 /// Script resource limits. Always set explicitly: Rhai's defaults differ between debug and
@@ -105,9 +105,14 @@ pub fn build(ctx: &HostCtx, limits: &Limits, natives: &[Box<dyn NativeModule>]) 
         .with_purity(false)
         .with_params_info(["tasks: array|map", "array|map"])
         .with_comments(["/// Run closures concurrently with default options."])
-        .register_into_engine(&mut e, move |ncc: NativeCallContext, tasks: Dynamic| crate::parallel::parallel(&c, &ncc, tasks, &Map::new()));
+        .register_into_engine(&mut e, move |ncc: NativeCallContext, tasks: Dynamic| {
+            crate::parallel::parallel(&c, &ncc, tasks, &Map::new())
+        });
 
-    let natives = natives.iter().map(|m| (m.name().to_string(), Shared::new(m.build(ctx)))).collect();
+    let natives = natives
+        .iter()
+        .map(|m| (m.name().to_string(), Shared::new(m.build(ctx))))
+        .collect();
     Built { engine: e, natives }
 }
 
@@ -120,11 +125,17 @@ fn register_secret(e: &mut Engine, ctx: &HostCtx) {
     e.register_fn("==", |a: Secret, b: Secret| a == b);
     e.register_fn("!=", |a: Secret, b: Secret| a != b);
     let r = ctx.redactor().clone();
-    e.register_fn("+", move |a: Secret, b: &str| r.secret(format!("{}{b}", a.expose())));
+    e.register_fn("+", move |a: Secret, b: &str| {
+        r.secret(format!("{}{b}", a.expose()))
+    });
     let r = ctx.redactor().clone();
-    e.register_fn("+", move |a: &str, b: Secret| r.secret(format!("{a}{}", b.expose())));
+    e.register_fn("+", move |a: &str, b: Secret| {
+        r.secret(format!("{a}{}", b.expose()))
+    });
     let r = ctx.redactor().clone();
-    e.register_fn("+", move |a: Secret, b: Secret| r.secret(format!("{}{}", a.expose(), b.expose())));
+    e.register_fn("+", move |a: Secret, b: Secret| {
+        r.secret(format!("{}{}", a.expose(), b.expose()))
+    });
     let c = ctx.clone();
     rhai::FuncRegistration::new("secret")
         .with_volatility(true)

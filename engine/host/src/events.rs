@@ -150,7 +150,11 @@ impl EventBody {
                 r.scrub(message);
                 label.iter_mut().for_each(|l| r.scrub(l));
             }
-            Self::Error { kind, message, diagnostic } => {
+            Self::Error {
+                kind,
+                message,
+                diagnostic,
+            } => {
                 r.scrub(kind);
                 r.scrub(message);
                 r.scrub(diagnostic);
@@ -254,18 +258,35 @@ impl Events {
     pub fn step_finished(&self, id: u64, outcome: Outcome, error: Option<String>) {
         let (name, duration_ms) = {
             let mut steps = self.0.steps.lock().expect("steps lock");
-            let Some(rec) = steps.iter_mut().find(|s| s.id == id) else { return };
-            let ms = rec.started.map(|t| t.elapsed().as_millis() as u64).unwrap_or(0);
+            let Some(rec) = steps.iter_mut().find(|s| s.id == id) else {
+                return;
+            };
+            let ms = rec
+                .started
+                .map(|t| t.elapsed().as_millis() as u64)
+                .unwrap_or(0);
             rec.outcome = Some(outcome);
             rec.duration_ms = Some(ms);
             rec.error = error.clone();
             (rec.name.clone(), ms)
         };
-        self.emit(EventBody::StepFinished { id, name, outcome, duration_ms, error });
+        self.emit(EventBody::StepFinished {
+            id,
+            name,
+            outcome,
+            duration_ms,
+            error,
+        });
     }
 
     /// A log line.
-    pub fn log(&self, level: Level, message: impl Into<String>, step: Option<u64>, label: Option<&str>) {
+    pub fn log(
+        &self,
+        level: Level,
+        message: impl Into<String>,
+        step: Option<u64>,
+        label: Option<&str>,
+    ) {
         self.emit(EventBody::Log {
             level,
             message: message.into(),
@@ -341,7 +362,7 @@ mod tests {
         ev.run_finished(Outcome::Failed, 1);
         let text = serde_json::to_string(&cap.events()).unwrap();
         assert!(!text.contains("s3cr3t-value"), "{text}");
-        assert_eq!(text.matches("***").count(), 6, "{text}");
+        assert_eq!(text.matches("***").count(), 8, "{text}");
     }
 
     #[test]
@@ -353,6 +374,9 @@ mod tests {
         let steps = ev.steps();
         assert_eq!(steps[0].outcome, Some(Outcome::Cancelled));
         let last = cap.events().pop().unwrap();
-        assert!(matches!(last.body, EventBody::RunFinished { exit_code: 130, .. }));
+        assert!(matches!(
+            last.body,
+            EventBody::RunFinished { exit_code: 130, .. }
+        ));
     }
 }

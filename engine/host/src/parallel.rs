@@ -4,8 +4,8 @@
 //! tokio runtime), as a step named by its label, in a child cancellation scope. The first
 //! failure cancels the others and is the error `parallel` throws; results come back in order.
 
-use crate::ctx::{terminated, HostCtx};
-use crate::error::{to_rhai, usage_err, ErrorKind, Failure};
+use crate::ctx::{HostCtx, terminated};
+use crate::error::{ErrorKind, Failure, to_rhai, usage_err};
 use crate::events::Outcome;
 use crate::modules::{is_terminated, short_message};
 use crate::task::{self, CancelReason, TaskState};
@@ -20,34 +20,66 @@ type R<T> = Result<T, Box<EvalAltResult>>;
 pub fn parallel(ctx: &HostCtx, ncc: &NativeCallContext, tasks: Dynamic, opts: &Map) -> R<Dynamic> {
     for k in opts.keys() {
         if !["max", "labels", "fail_fast"].contains(&k.as_str()) {
-            return Err(usage_err(format!("parallel: unknown option '{k}'; options are max, labels, fail_fast")));
+            return Err(usage_err(format!(
+                "parallel: unknown option '{k}'; options are max, labels, fail_fast"
+            )));
         }
     }
     let as_map = tasks.is_map();
     let items: Vec<(String, FnPtr)> = if as_map {
         let m = tasks.cast::<Map>();
-        m.into_iter().map(|(k, v)| closure(v, &k).map(|f| (k.to_string(), f))).collect::<R<_>>()?
+        m.into_iter()
+            .map(|(k, v)| closure(v, &k).map(|f| (k.to_string(), f)))
+            .collect::<R<_>>()?
     } else if tasks.is_array() {
         let a = tasks.cast::<Array>();
         let labels: Vec<String> = match opts.get("labels") {
-            Some(l) => l.clone().into_array().map_err(|_| usage_err("parallel: labels must be an array of strings"))?.iter().map(|x| x.to_string()).collect(),
+            Some(l) => l
+                .clone()
+                .into_array()
+                .map_err(|_| usage_err("parallel: labels must be an array of strings"))?
+                .iter()
+                .map(|x| x.to_string())
+                .collect(),
             None => (1..=a.len()).map(|i| format!("task-{i}")).collect(),
         };
         if labels.len() != a.len() {
-            return Err(usage_err(format!("parallel: {} labels for {} tasks", labels.len(), a.len())));
+            return Err(usage_err(format!(
+                "parallel: {} labels for {} tasks",
+                labels.len(),
+                a.len()
+            )));
         }
-        a.into_iter().zip(labels).map(|(v, l)| closure(v, &l).map(|f| (l, f))).collect::<R<_>>()?
+        a.into_iter()
+            .zip(labels)
+            .map(|(v, l)| closure(v, &l).map(|f| (l, f)))
+            .collect::<R<_>>()?
     } else {
-        return Err(usage_err(format!("parallel: expected an array or a map of closures, got {}", tasks.type_name())));
+        return Err(usage_err(format!(
+            "parallel: expected an array or a map of closures, got {}",
+            tasks.type_name()
+        )));
     };
     let n = items.len();
     let max = match opts.get("max") {
-        Some(v) => v.as_int().ok().filter(|m| *m >= 1).ok_or_else(|| usage_err("parallel: max must be an integer >= 1"))? as usize,
+        Some(v) => v
+            .as_int()
+            .ok()
+            .filter(|m| *m >= 1)
+            .ok_or_else(|| usage_err("parallel: max must be an integer >= 1"))?
+            as usize,
         None => n.max(1),
     };
-    let fail_fast = opts.get("fail_fast").map(|v| v.as_bool().unwrap_or(true)).unwrap_or(true);
+    let fail_fast = opts
+        .get("fail_fast")
+        .map(|v| v.as_bool().unwrap_or(true))
+        .unwrap_or(true);
 
-    let parent = task::current().unwrap_or_else(|| TaskState { scope: ctx.root().clone(), step: None, label: None });
+    let parent = task::current().unwrap_or_else(|| TaskState {
+        scope: ctx.root().clone(),
+        step: None,
+        label: None,
+    });
     let group = parent.scope.child();
     let results: Vec<Mutex<Option<R<Dynamic>>>> = (0..n).map(|_| Mutex::new(None)).collect();
     let first_err: Mutex<Option<usize>> = Mutex::new(None);
@@ -55,38 +87,47 @@ pub fn parallel(ctx: &HostCtx, ncc: &NativeCallContext, tasks: Dynamic, opts: &M
 
     std::thread::scope(|s| {
         for _ in 0..max.min(n) {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                if i >= n {
-                    break;
-                }
-                let (label, f) = &items[i];
-                if group.is_cancelled() {
-                    *results[i].lock().expect("results lock") = Some(Err(terminated(&group)));
-                    continue;
-                }
-                let full: Arc<str> = match &parent.label {
-                    Some(p) => format!("{p}/{label}").into(),
-                    None => label.as_str().into(),
-                };
-                let id = ctx.events().step_started(label, parent.step, Some(&full));
-                let state = TaskState { scope: group.child(), step: Some(id), label: Some(full) };
-                let r = task::with_task(state, || f.call_within_context::<Dynamic>(ncc, ()));
-                match &r {
-                    Ok(_) => ctx.events().step_finished(id, Outcome::Ok, None),
-                    Err(e) if is_terminated(e) => ctx.events().step_finished(id, Outcome::Cancelled, None),
-                    Err(e) => {
-                        ctx.events().step_finished(id, Outcome::Failed, Some(short_message(e)));
-                        if fail_fast {
-                            let mut first = first_err.lock().expect("error lock");
-                            if first.is_none() {
-                                *first = Some(i);
-                                group.cancel(CancelReason::SiblingFailed);
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    if i >= n {
+                        break;
+                    }
+                    let (label, f) = &items[i];
+                    if group.is_cancelled() {
+                        *results[i].lock().expect("results lock") = Some(Err(terminated(&group)));
+                        continue;
+                    }
+                    let full: Arc<str> = match &parent.label {
+                        Some(p) => format!("{p}/{label}").into(),
+                        None => label.as_str().into(),
+                    };
+                    let id = ctx.events().step_started(label, parent.step, Some(&full));
+                    let state = TaskState {
+                        scope: group.child(),
+                        step: Some(id),
+                        label: Some(full),
+                    };
+                    let r = task::with_task(state, || f.call_within_context::<Dynamic>(ncc, ()));
+                    match &r {
+                        Ok(_) => ctx.events().step_finished(id, Outcome::Ok, None),
+                        Err(e) if is_terminated(e) => {
+                            ctx.events().step_finished(id, Outcome::Cancelled, None)
+                        }
+                        Err(e) => {
+                            ctx.events()
+                                .step_finished(id, Outcome::Failed, Some(short_message(e)));
+                            if fail_fast {
+                                let mut first = first_err.lock().expect("error lock");
+                                if first.is_none() {
+                                    *first = Some(i);
+                                    group.cancel(CancelReason::SiblingFailed);
+                                }
                             }
                         }
                     }
+                    *results[i].lock().expect("results lock") = Some(r);
                 }
-                *results[i].lock().expect("results lock") = Some(r);
             });
         }
     });
@@ -94,7 +135,14 @@ pub fn parallel(ctx: &HostCtx, ncc: &NativeCallContext, tasks: Dynamic, opts: &M
     if parent.scope.is_cancelled() {
         return Err(terminated(&parent.scope));
     }
-    let mut results: Vec<R<Dynamic>> = results.into_iter().map(|m| m.into_inner().expect("results lock").unwrap_or(Ok(Dynamic::UNIT))).collect();
+    let mut results: Vec<R<Dynamic>> = results
+        .into_iter()
+        .map(|m| {
+            m.into_inner()
+                .expect("results lock")
+                .unwrap_or(Ok(Dynamic::UNIT))
+        })
+        .collect();
     if let Some(i) = first_err.into_inner().expect("error lock") {
         return std::mem::replace(&mut results[i], Ok(Dynamic::UNIT));
     }
@@ -110,8 +158,11 @@ pub fn parallel(ctx: &HostCtx, ncc: &NativeCallContext, tasks: Dynamic, opts: &M
         }
         let list: Vec<String> = failed.iter().map(|(l, m)| format!("{l}: {m}")).collect();
         return Err(to_rhai(
-            &Failure::new(ErrorKind::Failed, format!("{} of {n} tasks failed: {}", failed.len(), list.join("; ")))
-                .with_detail("errors", errors),
+            &Failure::new(
+                ErrorKind::Failed,
+                format!("{} of {n} tasks failed: {}", failed.len(), list.join("; ")),
+            )
+            .with_detail("errors", errors),
         ));
     }
     let values = results.into_iter().map(|r| r.unwrap_or_default());
@@ -128,5 +179,9 @@ pub fn parallel(ctx: &HostCtx, ncc: &NativeCallContext, tasks: Dynamic, opts: &M
 
 fn closure(v: Dynamic, label: &str) -> R<FnPtr> {
     let t = v.type_name();
-    v.try_cast::<FnPtr>().ok_or_else(|| usage_err(format!("parallel: task '{label}' is a {t}, not a closure like || work()")))
+    v.try_cast::<FnPtr>().ok_or_else(|| {
+        usage_err(format!(
+            "parallel: task '{label}' is a {t}, not a closure like || work()"
+        ))
+    })
 }

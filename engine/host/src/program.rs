@@ -6,8 +6,8 @@
 //! compiled ASTs, so a syntax error in a deep module stops the run before it starts.
 
 use crate::diagnostics::CompileError;
-use include_dir::{include_dir, Dir};
-use rhai::{Engine, EvalAltResult, Module, Position, Scope, Shared, AST};
+use include_dir::{Dir, include_dir};
+use rhai::{AST, Engine, EvalAltResult, Module, Position, Scope, Shared};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -63,13 +63,19 @@ fn collect_embedded(dir: &Dir<'_>, out: &mut Vec<String>) {
 }
 
 fn collect_dir(root: &Path, dir: &Path, out: &mut Vec<String>) {
-    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in rd.flatten() {
         let p = e.path();
         if p.is_dir() {
             collect_dir(root, &p, out);
         } else if p.extension().is_some_and(|x| x == "rhai") {
-            if let Some(rel) = p.strip_prefix(root).ok().and_then(|r| r.with_extension("").to_str().map(str::to_string)) {
+            if let Some(rel) = p
+                .strip_prefix(root)
+                .ok()
+                .and_then(|r| r.with_extension("").to_str().map(str::to_string))
+            {
                 out.push(rel);
             }
         }
@@ -79,9 +85,17 @@ fn collect_dir(root: &Path, dir: &Path, out: &mut Vec<String>) {
 /// A path as shown to users: relative to the working directory when under it.
 pub fn display(p: &Path) -> String {
     let cwd = std::env::current_dir().unwrap_or_default();
-    let abs = if p.is_absolute() { p.to_path_buf() } else { cwd.join(p) };
+    let abs = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        cwd.join(p)
+    };
     let abs = normalize(&abs);
-    abs.strip_prefix(&cwd).map(|r| r.to_path_buf()).unwrap_or(abs).to_string_lossy().into_owned()
+    abs.strip_prefix(&cwd)
+        .map(|r| r.to_path_buf())
+        .unwrap_or(abs)
+        .to_string_lossy()
+        .into_owned()
 }
 
 fn normalize(p: &Path) -> PathBuf {
@@ -138,7 +152,10 @@ pub struct Sources(Arc<Mutex<HashMap<String, Arc<str>>>>);
 impl Sources {
     /// Remember a file's text.
     pub fn insert(&self, name: &str, text: &str) {
-        self.0.lock().expect("sources lock").insert(name.to_string(), text.into());
+        self.0
+            .lock()
+            .expect("sources lock")
+            .insert(name.to_string(), text.into());
     }
     /// A file's text.
     pub fn get(&self, name: &str) -> Option<Arc<str>> {
@@ -165,7 +182,13 @@ impl Program {
 
     /// The playbook's `//!` doc comment.
     pub fn doc(&self) -> String {
-        self.entry_unit().ast.doc().lines().map(|l| l.trim_start_matches("//!").trim_start_matches(' ')).collect::<Vec<_>>().join("\n")
+        self.entry_unit()
+            .ast
+            .doc()
+            .lines()
+            .map(|l| l.trim_start_matches("//!").trim_start_matches(' '))
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 }
 
@@ -185,7 +208,12 @@ enum Origin {
 impl<'a> Loader<'a> {
     /// A loader compiling with `engine`, knowing the native module names.
     pub fn new(engine: &'a Engine, stdlib: &'a Stdlib, natives: &'a [&'a str]) -> Self {
-        Self { engine, stdlib, natives, sources: Sources::default() }
+        Self {
+            engine,
+            stdlib,
+            natives,
+            sources: Sources::default(),
+        }
     }
 
     /// Every source text read so far.
@@ -252,7 +280,11 @@ impl<'a> Loader<'a> {
             errors.push(CompileError::ImportCycle { cycle });
         }
         if errors.is_empty() {
-            Ok(Program { entry: entry_name, units, sources })
+            Ok(Program {
+                entry: entry_name,
+                units,
+                sources,
+            })
         } else {
             Err(errors)
         }
@@ -261,7 +293,10 @@ impl<'a> Loader<'a> {
     fn compile(&self, origin: Origin, sources: &Sources) -> Result<Unit, CompileError> {
         let (name, path, text) = match origin {
             Origin::File(p) => {
-                let text = std::fs::read_to_string(&p).map_err(|e| CompileError::Io { path: display(&p), message: e.to_string() })?;
+                let text = std::fs::read_to_string(&p).map_err(|e| CompileError::Io {
+                    path: display(&p),
+                    message: e.to_string(),
+                })?;
                 (display(&p), Some(p), text)
             }
             Origin::Std(n) => {
@@ -277,13 +312,21 @@ impl<'a> Loader<'a> {
             }
         };
         sources.insert(&name, &text);
-        let mut ast = self.engine.compile(&text).map_err(|e| CompileError::Parse {
-            source_name: name.clone(),
-            pos: e.position(),
-            message: e.err_type().to_string(),
-        })?;
+        let mut ast = self
+            .engine
+            .compile(&text)
+            .map_err(|e| CompileError::Parse {
+                source_name: name.clone(),
+                pos: e.position(),
+                message: e.err_type().to_string(),
+            })?;
         ast.set_source(name.as_str());
-        Ok(Unit { name, path, ast: Arc::new(ast), imports: Vec::new() })
+        Ok(Unit {
+            name,
+            path,
+            ast: Arc::new(ast),
+            imports: Vec::new(),
+        })
     }
 
     /// Resolve an import made by `unit`.
@@ -294,20 +337,29 @@ impl<'a> Loader<'a> {
         }
         if let Some(name) = p.strip_prefix("std/") {
             return match self.stdlib.load(name) {
-                Some((display_name, _)) => Ok((ImportTarget::Unit(display_name), Some(Origin::Std(name.to_string())))),
+                Some((display_name, _)) => Ok((
+                    ImportTarget::Unit(display_name),
+                    Some(Origin::Std(name.to_string())),
+                )),
                 None => {
                     let names = self.stdlib.names();
                     let hint = crate::params::suggest(name, names.iter().map(String::as_str))
                         .map(|s| format!("did you mean \"std/{s}\"? "))
                         .unwrap_or_default();
-                    Err(format!("{hint}stdlib modules: {}", names.join(", ")))
+                    if names.is_empty() {
+                        Err("there are no stdlib modules".into())
+                    } else {
+                        Err(format!("{hint}stdlib modules: {}", names.join(", ")))
+                    }
                 }
             };
         }
         if p.starts_with("./") || p.starts_with("../") {
             let base = match &unit.path {
                 Some(path) => path.parent().map(Path::to_path_buf).unwrap_or_default(),
-                None => return Err("the built-in stdlib cannot import files; use --stdlib-dir".into()),
+                None => {
+                    return Err("the built-in stdlib cannot import files; use --stdlib-dir".into());
+                }
             };
             let mut file = base.join(p);
             if file.extension().is_none_or(|e| e != "rhai") {
@@ -329,7 +381,11 @@ impl<'a> Loader<'a> {
 }
 
 /// The `import` statements of an AST with literal paths. Non-literal paths are errors.
-fn literal_imports(ast: &AST, errors: &mut Vec<CompileError>, source: &str) -> Vec<(Import, Position)> {
+fn literal_imports(
+    ast: &AST,
+    errors: &mut Vec<CompileError>,
+    source: &str,
+) -> Vec<(Import, Position)> {
     let mut out = Vec::new();
     ast.walk(&mut |path: &[rhai::ASTNode]| {
         if let Some(rhai::ASTNode::Stmt(rhai::Stmt::Import(x, pos))) = path.last() {
@@ -343,7 +399,10 @@ fn literal_imports(ast: &AST, errors: &mut Vec<CompileError>, source: &str) -> V
                     },
                     *pos,
                 )),
-                _ => errors.push(CompileError::DynamicImport { source_name: source.to_string(), pos: *pos }),
+                _ => errors.push(CompileError::DynamicImport {
+                    source_name: source.to_string(),
+                    pos: *pos,
+                }),
             }
         }
         true
@@ -352,7 +411,12 @@ fn literal_imports(ast: &AST, errors: &mut Vec<CompileError>, source: &str) -> V
 }
 
 fn find_cycle(units: &BTreeMap<String, Unit>, entry: &str) -> Option<Vec<String>> {
-    fn visit(u: &str, units: &BTreeMap<String, Unit>, stack: &mut Vec<String>, done: &mut Vec<String>) -> Option<Vec<String>> {
+    fn visit(
+        u: &str,
+        units: &BTreeMap<String, Unit>,
+        stack: &mut Vec<String>,
+        done: &mut Vec<String>,
+    ) -> Option<Vec<String>> {
         if let Some(i) = stack.iter().position(|s| s == u) {
             let mut c = stack[i..].to_vec();
             c.push(u.to_string());
@@ -362,7 +426,11 @@ fn find_cycle(units: &BTreeMap<String, Unit>, entry: &str) -> Option<Vec<String>
             return None;
         }
         stack.push(u.to_string());
-        for imp in units.get(u).map(|x| x.imports.as_slice()).unwrap_or_default() {
+        for imp in units
+            .get(u)
+            .map(|x| x.imports.as_slice())
+            .unwrap_or_default()
+        {
             if let ImportTarget::Unit(t) = &imp.target {
                 if let Some(c) = visit(t, units, stack, done) {
                     return Some(c);
@@ -387,12 +455,22 @@ pub struct ProgramResolver {
 impl ProgramResolver {
     /// A resolver for `program` with the run's native modules.
     pub fn new(program: Arc<Program>, natives: HashMap<String, Shared<Module>>) -> Self {
-        Self { program, natives, evaluated: Mutex::new(HashMap::new()) }
+        Self {
+            program,
+            natives,
+            evaluated: Mutex::new(HashMap::new()),
+        }
     }
 }
 
 impl rhai::ModuleResolver for ProgramResolver {
-    fn resolve(&self, engine: &Engine, source: Option<&str>, path: &str, pos: Position) -> Result<Shared<Module>, Box<EvalAltResult>> {
+    fn resolve(
+        &self,
+        engine: &Engine,
+        source: Option<&str>,
+        path: &str,
+        pos: Position,
+    ) -> Result<Shared<Module>, Box<EvalAltResult>> {
         if let Some(m) = self.natives.get(path) {
             return Ok(m.clone());
         }
@@ -414,7 +492,10 @@ impl rhai::ModuleResolver for ProgramResolver {
         let module = Module::eval_ast_as_new(Scope::new(), &unit.ast, engine)
             .map_err(|e| Box::new(EvalAltResult::ErrorInModule(path.to_string(), e, pos)))?;
         let module: Shared<Module> = module.into();
-        self.evaluated.lock().expect("resolver lock").insert(target, module.clone());
+        self.evaluated
+            .lock()
+            .expect("resolver lock")
+            .insert(target, module.clone());
         Ok(module)
     }
 }

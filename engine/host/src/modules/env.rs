@@ -2,7 +2,7 @@
 
 use super::{ModuleBuilder, NativeModule};
 use crate::ctx::HostCtx;
-use crate::error::{to_rhai, ErrorKind, Failure};
+use crate::error::{ErrorKind, Failure, to_rhai};
 use crate::secret::Secret;
 use rhai::{Dynamic, EvalAltResult, Module};
 
@@ -12,7 +12,13 @@ pub struct Env;
 type R<T> = Result<T, Box<EvalAltResult>>;
 
 fn missing(name: &str) -> Box<EvalAltResult> {
-    to_rhai(&Failure::new(ErrorKind::NotFound, format!("environment variable {name} is not set")).with_detail("name", name.to_string()))
+    to_rhai(
+        &Failure::new(
+            ErrorKind::NotFound,
+            format!("environment variable {name} is not set"),
+        )
+        .with_detail("name", name.to_string()),
+    )
 }
 
 fn var(name: &str) -> Option<String> {
@@ -28,24 +34,48 @@ impl NativeModule for Env {
     }
     fn build(&self, ctx: &HostCtx) -> Module {
         let mut b = ModuleBuilder::new("Environment variables. Empty values count as unset.");
-        b.func("get", &["name: string", "string"], "The variable's value, or `()` when unset.", |n: &str| {
-            var(n).map(Dynamic::from).unwrap_or(Dynamic::UNIT)
-        });
-        b.func("get", &["name: string", "default: any", "any"], "The variable's value, or `default` when unset.", |n: &str, d: Dynamic| {
-            var(n).map(Dynamic::from).unwrap_or(d)
-        });
-        b.func("has", &["name: string", "bool"], "Is the variable set and non-empty?", |n: &str| var(n).is_some());
-        b.func("require", &["name: string", "string"], "The variable's value; a `not_found` error when unset.", |n: &str| -> R<String> {
-            var(n).ok_or_else(|| missing(n))
-        });
+        b.func(
+            "get",
+            &["name: string", "string"],
+            "The variable's value, or `()` when unset.",
+            |n: &str| var(n).map(Dynamic::from).unwrap_or(Dynamic::UNIT),
+        );
+        b.func(
+            "get",
+            &["name: string", "default: any", "any"],
+            "The variable's value, or `default` when unset.",
+            |n: &str, d: Dynamic| var(n).map(Dynamic::from).unwrap_or(d),
+        );
+        b.func(
+            "has",
+            &["name: string", "bool"],
+            "Is the variable set and non-empty?",
+            |n: &str| var(n).is_some(),
+        );
+        b.func(
+            "require",
+            &["name: string", "string"],
+            "The variable's value; a `not_found` error when unset.",
+            |n: &str| -> R<String> { var(n).ok_or_else(|| missing(n)) },
+        );
         let c = ctx.clone();
-        b.func("secret", &["name: string", "Secret"], "The variable as a secret (masked in all output); a `not_found` error when unset.", move |n: &str| -> R<Secret> {
-            var(n).map(|v| c.secret(v)).ok_or_else(|| missing(n))
-        });
+        b.func(
+            "secret",
+            &["name: string", "Secret"],
+            "The variable as a secret (masked in all output); a `not_found` error when unset.",
+            move |n: &str| -> R<Secret> { var(n).map(|v| c.secret(v)).ok_or_else(|| missing(n)) },
+        );
         let c = ctx.clone();
-        b.func("secret_or_unit", &["name: string", "any"], "The variable as a secret, or `()` when unset.", move |n: &str| {
-            var(n).map(|v| Dynamic::from(c.secret(v))).unwrap_or(Dynamic::UNIT)
-        });
+        b.func(
+            "secret_or_unit",
+            &["name: string", "any"],
+            "The variable as a secret, or `()` when unset.",
+            move |n: &str| {
+                var(n)
+                    .map(|v| Dynamic::from(c.secret(v)))
+                    .unwrap_or(Dynamic::UNIT)
+            },
+        );
         b.build()
     }
 }

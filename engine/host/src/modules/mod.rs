@@ -11,7 +11,10 @@ pub mod time;
 pub mod wait;
 
 use crate::ctx::HostCtx;
-use rhai::{FnNamespace, FuncRegistration, Module, RhaiNativeFunc, Variant};
+use rhai::{
+    FnNamespace, FuncRegistration, Module, NativeCallContext, Position, RhaiFunc, RhaiNativeFunc,
+    Shared, Variant,
+};
 
 /// A module of native functions, built per run.
 pub trait NativeModule: Send + Sync {
@@ -63,11 +66,13 @@ impl ModuleBuilder {
     {
         FuncRegistration::new(name)
             .with_namespace(FnNamespace::Internal)
-            .with_volatility(true)
-            .with_purity(false)
             .with_params_info(params)
             .with_comments([doc_comment(doc)])
-            .set_into_module(&mut self.module, f);
+            .set_into_module_raw(
+                &mut self.module,
+                FUNC::param_types(),
+                with_call_site(f.into_rhai_function(false, true)),
+            );
         self
     }
 
@@ -85,10 +90,13 @@ impl ModuleBuilder {
     {
         FuncRegistration::new(name)
             .with_namespace(FnNamespace::Global)
-            .with_volatility(true)
             .with_params_info(params)
             .with_comments([doc_comment(doc)])
-            .set_into_module(&mut self.module, f);
+            .set_into_module_raw(
+                &mut self.module,
+                FUNC::param_types(),
+                with_call_site(f.into_rhai_function(true, true)),
+            );
         self
     }
 
@@ -104,20 +112,87 @@ impl ModuleBuilder {
     }
 }
 
+/// Rhai leaves errors of qualified native calls (`k8s::apply(..)`) without a position; fill in
+/// the call site so diagnostics point at the line that called the native function.
+fn with_call_site(f: RhaiFunc) -> RhaiFunc {
+    type FnAny = dyn Fn(
+            Option<NativeCallContext>,
+            &mut [&mut rhai::Dynamic],
+        ) -> Result<rhai::Dynamic, Box<rhai::EvalAltResult>>
+        + Send
+        + Sync;
+    let wrap = |func: Shared<FnAny>| -> Shared<FnAny> {
+        Shared::new(
+            move |ctx: Option<NativeCallContext>, args: &mut [&mut rhai::Dynamic]| {
+                let pos = ctx
+                    .as_ref()
+                    .map(|c| c.call_position())
+                    .unwrap_or(Position::NONE);
+                func(ctx, args).map_err(|mut e| {
+                    if e.position().is_none() {
+                        e.set_position(pos);
+                    }
+                    e
+                })
+            },
+        )
+    };
+    match f {
+        RhaiFunc::Pure {
+            func,
+            is_pure,
+            is_volatile,
+            ..
+        } => RhaiFunc::Pure {
+            func: wrap(func),
+            has_context: true,
+            is_pure,
+            is_volatile,
+        },
+        RhaiFunc::Method {
+            func,
+            is_pure,
+            is_volatile,
+            ..
+        } => RhaiFunc::Method {
+            func: wrap(func),
+            has_context: true,
+            is_pure,
+            is_volatile,
+        },
+        other => other,
+    }
+}
+
 fn doc_comment(text: &str) -> String {
-    text.trim().lines().map(|l| if l.is_empty() { "///".to_string() } else { format!("/// {l}") }).collect::<Vec<_>>().join("\n")
+    text.trim()
+        .lines()
+        .map(|l| {
+            if l.is_empty() {
+                "///".to_string()
+            } else {
+                format!("/// {l}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// The message of a script error, without positions, for logs and step summaries.
 pub fn short_message(e: &rhai::EvalAltResult) -> String {
     let mut e = e;
-    while let rhai::EvalAltResult::ErrorInFunctionCall(_, _, inner, _) | rhai::EvalAltResult::ErrorInModule(_, inner, _) = e {
+    while let rhai::EvalAltResult::ErrorInFunctionCall(_, _, inner, _)
+    | rhai::EvalAltResult::ErrorInModule(_, inner, _) = e
+    {
         e = inner;
     }
     match e {
         rhai::EvalAltResult::ErrorRuntime(v, _) => match v.read_lock::<rhai::Map>() {
-            Some(m) => m.get("message").map(|x| x.to_string()).unwrap_or_else(|| v.to_string()),
-            None => v.to_string(),
+            Some(m) => m
+                .get("message")
+                .map(crate::value::display)
+                .unwrap_or_else(|| crate::value::display(v)),
+            None => crate::value::display(v),
         },
         rhai::EvalAltResult::ErrorTerminated(..) => "cancelled".to_string(),
         other => without_position(&other.to_string()).to_string(),

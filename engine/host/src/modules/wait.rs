@@ -1,9 +1,9 @@
 //! `wait`: sleeping, retrying, polling and deadlines. Everything here is cancellable.
 
-use super::{is_terminated, short_message, ModuleBuilder, NativeModule};
+use super::{ModuleBuilder, NativeModule, is_terminated, short_message};
 use crate::ctx::HostCtx;
 use crate::duration;
-use crate::error::{to_rhai, usage_err, ErrorKind, Failure};
+use crate::error::{ErrorKind, Failure, to_rhai, usage_err};
 use crate::events::Level;
 use crate::task::{self, CancelReason};
 use rhai::{Dynamic, EvalAltResult, FnPtr, Map, Module, NativeCallContext};
@@ -28,7 +28,10 @@ fn opt_dur(opts: &Map, key: &str, default: Duration) -> R<Duration> {
 fn check_keys(opts: &Map, allowed: &[&str], func: &str) -> R<()> {
     for k in opts.keys() {
         if !allowed.contains(&k.as_str()) {
-            return Err(usage_err(format!("{func}: unknown option '{k}'; options are {}", allowed.join(", "))));
+            return Err(usage_err(format!(
+                "{func}: unknown option '{k}'; options are {}",
+                allowed.join(", ")
+            )));
         }
     }
     Ok(())
@@ -56,12 +59,17 @@ impl NativeModule for Wait {
         "Sleep, retry with backoff, poll a condition, bound work with a timeout"
     }
     fn build(&self, ctx: &HostCtx) -> Module {
-        let mut b = ModuleBuilder::new("Sleep, retry with backoff, poll a condition, bound work with a timeout.");
+        let mut b = ModuleBuilder::new(
+            "Sleep, retry with backoff, poll a condition, bound work with a timeout.",
+        );
         b.ty::<Deadline>("Deadline");
         let c = ctx.clone();
-        b.func("sleep", &["duration: string", "()"], "Sleep for a duration like \"2s\" (cancellable).", move |d: Dynamic| {
-            c.sleep(dur(&d, "wait::sleep")?)
-        });
+        b.func(
+            "sleep",
+            &["duration: string", "()"],
+            "Sleep for a duration like \"2s\" (cancellable).",
+            move |d: Dynamic| c.sleep(dur(&d, "wait::sleep")?),
+        );
         let c = ctx.clone();
         b.func(
             "retry",
@@ -72,9 +80,12 @@ impl NativeModule for Wait {
             move |ncc: NativeCallContext, work: FnPtr, opts: Map| retry(&c, &ncc, &work, &opts),
         );
         let c = ctx.clone();
-        b.func("retry", &["work: Fn", "any"], "Call `work` until it succeeds (5 attempts, backoff from 1s).", move |ncc: NativeCallContext, work: FnPtr| {
-            retry(&c, &ncc, &work, &Map::new())
-        });
+        b.func(
+            "retry",
+            &["work: Fn", "any"],
+            "Call `work` until it succeeds (5 attempts, backoff from 1s).",
+            move |ncc: NativeCallContext, work: FnPtr| retry(&c, &ncc, &work, &Map::new()),
+        );
         let c = ctx.clone();
         b.func(
             "poll",
@@ -89,27 +100,62 @@ impl NativeModule for Wait {
             "timeout",
             &["limit: string", "work: Fn", "any"],
             "Run `work`, cancelling it after `limit`; then throw a catchable `timeout` error.",
-            move |ncc: NativeCallContext, limit: Dynamic, work: FnPtr| timeout(&c, &ncc, dur(&limit, "wait::timeout")?, &work),
+            move |ncc: NativeCallContext, limit: Dynamic, work: FnPtr| {
+                timeout(&c, &ncc, dur(&limit, "wait::timeout")?, &work)
+            },
         );
-        b.func("deadline", &["limit: string", "Deadline"], "A deadline `limit` from now.", |limit: Dynamic| -> R<Deadline> {
-            let total = dur(&limit, "wait::deadline")?;
-            Ok(Deadline { at: Instant::now() + total, total })
-        });
-        b.method("remaining", &["deadline: Deadline", "string"], "Time left, like \"4m 10s\" (\"0ms\" once passed).", |d: &mut Deadline| {
-            duration::format(d.remaining())
-        });
-        b.method("expired", &["deadline: Deadline", "bool"], "Has the deadline passed?", |d: &mut Deadline| d.remaining().is_zero());
-        b.method("to_string", &["deadline: Deadline", "string"], "", |d: &mut Deadline| {
-            format!("deadline of {} ({} left)", duration::format(d.total), duration::format(d.remaining()))
-        });
+        b.func(
+            "deadline",
+            &["limit: string", "Deadline"],
+            "A deadline `limit` from now.",
+            |limit: Dynamic| -> R<Deadline> {
+                let total = dur(&limit, "wait::deadline")?;
+                Ok(Deadline {
+                    at: Instant::now() + total,
+                    total,
+                })
+            },
+        );
+        b.method(
+            "remaining",
+            &["deadline: Deadline", "string"],
+            "Time left, like \"4m 10s\" (\"0ms\" once passed).",
+            |d: &mut Deadline| duration::format(d.remaining()),
+        );
+        b.method(
+            "expired",
+            &["deadline: Deadline", "bool"],
+            "Has the deadline passed?",
+            |d: &mut Deadline| d.remaining().is_zero(),
+        );
+        b.method(
+            "to_string",
+            &["deadline: Deadline", "string"],
+            "",
+            |d: &mut Deadline| {
+                format!(
+                    "deadline of {} ({} left)",
+                    duration::format(d.total),
+                    duration::format(d.remaining())
+                )
+            },
+        );
         b.build()
     }
 }
 
 fn retry(ctx: &HostCtx, ncc: &NativeCallContext, work: &FnPtr, opts: &Map) -> R<Dynamic> {
-    check_keys(opts, &["attempts", "backoff", "max_backoff", "on"], "wait::retry")?;
+    check_keys(
+        opts,
+        &["attempts", "backoff", "max_backoff", "on"],
+        "wait::retry",
+    )?;
     let attempts = match opts.get("attempts") {
-        Some(v) => v.as_int().ok().filter(|n| *n >= 1).ok_or_else(|| usage_err("wait::retry: attempts must be an integer >= 1"))?,
+        Some(v) => v
+            .as_int()
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| usage_err("wait::retry: attempts must be an integer >= 1"))?,
         None => 5,
     };
     let mut backoff = opt_dur(opts, "backoff", Duration::from_secs(1))?;
@@ -131,7 +177,11 @@ fn retry(ctx: &HostCtx, ncc: &NativeCallContext, work: &FnPtr, opts: &Map) -> R<
                 }
                 ctx.log(
                     Level::Warn,
-                    format!("attempt {n}/{attempts} failed: {}; retrying in {}", short_message(&e), duration::format(backoff)),
+                    format!(
+                        "attempt {n}/{attempts} failed: {}; retrying in {}",
+                        short_message(&e),
+                        duration::format(backoff)
+                    ),
                 );
                 ctx.sleep(backoff)?;
                 backoff = (backoff * 2).min(max_backoff);
@@ -160,7 +210,10 @@ fn poll(ctx: &HostCtx, ncc: &NativeCallContext, check: &FnPtr, opts: &Map) -> R<
     check_keys(opts, &["interval", "timeout", "what"], "wait::poll")?;
     let interval = opt_dur(opts, "interval", Duration::from_secs(2))?;
     let limit = opt_dur(opts, "timeout", Duration::from_secs(300))?;
-    let what = opts.get("what").map(|w| w.to_string()).unwrap_or_else(|| "the condition".into());
+    let what = opts
+        .get("what")
+        .map(|w| w.to_string())
+        .unwrap_or_else(|| "the condition".into());
     let start = Instant::now();
     loop {
         let v = check.call_within_context::<Dynamic>(ncc, ())?;
@@ -171,7 +224,10 @@ fn poll(ctx: &HostCtx, ncc: &NativeCallContext, check: &FnPtr, opts: &Map) -> R<
         if left.is_zero() {
             return Err(to_rhai(&Failure::new(
                 ErrorKind::Timeout,
-                format!("timed out after {} waiting for {what}", duration::format(limit)),
+                format!(
+                    "timed out after {} waiting for {what}",
+                    duration::format(limit)
+                ),
             )));
         }
         ctx.sleep(interval.min(left))?;
@@ -188,21 +244,30 @@ fn timeout(ctx: &HostCtx, ncc: &NativeCallContext, limit: Duration, work: &FnPtr
         timer_scope.cancel(CancelReason::Timeout(id));
     });
     let id = scope.id();
-    let r = task::with_modified(|t| t.scope = scope, || work.call_within_context::<Dynamic>(ncc, ()));
+    let r = task::with_modified(
+        |t| t.scope = scope,
+        || work.call_within_context::<Dynamic>(ncc, ()),
+    );
     timer.abort();
     match r {
-        Err(e) if is_terminated(&e) && !parent.is_cancelled() && terminated_scope(&e) == Some(id) => Err(to_rhai(
-            &Failure::new(ErrorKind::Timeout, format!("timed out after {}", duration::format(limit))),
-        )),
+        Err(e)
+            if is_terminated(&e) && !parent.is_cancelled() && terminated_scope(&e) == Some(id) =>
+        {
+            Err(to_rhai(&Failure::new(
+                ErrorKind::Timeout,
+                format!("timed out after {}", duration::format(limit)),
+            )))
+        }
         other => other,
     }
 }
 
 fn terminated_scope(e: &EvalAltResult) -> Option<u64> {
     match e.unwrap_inner() {
-        EvalAltResult::ErrorTerminated(v, _) => {
-            v.read_lock::<Map>().and_then(|m| m.get("scope").and_then(|s| s.as_int().ok())).map(|i| i as u64)
-        }
+        EvalAltResult::ErrorTerminated(v, _) => v
+            .read_lock::<Map>()
+            .and_then(|m| m.get("scope").and_then(|s| s.as_int().ok()))
+            .map(|i| i as u64),
         _ => None,
     }
 }

@@ -1,7 +1,7 @@
 //! The command line after `kmsctl run PLAYBOOK`: run options and playbook parameters, mixed in
 //! any order.
 
-use super::{kebab, suggest, ParamError, ParamSpec, ParamType};
+use super::{ParamError, ParamSpec, ParamType, kebab, suggest};
 
 /// A run option of kmsctl itself (not a playbook parameter).
 #[derive(Debug)]
@@ -18,15 +18,60 @@ pub struct RunOption {
 
 /// kmsctl's run options. Playbooks cannot declare parameters with these names.
 pub const RESERVED: &[RunOption] = &[
-    RunOption { name: "values", short: Some('f'), value: Some("FILE"), doc: "Read parameters from a YAML or JSON map (repeatable; later files win)" },
-    RunOption { name: "set", short: None, value: Some("NAME=VALUE"), doc: "Set a parameter (repeatable)" },
-    RunOption { name: "context", short: None, value: Some("CTX"), doc: "Kubernetes context to use (default: the kubeconfig's current context)" },
-    RunOption { name: "timeout", short: None, value: Some("DURATION"), doc: "Cancel the whole run after this long (exit code 3)" },
-    RunOption { name: "output", short: None, value: Some("human|json"), doc: "human: progress on stderr; json: one event per line on stdout" },
-    RunOption { name: "artifacts", short: None, value: Some("DIR"), doc: "Write failure reports, logs and events.jsonl here" },
-    RunOption { name: "stdlib-dir", short: None, value: Some("DIR"), doc: "Load std/ modules from DIR instead of the built-in copies" },
-    RunOption { name: "verbose", short: Some('v'), value: None, doc: "Show debug logs" },
-    RunOption { name: "help", short: Some('h'), value: None, doc: "Show this playbook's parameters" },
+    RunOption {
+        name: "values",
+        short: Some('f'),
+        value: Some("FILE"),
+        doc: "Read parameters from a YAML or JSON map (repeatable; later files win)",
+    },
+    RunOption {
+        name: "set",
+        short: None,
+        value: Some("NAME=VALUE"),
+        doc: "Set a parameter (repeatable)",
+    },
+    RunOption {
+        name: "context",
+        short: None,
+        value: Some("CTX"),
+        doc: "Kubernetes context to use (default: the kubeconfig's current context)",
+    },
+    RunOption {
+        name: "timeout",
+        short: None,
+        value: Some("DURATION"),
+        doc: "Cancel the whole run after this long (exit code 3)",
+    },
+    RunOption {
+        name: "output",
+        short: None,
+        value: Some("human|json"),
+        doc: "human: progress on stderr; json: one event per line on stdout",
+    },
+    RunOption {
+        name: "artifacts",
+        short: None,
+        value: Some("DIR"),
+        doc: "Write failure reports, logs and events.jsonl here",
+    },
+    RunOption {
+        name: "stdlib-dir",
+        short: None,
+        value: Some("DIR"),
+        doc: "Load std/ modules from DIR instead of the built-in copies",
+    },
+    RunOption {
+        name: "verbose",
+        short: Some('v'),
+        value: None,
+        doc: "Show debug logs",
+    },
+    RunOption {
+        name: "help",
+        short: Some('h'),
+        value: None,
+        doc: "Show this playbook's parameters",
+    },
 ];
 
 /// Names playbooks cannot use besides [`RESERVED`]: kept for the planning modes.
@@ -108,24 +153,30 @@ pub fn parse_args(args: &[String], specs: Option<&[ParamSpec]>) -> (RunArgs, Vec
                 None => (body.to_string(), None),
             },
             None => {
-                let long = RESERVED.iter().find(|o| o.short.map(|c| format!("-{c}")).as_deref() == Some(tok.as_str()));
+                let long = RESERVED
+                    .iter()
+                    .find(|o| o.short.map(|c| format!("-{c}")).as_deref() == Some(tok.as_str()));
                 (long.map(|o| o.name.to_string()).unwrap_or_default(), None)
             }
         };
         // Take the value of an option: inline, or the next argument if it is not a flag.
-        let mut take_value = |what: &str| -> Option<String> {
+        // The index is the argument holding the value, so errors point at it.
+        let mut take_value = |what: &str| -> Option<(String, usize)> {
             if let Some(v) = &inline {
-                return Some(v.clone());
+                return Some((v.clone(), idx));
             }
             match args.get(i) {
                 Some(next) if !is_flag(next) => {
                     i += 1;
-                    Some(next.clone())
+                    Some((next.clone(), i - 1))
                 }
                 _ => {
                     errors.push(
-                        ParamError::new(format!("{tok} needs a value ({what})"), Some(idx))
-                            .help(format!("write {tok} VALUE, or {tok}=VALUE for a value starting with '--'")),
+                        ParamError::new(format!("{tok} needs a value ({what})"), Some(idx)).help(
+                            format!(
+                                "write {tok} VALUE, or {tok}=VALUE for a value starting with '--'"
+                            ),
+                        ),
                     );
                     None
                 }
@@ -135,22 +186,31 @@ pub fn parse_args(args: &[String], specs: Option<&[ParamSpec]>) -> (RunArgs, Vec
         if let Some(opt) = RESERVED.iter().find(|o| o.name == name) {
             match opt.value {
                 Some(meta) => {
-                    let Some(v) = take_value(meta) else { continue };
+                    let Some((v, vidx)) = take_value(meta) else {
+                        continue;
+                    };
                     match opt.name {
-                        "values" => out.values.push((v, idx)),
+                        "values" => out.values.push((v, vidx)),
                         "set" => {
                             let Some(specs) = specs else { continue };
                             match v.split_once('=') {
                                 Some((n, val)) => match find(specs, n) {
-                                    Some((spec, _)) => out.params.push(RawArg { name: spec.name.clone(), text: val.to_string(), arg: idx }),
+                                    Some((spec, _)) => out.params.push(RawArg {
+                                        name: spec.name.clone(),
+                                        text: val.to_string(),
+                                        arg: vidx,
+                                    }),
                                     None => errors.push(unknown(specs, n, idx)),
                                 },
-                                None => errors.push(ParamError::new(format!("--set wants NAME=VALUE, got '{v}'"), Some(idx))),
+                                None => errors.push(ParamError::new(
+                                    format!("--set wants NAME=VALUE, got '{v}'"),
+                                    Some(vidx),
+                                )),
                             }
                         }
                         "context" => out.context = Some(v),
-                        "timeout" => out.timeout = Some((v, idx)),
-                        "output" => out.output = Some((v, idx)),
+                        "timeout" => out.timeout = Some((v, vidx)),
+                        "output" => out.output = Some((v, vidx)),
                         "artifacts" => out.artifacts = Some(v),
                         "stdlib-dir" => out.stdlib_dir = Some(v),
                         _ => unreachable!("every valued run option is handled"),
@@ -158,7 +218,10 @@ pub fn parse_args(args: &[String], specs: Option<&[ParamSpec]>) -> (RunArgs, Vec
                 }
                 None => {
                     if inline.is_some() {
-                        errors.push(ParamError::new(format!("--{name} takes no value"), Some(idx)));
+                        errors.push(ParamError::new(
+                            format!("--{name} takes no value"),
+                            Some(idx),
+                        ));
                     }
                     match opt.name {
                         "verbose" => out.verbose = true,
@@ -181,18 +244,33 @@ pub fn parse_args(args: &[String], specs: Option<&[ParamSpec]>) -> (RunArgs, Vec
                 if spec.ty == ParamType::Bool {
                     let text = match (&inline, negated) {
                         (Some(_), true) => {
-                            errors.push(ParamError::new(format!("{tok} takes no value"), Some(idx)));
+                            errors
+                                .push(ParamError::new(format!("{tok} takes no value"), Some(idx)));
                             continue;
                         }
                         (Some(v), false) => v.clone(),
                         (None, neg) => (!neg).to_string(),
                     };
-                    out.params.push(RawArg { name: spec.name.clone(), text, arg: idx });
-                } else if let Some(v) = take_value(&spec.ty.describe()) {
-                    out.params.push(RawArg { name: spec.name.clone(), text: v, arg: idx });
+                    out.params.push(RawArg {
+                        name: spec.name.clone(),
+                        text,
+                        arg: idx,
+                    });
+                } else if let Some((v, vidx)) = take_value(&spec.ty.describe()) {
+                    out.params.push(RawArg {
+                        name: spec.name.clone(),
+                        text: v,
+                        arg: vidx,
+                    });
                 }
             }
-            None => errors.push(unknown(specs, &name, idx)),
+            None => {
+                errors.push(unknown(specs, &name, idx));
+                // Its value, if any, belongs to it: don't report it again as a stray argument.
+                if inline.is_none() && args.get(i).is_some_and(|n| !is_flag(n)) {
+                    i += 1;
+                }
+            }
         }
     }
     (out, errors)
@@ -206,7 +284,10 @@ fn find<'a>(specs: &'a [ParamSpec], flag: &str) -> Option<(&'a ParamSpec, bool)>
             return Some((s, false));
         }
         if s.ty == ParamType::Bool
-            && (s.off_aliases.contains(&flag) || flag.strip_prefix("no-").is_some_and(|f| s.flag_names().any(|n| n == f)))
+            && (s.off_aliases.contains(&flag)
+                || flag
+                    .strip_prefix("no-")
+                    .is_some_and(|f| s.flag_names().any(|n| n == f)))
         {
             return Some((s, true));
         }
@@ -215,11 +296,16 @@ fn find<'a>(specs: &'a [ParamSpec], flag: &str) -> Option<(&'a ParamSpec, bool)>
 }
 
 fn unknown(specs: &[ParamSpec], name: &str, idx: usize) -> ParamError {
-    let flags: Vec<String> = specs.iter().flat_map(|s| s.flag_names().collect::<Vec<_>>()).collect();
+    let flags: Vec<String> = specs
+        .iter()
+        .flat_map(|s| s.flag_names().collect::<Vec<_>>())
+        .collect();
     let mut e = ParamError::new(format!("unknown parameter --{}", kebab(name)), Some(idx));
-    e.help = Some(match suggest(&kebab(name), flags.iter().map(String::as_str)) {
-        Some(s) => format!("did you mean --{s}? (--help lists the parameters)"),
-        None => "--help lists this playbook's parameters".into(),
-    });
+    e.help = Some(
+        match suggest(&kebab(name), flags.iter().map(String::as_str)) {
+            Some(s) => format!("did you mean --{s}? (--help lists the parameters)"),
+            None => "--help lists this playbook's parameters".into(),
+        },
+    );
     e
 }

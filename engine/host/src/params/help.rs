@@ -36,8 +36,7 @@ pub fn render_help(playbook: &str, doc: &str, specs: &[ParamSpec]) -> String {
                     }
                     h
                 }
-                ParamType::Enum(v) => format!("{} <{}>", s.flag(), v.join("|")),
-                t => format!("{} <{}>", s.flag(), t.describe().to_uppercase().replace(' ', "_")),
+                t => format!("{} <{}>", s.flag(), t.metavar()),
             };
             let _ = writeln!(o, "  {head}");
             let mut notes = Vec::new();
@@ -46,7 +45,10 @@ pub fn render_help(playbook: &str, doc: &str, specs: &[ParamSpec]) -> String {
             }
             if let Some(d) = &s.default {
                 if !(s.ty == ParamType::Bool && *d == ParamValue::Bool(false)) {
-                    notes.push(format!("default: {}", if s.secret { "***".into() } else { show(d) }));
+                    notes.push(format!(
+                        "default: {}",
+                        if s.secret { "***".into() } else { show(d) }
+                    ));
                 }
             }
             if let (Some(lo), Some(hi)) = (s.min, s.max) {
@@ -65,7 +67,11 @@ pub fn render_help(playbook: &str, doc: &str, specs: &[ParamSpec]) -> String {
             for a in &s.aliases {
                 notes.push(format!("alias: --{a}"));
             }
-            let doc = if s.doc.is_empty() { String::new() } else { format!("{} ", s.doc) };
+            let doc = if s.doc.is_empty() {
+                String::new()
+            } else {
+                format!("{} ", s.doc)
+            };
             let _ = writeln!(o, "        {doc}[{}]", notes.join("] ["));
         }
         let _ = writeln!(o);

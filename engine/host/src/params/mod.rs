@@ -18,10 +18,10 @@ mod help;
 mod resolve;
 mod spec;
 
-pub use args::{parse_args, RawArg, RunArgs, RunOption, Source, RESERVED, RESERVED_FOR_LATER};
+pub use args::{RESERVED, RESERVED_FOR_LATER, RawArg, RunArgs, RunOption, Source, parse_args};
 pub use help::render_help;
-pub use resolve::{resolve, Resolved};
-pub use spec::{parse_specs, ParamSpec, ParamType};
+pub use resolve::{Resolved, resolve};
+pub use spec::{ParamSpec, ParamType, parse_specs};
 
 use std::time::Duration;
 
@@ -55,7 +55,11 @@ pub struct ParamError {
 
 impl ParamError {
     fn new(message: impl Into<String>, arg: Option<usize>) -> Self {
-        Self { message: message.into(), arg, help: None }
+        Self {
+            message: message.into(),
+            arg,
+            help: None,
+        }
     }
     fn help(mut self, h: impl Into<String>) -> Self {
         self.help = Some(h.into());
@@ -77,3 +81,6 @@ pub fn suggest<'a>(input: &str, candidates: impl IntoIterator<Item = &'a str>) -
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, c)| c)
 }
+
+#[cfg(test)]
+mod tests;

@@ -31,7 +31,12 @@ pub fn resolve(
     for spec in specs {
         let mut value = spec.default.clone().map(|v| (v, Source::Default));
         // Environment: the compatibility names first, so KMSCTL_<NAME> wins over them.
-        for var in spec.env.iter().rev().chain(std::iter::once(&spec.env_var())) {
+        for var in spec
+            .env
+            .iter()
+            .rev()
+            .chain(std::iter::once(&spec.env_var()))
+        {
             if let Some(text) = env(var).filter(|t| !t.is_empty()) {
                 match spec.parse_text(&text) {
                     Ok(v) => value = Some((v, Source::Env(var.clone()))),
@@ -40,7 +45,9 @@ pub fn resolve(
             }
         }
         for (path, doc) in files {
-            let Some(map) = doc.read_lock::<rhai::Map>() else { continue };
+            let Some(map) = doc.read_lock::<rhai::Map>() else {
+                continue;
+            };
             let hit = map.iter().find(|(k, _)| k.replace('-', "_") == spec.name);
             if let Some((_, d)) = hit {
                 match spec.parse_data(d) {
@@ -70,13 +77,7 @@ pub fn resolve(
                     }
                     value = Some((v, Source::CommandLine));
                 }
-                Err(e) => {
-                    let mut pe = ParamError::new(e, Some(raw.arg));
-                    if let ParamType::Enum(allowed) = &spec.ty {
-                        pe.help = Some(format!("allowed: {}", allowed.join(", ")));
-                    }
-                    errors.push(pe);
-                }
+                Err(e) => errors.push(ParamError::new(e, Some(raw.arg))),
             }
         }
         match value {
@@ -84,14 +85,31 @@ pub fn resolve(
                 out.values.insert(spec.name.clone(), (Some(v), src));
             }
             None if spec.required => {
-                let doc = if spec.doc.is_empty() { String::new() } else { format!(": {}", spec.doc) };
+                let doc = if spec.doc.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", spec.doc)
+                };
                 errors.push(
-                    ParamError::new(format!("missing required parameter {} ({}{doc})", spec.flag(), spec.ty.describe()), None)
-                        .help(format!("pass {} VALUE, --set {}=VALUE, a values file, or ${}", spec.flag(), spec.name, spec.env_var())),
+                    ParamError::new(
+                        format!(
+                            "missing required parameter {} ({}{doc})",
+                            spec.flag(),
+                            spec.ty.describe()
+                        ),
+                        None,
+                    )
+                    .help(format!(
+                        "pass {} VALUE, --set {}=VALUE, a values file, or ${}",
+                        spec.flag(),
+                        spec.name,
+                        spec.env_var()
+                    )),
                 );
             }
             None => {
-                out.values.insert(spec.name.clone(), (None, Source::Default));
+                out.values
+                    .insert(spec.name.clone(), (None, Source::Default));
             }
         }
     }
@@ -101,13 +119,25 @@ pub fn resolve(
                 for k in map.keys() {
                     if !specs.iter().any(|s| s.name == k.replace('-', "_")) {
                         let names = specs.iter().map(|s| s.name.as_str());
-                        let hint = super::suggest(&k.replace('-', "_"), names).map(|s| format!(" (did you mean '{s}'?)")).unwrap_or_default();
-                        errors.push(ParamError::new(format!("{path}: unknown parameter '{k}'{hint}"), None));
+                        let hint = super::suggest(&k.replace('-', "_"), names)
+                            .map(|s| format!(" (did you mean '{s}'?)"))
+                            .unwrap_or_default();
+                        errors.push(ParamError::new(
+                            format!("{path}: unknown parameter '{k}'{hint}"),
+                            None,
+                        ));
                     }
                 }
             }
-            None => errors.push(ParamError::new(format!("{path}: a values file must be a map of parameter: value"), None)),
+            None => errors.push(ParamError::new(
+                format!("{path}: a values file must be a map of parameter: value"),
+                None,
+            )),
         }
     }
-    if errors.is_empty() { Ok(out) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
 }

@@ -1,6 +1,6 @@
 //! Parameter declarations, read from the playbook's `params()` array.
 
-use super::{kebab, suggest, ParamError, ParamValue, RESERVED, RESERVED_FOR_LATER};
+use super::{ParamError, ParamValue, RESERVED, RESERVED_FOR_LATER, kebab, suggest};
 use crate::duration;
 use rhai::{Dynamic, Map};
 use std::collections::BTreeSet;
@@ -25,6 +25,19 @@ pub enum ParamType {
 }
 
 impl ParamType {
+    /// The placeholder in help: `--num-parties <INT>`.
+    pub fn metavar(&self) -> String {
+        match self {
+            Self::String => "STRING".into(),
+            Self::Int => "INT".into(),
+            Self::Bool => String::new(),
+            Self::Duration => "DURATION".into(),
+            Self::List => "A,B,..".into(),
+            Self::IntList => "N,N,..".into(),
+            Self::Enum(v) => v.join("|"),
+        }
+    }
+
     /// How the type reads in help and errors.
     pub fn describe(&self) -> String {
         match self {
@@ -92,11 +105,18 @@ impl ParamSpec {
                     .map_err(|_| format!("{} wants an integer, got '{text}'", self.flag()))?,
             ),
             ParamType::Bool => ParamValue::Bool(parse_bool(text).ok_or_else(|| {
-                format!("{} is a flag: give it alone, or as {}=true|false; got '{text}'", self.flag(), self.flag())
+                format!(
+                    "{} is a flag: give it alone, or as {}=true|false; got '{text}'",
+                    self.flag(),
+                    self.flag()
+                )
             })?),
             ParamType::Duration => {
                 let d = duration::parse(text).map_err(|_| {
-                    format!("{} wants a duration like 90s, 5m or 1h30m, got '{text}'", self.flag())
+                    format!(
+                        "{} wants a duration like 90s, 5m or 1h30m, got '{text}'",
+                        self.flag()
+                    )
                 })?;
                 ParamValue::Duration(d, text.trim().to_string())
             }
@@ -104,12 +124,19 @@ impl ParamSpec {
             ParamType::IntList => ParamValue::IntList(
                 split_list(text)
                     .iter()
-                    .map(|s| s.parse().map_err(|_| format!("{} wants integers, got '{s}'", self.flag())))
+                    .map(|s| {
+                        s.parse()
+                            .map_err(|_| format!("{} wants integers, got '{s}'", self.flag()))
+                    })
                     .collect::<Result<_, _>>()?,
             ),
             ParamType::Enum(allowed) => {
                 if !allowed.iter().any(|a| a == text) {
-                    let mut msg = format!("{} must be one of: {}; got '{text}'", self.flag(), allowed.join(", "));
+                    let mut msg = format!(
+                        "{} must be one of: {}; got '{text}'",
+                        self.flag(),
+                        allowed.join(", ")
+                    );
                     if let Some(s) = suggest(text, allowed.iter().map(String::as_str)) {
                         msg.push_str(&format!(" (did you mean '{s}'?)"));
                     }
@@ -128,7 +155,9 @@ impl ParamSpec {
         }
         let v = match (&self.ty, d) {
             (ParamType::Int, d) if d.is_int() => ParamValue::Int(d.as_int().unwrap_or_default()),
-            (ParamType::Bool, d) if d.is_bool() => ParamValue::Bool(d.as_bool().unwrap_or_default()),
+            (ParamType::Bool, d) if d.is_bool() => {
+                ParamValue::Bool(d.as_bool().unwrap_or_default())
+            }
             (ParamType::Duration, d) if d.is_int() => {
                 let s = d.as_int().unwrap_or_default();
                 return self.parse_text(&s.to_string());
@@ -139,14 +168,23 @@ impl ParamSpec {
                     .into_array()
                     .unwrap_or_default()
                     .iter()
-                    .map(|x| x.to_string())
+                    .map(crate::value::display)
                     .collect();
                 return self.parse_text(&items.join(","));
             }
-            (ParamType::String | ParamType::Enum(_), d) if d.is_int() || d.is_float() || d.is_bool() => {
+            (ParamType::String | ParamType::Enum(_), d)
+                if d.is_int() || d.is_float() || d.is_bool() =>
+            {
                 return self.parse_text(&d.to_string());
             }
-            _ => return Err(format!("{} wants a {}, got a {}", self.flag(), self.ty.describe(), d.type_name())),
+            _ => {
+                return Err(format!(
+                    "{} wants a {}, got a {}",
+                    self.flag(),
+                    self.ty.describe(),
+                    d.type_name()
+                ));
+            }
         };
         self.check_bounds(v)
     }
@@ -173,18 +211,39 @@ fn parse_bool(s: &str) -> Option<bool> {
 }
 
 fn split_list(s: &str) -> Vec<String> {
-    s.split(',').map(str::trim).filter(|x| !x.is_empty()).map(str::to_string).collect()
+    s.split(',')
+        .map(str::trim)
+        .filter(|x| !x.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
-const SPEC_KEYS: &[&str] =
-    &["name", "type", "values", "default_value", "required", "doc", "env", "secret", "aliases", "off_aliases", "min", "max"];
-const TYPES: &[&str] = &["string", "int", "bool", "duration", "list", "int_list", "enum"];
+const SPEC_KEYS: &[&str] = &[
+    "name",
+    "type",
+    "values",
+    "default_value",
+    "required",
+    "doc",
+    "env",
+    "secret",
+    "aliases",
+    "off_aliases",
+    "min",
+    "max",
+];
+const TYPES: &[&str] = &[
+    "string", "int", "bool", "duration", "list", "int_list", "enum",
+];
 
 /// Read the declarations returned by a playbook's `params()`. Reports every problem.
 pub fn parse_specs(decl: &Dynamic) -> Result<Vec<ParamSpec>, Vec<ParamError>> {
     let Some(items) = decl.clone().try_cast::<rhai::Array>() else {
         return Err(vec![ParamError::new(
-            format!("params() must return an array of maps, got a {}", decl.type_name()),
+            format!(
+                "params() must return an array of maps, got a {}",
+                decl.type_name()
+            ),
             None,
         )]);
     };
@@ -193,20 +252,28 @@ pub fn parse_specs(decl: &Dynamic) -> Result<Vec<ParamSpec>, Vec<ParamError>> {
     let mut seen = BTreeSet::new();
     for (i, item) in items.iter().enumerate() {
         let Some(map) = item.clone().try_cast::<Map>() else {
-            errors.push(ParamError::new(format!("params()[{i}] must be a map like #{{ name: \"x\", type: \"string\" }}"), None));
+            errors.push(ParamError::new(
+                format!("params()[{i}] must be a map like #{{ name: \"x\", type: \"string\" }}"),
+                None,
+            ));
             continue;
         };
         match parse_one(&map) {
             Ok(spec) => {
                 for flag in spec.flag_names().chain(spec.off_aliases.iter().cloned()) {
-                    if RESERVED.iter().any(|r| r.name == flag) || RESERVED_FOR_LATER.contains(&flag.as_str()) {
+                    if RESERVED.iter().any(|r| r.name == flag)
+                        || RESERVED_FOR_LATER.contains(&flag.as_str())
+                    {
                         errors.push(ParamError::new(
                             format!("parameter '{}': --{flag} is a kmsctl run option; choose another name", spec.name),
                             None,
                         ));
                     }
                     if !seen.insert(flag.clone()) {
-                        errors.push(ParamError::new(format!("parameter flag --{flag} is declared twice"), None));
+                        errors.push(ParamError::new(
+                            format!("parameter flag --{flag} is declared twice"),
+                            None,
+                        ));
                     }
                 }
                 specs.push(spec);
@@ -214,24 +281,39 @@ pub fn parse_specs(decl: &Dynamic) -> Result<Vec<ParamSpec>, Vec<ParamError>> {
             Err(mut e) => errors.append(&mut e),
         }
     }
-    if errors.is_empty() { Ok(specs) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(specs)
+    } else {
+        Err(errors)
+    }
 }
 
 fn parse_one(map: &Map) -> Result<ParamSpec, Vec<ParamError>> {
-    let name = map.get("name").and_then(|v| v.clone().into_string().ok()).unwrap_or_default();
-    let who = if name.is_empty() { "a parameter".to_string() } else { format!("parameter '{name}'") };
+    let name = map
+        .get("name")
+        .and_then(|v| v.clone().into_string().ok())
+        .unwrap_or_default();
+    let who = if name.is_empty() {
+        "a parameter".to_string()
+    } else {
+        format!("parameter '{name}'")
+    };
     let mut errors = Vec::new();
     let mut err = |m: String| errors.push(ParamError::new(m, None));
 
     for key in map.keys() {
         if !SPEC_KEYS.contains(&key.as_str()) {
-            let hint = suggest(key, SPEC_KEYS.iter().copied()).map(|s| format!(" (did you mean '{s}'?)")).unwrap_or_default();
+            let hint = suggest(key, SPEC_KEYS.iter().copied())
+                .map(|s| format!(" (did you mean '{s}'?)"))
+                .unwrap_or_default();
             err(format!("{who}: unknown key '{key}'{hint}"));
         }
     }
     let valid_name = !name.is_empty()
         && name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
     if !valid_name {
         err(format!("{who}: name must be snake_case like num_parties"));
     }
@@ -239,7 +321,13 @@ fn parse_one(map: &Map) -> Result<ParamSpec, Vec<ParamError>> {
     let get_list = |k: &str| -> Vec<String> {
         match map.get(k) {
             Some(v) if v.is_string() => vec![v.to_string()],
-            Some(v) => v.clone().into_array().unwrap_or_default().iter().map(|x| x.to_string()).collect(),
+            Some(v) => v
+                .clone()
+                .into_array()
+                .unwrap_or_default()
+                .iter()
+                .map(|x| x.to_string())
+                .collect(),
             None => Vec::new(),
         }
     };
@@ -259,7 +347,10 @@ fn parse_one(map: &Map) -> Result<ParamSpec, Vec<ParamError>> {
             ParamType::Enum(values)
         }
         other => {
-            err(format!("{who}: unknown type '{other}'; use one of {}", TYPES.join(", ")));
+            err(format!(
+                "{who}: unknown type '{other}'; use one of {}",
+                TYPES.join(", ")
+            ));
             ParamType::String
         }
     };
@@ -268,10 +359,16 @@ fn parse_one(map: &Map) -> Result<ParamSpec, Vec<ParamError>> {
         name: name.clone(),
         ty,
         default: None,
-        required: map.get("required").and_then(|v| v.as_bool().ok()).unwrap_or(false),
+        required: map
+            .get("required")
+            .and_then(|v| v.as_bool().ok())
+            .unwrap_or(false),
         doc: get_str("doc").unwrap_or_default(),
         env: get_list("env"),
-        secret: map.get("secret").and_then(|v| v.as_bool().ok()).unwrap_or(false),
+        secret: map
+            .get("secret")
+            .and_then(|v| v.as_bool().ok())
+            .unwrap_or(false),
         aliases: get_list("aliases"),
         off_aliases: get_list("off_aliases"),
         min: get_int("min"),
@@ -291,5 +388,9 @@ fn parse_one(map: &Map) -> Result<ParamSpec, Vec<ParamError>> {
         _ if spec.ty == ParamType::Bool => spec.default = Some(ParamValue::Bool(false)),
         _ => {}
     }
-    if errors.is_empty() { Ok(spec) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(spec)
+    } else {
+        Err(errors)
+    }
 }

@@ -26,7 +26,11 @@ impl HumanStyle {
     /// Live on an interactive stderr outside CI, plain otherwise.
     pub fn detect() -> Self {
         let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false");
-        if !ci && console::Term::stderr().is_term() { Self::Live } else { Self::Plain }
+        if !ci && console::Term::stderr().is_term() {
+            Self::Live
+        } else {
+            Self::Plain
+        }
     }
 }
 
@@ -75,7 +79,9 @@ impl Human {
     }
 
     fn depth_of(steps: &HashMap<u64, StepView>, id: Option<u64>) -> usize {
-        id.and_then(|i| steps.get(&i)).map(|s| s.depth + 1).unwrap_or(0)
+        id.and_then(|i| steps.get(&i))
+            .map(|s| s.depth + 1)
+            .unwrap_or(0)
     }
 
     fn summary(&self, steps: &[StepRecord], outcome: Outcome, total_ms: u64) {
@@ -91,20 +97,42 @@ impl Human {
             }
             d
         };
-        let shown: Vec<(usize, &StepRecord)> =
-            steps.iter().map(|s| (depth(s), s)).filter(|(d, _)| *d <= 1).collect();
-        let width = shown.iter().map(|(d, s)| d * 2 + s.name.chars().count()).max().unwrap_or(0);
+        let shown: Vec<(usize, &StepRecord)> = steps
+            .iter()
+            .map(|s| (depth(s), s))
+            .filter(|(d, _)| *d <= 1)
+            .collect();
+        let width = shown
+            .iter()
+            .map(|(d, s)| d * 2 + s.name.chars().count())
+            .max()
+            .unwrap_or(0);
         let head = match outcome {
             Outcome::Ok => style("Summary").green().bold(),
             Outcome::Failed => style("Summary").red().bold(),
             Outcome::Cancelled => style("Summary").yellow().bold(),
         };
-        self.line(&format!("\n{head} ({})", duration::format(Duration::from_millis(total_ms))));
+        self.line(&format!(
+            "\n{head} ({})",
+            duration::format(Duration::from_millis(total_ms))
+        ));
         for (d, s) in shown {
-            let name = format!("{}{}", "  ".repeat(d), s.name);
-            let dur = s.duration_ms.map(|m| duration::format(Duration::from_millis(m))).unwrap_or_default();
-            let err = s.error.as_deref().map(|e| format!("  {}", first_line(e))).unwrap_or_default();
-            self.line(&format!("  {} {name:<width$}  {dur:>8}{err}", mark(s.outcome)));
+            let indent = "  ".repeat(d);
+            let pad = width - d * 2;
+            let dur = s
+                .duration_ms
+                .map(|m| duration::format(Duration::from_millis(m)))
+                .unwrap_or_default();
+            let err = s
+                .error
+                .as_deref()
+                .map(|e| format!("  {}", first_line(e)))
+                .unwrap_or_default();
+            self.line(&format!(
+                "  {indent}{} {:<pad$}  {dur:>8}{err}",
+                mark(s.outcome),
+                s.name
+            ));
         }
     }
 }
@@ -127,15 +155,22 @@ impl Sink for Human {
         let mut steps = self.steps.lock().expect("human lock");
         match &ev.body {
             EventBody::RunStarted { .. } => {}
-            EventBody::StepStarted { id, parent, name, label } => {
+            EventBody::StepStarted {
+                id,
+                parent,
+                name,
+                label,
+            } => {
                 let depth = Self::depth_of(&steps, *parent);
                 let indent = "  ".repeat(depth);
                 let bar = match self.style {
                     HumanStyle::Live => {
                         let pb = self.mp.add(ProgressBar::new_spinner());
                         pb.set_style(
-                            ProgressStyle::with_template("{prefix}{spinner:.cyan} {msg} {elapsed:.dim}")
-                                .expect("valid template"),
+                            ProgressStyle::with_template(
+                                "{prefix}{spinner:.cyan} {msg} {elapsed:.dim}",
+                            )
+                            .expect("valid template"),
                         );
                         pb.set_prefix(indent);
                         pb.set_message(name.clone());
@@ -150,10 +185,26 @@ impl Sink for Human {
                         None
                     }
                 };
-                steps.insert(*id, StepView { name: name.clone(), depth, label: label.clone(), bar });
+                steps.insert(
+                    *id,
+                    StepView {
+                        name: name.clone(),
+                        depth,
+                        label: label.clone(),
+                        bar,
+                    },
+                );
             }
-            EventBody::StepFinished { id, outcome, duration_ms, error, .. } => {
-                let Some(view) = steps.get_mut(id) else { return };
+            EventBody::StepFinished {
+                id,
+                outcome,
+                duration_ms,
+                error,
+                ..
+            } => {
+                let Some(view) = steps.get_mut(id) else {
+                    return;
+                };
                 if let Some(pb) = view.bar.take() {
                     pb.finish_and_clear();
                     self.mp.remove(&pb);
@@ -175,12 +226,20 @@ impl Sink for Human {
                     self.line("::endgroup::");
                 }
             }
-            EventBody::Log { level, message, step, label } => {
+            EventBody::Log {
+                level,
+                message,
+                step,
+                label,
+            } => {
                 if *level == Level::Debug && !self.verbose {
                     return;
                 }
                 let indent = "  ".repeat(Self::depth_of(&steps, *step));
-                let prefix = label.as_deref().map(|l| format!("{} ", style(format!("[{l}]")).dim())).unwrap_or_default();
+                let prefix = label
+                    .as_deref()
+                    .map(|l| format!("{} ", style(format!("[{l}]")).dim()))
+                    .unwrap_or_default();
                 let tag = match level {
                     Level::Debug => format!("{} ", style("debug:").dim()),
                     Level::Info => String::new(),
@@ -188,7 +247,11 @@ impl Sink for Human {
                     Level::Error => format!("{} ", style("error:").red().bold()),
                 };
                 for (i, l) in message.lines().enumerate() {
-                    let lead = if i == 0 { format!("{prefix}{tag}") } else { " ".repeat(console::measure_text_width(&prefix)) };
+                    let lead = if i == 0 {
+                        format!("{prefix}{tag}")
+                    } else {
+                        " ".repeat(console::measure_text_width(&prefix))
+                    };
                     self.line(&format!("{indent}{lead}{l}"));
                 }
                 if self.github && *level == Level::Warn {
@@ -200,7 +263,12 @@ impl Sink for Human {
                     self.line(&format!("::error::{}", message.replace('\n', "%0A")));
                 }
             }
-            EventBody::RunFinished { outcome, duration_ms, steps: records, .. } => {
+            EventBody::RunFinished {
+                outcome,
+                duration_ms,
+                steps: records,
+                ..
+            } => {
                 drop(steps);
                 self.summary(records, *outcome, *duration_ms);
             }

@@ -1,0 +1,183 @@
+//! Diagnostics: source snippets, line and column, the call chain across files, exit codes.
+
+use crate::harness::kmsctl;
+
+#[test]
+fn a_syntax_error_in_an_imported_stdlib_module() {
+    let r = kmsctl()
+        .file(
+            "stdlib/kms.rhai",
+            "fn values(n) {\n    let x = #{ parties: n ;\n    x\n}\n",
+        )
+        .file(
+            "p.rhai",
+            "import \"std/kms\" as kms;\nlet v = kms::values(4);\n",
+        )
+        .args(["run", "p.rhai", "--stdlib-dir", "stdlib"])
+        .run();
+    r.code(2);
+    insta::assert_snapshot!(r.stderr_normalized());
+}
+
+#[test]
+fn a_runtime_error_three_calls_deep() {
+    let r = kmsctl()
+        .file(
+            "stdlib/config.rhai",
+            r#"
+            import "data" as data;
+
+            fn parse(text) {
+                data::from_yaml(text)
+            }
+
+            fn load(text) {
+                let cfg = parse(text);
+                cfg.parties
+            }
+            "#,
+        )
+        .file(
+            "p.rhai",
+            r#"
+            import "std/config" as config;
+
+            fn parties() {
+                config::load("parties: [1, 2")
+            }
+
+            let n = parties();
+            "#,
+        )
+        .args(["run", "p.rhai", "--stdlib-dir", "stdlib"])
+        .run();
+    r.code(1);
+    insta::assert_snapshot!(r.stderr_normalized());
+}
+
+#[test]
+fn an_unknown_native_function_is_caught_before_running() {
+    let r = kmsctl()
+        .file("p.rhai", "import \"log\" as log;\nimport \"fs\" as fs;\nfs::write(\"ran.txt\", \"x\");\nlog::inf(\"hello\");\n")
+        .args(["run", "p.rhai"])
+        .run();
+    r.code(2);
+    insta::assert_snapshot!(r.stderr_normalized());
+    assert!(!r.path().join("ran.txt").exists());
+}
+
+#[test]
+fn an_unknown_module_lists_what_exists() {
+    let r = kmsctl()
+        .file(
+            "p.rhai",
+            "import \"std/nope\" as x;\nimport \"k9s\" as k;\n",
+        )
+        .args(["run", "p.rhai"])
+        .run();
+    r.code(2);
+    insta::assert_snapshot!(r.stderr_normalized());
+}
+
+#[test]
+fn an_undeclared_parameter_is_caught_before_running() {
+    let r = kmsctl()
+        .file("p.rhai", "fn params() {[ #{ name: \"num_parties\", type: \"int\", default_value: 4 } ]}\nlet n = param::num_partys;\n")
+        .args(["run", "p.rhai"])
+        .run();
+    r.code(2);
+    insta::assert_snapshot!(r.stderr_normalized());
+}
+
+#[test]
+fn runaway_recursion_names_the_limit() {
+    let r = kmsctl()
+        .file("p.rhai", "fn down(n) { down(n + 1) }\ndown(0);\n")
+        .args(["run", "p.rhai"])
+        .run();
+    r.code(1);
+    assert!(
+        r.stderr
+            .contains("the script exceeded the call depth limit of 96"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn the_error_kind_picks_the_exit_code() {
+    for (kind, code) in [
+        ("timeout", 3),
+        ("unavailable", 4),
+        ("auth", 4),
+        ("failed", 1),
+        ("whatever", 1),
+    ] {
+        let r = kmsctl()
+            .file(
+                "p.rhai",
+                &format!("throw #{{ kind: \"{kind}\", message: \"boom\" }};\n"),
+            )
+            .args(["run", "p.rhai"])
+            .run();
+        r.code(code);
+        assert!(r.stderr.contains("boom"));
+    }
+    kmsctl()
+        .file("p.rhai", "throw \"plain\";\n")
+        .args(["run", "p.rhai"])
+        .run()
+        .code(1);
+}
+
+#[test]
+fn host_errors_are_catchable_values_with_kind_and_message() {
+    let r = kmsctl()
+        .file(
+            "p.rhai",
+            r#"
+            import "env" as env;
+            import "log" as log;
+            try {
+                env::require("KMSCTL_TEST_SURELY_UNSET");
+            } catch (e) {
+                log::info(`caught kind=${e.kind} message=${e.message}`);
+            }
+            "#,
+        )
+        .args(["run", "p.rhai"])
+        .run();
+    r.code(0);
+    assert!(
+        r.stderr.contains(
+            "caught kind=not_found message=environment variable KMSCTL_TEST_SURELY_UNSET is not set"
+        ),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn json_output_reports_the_error_as_an_event() {
+    let r = kmsctl()
+        .file(
+            "p.rhai",
+            "throw #{ kind: \"failed\", message: \"it broke\" };\n",
+        )
+        .args(["run", "p.rhai", "--output", "json"])
+        .run();
+    r.code(1);
+    let ev = r.events();
+    let err = ev
+        .iter()
+        .find(|e| e["event"] == "error")
+        .expect("an error event");
+    assert_eq!(err["kind"], "failed");
+    assert_eq!(err["message"], "it broke");
+    assert!(err["diagnostic"].as_str().unwrap().contains("p.rhai:1:1"));
+    let last = ev.last().unwrap();
+    assert_eq!(
+        (last["event"].as_str(), last["exit_code"].as_i64()),
+        (Some("run_finished"), Some(1))
+    );
+}

@@ -1,0 +1,191 @@
+//! The runtime: steps and the summary, parallel work, cancellation, deadlines.
+
+use crate::harness::kmsctl;
+use std::time::{Duration, Instant};
+
+#[test]
+fn steps_show_progress_and_a_summary() {
+    let r = kmsctl()
+        .file(
+            "p.rhai",
+            r#"
+            import "log" as log;
+            log::step("prepare", || log::info("namespace ready"));
+            log::step("deploy", || {
+                log::step("party 1", || log::warn("slow image pull"));
+                log::step("party 2", || 2);
+            });
+            "#,
+        )
+        .args(["run", "p.rhai"])
+        .run();
+    r.code(0);
+    insta::assert_snapshot!(r.stderr_normalized());
+}
+
+#[test]
+fn parallel_returns_results_in_order_and_labels_output() {
+    let r = kmsctl()
+        .file(
+            "p.rhai",
+            r#"
+            import "log" as log;
+            import "wait" as wait;
+            let out = parallel([|| { wait::sleep("60ms"); log::info("one"); 1 }, || { log::info("two"); 2 }, || 3], #{ labels: ["a", "b", "c"], max: 2 });
+            let by_label = parallel(#{ x: || "X", y: || "Y" });
+            log::info(`${out} ${by_label.x}${by_label.y}`);
+            "#,
+        )
+        .args(["run", "p.rhai", "--output", "json"])
+        .run();
+    r.code(0);
+    let ev = r.events();
+    let msgs: Vec<String> = ev
+        .iter()
+        .filter(|e| e["event"] == "log")
+        .map(|e| format!("{} {}", e["label"], e["message"]))
+        .collect();
+    assert!(msgs.contains(&"\"a\" \"one\"".to_string()), "{msgs:?}");
+    assert!(msgs.contains(&"\"b\" \"two\"".to_string()), "{msgs:?}");
+    assert!(
+        msgs.contains(&"null \"[1, 2, 3] XY\"".to_string()),
+        "{msgs:?}"
+    );
+}
+
+#[test]
+fn the_first_parallel_failure_cancels_the_others() {
+    let r = kmsctl()
+        .file(
+            "p.rhai",
+            r#"
+            import "wait" as wait;
+            import "fs" as fs;
+            parallel(#{
+                "party-1": || { wait::sleep("30s"); fs::write("party-1.txt", "finished"); },
+                "party-2": || { wait::sleep("50ms"); throw #{ kind: "failed", message: "party 2 crashed" }; },
+                "party-3": || { loop { } },
+            });
+            "#,
+        )
+        .args(["run", "p.rhai", "--output", "json"])
+        .run();
+    r.code(1);
+    let ev = r.events();
+    let outcome = |name: &str| {
+        ev.iter()
+            .find(|e| e["event"] == "step_finished" && e["name"] == name)
+            .map(|e| e["outcome"].as_str().unwrap().to_string())
+    };
+    assert_eq!(outcome("party-2").as_deref(), Some("failed"));
+    assert_eq!(outcome("party-1").as_deref(), Some("cancelled"));
+    assert_eq!(outcome("party-3").as_deref(), Some("cancelled"));
+    assert!(
+        r.stderr.contains("party 2 crashed"),
+        "the original error is reported: {}",
+        r.stderr
+    );
+    assert!(!r.path().join("party-1.txt").exists());
+}
+
+#[test]
+fn parallel_without_fail_fast_reports_every_failure() {
+    let r = kmsctl()
+        .file("p.rhai", "parallel(#{ a: || throw \"A broke\", b: || 2, c: || throw \"C broke\" }, #{ fail_fast: false });\n")
+        .args(["run", "p.rhai"])
+        .run();
+    r.code(1);
+    assert!(
+        r.stderr
+            .contains("2 of 3 tasks failed: a: A broke; c: C broke"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn ctrl_c_cancels_a_blocked_run_and_exits_130() {
+    let mut run = kmsctl()
+        .file(
+            "p.rhai",
+            r#"
+            import "log" as log;
+            import "wait" as wait;
+            log::step("deploy", || parallel([|| wait::sleep("120s"), || { loop { } }]));
+            "#,
+        )
+        .args(["run", "p.rhai", "--output", "json"])
+        .spawn();
+    let _rest = run.wait_for_stdout("step_started");
+    let start = Instant::now();
+    run.signal("INT");
+    let status = loop {
+        if let Some(s) = run.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "kmsctl did not stop after SIGINT"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(130));
+}
+
+#[test]
+fn sigterm_is_an_interrupt_too() {
+    let mut run = kmsctl()
+        .file("p.rhai", "import \"log\" as log;\nimport \"wait\" as wait;\nlog::step(\"s\", || wait::sleep(\"120s\"));\n")
+        .args(["run", "p.rhai", "--output", "json"])
+        .spawn();
+    let _rest = run.wait_for_stdout("step_started");
+    run.signal("TERM");
+    assert_eq!(run.child.wait().unwrap().code(), Some(130));
+}
+
+#[test]
+fn the_run_deadline_exits_3() {
+    let r = kmsctl()
+        .file(
+            "p.rhai",
+            "import \"wait\" as wait;\nwait::sleep(\"120s\");\n",
+        )
+        .args(["run", "p.rhai", "--timeout", "300ms"])
+        .run();
+    r.code(3);
+    assert!(
+        r.stderr.contains("the run exceeded --timeout 300ms"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn wait_helpers_time_out_retry_and_poll() {
+    let r = kmsctl()
+        .file(
+            "p.rhai",
+            r#"
+            import "wait" as wait;
+            import "log" as log;
+            let caught = "";
+            try { wait::timeout("50ms", || wait::sleep("60s")); } catch (e) { caught = `${e.kind}: ${e.message}`; }
+            let tries = 0;
+            let v = wait::retry(|| { tries += 1; if tries < 3 { throw #{ kind: "unavailable", message: "not yet" } } tries }, #{ backoff: "1ms" });
+            let polls = 0;
+            let p = wait::poll(|| { polls += 1; if polls == 4 { "ready" } }, #{ interval: "1ms" });
+            let gave_up = "";
+            try { wait::retry(|| throw #{ kind: "auth", message: "denied" }, #{ on: ["unavailable"] }); } catch (e) { gave_up = e.kind; }
+            log::info(`${caught} | ${v} | ${p} after ${polls} | ${gave_up}`);
+            "#,
+        )
+        .args(["run", "p.rhai"])
+        .run();
+    r.code(0);
+    assert!(
+        r.stderr
+            .contains("timeout: timed out after 50ms | 3 | ready after 4 | auth"),
+        "{}",
+        r.stderr
+    );
+}
