@@ -97,7 +97,7 @@ impl Kmsctl {
             .expect("spawn kmsctl");
         Running {
             child,
-            _dir: self.dir,
+            dir: self.dir,
         }
     }
 }
@@ -148,10 +148,15 @@ impl Run {
 pub struct Running {
     /// The child process.
     pub child: Child,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Running {
+    /// The temp directory it runs in.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
     /// Read stdout lines until one contains `needle` (the child must print JSON events).
     pub fn wait_for_stdout(&mut self, needle: &str) -> BufReader<std::process::ChildStdout> {
         let mut r = BufReader::new(self.child.stdout.take().expect("stdout piped"));

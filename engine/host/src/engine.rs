@@ -109,6 +109,32 @@ pub fn build(ctx: &HostCtx, limits: &Limits, natives: &[Box<dyn NativeModule>]) 
             crate::parallel::parallel(&c, &ncc, tasks, &Map::new())
         });
 
+    let c = ctx.clone();
+    rhai::FuncRegistration::new("parallel_map")
+        .with_volatility(true)
+        .with_purity(false)
+        .with_params_info(["items: array", "work: Fn", "options: map", "array"])
+        .with_comments([concat!(
+            "/// Call `work(item)` for every item concurrently; results come back in order.\n",
+            "/// Labels default to the items. Options as for `parallel`.\n",
+            "///\n/// ```rhai\n/// let releases = parallel_map([1, 2, 3, 4], |id| deploy_party(id), #{ max: 4 });\n/// ```"
+        )])
+        .register_into_engine(&mut e, move |ncc: NativeCallContext, items: rhai::Array, f: rhai::FnPtr, opts: Map| {
+            crate::parallel::parallel_map(&c, &ncc, items, f, &opts)
+        });
+    let c = ctx.clone();
+    rhai::FuncRegistration::new("parallel_map")
+        .with_volatility(true)
+        .with_purity(false)
+        .with_params_info(["items: array", "work: Fn", "array"])
+        .with_comments(["/// Call `work(item)` for every item concurrently with default options."])
+        .register_into_engine(
+            &mut e,
+            move |ncc: NativeCallContext, items: rhai::Array, f: rhai::FnPtr| {
+                crate::parallel::parallel_map(&c, &ncc, items, f, &Map::new())
+            },
+        );
+
     let natives = natives
         .iter()
         .map(|m| (m.name().to_string(), Shared::new(m.build(ctx))))

@@ -1,4 +1,5 @@
-//! `parallel(tasks, options)`: run script closures concurrently.
+//! `parallel(tasks, options)` and `parallel_map(items, f, options)`: run script closures
+//! concurrently.
 //!
 //! Each task runs on its own OS thread (Rhai is synchronous; native calls block on the shared
 //! tokio runtime), as a step named by its label, in a child cancellation scope. The first
@@ -15,51 +16,99 @@ use std::sync::{Arc, Mutex};
 
 type R<T> = Result<T, Box<EvalAltResult>>;
 
-/// Run `tasks` (an array of closures, or a map of label → closure) concurrently.
-/// Options: `max` (concurrency, default all), `labels` (for an array), `fail_fast` (default true).
-pub fn parallel(ctx: &HostCtx, ncc: &NativeCallContext, tasks: Dynamic, opts: &Map) -> R<Dynamic> {
+/// One unit of work: a label, a closure and the arguments to call it with.
+type Task = (String, FnPtr, Vec<Dynamic>);
+
+fn check_opts(opts: &Map, func: &str) -> R<()> {
     for k in opts.keys() {
         if !["max", "labels", "fail_fast"].contains(&k.as_str()) {
             return Err(usage_err(format!(
-                "parallel: unknown option '{k}'; options are max, labels, fail_fast"
+                "{func}: unknown option '{k}'; options are max, labels, fail_fast"
             )));
         }
     }
-    let as_map = tasks.is_map();
-    let items: Vec<(String, FnPtr)> = if as_map {
-        let m = tasks.cast::<Map>();
-        m.into_iter()
-            .map(|(k, v)| closure(v, &k).map(|f| (k.to_string(), f)))
-            .collect::<R<_>>()?
-    } else if tasks.is_array() {
-        let a = tasks.cast::<Array>();
-        let labels: Vec<String> = match opts.get("labels") {
-            Some(l) => l
-                .clone()
-                .into_array()
-                .map_err(|_| usage_err("parallel: labels must be an array of strings"))?
-                .iter()
-                .map(|x| x.to_string())
-                .collect(),
-            None => (1..=a.len()).map(|i| format!("task-{i}")).collect(),
-        };
-        if labels.len() != a.len() {
-            return Err(usage_err(format!(
-                "parallel: {} labels for {} tasks",
-                labels.len(),
-                a.len()
-            )));
-        }
-        a.into_iter()
-            .zip(labels)
-            .map(|(v, l)| closure(v, &l).map(|f| (l, f)))
-            .collect::<R<_>>()?
-    } else {
+    Ok(())
+}
+
+fn labels(opts: &Map, n: usize, default: impl Fn(usize) -> String, func: &str) -> R<Vec<String>> {
+    let labels: Vec<String> = match opts.get("labels") {
+        Some(l) => l
+            .clone()
+            .into_array()
+            .map_err(|_| usage_err(format!("{func}: labels must be an array of strings")))?
+            .iter()
+            .map(crate::value::display)
+            .collect(),
+        None => (0..n).map(default).collect(),
+    };
+    if labels.len() != n {
+        return Err(usage_err(format!(
+            "{func}: {} labels for {n} tasks",
+            labels.len()
+        )));
+    }
+    Ok(labels)
+}
+
+/// Run `tasks` (an array of closures, or a map of label → closure) concurrently.
+/// Options: `max` (concurrency, default all), `labels` (for an array), `fail_fast` (default true).
+pub fn parallel(ctx: &HostCtx, ncc: &NativeCallContext, tasks: Dynamic, opts: &Map) -> R<Dynamic> {
+    check_opts(opts, "parallel")?;
+    if tasks.is_map() {
+        let items = tasks
+            .cast::<Map>()
+            .into_iter()
+            .map(|(k, v)| closure(v, &k).map(|f| (k.to_string(), f, Vec::new())))
+            .collect::<R<_>>()?;
+        return run(ctx, ncc, items, opts, true);
+    }
+    if !tasks.is_array() {
         return Err(usage_err(format!(
             "parallel: expected an array or a map of closures, got {}",
             tasks.type_name()
         )));
-    };
+    }
+    let a = tasks.cast::<Array>();
+    let labels = labels(opts, a.len(), |i| format!("task-{}", i + 1), "parallel")?;
+    let items = a
+        .into_iter()
+        .zip(labels)
+        .map(|(v, l)| closure(v, &l).map(|f| (l, f, Vec::new())))
+        .collect::<R<_>>()?;
+    run(ctx, ncc, items, opts, false)
+}
+
+/// Call `f(item)` for every item concurrently; results in order. Labels default to the items.
+/// Passing the item as an argument avoids the closure-capture trap of building tasks in a loop.
+pub fn parallel_map(
+    ctx: &HostCtx,
+    ncc: &NativeCallContext,
+    items: Array,
+    f: FnPtr,
+    opts: &Map,
+) -> R<Dynamic> {
+    check_opts(opts, "parallel_map")?;
+    let labels = labels(
+        opts,
+        items.len(),
+        |i| crate::value::display(&items[i]),
+        "parallel_map",
+    )?;
+    let tasks = items
+        .into_iter()
+        .zip(labels)
+        .map(|(item, l)| (l, f.clone(), vec![item]))
+        .collect();
+    run(ctx, ncc, tasks, opts, false)
+}
+
+fn run(
+    ctx: &HostCtx,
+    ncc: &NativeCallContext,
+    items: Vec<Task>,
+    opts: &Map,
+    as_map: bool,
+) -> R<Dynamic> {
     let n = items.len();
     let max = match opts.get("max") {
         Some(v) => v
@@ -93,7 +142,7 @@ pub fn parallel(ctx: &HostCtx, ncc: &NativeCallContext, tasks: Dynamic, opts: &M
                     if i >= n {
                         break;
                     }
-                    let (label, f) = &items[i];
+                    let (label, f, args) = &items[i];
                     if group.is_cancelled() {
                         *results[i].lock().expect("results lock") = Some(Err(terminated(&group)));
                         continue;
@@ -108,7 +157,7 @@ pub fn parallel(ctx: &HostCtx, ncc: &NativeCallContext, tasks: Dynamic, opts: &M
                         step: Some(id),
                         label: Some(full),
                     };
-                    let r = task::with_task(state, || f.call_within_context::<Dynamic>(ncc, ()));
+                    let r = task::with_task(state, || f.call_raw(ncc, None, args.clone()));
                     match &r {
                         Ok(_) => ctx.events().step_finished(id, Outcome::Ok, None),
                         Err(e) if is_terminated(e) => {
@@ -149,7 +198,7 @@ pub fn parallel(ctx: &HostCtx, ncc: &NativeCallContext, tasks: Dynamic, opts: &M
     let failed: Vec<(String, String)> = items
         .iter()
         .zip(&results)
-        .filter_map(|((l, _), r)| r.as_ref().err().map(|e| (l.clone(), short_message(e))))
+        .filter_map(|((l, ..), r)| r.as_ref().err().map(|e| (l.clone(), short_message(e))))
         .collect();
     if !failed.is_empty() {
         let mut errors = Map::new();
@@ -168,7 +217,7 @@ pub fn parallel(ctx: &HostCtx, ncc: &NativeCallContext, tasks: Dynamic, opts: &M
     let values = results.into_iter().map(|r| r.unwrap_or_default());
     if as_map {
         let mut m = Map::new();
-        for ((l, _), v) in items.iter().zip(values) {
+        for ((l, ..), v) in items.iter().zip(values) {
             m.insert(l.as_str().into(), v);
         }
         Ok(Dynamic::from_map(m))

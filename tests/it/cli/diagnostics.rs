@@ -69,11 +69,13 @@ fn an_unknown_native_function_is_caught_before_running() {
 #[test]
 fn an_unknown_module_lists_what_exists() {
     let r = kmsctl()
+        .file("stdlib/kms.rhai", "fn x() {}\n")
+        .file("stdlib/nodes.rhai", "fn y() {}\n")
         .file(
             "p.rhai",
-            "import \"std/nope\" as x;\nimport \"k9s\" as k;\n",
+            "import \"std/node\" as x;\nimport \"k9s\" as k;\n",
         )
-        .args(["run", "p.rhai"])
+        .args(["run", "p.rhai", "--stdlib-dir", "stdlib"])
         .run();
     r.code(2);
     insta::assert_snapshot!(r.stderr_normalized());
@@ -179,5 +181,34 @@ fn json_output_reports_the_error_as_an_event() {
     assert_eq!(
         (last["event"].as_str(), last["exit_code"].as_i64()),
         (Some("run_finished"), Some(1))
+    );
+}
+
+#[test]
+fn playbook_relative_imports_resolve_and_cycles_are_refused() {
+    let r = kmsctl()
+        .file("pb/lib/a.rhai", "import \"./b\" as b;\nfn f() { b::g() }\n")
+        .file("pb/lib/b.rhai", "fn g() { 42 }\n")
+        .file(
+            "pb/p.rhai",
+            "import \"./lib/a\" as a;\nimport \"log\" as log;\nlog::info(`got ${a::f()}`);\n",
+        )
+        .args(["run", "pb/p.rhai"])
+        .run();
+    r.code(0);
+    assert!(r.stderr.contains("got 42"), "{}", r.stderr);
+
+    let r = kmsctl()
+        .file("lib/a.rhai", "import \"./b\" as b;\n")
+        .file("lib/b.rhai", "import \"./a\" as a;\n")
+        .file("p.rhai", "import \"./lib/a\" as a;\n")
+        .args(["run", "p.rhai"])
+        .run();
+    r.code(2);
+    assert!(
+        r.stderr
+            .contains("import cycle: lib/a.rhai → lib/b.rhai → lib/a.rhai"),
+        "{}",
+        r.stderr
     );
 }

@@ -88,6 +88,41 @@ fn the_first_parallel_failure_cancels_the_others() {
     assert!(!r.path().join("party-1.txt").exists());
 }
 
+/// Regression: closures built in a loop all captured the same loop variable, so every "party"
+/// deployed the last id. `parallel_map` passes each item as an argument instead.
+#[test]
+fn parallel_map_passes_each_item_to_its_task() {
+    let r = kmsctl()
+        .file(
+            "p.rhai",
+            r#"
+            import "log" as log;
+            let got = parallel_map([1, 2, 3], |id| id * 10, #{ max: 2 });
+            let named = parallel_map(["a", "b"], |x| x + "!", #{ labels: ["first", "second"] });
+            log::info(`${got} ${named}`);
+            "#,
+        )
+        .args(["run", "p.rhai", "--output", "json"])
+        .run();
+    r.code(0);
+    let ev = r.events();
+    let steps: Vec<&str> = ev
+        .iter()
+        .filter(|e| e["event"] == "step_started")
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(steps.len(), 5);
+    for want in ["1", "2", "3", "first", "second"] {
+        assert!(steps.contains(&want), "{steps:?}");
+    }
+    assert!(
+        ev.iter()
+            .any(|e| e["message"] == "[10, 20, 30] [\"a!\", \"b!\"]"),
+        "{}",
+        r.stdout
+    );
+}
+
 #[test]
 fn parallel_without_fail_fast_reports_every_failure() {
     let r = kmsctl()
@@ -111,11 +146,17 @@ fn ctrl_c_cancels_a_blocked_run_and_exits_130() {
             r#"
             import "log" as log;
             import "wait" as wait;
-            log::step("deploy", || parallel([|| wait::sleep("120s"), || { loop { } }]));
+            import "fs" as fs;
+            log::step("deploy", || parallel([
+                || { try { wait::sleep("120s"); } catch { fs::write("caught.txt", "a cancellation must not be catchable"); } },
+                || { loop { } },
+            ]));
+            fs::write("after.txt", "the script must not continue after Ctrl-C");
             "#,
         )
         .args(["run", "p.rhai", "--output", "json"])
         .spawn();
+    let dir = run.path().to_path_buf();
     let _rest = run.wait_for_stdout("step_started");
     let start = Instant::now();
     run.signal("INT");
@@ -130,6 +171,7 @@ fn ctrl_c_cancels_a_blocked_run_and_exits_130() {
         std::thread::sleep(Duration::from_millis(20));
     };
     assert_eq!(status.code(), Some(130));
+    assert!(!dir.join("caught.txt").exists() && !dir.join("after.txt").exists());
 }
 
 #[test]
