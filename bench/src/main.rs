@@ -22,25 +22,14 @@ fn measure(what: &str, runs: usize, target: Duration, mut cmd: impl FnMut() -> C
     let mut times: Vec<Duration> = (0..runs)
         .map(|_| {
             let t = Instant::now();
-            let st = cmd()
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .expect("run kmsctl");
+            let st = cmd().stdout(Stdio::null()).stderr(Stdio::null()).status().expect("run kmsctl");
             let d = t.elapsed();
             assert!(st.success(), "{what} failed");
             d
         })
         .collect();
     times.sort();
-    Row {
-        what: what.into(),
-        runs,
-        median: times[runs / 2],
-        p90: times[(runs * 9) / 10],
-        min: times[0],
-        target,
-    }
+    Row { what: what.into(), runs, median: times[runs / 2], p90: times[(runs * 9) / 10], min: times[0], target }
 }
 
 fn ms(d: Duration) -> String {
@@ -70,34 +59,18 @@ fn root() -> PathBuf {
 
 fn cli(bin: &Path) {
     let root = root();
-    let count = ["playbooks", "examples", "stdlib"]
-        .iter()
-        .map(|d| walk(&root.join(d)))
-        .sum::<usize>();
+    let count = ["playbooks", "examples", "stdlib"].iter().map(|d| walk(&root.join(d))).sum::<usize>();
     let rows = vec![
         measure("kmsctl version", 50, Duration::from_millis(20), || {
             let mut c = Command::new(bin);
             c.arg("version");
             c
         }),
-        measure(
-            &format!("kmsctl check ({count} files)"),
-            30,
-            Duration::from_millis(100),
-            || {
-                let mut c = Command::new(bin);
-                c.current_dir(&root).args([
-                    "check",
-                    "-q",
-                    "--stdlib-dir",
-                    "stdlib",
-                    "playbooks",
-                    "examples",
-                    "stdlib",
-                ]);
-                c
-            },
-        ),
+        measure(&format!("kmsctl check ({count} files)"), 30, Duration::from_millis(100), || {
+            let mut c = Command::new(bin);
+            c.current_dir(&root).args(["check", "-q", "--stdlib-dir", "stdlib", "playbooks", "examples", "stdlib"]);
+            c
+        }),
     ];
     table(&rows);
 }
@@ -108,11 +81,7 @@ fn walk(p: &Path) -> usize {
             .flatten()
             .map(|e| {
                 let p = e.path();
-                if p.is_dir() {
-                    walk(&p)
-                } else {
-                    usize::from(p.extension().is_some_and(|x| x == "rhai"))
-                }
+                if p.is_dir() { walk(&p) } else { usize::from(p.extension().is_some_and(|x| x == "rhai")) }
             })
             .sum(),
         Err(_) => 0,
@@ -121,14 +90,8 @@ fn walk(p: &Path) -> usize {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let bin = std::env::var("KMSCTL_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| root().join("target/release/kmsctl"));
-    assert!(
-        bin.exists(),
-        "{} not found: build with `cargo build --release -p kmsctl`",
-        bin.display()
-    );
+    let bin = std::env::var("KMSCTL_BIN").map(PathBuf::from).unwrap_or_else(|_| root().join("target/release/kmsctl"));
+    assert!(bin.exists(), "{} not found: build with `cargo build --release -p kmsctl`", bin.display());
     match args.first().map(String::as_str) {
         Some("cli") | None => cli(&bin),
         Some(other) => {

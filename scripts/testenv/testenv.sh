@@ -4,14 +4,25 @@
 #   etcd + kube-apiserver + kube-controller-manager + kube-scheduler (real upstream binaries,
 #   built from the Go module proxy and version-stamped), kwok (simulated nodes: pods become
 #   Ready, Job pods Succeeded), helm, and moto (fake AWS: EKS/STS/S3) with an EKS
-#   token-review webhook. Everything binds to 127.0.0.1.
+#   token-review webhook. Everything binds to 127.0.0.1 on free ports.
 #
 #   scripts/testenv/testenv.sh build    build and cache the binaries (idempotent)
 #   scripts/testenv/testenv.sh up       build if needed, start, wait until ready, write the env file
+#                                       (already up and healthy: print its path and exit 0;
+#                                       stale state from a dead run: clean it up first)
 #   scripts/testenv/testenv.sh down     stop what `up` started (by PID) and remove its state
-#   scripts/testenv/testenv.sh status   print whether it is up and what runs
+#   scripts/testenv/testenv.sh status   print whether it is up and what runs (exit 0 = healthy)
 #   scripts/testenv/testenv.sh logs     print component logs (CI prints them on failure)
 #   scripts/testenv/testenv.sh env      print the path of the env file to source
+#
+# Settings (environment): TESTENV_DIR (state; default ${TMPDIR:-/tmp}/kmsctl-testenv),
+# TESTENV_NODES (simulated nodes, default 3), TESTENV_CACHE (binaries), TESTENV_*_VERSION.
+# `up` writes $TESTENV_DIR/env; source it to get TESTENV_KUBECONFIG, TESTENV_AWS_ENDPOINT,
+# helm/kubectl on PATH and AWS_* pointing at moto. It never sets KUBECONFIG and never touches
+# ~/.kube: use `kubectl --kubeconfig "$TESTENV_KUBECONFIG"`.
+#
+# kwok's lifecycle comes from Stage objects (stages.yaml, applied by `up`); tests may add
+# their own at run time (see stages.yaml for how to keep them to their own pods).
 #
 # Binaries are cached per version under $TESTENV_CACHE (outside the repo). Each is built in a
 # temp dir and renamed into place, so a half build is never used.
@@ -39,7 +50,10 @@ MOTO_VENV="$TESTENV_CACHE/venv-moto-$TESTENV_MOTO_VERSION"
 
 log() { printf '[testenv %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
-timed() { local t=$SECONDS; "$@"; log "step $1 took $((SECONDS - t))s"; }
+now_ms() { local t=${EPOCHREALTIME/./}; echo $((t / 1000)); }
+secs() { local ms=$1; printf '%d.%01ds' $((ms / 1000)) $((ms % 1000 / 100)); }  # ms -> "12.3s"
+timed() { local t; t=$(now_ms); "$@"; log "step $1 took $(secs $(($(now_ms) - t)))"; }
+step() { local what=$1 t; shift; t=$(now_ms); "$@"; log "step $what took $(secs $(($(now_ms) - t)))"; }
 
 go_env() {
   command -v go >/dev/null || die "go not found: the test environment builds Kubernetes from the Go module proxy"
@@ -123,13 +137,345 @@ build_moto() {  # moto[server] would pull ~320 MB; s3 + flask is enough for the 
 
 cmd_build() {
   mkdir -p "$TESTENV_CACHE"
-  exec 9>"$TESTENV_CACHE/.lock"; flock 9   # one builder at a time
-  local t=$SECONDS
-  timed build_moto; timed build_etcd; timed build_kwok; timed build_helm; timed build_helm3; timed build_k8s
-  log "build done in $((SECONDS - t))s (cache: $TESTENV_CACHE)"
+  local t; t=$(now_ms)
+  (  # a subshell: the build steps cd into their source dirs
+    exec 9>"$TESTENV_CACHE/.lock"; flock 9   # one builder at a time
+    timed build_moto; timed build_etcd; timed build_kwok; timed build_helm; timed build_helm3; timed build_k8s
+  )
+  log "build done in $(secs $(($(now_ms) - t))) (cache: $TESTENV_CACHE)"
+}
+
+# ---- runtime ---------------------------------------------------------------------------
+# State layout under $TESTENV_DIR (all of it is removed by `down`):
+#   .kmsctl-testenv     marker: `down` refuses to delete a directory without it
+#   kwok/               KWOK_WORKDIR: clusters/testenv/{kubeconfig.yaml,pki,pids,logs,...}
+#   bin/                helm (v4), helm3, kubectl, kwokctl symlinks for PATH
+#   aws_fake.{pid,log}  moto + token webhook; webhook/ holds its TLS cert and kubeconfig
+#   env                 the file to source (written last: it exists only once `up` succeeded)
+export KWOK_WORKDIR="$TESTENV_DIR/kwok"
+CLUSTER_DIR="$KWOK_WORKDIR/clusters/$NAME"
+KUBECONFIG_FILE="$CLUSTER_DIR/kubeconfig.yaml"
+ENV_FILE="$TESTENV_DIR/env"
+MARKER="$TESTENV_DIR/.kmsctl-testenv"
+AWS_PID="$TESTENV_DIR/aws_fake.pid"
+AWS_LOG="$TESTENV_DIR/aws_fake.log"
+HOOK_DIR="$TESTENV_DIR/webhook"
+: "${TESTENV_REGION:=us-east-1}"
+unset KUBECONFIG   # only ever use the cluster's own kubeconfig, passed explicitly
+export KUBECACHEDIR="$TESTENV_DIR/kube-cache"   # kubectl's discovery cache, not ~/.kube/cache
+
+kc() { "$K8S_BIN/kubectl" --kubeconfig "$KUBECONFIG_FILE" "$@"; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# A live process (a zombie is not: orphans may be left unreaped where pid 1 does not reap).
+alive() {
+  local st
+  [[ "${1:-}" =~ ^[0-9]+$ ]] && st="$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null)" || return 1
+  [[ -n "$st" && "${st:0:1}" != Z ]]
+}
+# The process with this pid runs the given file (guards against a pid reused after a crash).
+runs() { local pid=$1 want=$2; alive "$pid" && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$want"; }
+until_ok() {  # until_ok SECONDS WHAT CMD...: retry CMD every 0.2s
+  local limit=$1 what=$2 deadline; deadline=$(( $(now_ms) + $1 * 1000 )); shift 2
+  until "$@" >/dev/null 2>&1; do
+    (( $(now_ms) < deadline )) || die "timed out after ${limit}s waiting for $what"
+    sleep 0.2
+  done
+}
+moto_port() { sed -n 's/^moto_port=//p' "$TESTENV_DIR/ports" 2>/dev/null; }
+
+healthy() {
+  [[ -f "$ENV_FILE" && -f "$KUBECONFIG_FILE" ]] || return 1
+  local f
+  for f in "$CLUSTER_DIR"/pids/*.pid; do alive "$(cat "$f")" || return 1; done
+  runs "$(cat "$AWS_PID" 2>/dev/null)" aws_fake.py || return 1
+  kc get --raw /readyz >/dev/null 2>&1 || return 1
+  curl -fsS -o /dev/null "http://127.0.0.1:$(moto_port)/moto-api/data.json" 2>/dev/null
+}
+
+write_kwokctl_config() {
+  cat > "$TESTENV_DIR/kwokctl.yaml" <<YAML
+apiVersion: config.kwok.x-k8s.io/v1alpha1
+kind: KwokctlConfiguration
+options:
+  runtime: binary
+  bindAddress: 127.0.0.1
+  kubeVersion: $TESTENV_K8S_VERSION
+  etcdVersion: $TESTENV_ETCD_VERSION
+  cacheDir: $TESTENV_DIR/kwok/cache
+  # Stage objects are CRs, so tests can add stages at run time; up applies the baseline.
+  enableCRDs: [Stage]
+  # Local, version-stamped binaries (a path, not a URL, is used as is).
+  kubeApiserverBinary: $K8S_BIN/kube-apiserver
+  kubeControllerManagerBinary: $K8S_BIN/kube-controller-manager
+  kubeSchedulerBinary: $K8S_BIN/kube-scheduler
+  kubectlBinary: $K8S_BIN/kubectl
+  etcdBinary: $ETCD_BIN/etcd
+  kwokControllerBinary: $KWOK_BIN/kwok
+componentsPatches:
+- name: etcd
+  extraArgs:
+  - {key: unsafe-no-fsync, value: "true"}
+- name: kube-apiserver
+  extraArgs:
+  - {key: advertise-address, value: 127.0.0.1}
+  - {key: service-cluster-ip-range, value: 10.100.0.0/16}
+  - {key: kubelet-preferred-address-types, value: InternalIP}
+  - {key: authentication-token-webhook-config-file, value: $HOOK_DIR/kubeconfig}
+  - {key: authentication-token-webhook-version, value: v1}
+  - {key: authentication-token-webhook-cache-ttl, value: 10s}
+- name: kwok-controller
+  extraArgs:
+  - {key: node-ip, value: 127.0.0.1, override: true}
+  - {key: cidr, value: 10.244.0.0/16}
+YAML
+}
+
+# The TokenReview webhook serves TLS with a cert from kwok's CA (kube-apiserver trusts it via
+# the webhook kubeconfig). The CA exists only after kwokctl has set up the cluster, which is
+# before kube-apiserver starts, so the kubeconfig can name its path up front.
+write_webhook_kubeconfig() {  # $1 = port
+  mkdir -p "$HOOK_DIR"
+  cat > "$HOOK_DIR/kubeconfig" <<YAML
+apiVersion: v1
+kind: Config
+clusters:
+- name: eks-token-webhook
+  cluster:
+    server: https://127.0.0.1:$1/authenticate
+    certificate-authority: $CLUSTER_DIR/pki/ca.crt
+users:
+- name: kube-apiserver
+  user: {}
+contexts:
+- name: webhook
+  context: {cluster: eks-token-webhook, user: kube-apiserver}
+current-context: webhook
+YAML
+}
+
+make_webhook_cert() {
+  local pki="$CLUSTER_DIR/pki"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=testenv-eks-token-webhook" \
+    -CA "$pki/ca.crt" -CAkey "$pki/ca.key" -addext "subjectAltName=IP:127.0.0.1" \
+    -addext "extendedKeyUsage=serverAuth" \
+    -keyout "$HOOK_DIR/tls.key" -out "$HOOK_DIR/tls.crt" 2>/dev/null
+}
+
+apply_nodes() {
+  local i zones=(a b c) types=(m5.xlarge m5.2xlarge c5.xlarge)
+  for ((i = 0; i < TESTENV_NODES; i++)); do
+    cat <<YAML
+apiVersion: v1
+kind: Node
+metadata:
+  name: testenv-node-$i
+  annotations:
+    kwok.x-k8s.io/node: fake
+    node.alpha.kubernetes.io/ttl: "0"
+  labels:
+    type: kwok
+    kubernetes.io/hostname: testenv-node-$i
+    kubernetes.io/os: linux
+    kubernetes.io/arch: amd64
+    node.kubernetes.io/instance-type: ${types[i % 3]}
+    topology.kubernetes.io/region: $TESTENV_REGION
+    topology.kubernetes.io/zone: $TESTENV_REGION${zones[i % 3]}
+    eks.amazonaws.com/nodegroup: testenv-ng-$((i % 3))
+    eks.amazonaws.com/capacityType: ON_DEMAND
+spec: {}
+status:
+  allocatable: {cpu: "16", memory: 64Gi, pods: "110", ephemeral-storage: 100Gi}
+  capacity: {cpu: "16", memory: 64Gi, pods: "110", ephemeral-storage: 100Gi}
+---
+YAML
+  done | kc apply -f - >/dev/null
+}
+
+start_aws() {  # $1 moto port, $2 webhook port, $3 apiserver endpoint
+  MOTO_PORT="$1" WEBHOOK_PORT="$2" TESTENV_KUBE_ENDPOINT="$3" \
+  TESTENV_CA_FILE="$CLUSTER_DIR/pki/ca.crt" \
+  WEBHOOK_TLS_CERT="$HOOK_DIR/tls.crt" WEBHOOK_TLS_KEY="$HOOK_DIR/tls.key" \
+    setsid "$MOTO_VENV/bin/python" "$HERE/aws_fake.py" >"$AWS_LOG" 2>&1 </dev/null &
+  echo $! > "$AWS_PID"   # setsid execs (the child is no group leader): this is python's pid
+  until_ok 30 "moto on port $1" curl -fsS -o /dev/null "http://127.0.0.1:$1/moto-api/data.json"
+  runs "$(cat "$AWS_PID")" aws_fake.py || die "aws_fake.py is not running as pid $(cat "$AWS_PID")"
+}
+
+# Proves the EKS path end to end: a token presigned by botocore (as `aws eks get-token` makes
+# it) is sent to kube-apiserver alone, without the client certificate.
+check_eks_token() {  # $1 moto port, $2 apiserver endpoint
+  local token user
+  token="$(AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_CONFIG_FILE=/dev/null \
+    AWS_SHARED_CREDENTIALS_FILE=/dev/null "$MOTO_VENV/bin/python" - "$1" "$TESTENV_REGION" <<'PY'
+import base64, sys, boto3
+from botocore.signers import RequestSigner
+port, region = sys.argv[1], sys.argv[2]
+sts = boto3.client("sts", region_name=region, endpoint_url=f"http://127.0.0.1:{port}")
+signer = RequestSigner(sts.meta.service_model.service_id, region, "sts", "v4",
+                       sts._request_signer._credentials, sts.meta.events)
+def add_id(request, **_):
+    request.headers["x-k8s-aws-id"] = "testenv-selfcheck"
+sts.meta.events.register("before-sign.sts.GetCallerIdentity", add_id)
+url = sts.generate_presigned_url("get_caller_identity", ExpiresIn=60)
+print("k8s-aws-v1." + base64.urlsafe_b64encode(url.encode()).decode().rstrip("="))
+PY
+)"
+  user="$("$K8S_BIN/kubectl" --kubeconfig /dev/null --server "$2" \
+    --certificate-authority "$CLUSTER_DIR/pki/ca.crt" --token "$token" \
+    auth whoami -o jsonpath='{.status.userInfo.username}')" \
+    || die "kube-apiserver rejected an EKS token (see: $0 logs)"
+  [[ "$user" == arn:aws:* ]] || die "EKS token mapped to '$user', expected an AWS ARN"
+  log "EKS token accepted by kube-apiserver as $user"
+}
+
+write_env() {  # $1 moto port
+  mkdir -p "$TESTENV_DIR/bin"
+  ln -sf "$HELM_BIN/helm" "$TESTENV_DIR/bin/helm"
+  ln -sf "$HELM3_BIN/helm" "$TESTENV_DIR/bin/helm3"
+  ln -sf "$K8S_BIN/kubectl" "$TESTENV_DIR/bin/kubectl"
+  ln -sf "$KWOK_BIN/kwokctl" "$TESTENV_DIR/bin/kwokctl"
+  local aws="http://127.0.0.1:$1"
+  {
+    echo "# kmsctl test environment: source this file. Written by scripts/testenv/testenv.sh up."
+    echo "# Deliberately no KUBECONFIG: tests and tools get TESTENV_KUBECONFIG explicitly."
+    printf 'export TESTENV_DIR=%q\n' "$TESTENV_DIR"
+    printf 'export TESTENV_KUBECONFIG=%q\n' "$KUBECONFIG_FILE"
+    printf 'export TESTENV_AWS_ENDPOINT=%q\n' "$aws"
+    printf 'export TESTENV_K8S_VERSION=%q\n' "$TESTENV_K8S_VERSION"
+    printf 'export TESTENV_NODES=%q\n' "$TESTENV_NODES"
+    printf 'export TESTENV_HELM3=%q\n' "$HELM3_BIN/helm"
+    # shellcheck disable=SC2016  # $PATH is expanded when the file is sourced
+    printf 'export PATH=%q:"$PATH"\n' "$TESTENV_DIR/bin"
+    printf 'export KUBECACHEDIR=%q\n' "$KUBECACHEDIR"
+    printf 'export HELM_CACHE_HOME=%q HELM_CONFIG_HOME=%q HELM_DATA_HOME=%q\n' \
+      "$TESTENV_DIR/helm/cache" "$TESTENV_DIR/helm/config" "$TESTENV_DIR/helm/data"
+    printf 'export AWS_ENDPOINT_URL=%q\n' "$aws"
+    echo "export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing"
+    echo "export AWS_REGION=$TESTENV_REGION AWS_DEFAULT_REGION=$TESTENV_REGION"
+    echo "export AWS_EC2_METADATA_DISABLED=true AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null"
+  } > "$ENV_FILE.tmp"
+  mv "$ENV_FILE.tmp" "$ENV_FILE"
+}
+
+cmd_up() {
+  local t0; t0=$(now_ms)
+  cmd_build
+  if healthy; then
+    log "already up and healthy"
+    echo "$ENV_FILE"
+    return 0
+  fi
+  if [[ -e "$TESTENV_DIR" ]]; then
+    log "stale state in $TESTENV_DIR: cleaning it up first"
+    cmd_down
+  fi
+  [[ "$TESTENV_NODES" =~ ^[1-9][0-9]*$ ]] || die "TESTENV_NODES must be a positive number"
+  command -v openssl >/dev/null || die "openssl not found (needed for the webhook's TLS cert)"
+  command -v curl >/dev/null || die "curl not found"
+  mkdir -p "$TESTENV_DIR" && touch "$MARKER"
+
+  local hook_port moto_port api kt
+  hook_port="$(free_port)"; moto_port="$(free_port)"
+  printf 'moto_port=%s\nwebhook_port=%s\n' "$moto_port" "$hook_port" > "$TESTENV_DIR/ports"
+  write_webhook_kubeconfig "$hook_port"
+  write_kwokctl_config
+  log "starting etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok-controller"
+  kt=$(now_ms)
+  PATH="$K8S_BIN:$KWOK_BIN:$PATH" "$KWOK_BIN/kwokctl" create cluster --name "$NAME" \
+    --config "$TESTENV_DIR/kwokctl.yaml" --kubeconfig "" --timeout 3m \
+    >"$TESTENV_DIR/kwokctl-create.log" 2>&1 \
+    || { cat "$TESTENV_DIR/kwokctl-create.log" >&2; die "kwokctl create cluster failed"; }
+  log "step kwokctl-create took $(secs $(($(now_ms) - kt)))"
+  api="$(sed -n 's/^ *server: *//p' "$KUBECONFIG_FILE" | head -n1)"
+  [[ "$api" == https://127.0.0.1:* ]] || die "unexpected apiserver address '$api'"
+
+  step readyz until_ok 120 "kube-apiserver /readyz" kc get --raw /readyz
+  step stage-crd until_ok 60 "the Stage CRD" kc wait --for condition=Established --timeout 5s crd/stages.kwok.x-k8s.io
+  step stages kc apply -f "$HERE/stages.yaml" >/dev/null
+  step nodes apply_nodes
+  step nodes-ready kc wait --for condition=Ready node --all --timeout 120s >/dev/null
+  step default-sa until_ok 120 "the default ServiceAccount" kc -n default get serviceaccount default
+  kc -n kube-system create configmap testenv-marker --from-literal=owner=kmsctl-testenv \
+    --from-literal=dir="$TESTENV_DIR" >/dev/null
+
+  make_webhook_cert
+  step aws-fake start_aws "$moto_port" "$hook_port" "$api"
+  step eks-token-check check_eks_token "$moto_port" "$api"
+  write_env "$moto_port"
+  log "up in $(secs $(($(now_ms) - t0))): apiserver $api, moto http://127.0.0.1:$moto_port," \
+    "$TESTENV_NODES nodes"
+  log "source $ENV_FILE"
+  echo "$ENV_FILE"
+}
+
+cmd_down() {
+  local t0 f pid; t0=$(now_ms)
+  if [[ ! -e "$TESTENV_DIR" ]]; then log "nothing to stop ($TESTENV_DIR does not exist)"; return 0; fi
+  [[ -f "$MARKER" ]] || die "$TESTENV_DIR was not created by testenv.sh up; not touching it"
+  pid="$(cat "$AWS_PID" 2>/dev/null || true)"
+  if runs "$pid" aws_fake.py; then
+    kill "$pid"
+    for _ in {1..50}; do alive "$pid" || break; sleep 0.1; done
+    if alive "$pid"; then kill -KILL "$pid"; fi
+  fi
+  # kwokctl kills the components by the pid files it wrote; drop any pid file whose process
+  # is gone or is no longer the component (pid reuse), so nothing else is ever signalled.
+  for f in "$CLUSTER_DIR"/pids/*.pid; do
+    [[ -f "$f" ]] || continue
+    runs "$(cat "$f")" "$CLUSTER_DIR/bin/" || rm -f "$f"
+  done
+  if [[ -f "$CLUSTER_DIR/kwok.yaml" ]]; then
+    "$KWOK_BIN/kwokctl" delete cluster --name "$NAME" --kubeconfig "$TESTENV_DIR/unused.kubeconfig" \
+      >"$TESTENV_DIR/kwokctl-delete.log" 2>&1 || cat "$TESTENV_DIR/kwokctl-delete.log" >&2
+  fi
+  for f in "$CLUSTER_DIR"/pids/*.pid; do
+    [[ -f "$f" ]] && runs "$(cat "$f")" "$CLUSTER_DIR/bin/" && die "still running: $f"
+  done
+  rm -rf "$TESTENV_DIR"
+  log "down in $(secs $(($(now_ms) - t0)))"
+}
+
+cmd_status() {
+  if [[ ! -e "$TESTENV_DIR" ]]; then echo "down ($TESTENV_DIR does not exist)"; return 3; fi
+  local f name pid rc=0
+  for f in "$CLUSTER_DIR"/pids/*.pid "$AWS_PID"; do
+    [[ -f "$f" ]] || continue
+    name="$(basename "$f" .pid)"; pid="$(cat "$f")"
+    if alive "$pid"; then printf '  %-24s pid %-8s running\n' "$name" "$pid"
+    else printf '  %-24s pid %-8s DEAD\n' "$name" "$pid"; rc=1; fi
+  done
+  if [[ -f "$KUBECONFIG_FILE" ]] && kc get --raw /readyz >/dev/null 2>&1; then
+    echo "  apiserver $(sed -n 's/^ *server: *//p' "$KUBECONFIG_FILE" | head -n1) ready"
+    kc get nodes --no-headers 2>/dev/null | sed 's/^/  node /'
+  else
+    echo "  apiserver not ready"; rc=1
+  fi
+  [[ -n "$(moto_port)" ]] && echo "  moto http://127.0.0.1:$(moto_port)"
+  if (( rc == 0 )) && [[ -f "$ENV_FILE" ]]; then echo "up: source $ENV_FILE"
+  else echo "NOT healthy (see: $0 logs)"; rc=1; fi
+  return "$rc"
+}
+
+cmd_logs() {
+  local f n="${TESTENV_LOG_LINES:-200}"
+  for f in "$TESTENV_DIR/kwokctl-create.log" "$CLUSTER_DIR"/logs/*.log "$AWS_LOG"; do
+    [[ -f "$f" ]] || continue
+    echo "===== $f (last $n lines)"
+    tail -n "$n" "$f"
+  done
+}
+
+cmd_env() {
+  [[ -f "$ENV_FILE" ]] || die "not up: run '$0 up' first"
+  echo "$ENV_FILE"
 }
 
 case "${1:-}" in
   build) cmd_build ;;
+  up) cmd_up ;;
+  down) cmd_down ;;
+  status) cmd_status ;;
+  logs) cmd_logs ;;
+  env) cmd_env ;;
   *) echo "usage: $0 build|up|down|status|logs|env" >&2; exit 2 ;;
 esac

@@ -22,11 +22,7 @@ pub struct Kmsctl {
 
 /// Start building an invocation.
 pub fn kmsctl() -> Kmsctl {
-    Kmsctl {
-        dir: tempfile::tempdir().expect("temp dir"),
-        args: Vec::new(),
-        env: Vec::new(),
-    }
+    Kmsctl { dir: tempfile::tempdir().expect("temp dir"), args: Vec::new(), env: Vec::new() }
 }
 
 impl Kmsctl {
@@ -40,8 +36,7 @@ impl Kmsctl {
 
     /// Add arguments.
     pub fn args<I: IntoIterator<Item = S>, S: AsRef<str>>(mut self, args: I) -> Self {
-        self.args
-            .extend(args.into_iter().map(|a| a.as_ref().to_string()));
+        self.args.extend(args.into_iter().map(|a| a.as_ref().to_string()));
         self
     }
 
@@ -51,25 +46,16 @@ impl Kmsctl {
         self
     }
 
-    /// The temp directory.
-    pub fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
     fn command(&self) -> Command {
         let mut c = Command::new(bin());
-        c.args(&self.args)
-            .current_dir(self.dir.path())
-            .stdin(Stdio::null());
+        c.args(&self.args).current_dir(self.dir.path()).stdin(Stdio::null());
         // A predictable, plain environment: no colour, no Actions annotations, no stray params.
         for (k, _) in std::env::vars() {
             if k.starts_with("KMSCTL_") || k == "GITHUB_ACTIONS" {
                 c.env_remove(k);
             }
         }
-        c.env("CI", "true")
-            .env("NO_COLOR", "1")
-            .env("RUST_BACKTRACE", "0");
+        c.env("CI", "true").env("NO_COLOR", "1").env("RUST_BACKTRACE", "0");
         for (k, v) in &self.env {
             c.env(k, v);
         }
@@ -89,16 +75,8 @@ impl Kmsctl {
 
     /// Start in the background with stdout piped (for signal tests).
     pub fn spawn(self) -> Running {
-        let child = self
-            .command()
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn kmsctl");
-        Running {
-            child,
-            dir: self.dir,
-        }
+        let child = self.command().stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn kmsctl");
+        Running { child, dir: self.dir }
     }
 }
 
@@ -117,11 +95,7 @@ impl Run {
     /// Assert the exit code, showing the output when it differs.
     #[track_caller]
     pub fn code(&self, want: i32) -> &Self {
-        assert_eq!(
-            self.code, want,
-            "exit code\n--- stdout\n{}\n--- stderr\n{}",
-            self.stdout, self.stderr
-        );
+        assert_eq!(self.code, want, "exit code\n--- stdout\n{}\n--- stderr\n{}", self.stdout, self.stderr);
         self
     }
 
@@ -163,10 +137,7 @@ impl Running {
         let mut line = String::new();
         loop {
             line.clear();
-            assert!(
-                r.read_line(&mut line).expect("read stdout") > 0,
-                "kmsctl exited before printing {needle:?}"
-            );
+            assert!(r.read_line(&mut line).expect("read stdout") > 0, "kmsctl exited before printing {needle:?}");
             if line.contains(needle) {
                 return r;
             }
@@ -175,73 +146,24 @@ impl Running {
 
     /// Send a signal by PID (`INT`, `TERM`).
     pub fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([format!("-{sig}"), self.child.id().to_string()])
-            .status()
-            .expect("kill");
+        let ok = Command::new("kill").args([format!("-{sig}"), self.child.id().to_string()]).status().expect("kill");
         assert!(ok.success());
     }
 }
 
 /// Replace durations and the temp dir so snapshots are stable.
 pub fn normalize(text: &str, dir: &Path) -> String {
-    let mut s = text.replace(&dir.display().to_string(), "[tmp]");
-    // Durations: 12ms, 2.5s, 1m 20s. Keep the column layout roughly stable.
-    let re_like = |s: &str| -> String {
-        let mut out = String::new();
-        let chars: Vec<char> = s.chars().collect();
-        let mut i = 0;
-        while i < chars.len() {
-            let start = i;
-            if chars[i].is_ascii_digit() && (i == 0 || !chars[i - 1].is_alphanumeric()) {
-                let mut j = i;
-                while j < chars.len() && (chars[j].is_ascii_digit() || chars[j] == '.') {
-                    j += 1;
-                }
-                let unit: String = chars[j..]
-                    .iter()
-                    .take_while(|c| c.is_ascii_alphabetic())
-                    .collect();
-                let after = j + unit.len();
-                if matches!(unit.as_str(), "ms" | "s" | "m" | "h")
-                    && (after >= chars.len() || !chars[after].is_alphanumeric())
-                {
-                    out.push_str("[dur]");
-                    i = after;
-                    continue;
-                }
-            }
-            out.push(chars[start]);
-            i += 1;
-        }
-        out
-    };
-    s = re_like(&s);
-    while s.contains("[dur] [dur]") {
-        s = s.replace("[dur] [dur]", "[dur]");
-    }
-    s
+    static DURATION: std::sync::LazyLock<regex::Regex> =
+        std::sync::LazyLock::new(|| regex::Regex::new(r"\b\d+(\.\d+)?(ms|s|m|h)( \d+(ms|s|m))*\b").expect("regex"));
+    let s = text.replace(&dir.display().to_string(), "[tmp]");
+    DURATION.replace_all(&s, "[dur]").into_owned()
 }
 
 /// Strip the common leading indentation of a raw string literal (and a leading newline).
 pub fn unindent(s: &str) -> String {
     let s = s.strip_prefix('\n').unwrap_or(s);
-    let indent = s
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| l.len() - l.trim_start().len())
-        .min()
-        .unwrap_or(0);
-    s.lines()
-        .map(|l| {
-            if l.len() >= indent {
-                &l[indent..]
-            } else {
-                l.trim_start()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
+    let indent = s.lines().filter(|l| !l.trim().is_empty()).map(|l| l.len() - l.trim_start().len()).min().unwrap_or(0);
+    s.lines().map(|l| if l.len() >= indent { &l[indent..] } else { l.trim_start() }).collect::<Vec<_>>().join("\n")
         + "\n"
 }
 

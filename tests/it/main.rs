@@ -5,4 +5,6 @@
 //! `TESTENV_REQUIRED=1` (CI) a missing environment fails them instead of skipping.
 
 mod cli;
+mod cluster;
 mod harness;
+mod testenv;

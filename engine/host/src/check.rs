@@ -90,9 +90,8 @@ pub fn lint(
     native_modules: &HashMap<String, Shared<Module>>,
     strictness: Strictness,
 ) -> Vec<CompileError> {
-    let declared: Option<Vec<String>> = crate::run::declared_params(engine, program)
-        .ok()
-        .map(|specs| specs.into_iter().map(|s| s.name).collect());
+    let declared: Option<Vec<String>> =
+        crate::run::declared_params(engine, program).ok().map(|specs| specs.into_iter().map(|s| s.name).collect());
     // Everything callable without a namespace: the engine's functions, keyword functions, and
     // global (method) functions of native modules.
     let mut global = Known::default();
@@ -104,10 +103,7 @@ pub fn lint(
             global.add(name, *a);
         }
     }
-    let native_known: HashMap<&str, Known> = native_modules
-        .iter()
-        .map(|(n, m)| (n.as_str(), module_fns(m)))
-        .collect();
+    let native_known: HashMap<&str, Known> = native_modules.iter().map(|(n, m)| (n.as_str(), module_fns(m))).collect();
     for k in native_known.values() {
         for (name, arities) in &k.0 {
             for a in arities {
@@ -122,31 +118,19 @@ pub fn lint(
         for f in unit.ast.iter_functions() {
             local.add(f.name, f.params.len());
         }
-        let aliases: HashMap<&str, &ImportTarget> = unit
-            .imports
-            .iter()
-            .filter_map(|i| i.alias.as_deref().map(|a| (a, &i.target)))
-            .collect();
+        let aliases: HashMap<&str, &ImportTarget> =
+            unit.imports.iter().filter_map(|i| i.alias.as_deref().map(|a| (a, &i.target))).collect();
         let unit_known = |target: &str| -> Known {
             let mut k = Known::default();
             if let Some(u) = program.units.get(target) {
-                for f in u
-                    .ast
-                    .iter_functions()
-                    .filter(|f| f.access != rhai::FnAccess::Private)
-                {
+                for f in u.ast.iter_functions().filter(|f| f.access != rhai::FnAccess::Private) {
                     k.add(f.name, f.params.len());
                 }
             }
             k
         };
         let mut push = |pos: rhai::Position, message: String, help: Option<String>| {
-            errors.push(CompileError::Lint {
-                source_name: unit.name.clone(),
-                pos,
-                message,
-                help,
-            });
+            errors.push(CompileError::Lint { source_name: unit.name.clone(), pos, message, help });
         };
         unit.ast.walk(&mut |path: &[ASTNode]| {
             // Calls appear as expressions or, at statement level, as `Stmt::FnCall`.
@@ -154,9 +138,7 @@ pub fn lint(
                 Some(ASTNode::Stmt(rhai::Stmt::FnCall(x, pos))) => Some(Call::Fn(x, *pos)),
                 Some(ASTNode::Expr(Expr::FnCall(x, pos))) => Some(Call::Fn(x, *pos)),
                 Some(ASTNode::Expr(Expr::MethodCall(x, pos))) => Some(Call::Method(x, *pos)),
-                Some(ASTNode::Expr(Expr::Variable(x, _, pos)))
-                    if !x.2.is_empty() && x.2.root() == "param" =>
-                {
+                Some(ASTNode::Expr(Expr::Variable(x, _, pos))) if !x.2.is_empty() && x.2.root() == "param" => {
                     Some(Call::Param(x.1.as_str(), *pos))
                 }
                 _ => None,
@@ -166,33 +148,25 @@ pub fn lint(
                     let root = x.namespace.root();
                     let arity = x.args.len();
                     let (label, known) = match aliases.get(root) {
-                        Some(ImportTarget::Native(n)) => (
-                            n.clone(),
-                            native_known.get(n.as_str()).map(|k| Known(k.0.clone())),
-                        ),
+                        Some(ImportTarget::Native(n)) => {
+                            (n.clone(), native_known.get(n.as_str()).map(|k| Known(k.0.clone())))
+                        }
                         Some(ImportTarget::Unit(u)) => (u.clone(), Some(unit_known(u))),
                         None => (String::new(), None),
                     };
-                    if let Some(known) = known {
-                        if !known.has(&x.name, arity) {
-                            let (msg, help) = match known.arities(&x.name) {
-                                Some(a) => (
-                                    format!(
-                                        "{root}::{}() takes {} argument(s), not {arity}",
-                                        x.name,
-                                        join(a)
-                                    ),
-                                    None,
-                                ),
-                                None => (
-                                    format!("{root}::{}() does not exist in {label}", x.name),
-                                    known
-                                        .suggest(&x.name)
-                                        .map(|s| format!("did you mean {root}::{s}()?")),
-                                ),
-                            };
-                            push(pos, msg, help);
-                        }
+                    if let Some(known) = known
+                        && !known.has(&x.name, arity)
+                    {
+                        let (msg, help) = match known.arities(&x.name) {
+                            Some(a) => {
+                                (format!("{root}::{}() takes {} argument(s), not {arity}", x.name, join(a)), None)
+                            }
+                            None => (
+                                format!("{root}::{}() does not exist in {label}", x.name),
+                                known.suggest(&x.name).map(|s| format!("did you mean {root}::{s}()?")),
+                            ),
+                        };
+                        push(pos, msg, help);
                     }
                 }
                 Some(Call::Fn(x, pos))
@@ -201,10 +175,7 @@ pub fn lint(
                         && rhai::is_valid_identifier(&x.name) =>
                 {
                     let arity = x.args.len();
-                    if !local.has(&x.name, arity)
-                        && !global.has(&x.name, arity)
-                        && !x.name.starts_with("anon$")
-                    {
+                    if !local.has(&x.name, arity) && !global.has(&x.name, arity) && !x.name.starts_with("anon$") {
                         let help = local
                             .suggest(&x.name)
                             .or_else(|| global.suggest(&x.name))
@@ -218,27 +189,22 @@ pub fn lint(
                         push(pos, msg, help);
                     }
                 }
-                Some(Call::Method(x, pos)) if strictness == Strictness::Check => {
-                    if local.arities(&x.name).is_none() && global.arities(&x.name).is_none() {
-                        let help = global
-                            .suggest(&x.name)
-                            .map(|s| format!("did you mean .{s}()?"));
-                        push(pos, format!("unknown method .{}()", x.name), help);
-                    }
+                Some(Call::Method(x, pos))
+                    if strictness == Strictness::Check
+                        && local.arities(&x.name).is_none()
+                        && global.arities(&x.name).is_none() =>
+                {
+                    let help = global.suggest(&x.name).map(|s| format!("did you mean .{s}()?"));
+                    push(pos, format!("unknown method .{}()", x.name), help);
                 }
                 Some(Call::Param(name, pos)) => {
-                    if let Some(declared) = &declared {
-                        if !declared.iter().any(|d| d == name) {
-                            let help =
-                                crate::params::suggest(name, declared.iter().map(String::as_str))
-                                    .map(|s| format!("did you mean param::{s}?"))
-                                    .unwrap_or_else(|| "declare it in params()".into());
-                            push(
-                                pos,
-                                format!("param::{name} is not a declared parameter"),
-                                Some(help),
-                            );
-                        }
+                    if let Some(declared) = &declared
+                        && !declared.iter().any(|d| d == name)
+                    {
+                        let help = crate::params::suggest(name, declared.iter().map(String::as_str))
+                            .map(|s| format!("did you mean param::{s}?"))
+                            .unwrap_or_else(|| "declare it in params()".into());
+                        push(pos, format!("param::{name} is not a declared parameter"), Some(help));
                     }
                 }
                 _ => {}
@@ -256,10 +222,7 @@ enum Call<'a> {
 }
 
 fn join(a: &BTreeSet<usize>) -> String {
-    a.iter()
-        .map(usize::to_string)
-        .collect::<Vec<_>>()
-        .join(" or ")
+    a.iter().map(usize::to_string).collect::<Vec<_>>().join(" or ")
 }
 
 #[cfg(test)]
@@ -268,18 +231,9 @@ mod tests {
 
     #[test]
     fn signatures_parse_into_name_and_arity() {
-        assert_eq!(
-            parse_signature("parallel(tasks: array|map, options: map) -> array|map"),
-            Some(("parallel", 2))
-        );
+        assert_eq!(parse_signature("parallel(tasks: array|map, options: map) -> array|map"), Some(("parallel", 2)));
         assert_eq!(parse_signature("now() -> string"), Some(("now", 0)));
-        assert_eq!(
-            parse_signature("get(value: any, path: string) -> any"),
-            Some(("get", 2))
-        );
-        assert_eq!(
-            parse_signature("fn map(array: Array, mapper: FnPtr) -> Array"),
-            Some(("map", 2))
-        );
+        assert_eq!(parse_signature("get(value: any, path: string) -> any"), Some(("get", 2)));
+        assert_eq!(parse_signature("fn map(array: Array, mapper: FnPtr) -> Array"), Some(("map", 2)));
     }
 }

@@ -33,6 +33,8 @@ pub enum Mode {
 pub struct Settings {
     /// Directory of the playbook; relative paths in `fs` resolve against it.
     pub playbook_dir: PathBuf,
+    /// The playbook's name (file stem), for ownership labels.
+    pub playbook: String,
     /// Where failure reports, logs and `events.jsonl` go.
     pub artifacts: Option<PathBuf>,
     /// `--context`: the kube context to use.
@@ -64,12 +66,7 @@ pub struct CleanupId(u64);
 
 impl HostCtx {
     /// A context on runtime `rt` with root scope `root`.
-    pub fn new(
-        rt: tokio::runtime::Handle,
-        root: CancelScope,
-        events: Events,
-        settings: Settings,
-    ) -> Self {
+    pub fn new(rt: tokio::runtime::Handle, root: CancelScope, events: Events, settings: Settings) -> Self {
         Self(Arc::new(Inner {
             rt,
             root,
@@ -92,9 +89,7 @@ impl HostCtx {
 
     /// The cancellation scope of the calling thread (the root when none is set).
     pub fn scope(&self) -> CancelScope {
-        task::current()
-            .map(|t| t.scope)
-            .unwrap_or_else(|| self.0.root.clone())
+        task::current().map(|t| t.scope).unwrap_or_else(|| self.0.root.clone())
     }
 
     /// The event bus.
@@ -120,22 +115,13 @@ impl HostCtx {
     /// Log a line attributed to the calling thread's step and label.
     pub fn log(&self, level: Level, message: impl Into<String>) {
         let t = task::current();
-        self.0.events.log(
-            level,
-            message,
-            t.as_ref().and_then(|t| t.step),
-            t.as_ref().and_then(|t| t.label.as_deref()),
-        );
+        self.0.events.log(level, message, t.as_ref().and_then(|t| t.step), t.as_ref().and_then(|t| t.label.as_deref()));
     }
 
     /// Resolve a path relative to the playbook directory.
     pub fn resolve_path(&self, p: &str) -> PathBuf {
         let path = Path::new(p);
-        if path.is_absolute() {
-            path.to_path_buf()
-        } else {
-            self.0.settings.playbook_dir.join(path)
-        }
+        if path.is_absolute() { path.to_path_buf() } else { self.0.settings.playbook_dir.join(path) }
     }
 
     /// Run `fut` to completion on the runtime, racing the calling thread's cancellation scope.
@@ -151,6 +137,9 @@ impl HostCtx {
         self.run(fut).map_err(|e| match e {
             Interrupted::Cancelled(scope) => terminated(&scope),
             Interrupted::Failed(e) => to_rhai(&e),
+            Interrupted::Nested => crate::error::usage_err(
+                "this function cannot be called here: it would block inside another native call (e.g. a wait predicate)",
+            ),
         })
     }
 
@@ -163,6 +152,18 @@ impl HostCtx {
         if scope.is_cancelled() {
             return Err(Interrupted::Cancelled(scope));
         }
+        // A script closure run from inside a native call (a wait predicate) must not block again:
+        // tokio would panic. Say so instead.
+        if IN_BLOCK_ON.with(|b| b.replace(true)) {
+            return Err(Interrupted::Nested);
+        }
+        struct Reset;
+        impl Drop for Reset {
+            fn drop(&mut self) {
+                IN_BLOCK_ON.with(|b| b.set(false));
+            }
+        }
+        let _reset = Reset;
         let _enter = self.0.rt.enter();
         let out = self.0.rt.block_on(async {
             tokio::select! {
@@ -193,32 +194,18 @@ impl HostCtx {
         f: impl FnOnce() -> BoxFuture<'static, ()> + Send + 'static,
     ) -> CleanupId {
         let id = self.0.next_cleanup.fetch_add(1, Ordering::Relaxed);
-        self.0
-            .cleanup
-            .lock()
-            .expect("cleanup lock")
-            .push((id, name.into(), Box::new(f)));
+        self.0.cleanup.lock().expect("cleanup lock").push((id, name.into(), Box::new(f)));
         CleanupId(id)
     }
 
     /// Forget a hook whose resource was closed normally.
     pub fn remove_cleanup(&self, id: CleanupId) {
-        self.0
-            .cleanup
-            .lock()
-            .expect("cleanup lock")
-            .retain(|(i, ..)| *i != id.0);
+        self.0.cleanup.lock().expect("cleanup lock").retain(|(i, ..)| *i != id.0);
     }
 
     /// Names of the registered hooks, oldest first.
     pub fn cleanup_names(&self) -> Vec<String> {
-        self.0
-            .cleanup
-            .lock()
-            .expect("cleanup lock")
-            .iter()
-            .map(|(_, n, _)| n.clone())
-            .collect()
+        self.0.cleanup.lock().expect("cleanup lock").iter().map(|(_, n, _)| n.clone()).collect()
     }
 
     /// Run every cleanup hook (newest first), each bounded by `per_hook`.
@@ -226,12 +213,7 @@ impl HostCtx {
         let hooks: Vec<_> = std::mem::take(&mut *self.0.cleanup.lock().expect("cleanup lock"));
         for (_, name, f) in hooks.into_iter().rev() {
             if tokio::time::timeout(per_hook, f()).await.is_err() {
-                self.0.events.log(
-                    Level::Warn,
-                    format!("cleanup '{name}' did not finish in time"),
-                    None,
-                    None,
-                );
+                self.0.events.log(Level::Warn, format!("cleanup '{name}' did not finish in time"), None, None);
             }
         }
     }
@@ -244,6 +226,12 @@ pub enum Interrupted<E> {
     Cancelled(CancelScope),
     /// The future failed.
     Failed(E),
+    /// Called from inside another blocking native call on the same thread.
+    Nested,
+}
+
+thread_local! {
+    static IN_BLOCK_ON: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// The value carried by a termination: `#{reason, scope}`.
@@ -259,10 +247,7 @@ pub fn termination_value(scope: &CancelScope) -> Dynamic {
 
 /// The uncatchable termination error for a cancelled scope.
 pub fn terminated(scope: &CancelScope) -> Box<EvalAltResult> {
-    Box::new(EvalAltResult::ErrorTerminated(
-        termination_value(scope),
-        Position::NONE,
-    ))
+    Box::new(EvalAltResult::ErrorTerminated(termination_value(scope), Position::NONE))
 }
 
 #[cfg(test)]
@@ -273,19 +258,10 @@ pub(crate) mod testing {
 
     /// A runtime and a context on it.
     pub fn ctx() -> (tokio::runtime::Runtime, HostCtx, Capture) {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let cap = Capture::default();
         let events = Events::new(vec![Box::new(cap.clone())], Redactor::new());
-        let ctx = HostCtx::new(
-            rt.handle().clone(),
-            CancelScope::root(),
-            events,
-            Settings::default(),
-        );
+        let ctx = HostCtx::new(rt.handle().clone(), CancelScope::root(), events, Settings::default());
         (rt, ctx, cap)
     }
 }
@@ -316,9 +292,7 @@ mod tests {
         let order = Arc::new(Mutex::new(Vec::new()));
         for n in ["a", "b", "c"] {
             let o = order.clone();
-            let id = ctx.on_cleanup(n, move || {
-                Box::pin(async move { o.lock().unwrap().push(n) })
-            });
+            let id = ctx.on_cleanup(n, move || Box::pin(async move { o.lock().unwrap().push(n) }));
             if n == "b" {
                 ctx.remove_cleanup(id);
             }

@@ -5,10 +5,7 @@ use crate::error::ErrorKind;
 use crate::params::ParamError;
 use crate::program::Sources;
 use crate::value::display;
-use miette::{
-    Diagnostic, GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, Severity,
-    SourceCode,
-};
+use miette::{Diagnostic, GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, Severity, SourceCode};
 use rhai::{EvalAltResult, Position};
 use std::fmt;
 use std::sync::Arc;
@@ -91,26 +88,15 @@ impl CompileError {
         };
         match self {
             Self::Io { .. } | Self::ImportCycle { .. } => ScriptDiag::new("kmsctl::compile", msg),
-            Self::Parse {
-                source_name, pos, ..
-            } => at(source_name, *pos, "here"),
-            Self::UnknownModule {
-                source_name,
-                pos,
-                help,
-                ..
-            } => at(source_name, *pos, "imported here").help(help.clone()),
-            Self::DynamicImport { source_name, pos } => at(source_name, *pos, "not a literal")
-                .help("write the path as a string: import \"std/kms\" as kms;"),
-            Self::Params { source_name, .. } => {
-                ScriptDiag::new("kmsctl::params", format!("{source_name}: {msg}"))
+            Self::Parse { source_name, pos, .. } => at(source_name, *pos, "here"),
+            Self::UnknownModule { source_name, pos, help, .. } => {
+                at(source_name, *pos, "imported here").help(help.clone())
             }
-            Self::Lint {
-                source_name,
-                pos,
-                help,
-                ..
-            } => {
+            Self::DynamicImport { source_name, pos } => {
+                at(source_name, *pos, "not a literal").help("write the path as a string: import \"std/kms\" as kms;")
+            }
+            Self::Params { source_name, .. } => ScriptDiag::new("kmsctl::params", format!("{source_name}: {msg}")),
+            Self::Lint { source_name, pos, help, .. } => {
                 let d = at(source_name, *pos, "here");
                 match help {
                     Some(h) => d.help(h.clone()),
@@ -151,11 +137,7 @@ impl ScriptDiag {
 
     /// A call-chain frame: a note without a code.
     pub fn frame(message: impl Into<String>) -> Self {
-        Self {
-            code: None,
-            severity: Severity::Advice,
-            ..Self::new("", message)
-        }
+        Self { code: None, severity: Severity::Advice, ..Self::new("", message) }
     }
 
     /// Point at `pos` in the file `name`.
@@ -198,11 +180,7 @@ impl ScriptDiag {
 
     /// Render for a terminal (`color`) or a log file.
     pub fn render(&self, color: bool) -> String {
-        let theme = if color {
-            GraphicalTheme::unicode()
-        } else {
-            GraphicalTheme::unicode_nocolor()
-        };
+        let theme = if color { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
         let handler = GraphicalReportHandler::new_themed(theme)
             .with_width(100)
             .with_context_lines(1)
@@ -223,28 +201,20 @@ impl std::error::Error for ScriptDiag {}
 
 impl Diagnostic for ScriptDiag {
     fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        self.code
-            .as_ref()
-            .map(|c| Box::new(c) as Box<dyn fmt::Display>)
+        self.code.as_ref().map(|c| Box::new(c) as Box<dyn fmt::Display>)
     }
     fn severity(&self) -> Option<Severity> {
         Some(self.severity)
     }
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        self.help
-            .as_ref()
-            .map(|h| Box::new(h) as Box<dyn fmt::Display>)
+        self.help.as_ref().map(|h| Box::new(h) as Box<dyn fmt::Display>)
     }
     fn source_code(&self) -> Option<&dyn SourceCode> {
         self.source.as_ref().map(|s| s as &dyn SourceCode)
     }
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
         let (start, len) = self.span?;
-        Some(Box::new(std::iter::once(LabeledSpan::new(
-            self.label.clone(),
-            start,
-            len,
-        ))))
+        Some(Box::new(std::iter::once(LabeledSpan::new(self.label.clone(), start, len))))
     }
     fn related<'a>(&'a self) -> Option<Box<dyn Iterator<Item = &'a dyn Diagnostic> + 'a>> {
         if self.related.is_empty() {
@@ -263,11 +233,7 @@ pub fn offset(src: &str, pos: Position) -> usize {
     for (i, l) in src.split_inclusive('\n').enumerate() {
         if i + 1 == line {
             let c = col.unwrap_or(1).saturating_sub(1);
-            return off
-                + l.char_indices()
-                    .nth(c)
-                    .map(|(b, _)| b)
-                    .unwrap_or(l.trim_end().len());
+            return off + l.char_indices().nth(c).map(|(b, _)| b).unwrap_or(l.trim_end().len());
         }
         off += l.len();
     }
@@ -275,16 +241,8 @@ pub fn offset(src: &str, pos: Position) -> usize {
 }
 
 fn token_len(rest: &str) -> usize {
-    let n = rest
-        .chars()
-        .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':')
-        .map(char::len_utf8)
-        .sum();
-    if n == 0 {
-        rest.chars().next().map(char::len_utf8).unwrap_or(0)
-    } else {
-        n
-    }
+    let n = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':').map(char::len_utf8).sum();
+    if n == 0 { rest.chars().next().map(char::len_utf8).unwrap_or(0) } else { n }
 }
 
 /// What a failed run reports: the diagnostic and the error kind (for the exit code).
@@ -321,11 +279,7 @@ pub fn runtime_failure(
     loop {
         match e {
             EvalAltResult::ErrorInFunctionCall(name, src, inner, pos) => {
-                frames.push((
-                    cur.clone(),
-                    *pos,
-                    format!("in call to {}", fn_display(name)),
-                ));
+                frames.push((cur.clone(), *pos, format!("in call to {}", fn_display(name))));
                 if !src.is_empty() {
                     cur = src.to_string();
                 }
@@ -352,29 +306,16 @@ pub fn runtime_failure(
             continue;
         }
         let line = pos.line().unwrap_or(0);
-        diag = diag.related(
-            ScriptDiag::frame(format!("called from {src}:{line}")).at(sources, &src, pos, &label),
-        );
+        diag = diag.related(ScriptDiag::frame(format!("called from {src}:{line}")).at(sources, &src, pos, &label));
     }
-    RunFailure {
-        diag,
-        kind,
-        terminated,
-    }
+    RunFailure { diag, kind, terminated }
 }
 
 fn fn_display(name: &str) -> String {
-    if name.starts_with("anon$") {
-        "a closure".into()
-    } else {
-        format!("{name}()")
-    }
+    if name.starts_with("anon$") { "a closure".into() } else { format!("{name}()") }
 }
 
-fn leaf(
-    e: &EvalAltResult,
-    limits: LimitNames,
-) -> (ErrorKind, String, Option<String>, Option<String>) {
+fn leaf(e: &EvalAltResult, limits: LimitNames) -> (ErrorKind, String, Option<String>, Option<String>) {
     use EvalAltResult as E;
     match e {
         E::ErrorRuntime(v, _) => {
@@ -387,8 +328,15 @@ fn leaf(
             (ErrorKind::Script, display(v), None, None)
         }
         E::ErrorTerminated(v, _) => {
-            let reason = v.read_lock::<rhai::Map>().and_then(|m| m.get("reason").map(|r| r.to_string())).unwrap_or_else(|| v.to_string());
-            let kind = if reason.contains("deadline") || reason == "timeout" { ErrorKind::Timeout } else { ErrorKind::Cancelled };
+            let reason = v
+                .read_lock::<rhai::Map>()
+                .and_then(|m| m.get("reason").map(|r| r.to_string()))
+                .unwrap_or_else(|| v.to_string());
+            let kind = if reason.contains("deadline") || reason == "timeout" {
+                ErrorKind::Timeout
+            } else {
+                ErrorKind::Cancelled
+            };
             (kind, format!("run stopped: {reason}"), None, Some(reason))
         }
         E::ErrorTooManyOperations(_) => (

@@ -13,9 +13,7 @@ pub fn parse(text: &str) -> Result<Duration, String> {
     if let Ok(secs) = t.parse::<u64>() {
         return Ok(Duration::from_secs(secs));
     }
-    let d: jiff::SignedDuration = t
-        .parse()
-        .map_err(|_| format!("'{text}' is not a duration like 90s, 5m or 1h30m"))?;
+    let d: jiff::SignedDuration = t.parse().map_err(|_| format!("'{text}' is not a duration like 90s, 5m or 1h30m"))?;
     d.try_into().map_err(|_| format!("'{text}' is negative"))
 }
 
@@ -26,11 +24,7 @@ pub fn format(d: Duration) -> String {
     }
     if d < Duration::from_secs(60) {
         let s = d.as_secs_f64();
-        return if s.fract() < 0.05 {
-            format!("{s:.0}s")
-        } else {
-            format!("{s:.1}s")
-        };
+        return if s.fract() < 0.05 { format!("{s:.0}s") } else { format!("{s:.1}s") };
     }
     let secs = d.as_secs();
     let (h, m, s) = (secs / 3600, secs % 3600 / 60, secs % 60);
@@ -54,17 +48,12 @@ pub fn from_dynamic(v: &Dynamic) -> Result<Duration, String> {
         return parse(&s);
     }
     if let Ok(i) = v.as_int() {
-        return u64::try_from(i)
-            .map(Duration::from_secs)
-            .map_err(|_| format!("{i} is a negative duration"));
+        return u64::try_from(i).map(Duration::from_secs).map_err(|_| format!("{i} is a negative duration"));
     }
     if let Ok(f) = v.as_float() {
         return Duration::try_from_secs_f64(f).map_err(|_| format!("{f} is not a valid duration"));
     }
-    Err(format!(
-        "expected a duration like \"5m\" or a number of seconds, got {}",
-        v.type_name()
-    ))
+    Err(format!("expected a duration like \"5m\" or a number of seconds, got {}", v.type_name()))
 }
 
 #[cfg(test)]

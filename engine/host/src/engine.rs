@@ -128,17 +128,11 @@ pub fn build(ctx: &HostCtx, limits: &Limits, natives: &[Box<dyn NativeModule>]) 
         .with_purity(false)
         .with_params_info(["items: array", "work: Fn", "array"])
         .with_comments(["/// Call `work(item)` for every item concurrently with default options."])
-        .register_into_engine(
-            &mut e,
-            move |ncc: NativeCallContext, items: rhai::Array, f: rhai::FnPtr| {
-                crate::parallel::parallel_map(&c, &ncc, items, f, &Map::new())
-            },
-        );
+        .register_into_engine(&mut e, move |ncc: NativeCallContext, items: rhai::Array, f: rhai::FnPtr| {
+            crate::parallel::parallel_map(&c, &ncc, items, f, &Map::new())
+        });
 
-    let natives = natives
-        .iter()
-        .map(|m| (m.name().to_string(), Shared::new(m.build(ctx))))
-        .collect();
+    let natives = natives.iter().map(|m| (m.name().to_string(), Shared::new(m.build(ctx)))).collect();
     Built { engine: e, natives }
 }
 
@@ -151,17 +145,11 @@ fn register_secret(e: &mut Engine, ctx: &HostCtx) {
     e.register_fn("==", |a: Secret, b: Secret| a == b);
     e.register_fn("!=", |a: Secret, b: Secret| a != b);
     let r = ctx.redactor().clone();
-    e.register_fn("+", move |a: Secret, b: &str| {
-        r.secret(format!("{}{b}", a.expose()))
-    });
+    e.register_fn("+", move |a: Secret, b: &str| r.secret(format!("{}{b}", a.expose())));
     let r = ctx.redactor().clone();
-    e.register_fn("+", move |a: &str, b: Secret| {
-        r.secret(format!("{a}{}", b.expose()))
-    });
+    e.register_fn("+", move |a: &str, b: Secret| r.secret(format!("{a}{}", b.expose())));
     let r = ctx.redactor().clone();
-    e.register_fn("+", move |a: Secret, b: Secret| {
-        r.secret(format!("{}{}", a.expose(), b.expose()))
-    });
+    e.register_fn("+", move |a: Secret, b: Secret| r.secret(format!("{}{}", a.expose(), b.expose())));
     let c = ctx.clone();
     rhai::FuncRegistration::new("secret")
         .with_volatility(true)

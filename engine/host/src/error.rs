@@ -112,12 +112,7 @@ pub struct Failure {
 impl Failure {
     /// A failure of `kind` with `message`.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self {
-            kind,
-            message: message.into(),
-            hint: None,
-            details: Map::new(),
-        }
+        Self { kind, message: message.into(), hint: None, details: Map::new() }
     }
     /// A [`ErrorKind::Usage`] failure: the caller passed something wrong.
     pub fn usage(message: impl Into<String>) -> Self {

@@ -109,6 +109,14 @@ pub enum EventBody {
         #[serde(skip_serializing_if = "Option::is_none")]
         label: Option<String>,
     },
+    /// Where a long operation stands (a wait: what is still pending and why).
+    Progress {
+        /// The step it belongs to.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        step: Option<u64>,
+        /// One line.
+        message: String,
+    },
     /// The run failed; `diagnostic` is the rendered report.
     Error {
         /// Error kind (`timeout`, `not_found`, ..., `compile`, `params`).
@@ -128,6 +136,9 @@ pub enum EventBody {
         duration_ms: u64,
         /// Every step, in start order.
         steps: Vec<StepRecord>,
+        /// Resources closed by cleanup at the end (port-forwards, background processes).
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        closed: Vec<String>,
     },
 }
 
@@ -150,16 +161,14 @@ impl EventBody {
                 r.scrub(message);
                 label.iter_mut().for_each(|l| r.scrub(l));
             }
-            Self::Error {
-                kind,
-                message,
-                diagnostic,
-            } => {
+            Self::Progress { message, .. } => r.scrub(message),
+            Self::Error { kind, message, diagnostic } => {
                 r.scrub(kind);
                 r.scrub(message);
                 r.scrub(diagnostic);
             }
-            Self::RunFinished { steps, .. } => {
+            Self::RunFinished { steps, closed, .. } => {
+                closed.iter_mut().for_each(|c| r.scrub(c));
                 for s in steps {
                     r.scrub(&mut s.name);
                     s.error.iter_mut().for_each(|e| r.scrub(e));
@@ -222,11 +231,7 @@ impl Events {
     /// Stamp, redact and dispatch an event.
     pub fn emit(&self, mut body: EventBody) {
         body.scrub(&self.0.redactor);
-        let ev = Event {
-            ts: jiff::Timestamp::now().to_string(),
-            elapsed_ms: self.elapsed().as_millis() as u64,
-            body,
-        };
+        let ev = Event { ts: jiff::Timestamp::now().to_string(), elapsed_ms: self.elapsed().as_millis() as u64, body };
         for s in &self.0.sinks {
             s.emit(&ev);
         }
@@ -245,12 +250,7 @@ impl Events {
             error: None,
             started: Some(Instant::now()),
         });
-        self.emit(EventBody::StepStarted {
-            id,
-            parent,
-            name: name.to_string(),
-            label: label.map(str::to_string),
-        });
+        self.emit(EventBody::StepStarted { id, parent, name: name.to_string(), label: label.map(str::to_string) });
         id
     }
 
@@ -261,38 +261,18 @@ impl Events {
             let Some(rec) = steps.iter_mut().find(|s| s.id == id) else {
                 return;
             };
-            let ms = rec
-                .started
-                .map(|t| t.elapsed().as_millis() as u64)
-                .unwrap_or(0);
+            let ms = rec.started.map(|t| t.elapsed().as_millis() as u64).unwrap_or(0);
             rec.outcome = Some(outcome);
             rec.duration_ms = Some(ms);
             rec.error = error.clone();
             (rec.name.clone(), ms)
         };
-        self.emit(EventBody::StepFinished {
-            id,
-            name,
-            outcome,
-            duration_ms,
-            error,
-        });
+        self.emit(EventBody::StepFinished { id, name, outcome, duration_ms, error });
     }
 
     /// A log line.
-    pub fn log(
-        &self,
-        level: Level,
-        message: impl Into<String>,
-        step: Option<u64>,
-        label: Option<&str>,
-    ) {
-        self.emit(EventBody::Log {
-            level,
-            message: message.into(),
-            step,
-            label: label.map(str::to_string),
-        });
+    pub fn log(&self, level: Level, message: impl Into<String>, step: Option<u64>, label: Option<&str>) {
+        self.emit(EventBody::Log { level, message: message.into(), step, label: label.map(str::to_string) });
     }
 
     /// All steps so far, in start order.
@@ -300,15 +280,14 @@ impl Events {
         self.0.steps.lock().expect("steps lock").clone()
     }
 
+    /// Report progress of the calling step.
+    pub fn progress(&self, step: Option<u64>, message: impl Into<String>) {
+        self.emit(EventBody::Progress { step, message: message.into() });
+    }
+
     /// Close any steps still open (as cancelled) and emit the run summary.
-    pub fn run_finished(&self, outcome: Outcome, exit_code: i32) {
-        let open: Vec<u64> = self
-            .steps()
-            .iter()
-            .filter(|s| s.outcome.is_none())
-            .map(|s| s.id)
-            .rev()
-            .collect();
+    pub fn run_finished(&self, outcome: Outcome, exit_code: i32, closed: Vec<String>) {
+        let open: Vec<u64> = self.steps().iter().filter(|s| s.outcome.is_none()).map(|s| s.id).rev().collect();
         for id in open {
             self.step_finished(id, Outcome::Cancelled, None);
         }
@@ -317,6 +296,7 @@ impl Events {
             exit_code,
             duration_ms: self.elapsed().as_millis() as u64,
             steps: self.steps(),
+            closed,
         });
         for s in &self.0.sinks {
             s.finish();
@@ -359,7 +339,7 @@ mod tests {
         let id = ev.step_started("use s3cr3t-value", None, Some("s3cr3t-value"));
         ev.log(Level::Info, "token=s3cr3t-value", Some(id), None);
         ev.step_finished(id, Outcome::Failed, Some("bad s3cr3t-value".into()));
-        ev.run_finished(Outcome::Failed, 1);
+        ev.run_finished(Outcome::Failed, 1, Vec::new());
         let text = serde_json::to_string(&cap.events()).unwrap();
         assert!(!text.contains("s3cr3t-value"), "{text}");
         assert_eq!(text.matches("***").count(), 8, "{text}");
@@ -370,13 +350,10 @@ mod tests {
         let cap = Capture::default();
         let ev = Events::new(vec![Box::new(cap.clone())], Redactor::new());
         ev.step_started("outer", None, None);
-        ev.run_finished(Outcome::Cancelled, 130);
+        ev.run_finished(Outcome::Cancelled, 130, Vec::new());
         let steps = ev.steps();
         assert_eq!(steps[0].outcome, Some(Outcome::Cancelled));
         let last = cap.events().pop().unwrap();
-        assert!(matches!(
-            last.body,
-            EventBody::RunFinished { exit_code: 130, .. }
-        ));
+        assert!(matches!(last.body, EventBody::RunFinished { exit_code: 130, .. }));
     }
 }

@@ -22,9 +22,7 @@ type Task = (String, FnPtr, Vec<Dynamic>);
 fn check_opts(opts: &Map, func: &str) -> R<()> {
     for k in opts.keys() {
         if !["max", "labels", "fail_fast"].contains(&k.as_str()) {
-            return Err(usage_err(format!(
-                "{func}: unknown option '{k}'; options are max, labels, fail_fast"
-            )));
+            return Err(usage_err(format!("{func}: unknown option '{k}'; options are max, labels, fail_fast")));
         }
     }
     Ok(())
@@ -42,10 +40,7 @@ fn labels(opts: &Map, n: usize, default: impl Fn(usize) -> String, func: &str) -
         None => (0..n).map(default).collect(),
     };
     if labels.len() != n {
-        return Err(usage_err(format!(
-            "{func}: {} labels for {n} tasks",
-            labels.len()
-        )));
+        return Err(usage_err(format!("{func}: {} labels for {n} tasks", labels.len())));
     }
     Ok(labels)
 }
@@ -63,72 +58,35 @@ pub fn parallel(ctx: &HostCtx, ncc: &NativeCallContext, tasks: Dynamic, opts: &M
         return run(ctx, ncc, items, opts, true);
     }
     if !tasks.is_array() {
-        return Err(usage_err(format!(
-            "parallel: expected an array or a map of closures, got {}",
-            tasks.type_name()
-        )));
+        return Err(usage_err(format!("parallel: expected an array or a map of closures, got {}", tasks.type_name())));
     }
     let a = tasks.cast::<Array>();
     let labels = labels(opts, a.len(), |i| format!("task-{}", i + 1), "parallel")?;
-    let items = a
-        .into_iter()
-        .zip(labels)
-        .map(|(v, l)| closure(v, &l).map(|f| (l, f, Vec::new())))
-        .collect::<R<_>>()?;
+    let items = a.into_iter().zip(labels).map(|(v, l)| closure(v, &l).map(|f| (l, f, Vec::new()))).collect::<R<_>>()?;
     run(ctx, ncc, items, opts, false)
 }
 
 /// Call `f(item)` for every item concurrently; results in order. Labels default to the items.
 /// Passing the item as an argument avoids the closure-capture trap of building tasks in a loop.
-pub fn parallel_map(
-    ctx: &HostCtx,
-    ncc: &NativeCallContext,
-    items: Array,
-    f: FnPtr,
-    opts: &Map,
-) -> R<Dynamic> {
+pub fn parallel_map(ctx: &HostCtx, ncc: &NativeCallContext, items: Array, f: FnPtr, opts: &Map) -> R<Dynamic> {
     check_opts(opts, "parallel_map")?;
-    let labels = labels(
-        opts,
-        items.len(),
-        |i| crate::value::display(&items[i]),
-        "parallel_map",
-    )?;
-    let tasks = items
-        .into_iter()
-        .zip(labels)
-        .map(|(item, l)| (l, f.clone(), vec![item]))
-        .collect();
+    let labels = labels(opts, items.len(), |i| crate::value::display(&items[i]), "parallel_map")?;
+    let tasks = items.into_iter().zip(labels).map(|(item, l)| (l, f.clone(), vec![item])).collect();
     run(ctx, ncc, tasks, opts, false)
 }
 
-fn run(
-    ctx: &HostCtx,
-    ncc: &NativeCallContext,
-    items: Vec<Task>,
-    opts: &Map,
-    as_map: bool,
-) -> R<Dynamic> {
+fn run(ctx: &HostCtx, ncc: &NativeCallContext, items: Vec<Task>, opts: &Map, as_map: bool) -> R<Dynamic> {
     let n = items.len();
     let max = match opts.get("max") {
-        Some(v) => v
-            .as_int()
-            .ok()
-            .filter(|m| *m >= 1)
-            .ok_or_else(|| usage_err("parallel: max must be an integer >= 1"))?
-            as usize,
+        Some(v) => {
+            v.as_int().ok().filter(|m| *m >= 1).ok_or_else(|| usage_err("parallel: max must be an integer >= 1"))?
+                as usize
+        }
         None => n.max(1),
     };
-    let fail_fast = opts
-        .get("fail_fast")
-        .map(|v| v.as_bool().unwrap_or(true))
-        .unwrap_or(true);
+    let fail_fast = opts.get("fail_fast").map(|v| v.as_bool().unwrap_or(true)).unwrap_or(true);
 
-    let parent = task::current().unwrap_or_else(|| TaskState {
-        scope: ctx.root().clone(),
-        step: None,
-        label: None,
-    });
+    let parent = task::current().unwrap_or_else(|| TaskState { scope: ctx.root().clone(), step: None, label: None });
     let group = parent.scope.child();
     let results: Vec<Mutex<Option<R<Dynamic>>>> = (0..n).map(|_| Mutex::new(None)).collect();
     let first_err: Mutex<Option<usize>> = Mutex::new(None);
@@ -152,20 +110,13 @@ fn run(
                         None => label.as_str().into(),
                     };
                     let id = ctx.events().step_started(label, parent.step, Some(&full));
-                    let state = TaskState {
-                        scope: group.child(),
-                        step: Some(id),
-                        label: Some(full),
-                    };
+                    let state = TaskState { scope: group.child(), step: Some(id), label: Some(full) };
                     let r = task::with_task(state, || f.call_raw(ncc, None, args.clone()));
                     match &r {
                         Ok(_) => ctx.events().step_finished(id, Outcome::Ok, None),
-                        Err(e) if is_terminated(e) => {
-                            ctx.events().step_finished(id, Outcome::Cancelled, None)
-                        }
+                        Err(e) if is_terminated(e) => ctx.events().step_finished(id, Outcome::Cancelled, None),
                         Err(e) => {
-                            ctx.events()
-                                .step_finished(id, Outcome::Failed, Some(short_message(e)));
+                            ctx.events().step_finished(id, Outcome::Failed, Some(short_message(e)));
                             if fail_fast {
                                 let mut first = first_err.lock().expect("error lock");
                                 if first.is_none() {
@@ -184,14 +135,8 @@ fn run(
     if parent.scope.is_cancelled() {
         return Err(terminated(&parent.scope));
     }
-    let mut results: Vec<R<Dynamic>> = results
-        .into_iter()
-        .map(|m| {
-            m.into_inner()
-                .expect("results lock")
-                .unwrap_or(Ok(Dynamic::UNIT))
-        })
-        .collect();
+    let mut results: Vec<R<Dynamic>> =
+        results.into_iter().map(|m| m.into_inner().expect("results lock").unwrap_or(Ok(Dynamic::UNIT))).collect();
     if let Some(i) = first_err.into_inner().expect("error lock") {
         return std::mem::replace(&mut results[i], Ok(Dynamic::UNIT));
     }
@@ -207,11 +152,8 @@ fn run(
         }
         let list: Vec<String> = failed.iter().map(|(l, m)| format!("{l}: {m}")).collect();
         return Err(to_rhai(
-            &Failure::new(
-                ErrorKind::Failed,
-                format!("{} of {n} tasks failed: {}", failed.len(), list.join("; ")),
-            )
-            .with_detail("errors", errors),
+            &Failure::new(ErrorKind::Failed, format!("{} of {n} tasks failed: {}", failed.len(), list.join("; ")))
+                .with_detail("errors", errors),
         ));
     }
     let values = results.into_iter().map(|r| r.unwrap_or_default());
@@ -228,9 +170,6 @@ fn run(
 
 fn closure(v: Dynamic, label: &str) -> R<FnPtr> {
     let t = v.type_name();
-    v.try_cast::<FnPtr>().ok_or_else(|| {
-        usage_err(format!(
-            "parallel: task '{label}' is a {t}, not a closure like || work()"
-        ))
-    })
+    v.try_cast::<FnPtr>()
+        .ok_or_else(|| usage_err(format!("parallel: task '{label}' is a {t}, not a closure like || work()")))
 }

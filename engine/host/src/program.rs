@@ -70,14 +70,10 @@ fn collect_dir(root: &Path, dir: &Path, out: &mut Vec<String>) {
         let p = e.path();
         if p.is_dir() {
             collect_dir(root, &p, out);
-        } else if p.extension().is_some_and(|x| x == "rhai") {
-            if let Some(rel) = p
-                .strip_prefix(root)
-                .ok()
-                .and_then(|r| r.with_extension("").to_str().map(str::to_string))
-            {
-                out.push(rel);
-            }
+        } else if p.extension().is_some_and(|x| x == "rhai")
+            && let Some(rel) = p.strip_prefix(root).ok().and_then(|r| r.with_extension("").to_str().map(str::to_string))
+        {
+            out.push(rel);
         }
     }
 }
@@ -85,17 +81,9 @@ fn collect_dir(root: &Path, dir: &Path, out: &mut Vec<String>) {
 /// A path as shown to users: relative to the working directory when under it.
 pub fn display(p: &Path) -> String {
     let cwd = std::env::current_dir().unwrap_or_default();
-    let abs = if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        cwd.join(p)
-    };
+    let abs = if p.is_absolute() { p.to_path_buf() } else { cwd.join(p) };
     let abs = normalize(&abs);
-    abs.strip_prefix(&cwd)
-        .map(|r| r.to_path_buf())
-        .unwrap_or(abs)
-        .to_string_lossy()
-        .into_owned()
+    abs.strip_prefix(&cwd).map(|r| r.to_path_buf()).unwrap_or(abs).to_string_lossy().into_owned()
 }
 
 fn normalize(p: &Path) -> PathBuf {
@@ -152,10 +140,7 @@ pub struct Sources(Arc<Mutex<HashMap<String, Arc<str>>>>);
 impl Sources {
     /// Remember a file's text.
     pub fn insert(&self, name: &str, text: &str) {
-        self.0
-            .lock()
-            .expect("sources lock")
-            .insert(name.to_string(), text.into());
+        self.0.lock().expect("sources lock").insert(name.to_string(), text.into());
     }
     /// A file's text.
     pub fn get(&self, name: &str) -> Option<Arc<str>> {
@@ -208,12 +193,7 @@ enum Origin {
 impl<'a> Loader<'a> {
     /// A loader compiling with `engine`, knowing the native module names.
     pub fn new(engine: &'a Engine, stdlib: &'a Stdlib, natives: &'a [&'a str]) -> Self {
-        Self {
-            engine,
-            stdlib,
-            natives,
-            sources: Sources::default(),
-        }
+        Self { engine, stdlib, natives, sources: Sources::default() }
     }
 
     /// Every source text read so far.
@@ -279,24 +259,14 @@ impl<'a> Loader<'a> {
         if let Some(cycle) = find_cycle(&units, &entry_name) {
             errors.push(CompileError::ImportCycle { cycle });
         }
-        if errors.is_empty() {
-            Ok(Program {
-                entry: entry_name,
-                units,
-                sources,
-            })
-        } else {
-            Err(errors)
-        }
+        if errors.is_empty() { Ok(Program { entry: entry_name, units, sources }) } else { Err(errors) }
     }
 
     fn compile(&self, origin: Origin, sources: &Sources) -> Result<Unit, CompileError> {
         let (name, path, text) = match origin {
             Origin::File(p) => {
-                let text = std::fs::read_to_string(&p).map_err(|e| CompileError::Io {
-                    path: display(&p),
-                    message: e.to_string(),
-                })?;
+                let text = std::fs::read_to_string(&p)
+                    .map_err(|e| CompileError::Io { path: display(&p), message: e.to_string() })?;
                 (display(&p), Some(p), text)
             }
             Origin::Std(n) => {
@@ -312,21 +282,13 @@ impl<'a> Loader<'a> {
             }
         };
         sources.insert(&name, &text);
-        let mut ast = self
-            .engine
-            .compile(&text)
-            .map_err(|e| CompileError::Parse {
-                source_name: name.clone(),
-                pos: e.position(),
-                message: e.err_type().to_string(),
-            })?;
+        let mut ast = self.engine.compile(&text).map_err(|e| CompileError::Parse {
+            source_name: name.clone(),
+            pos: e.position(),
+            message: e.err_type().to_string(),
+        })?;
         ast.set_source(name.as_str());
-        Ok(Unit {
-            name,
-            path,
-            ast: Arc::new(ast),
-            imports: Vec::new(),
-        })
+        Ok(Unit { name, path, ast: Arc::new(ast), imports: Vec::new() })
     }
 
     /// Resolve an import made by `unit`.
@@ -337,10 +299,7 @@ impl<'a> Loader<'a> {
         }
         if let Some(name) = p.strip_prefix("std/") {
             return match self.stdlib.load(name) {
-                Some((display_name, _)) => Ok((
-                    ImportTarget::Unit(display_name),
-                    Some(Origin::Std(name.to_string())),
-                )),
+                Some((display_name, _)) => Ok((ImportTarget::Unit(display_name), Some(Origin::Std(name.to_string())))),
                 None => {
                     let names = self.stdlib.names();
                     let hint = crate::params::suggest(name, names.iter().map(String::as_str))
@@ -381,11 +340,7 @@ impl<'a> Loader<'a> {
 }
 
 /// The `import` statements of an AST with literal paths. Non-literal paths are errors.
-fn literal_imports(
-    ast: &AST,
-    errors: &mut Vec<CompileError>,
-    source: &str,
-) -> Vec<(Import, Position)> {
+fn literal_imports(ast: &AST, errors: &mut Vec<CompileError>, source: &str) -> Vec<(Import, Position)> {
     let mut out = Vec::new();
     ast.walk(&mut |path: &[rhai::ASTNode]| {
         if let Some(rhai::ASTNode::Stmt(rhai::Stmt::Import(x, pos))) = path.last() {
@@ -399,10 +354,7 @@ fn literal_imports(
                     },
                     *pos,
                 )),
-                _ => errors.push(CompileError::DynamicImport {
-                    source_name: source.to_string(),
-                    pos: *pos,
-                }),
+                _ => errors.push(CompileError::DynamicImport { source_name: source.to_string(), pos: *pos }),
             }
         }
         true
@@ -426,15 +378,11 @@ fn find_cycle(units: &BTreeMap<String, Unit>, entry: &str) -> Option<Vec<String>
             return None;
         }
         stack.push(u.to_string());
-        for imp in units
-            .get(u)
-            .map(|x| x.imports.as_slice())
-            .unwrap_or_default()
-        {
-            if let ImportTarget::Unit(t) = &imp.target {
-                if let Some(c) = visit(t, units, stack, done) {
-                    return Some(c);
-                }
+        for imp in units.get(u).map(|x| x.imports.as_slice()).unwrap_or_default() {
+            if let ImportTarget::Unit(t) = &imp.target
+                && let Some(c) = visit(t, units, stack, done)
+            {
+                return Some(c);
             }
         }
         stack.pop();
@@ -455,11 +403,7 @@ pub struct ProgramResolver {
 impl ProgramResolver {
     /// A resolver for `program` with the run's native modules.
     pub fn new(program: Arc<Program>, natives: HashMap<String, Shared<Module>>) -> Self {
-        Self {
-            program,
-            natives,
-            evaluated: Mutex::new(HashMap::new()),
-        }
+        Self { program, natives, evaluated: Mutex::new(HashMap::new()) }
     }
 }
 
@@ -492,10 +436,7 @@ impl rhai::ModuleResolver for ProgramResolver {
         let module = Module::eval_ast_as_new(Scope::new(), &unit.ast, engine)
             .map_err(|e| Box::new(EvalAltResult::ErrorInModule(path.to_string(), e, pos)))?;
         let module: Shared<Module> = module.into();
-        self.evaluated
-            .lock()
-            .expect("resolver lock")
-            .insert(target, module.clone());
+        self.evaluated.lock().expect("resolver lock").insert(target, module.clone());
         Ok(module)
     }
 }

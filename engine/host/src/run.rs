@@ -38,10 +38,7 @@ impl Host {
     pub fn new(extra: Vec<Box<dyn NativeModule>>) -> Self {
         let mut natives = modules::core_modules();
         natives.extend(extra);
-        Self {
-            natives,
-            limits: Limits::default(),
-        }
+        Self { natives, limits: Limits::default() }
     }
 
     /// The native modules.
@@ -62,11 +59,7 @@ impl Host {
                 Ok(o) => o,
                 Err(e) => {
                     let d = diagnostics::param_diags(
-                        &[ParamError {
-                            message: e,
-                            arg: Some(*i),
-                            help: None,
-                        }],
+                        &[ParamError { message: e, arg: Some(*i), help: None }],
                         &display(playbook),
                         args,
                     );
@@ -76,11 +69,7 @@ impl Host {
             },
         };
         let stdlib = stdlib_from(pre.stdlib_dir.as_deref());
-        let rt = match tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .thread_name("kmsctl-rt")
-            .build()
-        {
+        let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("kmsctl-rt").build() {
             Ok(rt) => rt,
             Err(e) => {
                 eprintln!("error: cannot start the async runtime: {e}");
@@ -92,8 +81,7 @@ impl Host {
             OutputMode::Json => Box::new(JsonLines::new(Box::new(std::io::stdout()))),
         }];
         if let Some(dir) = &pre.artifacts {
-            match std::fs::create_dir_all(dir)
-                .and_then(|_| std::fs::File::create(Path::new(dir).join("events.jsonl")))
+            match std::fs::create_dir_all(dir).and_then(|_| std::fs::File::create(Path::new(dir).join("events.jsonl")))
             {
                 Ok(f) => sinks.push(Box::new(JsonLines::new(Box::new(f)))),
                 Err(e) => {
@@ -106,17 +94,14 @@ impl Host {
         let root = CancelScope::root();
         let settings = Settings {
             playbook_dir: playbook.parent().map(Path::to_path_buf).unwrap_or_default(),
+            playbook: playbook.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
             artifacts: pre.artifacts.as_ref().map(PathBuf::from),
             context: pre.context.clone(),
             verbose: pre.verbose,
             ..Settings::default()
         };
         let ctx = HostCtx::new(rt.handle().clone(), root.clone(), events.clone(), settings);
-        let report = Report {
-            events: &events,
-            output,
-            color: term.color,
-        };
+        let report = Report { events: &events, output, color: term.color };
 
         let built = engine::build(&ctx, &self.limits, &self.natives);
         let mut engine = built.engine;
@@ -134,10 +119,7 @@ impl Host {
             Err(errors) => return report.compile(&errors, &program.sources),
         };
         if pre.help {
-            print!(
-                "{}",
-                params::render_help(&program.entry, &program.doc(), &specs)
-            );
+            print!("{}", params::render_help(&program.entry, &program.doc(), &specs));
             return ExitCode::Ok;
         }
         let (resolved, timeout) = match resolve_params(&specs, args) {
@@ -148,51 +130,35 @@ impl Host {
         let mut values = Vec::new();
         for spec in &specs {
             let v = param_dynamic(spec, resolved.get(&spec.name), &ctx);
-            masked.insert(
-                spec.name.clone(),
-                to_json(&v, Reveal::Mask).unwrap_or_default(),
-            );
+            masked.insert(spec.name.clone(), to_json(&v, Reveal::Mask).unwrap_or_default());
             values.push((spec.name.clone(), v));
         }
         engine::set_params(&mut engine, values);
         engine.set_module_resolver(ProgramResolver::new(program.clone(), built.natives));
-        events.emit(EventBody::RunStarted {
-            playbook: program.entry.clone(),
-            params: serde_json::Value::Object(masked),
-        });
+        events
+            .emit(EventBody::RunStarted { playbook: program.entry.clone(), params: serde_json::Value::Object(masked) });
 
         let result = execute(&rt, &ctx, Arc::new(engine), program.clone(), timeout);
         // Cleanup runs however the run ended: stop child processes, close port-forwards.
-        let budget = if root.is_cancelled() {
-            Duration::from_millis(300)
-        } else {
-            Duration::from_secs(10)
-        };
+        let budget = if root.is_cancelled() { Duration::from_millis(300) } else { Duration::from_secs(10) };
+        let closed = ctx.cleanup_names();
         rt.block_on(ctx.run_cleanup(budget));
         let code = match result {
             Ok(()) => {
-                events.run_finished(Outcome::Ok, 0);
+                events.run_finished(Outcome::Ok, 0, closed);
                 ExitCode::Ok
             }
             Err(e) => {
-                let limits = LimitNames {
-                    operations: self.limits.max_operations,
-                    call_levels: self.limits.max_call_levels,
-                };
+                let limits =
+                    LimitNames { operations: self.limits.max_operations, call_levels: self.limits.max_call_levels };
                 let targets = |importer: &str, path: &str| import_target(&program, importer, path);
-                let failure = diagnostics::runtime_failure(
-                    &e,
-                    &program.entry,
-                    &program.sources,
-                    limits,
-                    &targets,
-                );
+                let failure = diagnostics::runtime_failure(&e, &program.entry, &program.sources, limits, &targets);
                 let code = match failure.terminated.as_deref() {
                     Some("interrupted") => ExitCode::Cancelled,
                     Some(r) if r.contains("deadline") => ExitCode::Timeout,
                     _ => ExitCode::for_kind(failure.kind),
                 };
-                report.runtime(&failure.diag, failure.kind, code, &ctx)
+                report.runtime(&failure.diag, failure.kind, code, &ctx, closed)
             }
         };
         rt.shutdown_background();
@@ -201,18 +167,9 @@ impl Host {
 
     /// Compile every playbook and module under `paths` (and every stdlib module), resolve
     /// imports, lint calls, and report every problem. Returns the exit code.
-    pub fn check(
-        &self,
-        paths: &[PathBuf],
-        stdlib_dir: Option<&str>,
-        term: Terminal,
-        quiet: bool,
-    ) -> ExitCode {
+    pub fn check(&self, paths: &[PathBuf], stdlib_dir: Option<&str>, term: Terminal, quiet: bool) -> ExitCode {
         let stdlib = stdlib_from(stdlib_dir);
-        let rt = match tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        {
+        let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
             Ok(rt) => rt,
             Err(e) => {
                 eprintln!("error: cannot start the async runtime: {e}");
@@ -220,12 +177,7 @@ impl Host {
             }
         };
         let events = Events::new(Vec::new(), Redactor::new());
-        let ctx = HostCtx::new(
-            rt.handle().clone(),
-            CancelScope::root(),
-            events,
-            Settings::default(),
-        );
+        let ctx = HostCtx::new(rt.handle().clone(), CancelScope::root(), events, Settings::default());
         let built = engine::build(&ctx, &self.limits, &self.natives);
         let names = self.names();
         let mut files = Vec::new();
@@ -241,8 +193,7 @@ impl Host {
             let loader = Loader::new(&built.engine, &stdlib, &names);
             match loader.load_file(f) {
                 Ok(p) => {
-                    let mut errors =
-                        check::lint(&built.engine, &p, &built.natives, check::Strictness::Check);
+                    let mut errors = check::lint(&built.engine, &p, &built.natives, check::Strictness::Check);
                     if let Err(mut e) = declared_params(&built.engine, &p) {
                         errors.append(&mut e);
                     }
@@ -273,10 +224,7 @@ impl Host {
         }
         if diags.is_empty() {
             if !quiet {
-                eprintln!(
-                    "checked {count} file{}: ok",
-                    if count == 1 { "" } else { "s" }
-                );
+                eprintln!("checked {count} file{}: ok", if count == 1 { "" } else { "s" });
             }
             ExitCode::Ok
         } else {
@@ -292,11 +240,7 @@ impl Host {
 }
 
 fn stdlib_from(dir: Option<&str>) -> Stdlib {
-    match dir.map(str::to_string).or_else(|| {
-        std::env::var("KMSCTL_STDLIB_DIR")
-            .ok()
-            .filter(|s| !s.is_empty())
-    }) {
+    match dir.map(str::to_string).or_else(|| std::env::var("KMSCTL_STDLIB_DIR").ok().filter(|s| !s.is_empty())) {
         Some(d) => Stdlib::Dir(PathBuf::from(d)),
         None => Stdlib::Embedded,
     }
@@ -315,83 +259,45 @@ fn collect_rhai(p: &Path, out: &mut Vec<PathBuf>) {
 }
 
 fn import_target(program: &Program, importer: &str, path: &str) -> Option<String> {
-    program
-        .units
-        .get(importer)?
-        .imports
-        .iter()
-        .find(|i| i.path == path)
-        .and_then(|i| match &i.target {
-            crate::program::ImportTarget::Unit(n) => Some(n.clone()),
-            crate::program::ImportTarget::Native(_) => None,
-        })
+    program.units.get(importer)?.imports.iter().find(|i| i.path == path).and_then(|i| match &i.target {
+        crate::program::ImportTarget::Unit(n) => Some(n.clone()),
+        crate::program::ImportTarget::Native(_) => None,
+    })
 }
 
 /// The parameters a program declares in `params()`.
-pub fn declared_params(
-    engine: &Engine,
-    program: &Program,
-) -> Result<Vec<ParamSpec>, Vec<CompileError>> {
+pub fn declared_params(engine: &Engine, program: &Program) -> Result<Vec<ParamSpec>, Vec<CompileError>> {
     let unit = program.entry_unit();
     let Some(f) = unit.ast.iter_functions().find(|f| f.name == "params") else {
         return Ok(Vec::new());
     };
-    let err = |message: String| {
-        vec![CompileError::Params {
-            source_name: unit.name.clone(),
-            message,
-        }]
-    };
+    let err = |message: String| vec![CompileError::Params { source_name: unit.name.clone(), message }];
     if !f.params.is_empty() {
         return Err(err("params() must take no arguments".into()));
     }
     let decl: Dynamic = engine
-        .call_fn_with_options(
-            CallFnOptions::new().eval_ast(false),
-            &mut Scope::new(),
-            &unit.ast,
-            "params",
-            (),
-        )
+        .call_fn_with_options(CallFnOptions::new().eval_ast(false), &mut Scope::new(), &unit.ast, "params", ())
         .map_err(|e| err(format!("params() failed: {}", modules::short_message(&e))))?;
-    params::parse_specs(&decl)
-        .map_err(|errs| errs.into_iter().flat_map(|e| err(e.message)).collect())
+    params::parse_specs(&decl).map_err(|errs| errs.into_iter().flat_map(|e| err(e.message)).collect())
 }
 
-fn resolve_params(
-    specs: &[ParamSpec],
-    args: &[String],
-) -> Result<(Resolved, Option<Duration>), Vec<ParamError>> {
+fn resolve_params(specs: &[ParamSpec], args: &[String]) -> Result<(Resolved, Option<Duration>), Vec<ParamError>> {
     let (run_args, mut errors) = params::parse_args(args, Some(specs));
     let mut files = Vec::new();
     for (f, idx) in &run_args.values {
-        let parsed = std::fs::read_to_string(f)
-            .map_err(|e| e.to_string())
-            .and_then(|t| {
-                if f.ends_with(".json") {
-                    serde_json::from_str(&t).map_err(|e| e.to_string())
-                } else {
-                    data::from_yaml(&t)
-                }
-            });
+        let parsed = std::fs::read_to_string(f).map_err(|e| e.to_string()).and_then(|t| {
+            if f.ends_with(".json") { serde_json::from_str(&t).map_err(|e| e.to_string()) } else { data::from_yaml(&t) }
+        });
         match parsed {
             Ok(v) => files.push((f.clone(), from_json(v))),
-            Err(e) => errors.push(ParamError {
-                message: format!("--values {f}: {e}"),
-                arg: Some(*idx),
-                help: None,
-            }),
+            Err(e) => errors.push(ParamError { message: format!("--values {f}: {e}"), arg: Some(*idx), help: None }),
         }
     }
     let timeout = match &run_args.timeout {
         Some((t, i)) => match duration::parse(t) {
             Ok(d) => Some(d),
             Err(e) => {
-                errors.push(ParamError {
-                    message: format!("--timeout: {e}"),
-                    arg: Some(*i),
-                    help: None,
-                });
+                errors.push(ParamError { message: format!("--timeout: {e}"), arg: Some(*i), help: None });
                 None
             }
         },
@@ -420,12 +326,8 @@ fn param_dynamic(spec: &ParamSpec, v: Option<&ParamValue>, ctx: &HostCtx) -> Dyn
         Some(ParamValue::Int(i)) => (*i).into(),
         Some(ParamValue::Bool(b)) => (*b).into(),
         Some(ParamValue::Duration(_, t)) => t.clone().into(),
-        Some(ParamValue::List(l)) => {
-            Dynamic::from_array(l.iter().map(|s| s.clone().into()).collect())
-        }
-        Some(ParamValue::IntList(l)) => {
-            Dynamic::from_array(l.iter().map(|i| (*i).into()).collect())
-        }
+        Some(ParamValue::List(l)) => Dynamic::from_array(l.iter().map(|s| s.clone().into()).collect()),
+        Some(ParamValue::IntList(l)) => Dynamic::from_array(l.iter().map(|i| (*i).into()).collect()),
     }
 }
 
@@ -447,29 +349,15 @@ fn execute(
     let root = ctx.root().clone();
     let ast = program.entry_unit().ast.clone();
     let handle = rt.handle().clone();
-    let spawned = std::thread::Builder::new()
-        .name("kmsctl-script".into())
-        .stack_size(64 << 20)
-        .spawn(move || {
-            let _enter = handle.enter();
-            let r = task::with_task(
-                TaskState {
-                    scope: root,
-                    step: None,
-                    label: None,
-                },
-                || engine.run_ast(&ast),
-            );
-            let _ = tx.send(r);
-        });
+    let spawned = std::thread::Builder::new().name("kmsctl-script".into()).stack_size(64 << 20).spawn(move || {
+        let _enter = handle.enter();
+        let r = task::with_task(TaskState { scope: root, step: None, label: None }, || engine.run_ast(&ast));
+        let _ = tx.send(r);
+    });
     if let Err(e) = spawned {
         return Err(format!("cannot start the script thread: {e}").into());
     }
-    let lost = || {
-        Err::<(), _>(Box::<rhai::EvalAltResult>::from(
-            "the script thread stopped unexpectedly",
-        ))
-    };
+    let lost = || Err::<(), _>(Box::<rhai::EvalAltResult>::from("the script thread stopped unexpectedly"));
     rt.block_on(async {
         let deadline = async {
             match timeout {
@@ -485,19 +373,13 @@ fn execute(
         let (reason, wait) = match ended {
             Ended::Finished(r) => return r,
             Ended::Signal => {
-                ctx.log(
-                    Level::Warn,
-                    "interrupted: stopping (press Ctrl-C again to stop at once)",
-                );
+                ctx.log(Level::Warn, "interrupted: stopping (press Ctrl-C again to stop at once)");
                 (CancelReason::Interrupted, Duration::from_millis(1200))
             }
             Ended::Deadline => {
                 ctx.log(
                     Level::Error,
-                    format!(
-                        "the run exceeded --timeout {}",
-                        duration::format(timeout.unwrap_or_default())
-                    ),
+                    format!("the run exceeded --timeout {}", duration::format(timeout.unwrap_or_default())),
                 );
                 (CancelReason::RunDeadline, Duration::from_secs(5))
             }
@@ -549,26 +431,16 @@ impl Report<'_> {
     fn compile(&self, errors: &[CompileError], sources: &crate::program::Sources) -> ExitCode {
         let diags: Vec<ScriptDiag> = errors.iter().map(|e| e.to_diag(sources)).collect();
         self.emit("compile", &diags);
-        eprintln!(
-            "{} error{}; nothing was run",
-            diags.len(),
-            if diags.len() == 1 { "" } else { "s" }
-        );
-        self.events
-            .run_finished(Outcome::Failed, ExitCode::Usage.code());
+        eprintln!("{} error{}; nothing was run", diags.len(), if diags.len() == 1 { "" } else { "s" });
+        self.events.run_finished(Outcome::Failed, ExitCode::Usage.code(), Vec::new());
         ExitCode::Usage
     }
 
     fn params(&self, errors: &[ParamError], program: &str, args: &[String]) -> ExitCode {
         let diags = diagnostics::param_diags(errors, program, args);
         self.emit("params", &diags);
-        eprintln!(
-            "{} parameter error{}; nothing was run",
-            diags.len(),
-            if diags.len() == 1 { "" } else { "s" }
-        );
-        self.events
-            .run_finished(Outcome::Failed, ExitCode::Usage.code());
+        eprintln!("{} parameter error{}; nothing was run", diags.len(), if diags.len() == 1 { "" } else { "s" });
+        self.events.run_finished(Outcome::Failed, ExitCode::Usage.code(), Vec::new());
         ExitCode::Usage
     }
 
@@ -578,12 +450,9 @@ impl Report<'_> {
         kind: ErrorKind,
         code: ExitCode,
         ctx: &HostCtx,
+        closed: Vec<String>,
     ) -> ExitCode {
-        let outcome = if code == ExitCode::Cancelled {
-            Outcome::Cancelled
-        } else {
-            Outcome::Failed
-        };
+        let outcome = if code == ExitCode::Cancelled { Outcome::Cancelled } else { Outcome::Failed };
         let rendered = ctx.redactor().redact(&diag.render(self.color)).into_owned();
         if self.output == OutputMode::Json {
             self.events.emit(EventBody::Error {
@@ -595,7 +464,7 @@ impl Report<'_> {
         if ctx.settings().artifacts.is_some() {
             let _ = crate::modules::fs::write_artifact(ctx, "error.txt", &diag.render(false));
         }
-        self.events.run_finished(outcome, code.code());
+        self.events.run_finished(outcome, code.code(), closed);
         eprint!("{rendered}");
         code
     }

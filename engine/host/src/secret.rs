@@ -121,10 +121,7 @@ mod tests {
         r.secret("token-abc");
         r.secret("token-abc-extended");
         r.secret("abc"); // too short to scrub
-        assert_eq!(
-            r.redact("x token-abc-extended y token-abc abc"),
-            "x *** y *** abc"
-        );
+        assert_eq!(r.redact("x token-abc-extended y token-abc abc"), "x *** y *** abc");
         let mut j = serde_json::json!({"a": ["token-abc"], "b": {"c": "ok"}});
         r.scrub_json(&mut j);
         assert_eq!(j, serde_json::json!({"a": ["***"], "b": {"c": "ok"}}));

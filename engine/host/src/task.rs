@@ -130,12 +130,7 @@ pub fn current() -> Option<TaskState> {
 
 /// The scope of this thread's task if it has been cancelled (cheap: no clone otherwise).
 pub fn cancelled_scope() -> Option<CancelScope> {
-    CURRENT.with(|c| {
-        c.borrow()
-            .as_ref()
-            .filter(|t| t.scope.is_cancelled())
-            .map(|t| t.scope.clone())
-    })
+    CURRENT.with(|c| c.borrow().as_ref().filter(|t| t.scope.is_cancelled()).map(|t| t.scope.clone()))
 }
 
 /// Run `f` with `state` as this thread's task state, restoring the previous one after.
@@ -184,29 +179,16 @@ mod tests {
         let child = root.child();
         child.cancel(CancelReason::Timeout(child.id()));
         assert!(!root.is_cancelled());
-        assert_eq!(
-            child.child().reason(),
-            Some(CancelReason::Timeout(child.id()))
-        );
+        assert_eq!(child.child().reason(), Some(CancelReason::Timeout(child.id())));
     }
 
     #[test]
     fn task_state_is_restored_after_a_nested_scope() {
         let root = CancelScope::root();
-        with_task(
-            TaskState {
-                scope: root.clone(),
-                step: Some(1),
-                label: None,
-            },
-            || {
-                with_modified(
-                    |t| t.step = Some(2),
-                    || assert_eq!(current().unwrap().step, Some(2)),
-                );
-                assert_eq!(current().unwrap().step, Some(1));
-            },
-        );
+        with_task(TaskState { scope: root.clone(), step: Some(1), label: None }, || {
+            with_modified(|t| t.step = Some(2), || assert_eq!(current().unwrap().step, Some(2)));
+            assert_eq!(current().unwrap().step, Some(1));
+        });
         assert!(current().is_none());
     }
 }

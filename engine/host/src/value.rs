@@ -25,9 +25,7 @@ pub fn to_json(d: &Dynamic, reveal: Reveal) -> Result<Value, String> {
         return Ok(Value::from(i));
     }
     if let Ok(f) = d.as_float() {
-        return serde_json::Number::from_f64(f)
-            .map(Value::Number)
-            .ok_or_else(|| format!("{f} is not a JSON number"));
+        return serde_json::Number::from_f64(f).map(Value::Number).ok_or_else(|| format!("{f} is not a JSON number"));
     }
     if d.is_string() {
         return Ok(Value::String(d.clone().into_string().unwrap_or_default()));
@@ -43,11 +41,7 @@ pub fn to_json(d: &Dynamic, reveal: Reveal) -> Result<Value, String> {
     }
     if d.is_array() {
         let a = d.read_lock::<Array>().ok_or("array is locked")?;
-        return a
-            .iter()
-            .map(|x| to_json(x, reveal))
-            .collect::<Result<Vec<_>, _>>()
-            .map(Value::Array);
+        return a.iter().map(|x| to_json(x, reveal)).collect::<Result<Vec<_>, _>>().map(Value::Array);
     }
     if d.is_map() {
         let m = d.read_lock::<Map>().ok_or("map is locked")?;
@@ -94,10 +88,10 @@ pub fn display(d: &Dynamic) -> String {
     if d.is::<Secret>() {
         return MASK.to_string();
     }
-    if d.is_array() || d.is_map() {
-        if let Ok(j) = to_json(d, Reveal::Mask) {
-            return j.to_string();
-        }
+    if (d.is_array() || d.is_map())
+        && let Ok(j) = to_json(d, Reveal::Mask)
+    {
+        return j.to_string();
     }
     d.to_string()
 }
@@ -108,14 +102,10 @@ pub fn contains_secret(d: &Dynamic) -> bool {
         return true;
     }
     if d.is_array() {
-        return d
-            .read_lock::<Array>()
-            .is_some_and(|a| a.iter().any(contains_secret));
+        return d.read_lock::<Array>().is_some_and(|a| a.iter().any(contains_secret));
     }
     if d.is_map() {
-        return d
-            .read_lock::<Map>()
-            .is_some_and(|m| m.values().any(contains_secret));
+        return d.read_lock::<Map>().is_some_and(|m| m.values().any(contains_secret));
     }
     false
 }
@@ -129,17 +119,11 @@ mod tests {
         let mut m = Map::new();
         m.insert("n".into(), 3_i64.into());
         m.insert("pw".into(), Dynamic::from(Secret::new("pa55word")));
-        m.insert(
-            "list".into(),
-            Dynamic::from_array(vec!["a".into(), 1.5_f64.into(), Dynamic::UNIT]),
-        );
+        m.insert("list".into(), Dynamic::from_array(vec!["a".into(), 1.5_f64.into(), Dynamic::UNIT]));
         let d = Dynamic::from_map(m);
         assert!(contains_secret(&d));
         let masked = to_json(&d, Reveal::Mask).unwrap();
-        assert_eq!(
-            masked,
-            serde_json::json!({"n": 3, "pw": "***", "list": ["a", 1.5, null]})
-        );
+        assert_eq!(masked, serde_json::json!({"n": 3, "pw": "***", "list": ["a", 1.5, null]}));
         let exposed = to_json(&d, Reveal::Expose).unwrap();
         assert_eq!(exposed["pw"], "pa55word");
         let back = from_json(masked.clone());

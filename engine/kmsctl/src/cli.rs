@@ -37,11 +37,7 @@ enum Cmd {
         playbook: PathBuf,
         /// Playbook parameters and run options (--values, --set, --context, --timeout, --output,
         /// --artifacts, --stdlib-dir, --verbose, --help).
-        #[arg(
-            trailing_var_arg = true,
-            allow_hyphen_values = true,
-            value_name = "ARGS"
-        )]
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "ARGS")]
         args: Vec<String>,
     },
     /// Compile every playbook and stdlib module under PATHS, resolve imports, lint calls.
@@ -65,7 +61,7 @@ enum Cmd {
 }
 
 fn host() -> Host {
-    Host::new(Vec::new())
+    Host::new(vec![Box::new(kmsctl_k8s::K8s)])
 }
 
 /// Run the CLI; returns the process exit code.
@@ -73,11 +69,7 @@ pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
-            let code = if e.use_stderr() {
-                ExitCode::Usage.code()
-            } else {
-                0
-            };
+            let code = if e.use_stderr() { ExitCode::Usage.code() } else { 0 };
             let _ = e.print();
             return code;
         }
@@ -87,22 +79,12 @@ pub fn main() -> i32 {
         Color::Never => console::set_colors_enabled_stderr(false),
         Color::Auto => {}
     }
-    let term = Terminal {
-        color: console::colors_enabled_stderr(),
-    };
+    let term = Terminal { color: console::colors_enabled_stderr() };
     let code = match cli.cmd {
         Cmd::Run { playbook, args } => host().run(&playbook, &args, term),
-        Cmd::Check {
-            paths,
-            stdlib_dir,
-            quiet,
-        } => {
+        Cmd::Check { paths, stdlib_dir, quiet } => {
             let paths = if paths.is_empty() {
-                ["playbooks", "examples"]
-                    .iter()
-                    .map(PathBuf::from)
-                    .filter(|p| p.exists())
-                    .collect()
+                ["playbooks", "examples"].iter().map(PathBuf::from).filter(|p| p.exists()).collect()
             } else {
                 paths
             };

@@ -7,14 +7,8 @@ fn check_reports_every_error_in_every_file() {
     let r = kmsctl()
         .file("pb/a.rhai", "import \"log\" as log;\nlog::inf(\"x\");\n")
         .file("pb/b.rhai", "let x = ;\n")
-        .file(
-            "pb/c.rhai",
-            "fn f() { undefined_fn(1) }\nlet y = [1].lenn();\n",
-        )
-        .file(
-            "pb/ok.rhai",
-            "import \"log\" as log;\nlog::info(\"fine\");\n",
-        )
+        .file("pb/c.rhai", "fn f() { undefined_fn(1) }\nlet y = [1].lenn();\n")
+        .file("pb/ok.rhai", "import \"log\" as log;\nlog::info(\"fine\");\n")
         .args(["check", "pb"])
         .run();
     r.code(2);
@@ -23,13 +17,7 @@ fn check_reports_every_error_in_every_file() {
 
 #[test]
 fn check_passes_a_clean_tree() {
-    let r = kmsctl()
-        .file(
-            "pb/ok.rhai",
-            "import \"log\" as log;\nlog::info(\"fine\");\n",
-        )
-        .args(["check", "pb"])
-        .run();
+    let r = kmsctl().file("pb/ok.rhai", "import \"log\" as log;\nlog::info(\"fine\");\n").args(["check", "pb"]).run();
     r.code(0);
     assert_eq!(r.stderr, "checked 1 file: ok\n");
 }

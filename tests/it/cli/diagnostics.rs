@@ -5,14 +5,8 @@ use crate::harness::kmsctl;
 #[test]
 fn a_syntax_error_in_an_imported_stdlib_module() {
     let r = kmsctl()
-        .file(
-            "stdlib/kms.rhai",
-            "fn values(n) {\n    let x = #{ parties: n ;\n    x\n}\n",
-        )
-        .file(
-            "p.rhai",
-            "import \"std/kms\" as kms;\nlet v = kms::values(4);\n",
-        )
+        .file("stdlib/kms.rhai", "fn values(n) {\n    let x = #{ parties: n ;\n    x\n}\n")
+        .file("p.rhai", "import \"std/kms\" as kms;\nlet v = kms::values(4);\n")
         .args(["run", "p.rhai", "--stdlib-dir", "stdlib"])
         .run();
     r.code(2);
@@ -58,7 +52,10 @@ fn a_runtime_error_three_calls_deep() {
 #[test]
 fn an_unknown_native_function_is_caught_before_running() {
     let r = kmsctl()
-        .file("p.rhai", "import \"log\" as log;\nimport \"fs\" as fs;\nfs::write(\"ran.txt\", \"x\");\nlog::inf(\"hello\");\n")
+        .file(
+            "p.rhai",
+            "import \"log\" as log;\nimport \"fs\" as fs;\nfs::write(\"ran.txt\", \"x\");\nlog::inf(\"hello\");\n",
+        )
         .args(["run", "p.rhai"])
         .run();
     r.code(2);
@@ -71,10 +68,7 @@ fn an_unknown_module_lists_what_exists() {
     let r = kmsctl()
         .file("stdlib/kms.rhai", "fn x() {}\n")
         .file("stdlib/nodes.rhai", "fn y() {}\n")
-        .file(
-            "p.rhai",
-            "import \"std/node\" as x;\nimport \"k9s\" as k;\n",
-        )
+        .file("p.rhai", "import \"std/node\" as x;\nimport \"k9s\" as k;\n")
         .args(["run", "p.rhai", "--stdlib-dir", "stdlib"])
         .run();
     r.code(2);
@@ -93,43 +87,22 @@ fn an_undeclared_parameter_is_caught_before_running() {
 
 #[test]
 fn runaway_recursion_names_the_limit() {
-    let r = kmsctl()
-        .file("p.rhai", "fn down(n) { down(n + 1) }\ndown(0);\n")
-        .args(["run", "p.rhai"])
-        .run();
+    let r = kmsctl().file("p.rhai", "fn down(n) { down(n + 1) }\ndown(0);\n").args(["run", "p.rhai"]).run();
     r.code(1);
-    assert!(
-        r.stderr
-            .contains("the script exceeded the call depth limit of 96"),
-        "{}",
-        r.stderr
-    );
+    assert!(r.stderr.contains("the script exceeded the call depth limit of 96"), "{}", r.stderr);
 }
 
 #[test]
 fn the_error_kind_picks_the_exit_code() {
-    for (kind, code) in [
-        ("timeout", 3),
-        ("unavailable", 4),
-        ("auth", 4),
-        ("failed", 1),
-        ("whatever", 1),
-    ] {
+    for (kind, code) in [("timeout", 3), ("unavailable", 4), ("auth", 4), ("failed", 1), ("whatever", 1)] {
         let r = kmsctl()
-            .file(
-                "p.rhai",
-                &format!("throw #{{ kind: \"{kind}\", message: \"boom\" }};\n"),
-            )
+            .file("p.rhai", &format!("throw #{{ kind: \"{kind}\", message: \"boom\" }};\n"))
             .args(["run", "p.rhai"])
             .run();
         r.code(code);
         assert!(r.stderr.contains("boom"));
     }
-    kmsctl()
-        .file("p.rhai", "throw \"plain\";\n")
-        .args(["run", "p.rhai"])
-        .run()
-        .code(1);
+    kmsctl().file("p.rhai", "throw \"plain\";\n").args(["run", "p.rhai"]).run().code(1);
 }
 
 #[test]
@@ -151,9 +124,7 @@ fn host_errors_are_catchable_values_with_kind_and_message() {
         .run();
     r.code(0);
     assert!(
-        r.stderr.contains(
-            "caught kind=not_found message=environment variable KMSCTL_TEST_SURELY_UNSET is not set"
-        ),
+        r.stderr.contains("caught kind=not_found message=environment variable KMSCTL_TEST_SURELY_UNSET is not set"),
         "{}",
         r.stderr
     );
@@ -162,26 +133,17 @@ fn host_errors_are_catchable_values_with_kind_and_message() {
 #[test]
 fn json_output_reports_the_error_as_an_event() {
     let r = kmsctl()
-        .file(
-            "p.rhai",
-            "throw #{ kind: \"failed\", message: \"it broke\" };\n",
-        )
+        .file("p.rhai", "throw #{ kind: \"failed\", message: \"it broke\" };\n")
         .args(["run", "p.rhai", "--output", "json"])
         .run();
     r.code(1);
     let ev = r.events();
-    let err = ev
-        .iter()
-        .find(|e| e["event"] == "error")
-        .expect("an error event");
+    let err = ev.iter().find(|e| e["event"] == "error").expect("an error event");
     assert_eq!(err["kind"], "failed");
     assert_eq!(err["message"], "it broke");
     assert!(err["diagnostic"].as_str().unwrap().contains("p.rhai:1:1"));
     let last = ev.last().unwrap();
-    assert_eq!(
-        (last["event"].as_str(), last["exit_code"].as_i64()),
-        (Some("run_finished"), Some(1))
-    );
+    assert_eq!((last["event"].as_str(), last["exit_code"].as_i64()), (Some("run_finished"), Some(1)));
 }
 
 #[test]
@@ -189,10 +151,7 @@ fn playbook_relative_imports_resolve_and_cycles_are_refused() {
     let r = kmsctl()
         .file("pb/lib/a.rhai", "import \"./b\" as b;\nfn f() { b::g() }\n")
         .file("pb/lib/b.rhai", "fn g() { 42 }\n")
-        .file(
-            "pb/p.rhai",
-            "import \"./lib/a\" as a;\nimport \"log\" as log;\nlog::info(`got ${a::f()}`);\n",
-        )
+        .file("pb/p.rhai", "import \"./lib/a\" as a;\nimport \"log\" as log;\nlog::info(`got ${a::f()}`);\n")
         .args(["run", "pb/p.rhai"])
         .run();
     r.code(0);
@@ -205,10 +164,5 @@ fn playbook_relative_imports_resolve_and_cycles_are_refused() {
         .args(["run", "p.rhai"])
         .run();
     r.code(2);
-    assert!(
-        r.stderr
-            .contains("import cycle: lib/a.rhai → lib/b.rhai → lib/a.rhai"),
-        "{}",
-        r.stderr
-    );
+    assert!(r.stderr.contains("import cycle: lib/a.rhai → lib/b.rhai → lib/a.rhai"), "{}", r.stderr);
 }

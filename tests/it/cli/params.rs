@@ -4,11 +4,7 @@ use super::DEPLOY;
 use crate::harness::kmsctl;
 
 fn deploy(args: &[&str]) -> crate::harness::Run {
-    kmsctl()
-        .file("deploy.rhai", DEPLOY)
-        .args(["run", "deploy.rhai"])
-        .args(args)
-        .run()
+    kmsctl().file("deploy.rhai", DEPLOY).args(["run", "deploy.rhai"]).args(args).run()
 }
 
 #[test]
@@ -26,12 +22,7 @@ fn the_toolkit_flags_reach_the_script() {
         "--disable-tls",
     ]);
     r.code(0);
-    assert!(
-        r.stderr
-            .contains("aws-perf kms-ci threshold v1 13 true false"),
-        "{}",
-        r.stderr
-    );
+    assert!(r.stderr.contains("aws-perf kms-ci threshold v1 13 true false"), "{}", r.stderr);
 }
 
 #[test]
@@ -74,52 +65,24 @@ fn every_error_is_reported_and_nothing_runs() {
     let r = kmsctl()
         .file("deploy.rhai", DEPLOY)
         .file("values.yaml", "num_partys: 3\n")
-        .args([
-            "run",
-            "deploy.rhai",
-            "--values",
-            "values.yaml",
-            "--num-parties",
-            "0",
-            "--target",
-            "gke",
-            "--bogus",
-        ])
+        .args(["run", "deploy.rhai", "--values", "values.yaml", "--num-parties", "0", "--target", "gke", "--bogus"])
         .run();
     r.code(2);
     insta::assert_snapshot!(r.stderr_normalized());
-    assert!(
-        !r.path().join("ran.txt").exists(),
-        "the playbook must not run on bad parameters"
-    );
+    assert!(!r.path().join("ran.txt").exists(), "the playbook must not run on bad parameters");
 }
 
 #[test]
 fn values_files_env_and_flags_layer() {
     let r = kmsctl()
         .file("deploy.rhai", DEPLOY)
-        .file(
-            "values.yaml",
-            "namespace: from-file\nnum-parties: 7\ncore_tag: v9\n",
-        )
+        .file("values.yaml", "namespace: from-file\nnum-parties: 7\ncore_tag: v9\n")
         .env("KMSCTL_TARGET", "kind-ci")
         .env("KMSCTL_NAMESPACE", "from-env")
-        .args([
-            "run",
-            "deploy.rhai",
-            "-f",
-            "values.yaml",
-            "--set",
-            "cleanup=true",
-        ])
+        .args(["run", "deploy.rhai", "-f", "values.yaml", "--set", "cleanup=true"])
         .run();
     r.code(0);
-    assert!(
-        r.stderr
-            .contains("kind-ci from-file threshold v9 7 true false"),
-        "{}",
-        r.stderr
-    );
+    assert!(r.stderr.contains("kind-ci from-file threshold v9 7 true false"), "{}", r.stderr);
 }
 
 #[test]

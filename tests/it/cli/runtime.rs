@@ -40,17 +40,11 @@ fn parallel_returns_results_in_order_and_labels_output() {
         .run();
     r.code(0);
     let ev = r.events();
-    let msgs: Vec<String> = ev
-        .iter()
-        .filter(|e| e["event"] == "log")
-        .map(|e| format!("{} {}", e["label"], e["message"]))
-        .collect();
+    let msgs: Vec<String> =
+        ev.iter().filter(|e| e["event"] == "log").map(|e| format!("{} {}", e["label"], e["message"])).collect();
     assert!(msgs.contains(&"\"a\" \"one\"".to_string()), "{msgs:?}");
     assert!(msgs.contains(&"\"b\" \"two\"".to_string()), "{msgs:?}");
-    assert!(
-        msgs.contains(&"null \"[1, 2, 3] XY\"".to_string()),
-        "{msgs:?}"
-    );
+    assert!(msgs.contains(&"null \"[1, 2, 3] XY\"".to_string()), "{msgs:?}");
 }
 
 #[test]
@@ -80,11 +74,7 @@ fn the_first_parallel_failure_cancels_the_others() {
     assert_eq!(outcome("party-2").as_deref(), Some("failed"));
     assert_eq!(outcome("party-1").as_deref(), Some("cancelled"));
     assert_eq!(outcome("party-3").as_deref(), Some("cancelled"));
-    assert!(
-        r.stderr.contains("party 2 crashed"),
-        "the original error is reported: {}",
-        r.stderr
-    );
+    assert!(r.stderr.contains("party 2 crashed"), "the original error is reported: {}", r.stderr);
     assert!(!r.path().join("party-1.txt").exists());
 }
 
@@ -106,36 +96,26 @@ fn parallel_map_passes_each_item_to_its_task() {
         .run();
     r.code(0);
     let ev = r.events();
-    let steps: Vec<&str> = ev
-        .iter()
-        .filter(|e| e["event"] == "step_started")
-        .map(|e| e["name"].as_str().unwrap())
-        .collect();
+    let steps: Vec<&str> =
+        ev.iter().filter(|e| e["event"] == "step_started").map(|e| e["name"].as_str().unwrap()).collect();
     assert_eq!(steps.len(), 5);
     for want in ["1", "2", "3", "first", "second"] {
         assert!(steps.contains(&want), "{steps:?}");
     }
-    assert!(
-        ev.iter()
-            .any(|e| e["message"] == "[10, 20, 30] [\"a!\", \"b!\"]"),
-        "{}",
-        r.stdout
-    );
+    assert!(ev.iter().any(|e| e["message"] == "[10, 20, 30] [\"a!\", \"b!\"]"), "{}", r.stdout);
 }
 
 #[test]
 fn parallel_without_fail_fast_reports_every_failure() {
     let r = kmsctl()
-        .file("p.rhai", "parallel(#{ a: || throw \"A broke\", b: || 2, c: || throw \"C broke\" }, #{ fail_fast: false });\n")
+        .file(
+            "p.rhai",
+            "parallel(#{ a: || throw \"A broke\", b: || 2, c: || throw \"C broke\" }, #{ fail_fast: false });\n",
+        )
         .args(["run", "p.rhai"])
         .run();
     r.code(1);
-    assert!(
-        r.stderr
-            .contains("2 of 3 tasks failed: a: A broke; c: C broke"),
-        "{}",
-        r.stderr
-    );
+    assert!(r.stderr.contains("2 of 3 tasks failed: a: A broke; c: C broke"), "{}", r.stderr);
 }
 
 #[test]
@@ -164,10 +144,7 @@ fn ctrl_c_cancels_a_blocked_run_and_exits_130() {
         if let Some(s) = run.child.try_wait().unwrap() {
             break s;
         }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "kmsctl did not stop after SIGINT"
-        );
+        assert!(start.elapsed() < Duration::from_secs(30), "kmsctl did not stop after SIGINT");
         std::thread::sleep(Duration::from_millis(20));
     };
     assert_eq!(status.code(), Some(130));
@@ -177,7 +154,10 @@ fn ctrl_c_cancels_a_blocked_run_and_exits_130() {
 #[test]
 fn sigterm_is_an_interrupt_too() {
     let mut run = kmsctl()
-        .file("p.rhai", "import \"log\" as log;\nimport \"wait\" as wait;\nlog::step(\"s\", || wait::sleep(\"120s\"));\n")
+        .file(
+            "p.rhai",
+            "import \"log\" as log;\nimport \"wait\" as wait;\nlog::step(\"s\", || wait::sleep(\"120s\"));\n",
+        )
         .args(["run", "p.rhai", "--output", "json"])
         .spawn();
     let _rest = run.wait_for_stdout("step_started");
@@ -188,18 +168,11 @@ fn sigterm_is_an_interrupt_too() {
 #[test]
 fn the_run_deadline_exits_3() {
     let r = kmsctl()
-        .file(
-            "p.rhai",
-            "import \"wait\" as wait;\nwait::sleep(\"120s\");\n",
-        )
+        .file("p.rhai", "import \"wait\" as wait;\nwait::sleep(\"120s\");\n")
         .args(["run", "p.rhai", "--timeout", "300ms"])
         .run();
     r.code(3);
-    assert!(
-        r.stderr.contains("the run exceeded --timeout 300ms"),
-        "{}",
-        r.stderr
-    );
+    assert!(r.stderr.contains("the run exceeded --timeout 300ms"), "{}", r.stderr);
 }
 
 #[test]
@@ -224,10 +197,5 @@ fn wait_helpers_time_out_retry_and_poll() {
         .args(["run", "p.rhai"])
         .run();
     r.code(0);
-    assert!(
-        r.stderr
-            .contains("timeout: timed out after 50ms | 3 | ready after 4 | auth"),
-        "{}",
-        r.stderr
-    );
+    assert!(r.stderr.contains("timeout: timed out after 50ms | 3 | ready after 4 | auth"), "{}", r.stderr);
 }

@@ -23,10 +23,7 @@ const PLAYBOOK: &str = r#"
 "#;
 
 fn check_clean(text: &str, what: &str) {
-    assert!(
-        !text.contains(SECRET),
-        "the secret leaked into {what}:\n{text}"
-    );
+    assert!(!text.contains(SECRET), "the secret leaked into {what}:\n{text}");
 }
 
 #[test]
@@ -45,10 +42,7 @@ fn secrets_are_masked_in_human_output_errors_and_artifacts() {
     let mut files = 0;
     for e in std::fs::read_dir(&out).unwrap() {
         let p = e.unwrap().path();
-        check_clean(
-            &std::fs::read_to_string(&p).unwrap(),
-            &p.display().to_string(),
-        );
+        check_clean(&std::fs::read_to_string(&p).unwrap(), &p.display().to_string());
         files += 1;
     }
     assert_eq!(files, 3, "events.jsonl, error.txt and notes.txt");
@@ -65,10 +59,6 @@ fn secrets_are_masked_in_json_output() {
     r.code(1);
     check_clean(&r.stdout, "stdout");
     check_clean(&r.stderr, "stderr");
-    let started = r
-        .events()
-        .into_iter()
-        .find(|e| e["event"] == "run_started")
-        .unwrap();
+    let started = r.events().into_iter().find(|e| e["event"] == "run_started").unwrap();
     assert_eq!(started["params"]["password"], "***");
 }

@@ -22,16 +22,13 @@ pub fn from_yaml(text: &str) -> Result<serde_json::Value, String> {
     match docs.len() {
         0 => Ok(serde_json::Value::Null),
         1 => Ok(docs.remove(0)),
-        n => Err(format!(
-            "expected one YAML document, found {n} (use from_yaml_all)"
-        )),
+        n => Err(format!("expected one YAML document, found {n} (use from_yaml_all)")),
     }
 }
 
 /// Parse every document of a YAML stream (empty documents are skipped).
 pub fn from_yaml_all(text: &str) -> Result<Vec<serde_json::Value>, String> {
-    let docs: Vec<serde_json::Value> =
-        serde_saphyr::from_multiple(text).map_err(|e| e.to_string())?;
+    let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(text).map_err(|e| e.to_string())?;
     Ok(docs.into_iter().filter(|d| !d.is_null()).collect())
 }
 
@@ -61,13 +58,11 @@ pub fn merge(base: &mut serde_json::Value, over: serde_json::Value) {
 
 /// Look up `a.b.0.c` in a value.
 pub fn lookup<'a>(v: &'a serde_json::Value, path: &str) -> Option<&'a serde_json::Value> {
-    path.split('.')
-        .filter(|s| !s.is_empty())
-        .try_fold(v, |cur, key| match cur {
-            serde_json::Value::Object(m) => m.get(key),
-            serde_json::Value::Array(a) => key.parse::<usize>().ok().and_then(|i| a.get(i)),
-            _ => None,
-        })
+    path.split('.').filter(|s| !s.is_empty()).try_fold(v, |cur, key| match cur {
+        serde_json::Value::Object(m) => m.get(key),
+        serde_json::Value::Array(a) => key.parse::<usize>().ok().and_then(|i| a.get(i)),
+        _ => None,
+    })
 }
 
 fn json(v: &Dynamic) -> R<serde_json::Value> {
@@ -85,16 +80,9 @@ impl NativeModule for Data {
         let mut b = ModuleBuilder::new(
             "YAML, JSON, base64, deep merge and path lookup. Secrets inside values render as \"***\".",
         );
-        b.func(
-            "from_yaml",
-            &["text: string", "any"],
-            "Parse a YAML document.",
-            |t: &str| -> R<Dynamic> {
-                from_yaml(t)
-                    .map(from_json)
-                    .map_err(|e| parse_err("invalid YAML", e))
-            },
-        );
+        b.func("from_yaml", &["text: string", "any"], "Parse a YAML document.", |t: &str| -> R<Dynamic> {
+            from_yaml(t).map(from_json).map_err(|e| parse_err("invalid YAML", e))
+        });
         b.func(
             "from_yaml_all",
             &["text: string", "array"],
@@ -105,28 +93,15 @@ impl NativeModule for Data {
                     .map_err(|e| parse_err("invalid YAML", e))
             },
         );
-        b.func(
-            "to_yaml",
-            &["value: any", "string"],
-            "Render a value as YAML.",
-            |v: Dynamic| -> R<String> { to_yaml(&json(&v)?).map_err(usage_err) },
-        );
-        b.func(
-            "from_json",
-            &["text: string", "any"],
-            "Parse JSON.",
-            |t: &str| -> R<Dynamic> {
-                serde_json::from_str(t)
-                    .map(from_json)
-                    .map_err(|e| parse_err("invalid JSON", e))
-            },
-        );
-        b.func(
-            "to_json",
-            &["value: any", "string"],
-            "Render a value as compact JSON.",
-            |v: Dynamic| -> R<String> { Ok(json(&v)?.to_string()) },
-        );
+        b.func("to_yaml", &["value: any", "string"], "Render a value as YAML.", |v: Dynamic| -> R<String> {
+            to_yaml(&json(&v)?).map_err(usage_err)
+        });
+        b.func("from_json", &["text: string", "any"], "Parse JSON.", |t: &str| -> R<Dynamic> {
+            serde_json::from_str(t).map(from_json).map_err(|e| parse_err("invalid JSON", e))
+        });
+        b.func("to_json", &["value: any", "string"], "Render a value as compact JSON.", |v: Dynamic| -> R<String> {
+            Ok(json(&v)?.to_string())
+        });
         b.func(
             "to_json_pretty",
             &["value: any", "string"],
@@ -135,12 +110,9 @@ impl NativeModule for Data {
                 serde_json::to_string_pretty(&json(&v)?).map_err(|e| usage_err(e.to_string()))
             },
         );
-        b.func(
-            "base64_encode",
-            &["text: string", "string"],
-            "Base64-encode text.",
-            |t: &str| base64::engine::general_purpose::STANDARD.encode(t),
-        );
+        b.func("base64_encode", &["text: string", "string"], "Base64-encode text.", |t: &str| {
+            base64::engine::general_purpose::STANDARD.encode(t)
+        });
         b.func(
             "base64_decode",
             &["text: string", "string"],
@@ -149,9 +121,8 @@ impl NativeModule for Data {
                 let bytes = base64::engine::general_purpose::STANDARD
                     .decode(t.trim())
                     .map_err(|e| parse_err("invalid base64", e))?;
-                String::from_utf8(bytes).map_err(|_| {
-                    parse_err("invalid base64", "the decoded bytes are not UTF-8 text")
-                })
+                String::from_utf8(bytes)
+                    .map_err(|_| parse_err("invalid base64", "the decoded bytes are not UTF-8 text"))
             },
         );
         b.func(
@@ -169,10 +140,7 @@ impl NativeModule for Data {
             &["value: any", "path: string", "any"],
             "The value at a dotted path (`status.conditions.0.type`), or `()`.",
             |v: Dynamic, p: &str| -> R<Dynamic> {
-                Ok(lookup(&json(&v)?, p)
-                    .cloned()
-                    .map(from_json)
-                    .unwrap_or(Dynamic::UNIT))
+                Ok(lookup(&json(&v)?, p).cloned().map(from_json).unwrap_or(Dynamic::UNIT))
             },
         );
         b.func(
@@ -183,12 +151,9 @@ impl NativeModule for Data {
                 Ok(lookup(&json(&v)?, p).cloned().map(from_json).unwrap_or(d))
             },
         );
-        b.func(
-            "keys_sorted",
-            &["value: map", "array"],
-            "The keys of a map, sorted.",
-            |m: Map| -> Array { m.keys().map(|k| Dynamic::from(k.to_string())).collect() },
-        );
+        b.func("keys_sorted", &["value: map", "array"], "The keys of a map, sorted.", |m: Map| -> Array {
+            m.keys().map(|k| Dynamic::from(k.to_string())).collect()
+        });
         b.build()
     }
 }
@@ -201,23 +166,14 @@ mod tests {
     #[test]
     fn merge_follows_helm_rules() {
         let mut base = json!({"a": {"b": 1, "c": [1, 2]}, "keep": true, "drop": 1});
-        merge(
-            &mut base,
-            json!({"a": {"b": 2, "c": [3]}, "drop": null, "new": "x"}),
-        );
-        assert_eq!(
-            base,
-            json!({"a": {"b": 2, "c": [3]}, "keep": true, "new": "x"})
-        );
+        merge(&mut base, json!({"a": {"b": 2, "c": [3]}, "drop": null, "new": "x"}));
+        assert_eq!(base, json!({"a": {"b": 2, "c": [3]}, "keep": true, "new": "x"}));
     }
 
     #[test]
     fn lookup_walks_maps_and_arrays() {
         let v = json!({"status": {"conditions": [{"type": "Ready"}]}});
-        assert_eq!(
-            lookup(&v, "status.conditions.0.type"),
-            Some(&json!("Ready"))
-        );
+        assert_eq!(lookup(&v, "status.conditions.0.type"), Some(&json!("Ready")));
         assert_eq!(lookup(&v, "status.nope"), None);
     }
 
@@ -225,11 +181,7 @@ mod tests {
     fn yaml_streams_skip_empty_documents() {
         let docs = from_yaml_all("a: 1\n---\n---\nb: [1, 2]\n").unwrap();
         assert_eq!(docs, vec![json!({"a": 1}), json!({"b": [1, 2]})]);
-        assert!(
-            from_yaml("a: 1\n---\nb: 2\n")
-                .unwrap_err()
-                .contains("from_yaml_all")
-        );
+        assert!(from_yaml("a: 1\n---\nb: 2\n").unwrap_err().contains("from_yaml_all"));
         assert!(from_yaml("a: [1\n").is_err());
     }
 }

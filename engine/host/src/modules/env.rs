@@ -13,11 +13,8 @@ type R<T> = Result<T, Box<EvalAltResult>>;
 
 fn missing(name: &str) -> Box<EvalAltResult> {
     to_rhai(
-        &Failure::new(
-            ErrorKind::NotFound,
-            format!("environment variable {name} is not set"),
-        )
-        .with_detail("name", name.to_string()),
+        &Failure::new(ErrorKind::NotFound, format!("environment variable {name} is not set"))
+            .with_detail("name", name.to_string()),
     )
 }
 
@@ -34,24 +31,16 @@ impl NativeModule for Env {
     }
     fn build(&self, ctx: &HostCtx) -> Module {
         let mut b = ModuleBuilder::new("Environment variables. Empty values count as unset.");
-        b.func(
-            "get",
-            &["name: string", "string"],
-            "The variable's value, or `()` when unset.",
-            |n: &str| var(n).map(Dynamic::from).unwrap_or(Dynamic::UNIT),
-        );
+        b.func("get", &["name: string", "string"], "The variable's value, or `()` when unset.", |n: &str| {
+            var(n).map(Dynamic::from).unwrap_or(Dynamic::UNIT)
+        });
         b.func(
             "get",
             &["name: string", "default: any", "any"],
             "The variable's value, or `default` when unset.",
             |n: &str, d: Dynamic| var(n).map(Dynamic::from).unwrap_or(d),
         );
-        b.func(
-            "has",
-            &["name: string", "bool"],
-            "Is the variable set and non-empty?",
-            |n: &str| var(n).is_some(),
-        );
+        b.func("has", &["name: string", "bool"], "Is the variable set and non-empty?", |n: &str| var(n).is_some());
         b.func(
             "require",
             &["name: string", "string"],
@@ -70,11 +59,7 @@ impl NativeModule for Env {
             "secret_or_unit",
             &["name: string", "any"],
             "The variable as a secret, or `()` when unset.",
-            move |n: &str| {
-                var(n)
-                    .map(|v| Dynamic::from(c.secret(v)))
-                    .unwrap_or(Dynamic::UNIT)
-            },
+            move |n: &str| var(n).map(|v| Dynamic::from(c.secret(v))).unwrap_or(Dynamic::UNIT),
         );
         b.build()
     }

@@ -14,15 +14,8 @@ pub struct Fs;
 type R<T> = Result<T, Box<EvalAltResult>>;
 
 fn io_err(path: &Path, e: std::io::Error) -> Box<EvalAltResult> {
-    let kind = if e.kind() == std::io::ErrorKind::NotFound {
-        ErrorKind::NotFound
-    } else {
-        ErrorKind::Io
-    };
-    to_rhai(
-        &Failure::new(kind, format!("{}: {e}", path.display()))
-            .with_detail("path", path.display().to_string()),
-    )
+    let kind = if e.kind() == std::io::ErrorKind::NotFound { ErrorKind::NotFound } else { ErrorKind::Io };
+    to_rhai(&Failure::new(kind, format!("{}: {e}", path.display())).with_detail("path", path.display().to_string()))
 }
 
 fn read(ctx: &HostCtx, p: &str) -> R<(PathBuf, String)> {
@@ -33,26 +26,17 @@ fn read(ctx: &HostCtx, p: &str) -> R<(PathBuf, String)> {
 
 /// The artifacts directory of the run (`--artifacts`, default `kmsctl-artifacts`), created.
 pub fn artifacts_dir(ctx: &HostCtx) -> std::io::Result<PathBuf> {
-    let dir = ctx
-        .settings()
-        .artifacts
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("kmsctl-artifacts"));
+    let dir = ctx.settings().artifacts.clone().unwrap_or_else(|| PathBuf::from("kmsctl-artifacts"));
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
 }
 
 /// Write `content` to `name` under the artifacts directory; returns the path.
 pub fn write_artifact(ctx: &HostCtx, name: &str, content: &str) -> std::io::Result<PathBuf> {
-    if Path::new(name)
-        .components()
-        .any(|c| !matches!(c, std::path::Component::Normal(_)))
-    {
+    if Path::new(name).components().any(|c| !matches!(c, std::path::Component::Normal(_))) {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
-            format!(
-                "artifact name '{name}' must be a relative path inside the artifacts directory"
-            ),
+            format!("artifact name '{name}' must be a relative path inside the artifacts directory"),
         ));
     }
     let path = artifacts_dir(ctx)?.join(name);
@@ -71,15 +55,9 @@ impl NativeModule for Fs {
         "Read files relative to the playbook; write artifacts"
     }
     fn build(&self, ctx: &HostCtx) -> Module {
-        let mut b =
-            ModuleBuilder::new("Files. Relative paths resolve against the playbook's directory.");
+        let mut b = ModuleBuilder::new("Files. Relative paths resolve against the playbook's directory.");
         let c = ctx.clone();
-        b.func(
-            "read",
-            &["path: string", "string"],
-            "Read a text file.",
-            move |p: &str| read(&c, p).map(|(_, t)| t),
-        );
+        b.func("read", &["path: string", "string"], "Read a text file.", move |p: &str| read(&c, p).map(|(_, t)| t));
         let c = ctx.clone();
         b.func(
             "read_yaml",
@@ -87,12 +65,9 @@ impl NativeModule for Fs {
             "Read and parse a YAML file (one document).",
             move |p: &str| -> R<Dynamic> {
                 let (path, t) = read(&c, p)?;
-                data::from_yaml(&t).map(from_json).map_err(|e| {
-                    to_rhai(&Failure::new(
-                        ErrorKind::Parse,
-                        format!("{}: {e}", path.display()),
-                    ))
-                })
+                data::from_yaml(&t)
+                    .map(from_json)
+                    .map_err(|e| to_rhai(&Failure::new(ErrorKind::Parse, format!("{}: {e}", path.display()))))
             },
         );
         let c = ctx.clone();
@@ -104,52 +79,29 @@ impl NativeModule for Fs {
                 let (path, t) = read(&c, p)?;
                 data::from_yaml_all(&t)
                     .map(|d| d.into_iter().map(from_json).collect())
-                    .map_err(|e| {
-                        to_rhai(&Failure::new(
-                            ErrorKind::Parse,
-                            format!("{}: {e}", path.display()),
-                        ))
-                    })
+                    .map_err(|e| to_rhai(&Failure::new(ErrorKind::Parse, format!("{}: {e}", path.display()))))
             },
         );
         let c = ctx.clone();
-        b.func(
-            "read_json",
-            &["path: string", "any"],
-            "Read and parse a JSON file.",
-            move |p: &str| -> R<Dynamic> {
-                let (path, t) = read(&c, p)?;
-                serde_json::from_str(&t).map(from_json).map_err(|e| {
-                    to_rhai(&Failure::new(
-                        ErrorKind::Parse,
-                        format!("{}: {e}", path.display()),
-                    ))
-                })
-            },
-        );
+        b.func("read_json", &["path: string", "any"], "Read and parse a JSON file.", move |p: &str| -> R<Dynamic> {
+            let (path, t) = read(&c, p)?;
+            serde_json::from_str(&t)
+                .map(from_json)
+                .map_err(|e| to_rhai(&Failure::new(ErrorKind::Parse, format!("{}: {e}", path.display()))))
+        });
         let c = ctx.clone();
-        b.func(
-            "exists",
-            &["path: string", "bool"],
-            "Does the path exist?",
-            move |p: &str| c.resolve_path(p).exists(),
-        );
+        b.func("exists", &["path: string", "bool"], "Does the path exist?", move |p: &str| c.resolve_path(p).exists());
         let c = ctx.clone();
-        b.func(
-            "list",
-            &["dir: string", "array"],
-            "File names in a directory, sorted.",
-            move |p: &str| -> R<Array> {
-                let path = c.resolve_path(p);
-                let mut names: Vec<String> = std::fs::read_dir(&path)
-                    .map_err(|e| io_err(&path, e))?
-                    .flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect();
-                names.sort();
-                Ok(names.into_iter().map(Dynamic::from).collect())
-            },
-        );
+        b.func("list", &["dir: string", "array"], "File names in a directory, sorted.", move |p: &str| -> R<Array> {
+            let path = c.resolve_path(p);
+            let mut names: Vec<String> = std::fs::read_dir(&path)
+                .map_err(|e| io_err(&path, e))?
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            Ok(names.into_iter().map(Dynamic::from).collect())
+        });
         let c = ctx.clone();
         b.func(
             "write",
@@ -160,8 +112,7 @@ impl NativeModule for Fs {
                 if let Some(parent) = path.parent() {
                     std::fs::create_dir_all(parent).map_err(|e| io_err(parent, e))?;
                 }
-                std::fs::write(&path, c.redactor().redact(content).as_bytes())
-                    .map_err(|e| io_err(&path, e))
+                std::fs::write(&path, c.redactor().redact(content).as_bytes()).map_err(|e| io_err(&path, e))
             },
         );
         let c = ctx.clone();
@@ -170,7 +121,9 @@ impl NativeModule for Fs {
             &["name: string", "content: string", "string"],
             "Write a file under the artifacts directory (--artifacts, default kmsctl-artifacts); returns its path.",
             move |name: &str, content: &str| -> R<String> {
-                write_artifact(&c, name, content).map(|p| p.display().to_string()).map_err(|e| io_err(Path::new(name), e))
+                write_artifact(&c, name, content)
+                    .map(|p| p.display().to_string())
+                    .map_err(|e| io_err(Path::new(name), e))
             },
         );
         let c = ctx.clone();

@@ -20,26 +20,12 @@ impl NativeModule for Log {
         let mut b = ModuleBuilder::new("Log messages and group work into timed steps.");
         for (name, level, doc) in [
             ("info", Level::Info, "Log a message."),
-            (
-                "warn",
-                Level::Warn,
-                "Log a warning (a GitHub Actions annotation in CI).",
-            ),
-            (
-                "error",
-                Level::Error,
-                "Log an error without stopping the run.",
-            ),
-            (
-                "debug",
-                Level::Debug,
-                "Log detail shown with --verbose and in --output json.",
-            ),
+            ("warn", Level::Warn, "Log a warning (a GitHub Actions annotation in CI)."),
+            ("error", Level::Error, "Log an error without stopping the run."),
+            ("debug", Level::Debug, "Log detail shown with --verbose and in --output json."),
         ] {
             let c = ctx.clone();
-            b.func(name, &["message: any", "()"], doc, move |m: Dynamic| {
-                c.log(level, crate::value::display(&m))
-            });
+            b.func(name, &["message: any", "()"], doc, move |m: Dynamic| c.log(level, crate::value::display(&m)));
         }
         let c = ctx.clone();
         b.func(
@@ -65,16 +51,11 @@ pub fn step(
     let parent = cur.as_ref().and_then(|t| t.step);
     let label = cur.as_ref().and_then(|t| t.label.clone());
     let id = ctx.events().step_started(name, parent, label.as_deref());
-    let r = task::with_modified(
-        |t| t.step = Some(id),
-        || work.call_within_context::<Dynamic>(ncc, ()),
-    );
+    let r = task::with_modified(|t| t.step = Some(id), || work.call_within_context::<Dynamic>(ncc, ()));
     match &r {
         Ok(_) => ctx.events().step_finished(id, Outcome::Ok, None),
         Err(e) if is_terminated(e) => ctx.events().step_finished(id, Outcome::Cancelled, None),
-        Err(e) => ctx
-            .events()
-            .step_finished(id, Outcome::Failed, Some(short_message(e))),
+        Err(e) => ctx.events().step_finished(id, Outcome::Failed, Some(short_message(e))),
     }
     r
 }

@@ -12,8 +12,7 @@ pub mod wait;
 
 use crate::ctx::HostCtx;
 use rhai::{
-    FnNamespace, FuncRegistration, Module, NativeCallContext, Position, RhaiFunc, RhaiNativeFunc,
-    Shared, Variant,
+    FnNamespace, FuncRegistration, Module, NativeCallContext, Position, RhaiFunc, RhaiNativeFunc, Shared, Variant,
 };
 
 /// A module of native functions, built per run.
@@ -115,51 +114,27 @@ impl ModuleBuilder {
 /// Rhai leaves errors of qualified native calls (`k8s::apply(..)`) without a position; fill in
 /// the call site so diagnostics point at the line that called the native function.
 fn with_call_site(f: RhaiFunc) -> RhaiFunc {
-    type FnAny = dyn Fn(
-            Option<NativeCallContext>,
-            &mut [&mut rhai::Dynamic],
-        ) -> Result<rhai::Dynamic, Box<rhai::EvalAltResult>>
+    type FnAny = dyn Fn(Option<NativeCallContext>, &mut [&mut rhai::Dynamic]) -> Result<rhai::Dynamic, Box<rhai::EvalAltResult>>
         + Send
         + Sync;
     let wrap = |func: Shared<FnAny>| -> Shared<FnAny> {
-        Shared::new(
-            move |ctx: Option<NativeCallContext>, args: &mut [&mut rhai::Dynamic]| {
-                let pos = ctx
-                    .as_ref()
-                    .map(|c| c.call_position())
-                    .unwrap_or(Position::NONE);
-                func(ctx, args).map_err(|mut e| {
-                    if e.position().is_none() {
-                        e.set_position(pos);
-                    }
-                    e
-                })
-            },
-        )
+        Shared::new(move |ctx: Option<NativeCallContext>, args: &mut [&mut rhai::Dynamic]| {
+            let pos = ctx.as_ref().map(|c| c.call_position()).unwrap_or(Position::NONE);
+            func(ctx, args).map_err(|mut e| {
+                if e.position().is_none() {
+                    e.set_position(pos);
+                }
+                e
+            })
+        })
     };
     match f {
-        RhaiFunc::Pure {
-            func,
-            is_pure,
-            is_volatile,
-            ..
-        } => RhaiFunc::Pure {
-            func: wrap(func),
-            has_context: true,
-            is_pure,
-            is_volatile,
-        },
-        RhaiFunc::Method {
-            func,
-            is_pure,
-            is_volatile,
-            ..
-        } => RhaiFunc::Method {
-            func: wrap(func),
-            has_context: true,
-            is_pure,
-            is_volatile,
-        },
+        RhaiFunc::Pure { func, is_pure, is_volatile, .. } => {
+            RhaiFunc::Pure { func: wrap(func), has_context: true, is_pure, is_volatile }
+        }
+        RhaiFunc::Method { func, is_pure, is_volatile, .. } => {
+            RhaiFunc::Method { func: wrap(func), has_context: true, is_pure, is_volatile }
+        }
         other => other,
     }
 }
@@ -167,13 +142,7 @@ fn with_call_site(f: RhaiFunc) -> RhaiFunc {
 fn doc_comment(text: &str) -> String {
     text.trim()
         .lines()
-        .map(|l| {
-            if l.is_empty() {
-                "///".to_string()
-            } else {
-                format!("/// {l}")
-            }
-        })
+        .map(|l| if l.is_empty() { "///".to_string() } else { format!("/// {l}") })
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -188,10 +157,7 @@ pub fn short_message(e: &rhai::EvalAltResult) -> String {
     }
     match e {
         rhai::EvalAltResult::ErrorRuntime(v, _) => match v.read_lock::<rhai::Map>() {
-            Some(m) => m
-                .get("message")
-                .map(crate::value::display)
-                .unwrap_or_else(|| crate::value::display(v)),
+            Some(m) => m.get("message").map(crate::value::display).unwrap_or_else(|| crate::value::display(v)),
             None => crate::value::display(v),
         },
         rhai::EvalAltResult::ErrorTerminated(..) => "cancelled".to_string(),

@@ -24,37 +24,19 @@ impl NativeModule for Time {
         "Clocks and duration arithmetic"
     }
     fn build(&self, ctx: &HostCtx) -> Module {
-        let mut b = ModuleBuilder::new(
-            "Clocks and durations. Durations are strings like \"90s\", \"5m\", \"1h30m\".",
-        );
-        b.func(
-            "now",
-            &["string"],
-            "The current UTC time, RFC 3339.",
-            || jiff::Timestamp::now().to_string(),
-        );
-        b.func("unix", &["int"], "Seconds since the Unix epoch.", || {
-            jiff::Timestamp::now().as_second() as INT
-        });
+        let mut b = ModuleBuilder::new("Clocks and durations. Durations are strings like \"90s\", \"5m\", \"1h30m\".");
+        b.func("now", &["string"], "The current UTC time, RFC 3339.", || jiff::Timestamp::now().to_string());
+        b.func("unix", &["int"], "Seconds since the Unix epoch.", || jiff::Timestamp::now().as_second() as INT);
         let c = ctx.clone();
-        b.func(
-            "elapsed",
-            &["string"],
-            "Time since the run started, like \"1m 20s\".",
-            move || duration::format(c.events().elapsed()),
-        );
-        b.func(
-            "seconds",
-            &["duration: string", "int"],
-            "A duration in whole seconds.",
-            |v: Dynamic| -> R<INT> { Ok(d(&v)?.as_secs() as INT) },
-        );
-        b.func(
-            "millis",
-            &["duration: string", "int"],
-            "A duration in milliseconds.",
-            |v: Dynamic| -> R<INT> { Ok(d(&v)?.as_millis() as INT) },
-        );
+        b.func("elapsed", &["string"], "Time since the run started, like \"1m 20s\".", move || {
+            duration::format(c.events().elapsed())
+        });
+        b.func("seconds", &["duration: string", "int"], "A duration in whole seconds.", |v: Dynamic| -> R<INT> {
+            Ok(d(&v)?.as_secs() as INT)
+        });
+        b.func("millis", &["duration: string", "int"], "A duration in milliseconds.", |v: Dynamic| -> R<INT> {
+            Ok(d(&v)?.as_millis() as INT)
+        });
         b.func(
             "format",
             &["duration: string", "string"],

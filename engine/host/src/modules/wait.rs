@@ -28,10 +28,7 @@ fn opt_dur(opts: &Map, key: &str, default: Duration) -> R<Duration> {
 fn check_keys(opts: &Map, allowed: &[&str], func: &str) -> R<()> {
     for k in opts.keys() {
         if !allowed.contains(&k.as_str()) {
-            return Err(usage_err(format!(
-                "{func}: unknown option '{k}'; options are {}",
-                allowed.join(", ")
-            )));
+            return Err(usage_err(format!("{func}: unknown option '{k}'; options are {}", allowed.join(", "))));
         }
     }
     Ok(())
@@ -59,9 +56,7 @@ impl NativeModule for Wait {
         "Sleep, retry with backoff, poll a condition, bound work with a timeout"
     }
     fn build(&self, ctx: &HostCtx) -> Module {
-        let mut b = ModuleBuilder::new(
-            "Sleep, retry with backoff, poll a condition, bound work with a timeout.",
-        );
+        let mut b = ModuleBuilder::new("Sleep, retry with backoff, poll a condition, bound work with a timeout.");
         b.ty::<Deadline>("Deadline");
         let c = ctx.clone();
         b.func(
@@ -110,10 +105,7 @@ impl NativeModule for Wait {
             "A deadline `limit` from now.",
             |limit: Dynamic| -> R<Deadline> {
                 let total = dur(&limit, "wait::deadline")?;
-                Ok(Deadline {
-                    at: Instant::now() + total,
-                    total,
-                })
+                Ok(Deadline { at: Instant::now() + total, total })
             },
         );
         b.method(
@@ -122,34 +114,18 @@ impl NativeModule for Wait {
             "Time left, like \"4m 10s\" (\"0ms\" once passed).",
             |d: &mut Deadline| duration::format(d.remaining()),
         );
-        b.method(
-            "expired",
-            &["deadline: Deadline", "bool"],
-            "Has the deadline passed?",
-            |d: &mut Deadline| d.remaining().is_zero(),
-        );
-        b.method(
-            "to_string",
-            &["deadline: Deadline", "string"],
-            "",
-            |d: &mut Deadline| {
-                format!(
-                    "deadline of {} ({} left)",
-                    duration::format(d.total),
-                    duration::format(d.remaining())
-                )
-            },
-        );
+        b.method("expired", &["deadline: Deadline", "bool"], "Has the deadline passed?", |d: &mut Deadline| {
+            d.remaining().is_zero()
+        });
+        b.method("to_string", &["deadline: Deadline", "string"], "", |d: &mut Deadline| {
+            format!("deadline of {} ({} left)", duration::format(d.total), duration::format(d.remaining()))
+        });
         b.build()
     }
 }
 
 fn retry(ctx: &HostCtx, ncc: &NativeCallContext, work: &FnPtr, opts: &Map) -> R<Dynamic> {
-    check_keys(
-        opts,
-        &["attempts", "backoff", "max_backoff", "on"],
-        "wait::retry",
-    )?;
+    check_keys(opts, &["attempts", "backoff", "max_backoff", "on"], "wait::retry")?;
     let attempts = match opts.get("attempts") {
         Some(v) => v
             .as_int()
@@ -171,7 +147,7 @@ fn retry(ctx: &HostCtx, ncc: &NativeCallContext, work: &FnPtr, opts: &Map) -> R<
             Err(e) if !e.is_catchable() || is_terminated(&e) => return Err(e),
             Err(e) => {
                 let kind = error_kind(&e);
-                let retryable = kinds.as_ref().is_none_or(|k| k.iter().any(|x| *x == kind));
+                let retryable = kinds.as_ref().is_none_or(|k| k.contains(&kind));
                 if !retryable || n >= attempts {
                     return Err(e);
                 }
@@ -194,10 +170,9 @@ fn retry(ctx: &HostCtx, ncc: &NativeCallContext, work: &FnPtr, opts: &Map) -> R<
 /// The `kind` of a script error (`"script"` when it has none).
 pub fn error_kind(e: &EvalAltResult) -> String {
     match e.unwrap_inner() {
-        EvalAltResult::ErrorRuntime(v, _) => v
-            .read_lock::<Map>()
-            .and_then(|m| m.get("kind").map(|k| k.to_string()))
-            .unwrap_or_else(|| "script".into()),
+        EvalAltResult::ErrorRuntime(v, _) => {
+            v.read_lock::<Map>().and_then(|m| m.get("kind").map(|k| k.to_string())).unwrap_or_else(|| "script".into())
+        }
         _ => "script".into(),
     }
 }
@@ -210,10 +185,7 @@ fn poll(ctx: &HostCtx, ncc: &NativeCallContext, check: &FnPtr, opts: &Map) -> R<
     check_keys(opts, &["interval", "timeout", "what"], "wait::poll")?;
     let interval = opt_dur(opts, "interval", Duration::from_secs(2))?;
     let limit = opt_dur(opts, "timeout", Duration::from_secs(300))?;
-    let what = opts
-        .get("what")
-        .map(|w| w.to_string())
-        .unwrap_or_else(|| "the condition".into());
+    let what = opts.get("what").map(|w| w.to_string()).unwrap_or_else(|| "the condition".into());
     let start = Instant::now();
     loop {
         let v = check.call_within_context::<Dynamic>(ncc, ())?;
@@ -224,10 +196,7 @@ fn poll(ctx: &HostCtx, ncc: &NativeCallContext, check: &FnPtr, opts: &Map) -> R<
         if left.is_zero() {
             return Err(to_rhai(&Failure::new(
                 ErrorKind::Timeout,
-                format!(
-                    "timed out after {} waiting for {what}",
-                    duration::format(limit)
-                ),
+                format!("timed out after {} waiting for {what}", duration::format(limit)),
             )));
         }
         ctx.sleep(interval.min(left))?;
@@ -244,19 +213,11 @@ fn timeout(ctx: &HostCtx, ncc: &NativeCallContext, limit: Duration, work: &FnPtr
         timer_scope.cancel(CancelReason::Timeout(id));
     });
     let id = scope.id();
-    let r = task::with_modified(
-        |t| t.scope = scope,
-        || work.call_within_context::<Dynamic>(ncc, ()),
-    );
+    let r = task::with_modified(|t| t.scope = scope, || work.call_within_context::<Dynamic>(ncc, ()));
     timer.abort();
     match r {
-        Err(e)
-            if is_terminated(&e) && !parent.is_cancelled() && terminated_scope(&e) == Some(id) =>
-        {
-            Err(to_rhai(&Failure::new(
-                ErrorKind::Timeout,
-                format!("timed out after {}", duration::format(limit)),
-            )))
+        Err(e) if is_terminated(&e) && !parent.is_cancelled() && terminated_scope(&e) == Some(id) => {
+            Err(to_rhai(&Failure::new(ErrorKind::Timeout, format!("timed out after {}", duration::format(limit)))))
         }
         other => other,
     }
@@ -264,10 +225,9 @@ fn timeout(ctx: &HostCtx, ncc: &NativeCallContext, limit: Duration, work: &FnPtr
 
 fn terminated_scope(e: &EvalAltResult) -> Option<u64> {
     match e.unwrap_inner() {
-        EvalAltResult::ErrorTerminated(v, _) => v
-            .read_lock::<Map>()
-            .and_then(|m| m.get("scope").and_then(|s| s.as_int().ok()))
-            .map(|i| i as u64),
+        EvalAltResult::ErrorTerminated(v, _) => {
+            v.read_lock::<Map>().and_then(|m| m.get("scope").and_then(|s| s.as_int().ok())).map(|i| i as u64)
+        }
         _ => None,
     }
 }

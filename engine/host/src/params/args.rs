@@ -24,12 +24,7 @@ pub const RESERVED: &[RunOption] = &[
         value: Some("FILE"),
         doc: "Read parameters from a YAML or JSON map (repeatable; later files win)",
     },
-    RunOption {
-        name: "set",
-        short: None,
-        value: Some("NAME=VALUE"),
-        doc: "Set a parameter (repeatable)",
-    },
+    RunOption { name: "set", short: None, value: Some("NAME=VALUE"), doc: "Set a parameter (repeatable)" },
     RunOption {
         name: "context",
         short: None,
@@ -60,18 +55,8 @@ pub const RESERVED: &[RunOption] = &[
         value: Some("DIR"),
         doc: "Load std/ modules from DIR instead of the built-in copies",
     },
-    RunOption {
-        name: "verbose",
-        short: Some('v'),
-        value: None,
-        doc: "Show debug logs",
-    },
-    RunOption {
-        name: "help",
-        short: Some('h'),
-        value: None,
-        doc: "Show this playbook's parameters",
-    },
+    RunOption { name: "verbose", short: Some('v'), value: None, doc: "Show debug logs" },
+    RunOption { name: "help", short: Some('h'), value: None, doc: "Show this playbook's parameters" },
 ];
 
 /// Names playbooks cannot use besides [`RESERVED`]: kept for the planning modes.
@@ -153,9 +138,7 @@ pub fn parse_args(args: &[String], specs: Option<&[ParamSpec]>) -> (RunArgs, Vec
                 None => (body.to_string(), None),
             },
             None => {
-                let long = RESERVED
-                    .iter()
-                    .find(|o| o.short.map(|c| format!("-{c}")).as_deref() == Some(tok.as_str()));
+                let long = RESERVED.iter().find(|o| o.short.map(|c| format!("-{c}")).as_deref() == Some(tok.as_str()));
                 (long.map(|o| o.name.to_string()).unwrap_or_default(), None)
             }
         };
@@ -172,11 +155,8 @@ pub fn parse_args(args: &[String], specs: Option<&[ParamSpec]>) -> (RunArgs, Vec
                 }
                 _ => {
                     errors.push(
-                        ParamError::new(format!("{tok} needs a value ({what})"), Some(idx)).help(
-                            format!(
-                                "write {tok} VALUE, or {tok}=VALUE for a value starting with '--'"
-                            ),
-                        ),
+                        ParamError::new(format!("{tok} needs a value ({what})"), Some(idx))
+                            .help(format!("write {tok} VALUE, or {tok}=VALUE for a value starting with '--'")),
                     );
                     None
                 }
@@ -202,10 +182,8 @@ pub fn parse_args(args: &[String], specs: Option<&[ParamSpec]>) -> (RunArgs, Vec
                                     }),
                                     None => errors.push(unknown(specs, n, idx)),
                                 },
-                                None => errors.push(ParamError::new(
-                                    format!("--set wants NAME=VALUE, got '{v}'"),
-                                    Some(vidx),
-                                )),
+                                None => errors
+                                    .push(ParamError::new(format!("--set wants NAME=VALUE, got '{v}'"), Some(vidx))),
                             }
                         }
                         "context" => out.context = Some(v),
@@ -218,10 +196,7 @@ pub fn parse_args(args: &[String], specs: Option<&[ParamSpec]>) -> (RunArgs, Vec
                 }
                 None => {
                     if inline.is_some() {
-                        errors.push(ParamError::new(
-                            format!("--{name} takes no value"),
-                            Some(idx),
-                        ));
+                        errors.push(ParamError::new(format!("--{name} takes no value"), Some(idx)));
                     }
                     match opt.name {
                         "verbose" => out.verbose = true,
@@ -244,24 +219,15 @@ pub fn parse_args(args: &[String], specs: Option<&[ParamSpec]>) -> (RunArgs, Vec
                 if spec.ty == ParamType::Bool {
                     let text = match (&inline, negated) {
                         (Some(_), true) => {
-                            errors
-                                .push(ParamError::new(format!("{tok} takes no value"), Some(idx)));
+                            errors.push(ParamError::new(format!("{tok} takes no value"), Some(idx)));
                             continue;
                         }
                         (Some(v), false) => v.clone(),
                         (None, neg) => (!neg).to_string(),
                     };
-                    out.params.push(RawArg {
-                        name: spec.name.clone(),
-                        text,
-                        arg: idx,
-                    });
+                    out.params.push(RawArg { name: spec.name.clone(), text, arg: idx });
                 } else if let Some((v, vidx)) = take_value(&spec.ty.describe()) {
-                    out.params.push(RawArg {
-                        name: spec.name.clone(),
-                        text: v,
-                        arg: vidx,
-                    });
+                    out.params.push(RawArg { name: spec.name.clone(), text: v, arg: vidx });
                 }
             }
             None => {
@@ -285,9 +251,7 @@ fn find<'a>(specs: &'a [ParamSpec], flag: &str) -> Option<(&'a ParamSpec, bool)>
         }
         if s.ty == ParamType::Bool
             && (s.off_aliases.contains(&flag)
-                || flag
-                    .strip_prefix("no-")
-                    .is_some_and(|f| s.flag_names().any(|n| n == f)))
+                || flag.strip_prefix("no-").is_some_and(|f| s.flag_names().any(|n| n == f)))
         {
             return Some((s, true));
         }
@@ -296,16 +260,11 @@ fn find<'a>(specs: &'a [ParamSpec], flag: &str) -> Option<(&'a ParamSpec, bool)>
 }
 
 fn unknown(specs: &[ParamSpec], name: &str, idx: usize) -> ParamError {
-    let flags: Vec<String> = specs
-        .iter()
-        .flat_map(|s| s.flag_names().collect::<Vec<_>>())
-        .collect();
+    let flags: Vec<String> = specs.iter().flat_map(|s| s.flag_names().collect::<Vec<_>>()).collect();
     let mut e = ParamError::new(format!("unknown parameter --{}", kebab(name)), Some(idx));
-    e.help = Some(
-        match suggest(&kebab(name), flags.iter().map(String::as_str)) {
-            Some(s) => format!("did you mean --{s}? (--help lists the parameters)"),
-            None => "--help lists this playbook's parameters".into(),
-        },
-    );
+    e.help = Some(match suggest(&kebab(name), flags.iter().map(String::as_str)) {
+        Some(s) => format!("did you mean --{s}? (--help lists the parameters)"),
+        None => "--help lists this playbook's parameters".into(),
+    });
     e
 }

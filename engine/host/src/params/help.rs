@@ -43,13 +43,10 @@ pub fn render_help(playbook: &str, doc: &str, specs: &[ParamSpec]) -> String {
             if s.required {
                 notes.push("required".to_string());
             }
-            if let Some(d) = &s.default {
-                if !(s.ty == ParamType::Bool && *d == ParamValue::Bool(false)) {
-                    notes.push(format!(
-                        "default: {}",
-                        if s.secret { "***".into() } else { show(d) }
-                    ));
-                }
+            if let Some(d) = &s.default
+                && !(s.ty == ParamType::Bool && *d == ParamValue::Bool(false))
+            {
+                notes.push(format!("default: {}", if s.secret { "***".into() } else { show(d) }));
             }
             if let (Some(lo), Some(hi)) = (s.min, s.max) {
                 notes.push(format!("{lo}..={hi}"));
@@ -67,11 +64,7 @@ pub fn render_help(playbook: &str, doc: &str, specs: &[ParamSpec]) -> String {
             for a in &s.aliases {
                 notes.push(format!("alias: --{a}"));
             }
-            let doc = if s.doc.is_empty() {
-                String::new()
-            } else {
-                format!("{} ", s.doc)
-            };
+            let doc = if s.doc.is_empty() { String::new() } else { format!("{} ", s.doc) };
             let _ = writeln!(o, "        {doc}[{}]", notes.join("] ["));
         }
         let _ = writeln!(o);
@@ -85,9 +78,6 @@ pub fn render_help(playbook: &str, doc: &str, specs: &[ParamSpec]) -> String {
         };
         let _ = writeln!(o, "  {head:<28} {}", r.doc);
     }
-    let _ = writeln!(
-        o,
-        "\nLater sources win: default < environment < --values files < --set and flags."
-    );
+    let _ = writeln!(o, "\nLater sources win: default < environment < --values files < --set and flags.");
     o
 }

@@ -55,11 +55,7 @@ pub struct ParamError {
 
 impl ParamError {
     fn new(message: impl Into<String>, arg: Option<usize>) -> Self {
-        Self {
-            message: message.into(),
-            arg,
-            help: None,
-        }
+        Self { message: message.into(), arg, help: None }
     }
     fn help(mut self, h: impl Into<String>) -> Self {
         self.help = Some(h.into());

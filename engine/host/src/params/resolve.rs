@@ -31,12 +31,7 @@ pub fn resolve(
     for spec in specs {
         let mut value = spec.default.clone().map(|v| (v, Source::Default));
         // Environment: the compatibility names first, so KMSCTL_<NAME> wins over them.
-        for var in spec
-            .env
-            .iter()
-            .rev()
-            .chain(std::iter::once(&spec.env_var()))
-        {
+        for var in spec.env.iter().rev().chain(std::iter::once(&spec.env_var())) {
             if let Some(text) = env(var).filter(|t| !t.is_empty()) {
                 match spec.parse_text(&text) {
                     Ok(v) => value = Some((v, Source::Env(var.clone()))),
@@ -85,18 +80,10 @@ pub fn resolve(
                 out.values.insert(spec.name.clone(), (Some(v), src));
             }
             None if spec.required => {
-                let doc = if spec.doc.is_empty() {
-                    String::new()
-                } else {
-                    format!(": {}", spec.doc)
-                };
+                let doc = if spec.doc.is_empty() { String::new() } else { format!(": {}", spec.doc) };
                 errors.push(
                     ParamError::new(
-                        format!(
-                            "missing required parameter {} ({}{doc})",
-                            spec.flag(),
-                            spec.ty.describe()
-                        ),
+                        format!("missing required parameter {} ({}{doc})", spec.flag(), spec.ty.describe()),
                         None,
                     )
                     .help(format!(
@@ -108,8 +95,7 @@ pub fn resolve(
                 );
             }
             None => {
-                out.values
-                    .insert(spec.name.clone(), (None, Source::Default));
+                out.values.insert(spec.name.clone(), (None, Source::Default));
             }
         }
     }
@@ -122,22 +108,14 @@ pub fn resolve(
                         let hint = super::suggest(&k.replace('-', "_"), names)
                             .map(|s| format!(" (did you mean '{s}'?)"))
                             .unwrap_or_default();
-                        errors.push(ParamError::new(
-                            format!("{path}: unknown parameter '{k}'{hint}"),
-                            None,
-                        ));
+                        errors.push(ParamError::new(format!("{path}: unknown parameter '{k}'{hint}"), None));
                     }
                 }
             }
-            None => errors.push(ParamError::new(
-                format!("{path}: a values file must be a map of parameter: value"),
-                None,
-            )),
+            None => {
+                errors.push(ParamError::new(format!("{path}: a values file must be a map of parameter: value"), None))
+            }
         }
     }
-    if errors.is_empty() {
-        Ok(out)
-    } else {
-        Err(errors)
-    }
+    if errors.is_empty() { Ok(out) } else { Err(errors) }
 }

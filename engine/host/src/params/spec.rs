@@ -100,43 +100,26 @@ impl ParamSpec {
         let v = match &self.ty {
             ParamType::String => ParamValue::String(text.to_string()),
             ParamType::Int => ParamValue::Int(
-                text.trim()
-                    .parse()
-                    .map_err(|_| format!("{} wants an integer, got '{text}'", self.flag()))?,
+                text.trim().parse().map_err(|_| format!("{} wants an integer, got '{text}'", self.flag()))?,
             ),
             ParamType::Bool => ParamValue::Bool(parse_bool(text).ok_or_else(|| {
-                format!(
-                    "{} is a flag: give it alone, or as {}=true|false; got '{text}'",
-                    self.flag(),
-                    self.flag()
-                )
+                format!("{} is a flag: give it alone, or as {}=true|false; got '{text}'", self.flag(), self.flag())
             })?),
             ParamType::Duration => {
-                let d = duration::parse(text).map_err(|_| {
-                    format!(
-                        "{} wants a duration like 90s, 5m or 1h30m, got '{text}'",
-                        self.flag()
-                    )
-                })?;
+                let d = duration::parse(text)
+                    .map_err(|_| format!("{} wants a duration like 90s, 5m or 1h30m, got '{text}'", self.flag()))?;
                 ParamValue::Duration(d, text.trim().to_string())
             }
             ParamType::List => ParamValue::List(split_list(text)),
             ParamType::IntList => ParamValue::IntList(
                 split_list(text)
                     .iter()
-                    .map(|s| {
-                        s.parse()
-                            .map_err(|_| format!("{} wants integers, got '{s}'", self.flag()))
-                    })
+                    .map(|s| s.parse().map_err(|_| format!("{} wants integers, got '{s}'", self.flag())))
                     .collect::<Result<_, _>>()?,
             ),
             ParamType::Enum(allowed) => {
                 if !allowed.iter().any(|a| a == text) {
-                    let mut msg = format!(
-                        "{} must be one of: {}; got '{text}'",
-                        self.flag(),
-                        allowed.join(", ")
-                    );
+                    let mut msg = format!("{} must be one of: {}; got '{text}'", self.flag(), allowed.join(", "));
                     if let Some(s) = suggest(text, allowed.iter().map(String::as_str)) {
                         msg.push_str(&format!(" (did you mean '{s}'?)"));
                     }
@@ -155,35 +138,21 @@ impl ParamSpec {
         }
         let v = match (&self.ty, d) {
             (ParamType::Int, d) if d.is_int() => ParamValue::Int(d.as_int().unwrap_or_default()),
-            (ParamType::Bool, d) if d.is_bool() => {
-                ParamValue::Bool(d.as_bool().unwrap_or_default())
-            }
+            (ParamType::Bool, d) if d.is_bool() => ParamValue::Bool(d.as_bool().unwrap_or_default()),
             (ParamType::Duration, d) if d.is_int() => {
                 let s = d.as_int().unwrap_or_default();
                 return self.parse_text(&s.to_string());
             }
             (ParamType::List | ParamType::IntList, d) if d.is_array() => {
-                let items: Vec<String> = d
-                    .clone()
-                    .into_array()
-                    .unwrap_or_default()
-                    .iter()
-                    .map(crate::value::display)
-                    .collect();
+                let items: Vec<String> =
+                    d.clone().into_array().unwrap_or_default().iter().map(crate::value::display).collect();
                 return self.parse_text(&items.join(","));
             }
-            (ParamType::String | ParamType::Enum(_), d)
-                if d.is_int() || d.is_float() || d.is_bool() =>
-            {
+            (ParamType::String | ParamType::Enum(_), d) if d.is_int() || d.is_float() || d.is_bool() => {
                 return self.parse_text(&d.to_string());
             }
             _ => {
-                return Err(format!(
-                    "{} wants a {}, got a {}",
-                    self.flag(),
-                    self.ty.describe(),
-                    d.type_name()
-                ));
+                return Err(format!("{} wants a {}, got a {}", self.flag(), self.ty.describe(), d.type_name()));
             }
         };
         self.check_bounds(v)
@@ -211,11 +180,7 @@ fn parse_bool(s: &str) -> Option<bool> {
 }
 
 fn split_list(s: &str) -> Vec<String> {
-    s.split(',')
-        .map(str::trim)
-        .filter(|x| !x.is_empty())
-        .map(str::to_string)
-        .collect()
+    s.split(',').map(str::trim).filter(|x| !x.is_empty()).map(str::to_string).collect()
 }
 
 const SPEC_KEYS: &[&str] = &[
@@ -232,18 +197,13 @@ const SPEC_KEYS: &[&str] = &[
     "min",
     "max",
 ];
-const TYPES: &[&str] = &[
-    "string", "int", "bool", "duration", "list", "int_list", "enum",
-];
+const TYPES: &[&str] = &["string", "int", "bool", "duration", "list", "int_list", "enum"];
 
 /// Read the declarations returned by a playbook's `params()`. Reports every problem.
 pub fn parse_specs(decl: &Dynamic) -> Result<Vec<ParamSpec>, Vec<ParamError>> {
     let Some(items) = decl.clone().try_cast::<rhai::Array>() else {
         return Err(vec![ParamError::new(
-            format!(
-                "params() must return an array of maps, got a {}",
-                decl.type_name()
-            ),
+            format!("params() must return an array of maps, got a {}", decl.type_name()),
             None,
         )]);
     };
@@ -261,19 +221,14 @@ pub fn parse_specs(decl: &Dynamic) -> Result<Vec<ParamSpec>, Vec<ParamError>> {
         match parse_one(&map) {
             Ok(spec) => {
                 for flag in spec.flag_names().chain(spec.off_aliases.iter().cloned()) {
-                    if RESERVED.iter().any(|r| r.name == flag)
-                        || RESERVED_FOR_LATER.contains(&flag.as_str())
-                    {
+                    if RESERVED.iter().any(|r| r.name == flag) || RESERVED_FOR_LATER.contains(&flag.as_str()) {
                         errors.push(ParamError::new(
                             format!("parameter '{}': --{flag} is a kmsctl run option; choose another name", spec.name),
                             None,
                         ));
                     }
                     if !seen.insert(flag.clone()) {
-                        errors.push(ParamError::new(
-                            format!("parameter flag --{flag} is declared twice"),
-                            None,
-                        ));
+                        errors.push(ParamError::new(format!("parameter flag --{flag} is declared twice"), None));
                     }
                 }
                 specs.push(spec);
@@ -281,39 +236,25 @@ pub fn parse_specs(decl: &Dynamic) -> Result<Vec<ParamSpec>, Vec<ParamError>> {
             Err(mut e) => errors.append(&mut e),
         }
     }
-    if errors.is_empty() {
-        Ok(specs)
-    } else {
-        Err(errors)
-    }
+    if errors.is_empty() { Ok(specs) } else { Err(errors) }
 }
 
 fn parse_one(map: &Map) -> Result<ParamSpec, Vec<ParamError>> {
-    let name = map
-        .get("name")
-        .and_then(|v| v.clone().into_string().ok())
-        .unwrap_or_default();
-    let who = if name.is_empty() {
-        "a parameter".to_string()
-    } else {
-        format!("parameter '{name}'")
-    };
+    let name = map.get("name").and_then(|v| v.clone().into_string().ok()).unwrap_or_default();
+    let who = if name.is_empty() { "a parameter".to_string() } else { format!("parameter '{name}'") };
     let mut errors = Vec::new();
     let mut err = |m: String| errors.push(ParamError::new(m, None));
 
     for key in map.keys() {
         if !SPEC_KEYS.contains(&key.as_str()) {
-            let hint = suggest(key, SPEC_KEYS.iter().copied())
-                .map(|s| format!(" (did you mean '{s}'?)"))
-                .unwrap_or_default();
+            let hint =
+                suggest(key, SPEC_KEYS.iter().copied()).map(|s| format!(" (did you mean '{s}'?)")).unwrap_or_default();
             err(format!("{who}: unknown key '{key}'{hint}"));
         }
     }
     let valid_name = !name.is_empty()
         && name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
     if !valid_name {
         err(format!("{who}: name must be snake_case like num_parties"));
     }
@@ -321,13 +262,7 @@ fn parse_one(map: &Map) -> Result<ParamSpec, Vec<ParamError>> {
     let get_list = |k: &str| -> Vec<String> {
         match map.get(k) {
             Some(v) if v.is_string() => vec![v.to_string()],
-            Some(v) => v
-                .clone()
-                .into_array()
-                .unwrap_or_default()
-                .iter()
-                .map(|x| x.to_string())
-                .collect(),
+            Some(v) => v.clone().into_array().unwrap_or_default().iter().map(|x| x.to_string()).collect(),
             None => Vec::new(),
         }
     };
@@ -347,10 +282,7 @@ fn parse_one(map: &Map) -> Result<ParamSpec, Vec<ParamError>> {
             ParamType::Enum(values)
         }
         other => {
-            err(format!(
-                "{who}: unknown type '{other}'; use one of {}",
-                TYPES.join(", ")
-            ));
+            err(format!("{who}: unknown type '{other}'; use one of {}", TYPES.join(", ")));
             ParamType::String
         }
     };
@@ -359,16 +291,10 @@ fn parse_one(map: &Map) -> Result<ParamSpec, Vec<ParamError>> {
         name: name.clone(),
         ty,
         default: None,
-        required: map
-            .get("required")
-            .and_then(|v| v.as_bool().ok())
-            .unwrap_or(false),
+        required: map.get("required").and_then(|v| v.as_bool().ok()).unwrap_or(false),
         doc: get_str("doc").unwrap_or_default(),
         env: get_list("env"),
-        secret: map
-            .get("secret")
-            .and_then(|v| v.as_bool().ok())
-            .unwrap_or(false),
+        secret: map.get("secret").and_then(|v| v.as_bool().ok()).unwrap_or(false),
         aliases: get_list("aliases"),
         off_aliases: get_list("off_aliases"),
         min: get_int("min"),
@@ -388,9 +314,5 @@ fn parse_one(map: &Map) -> Result<ParamSpec, Vec<ParamError>> {
         _ if spec.ty == ParamType::Bool => spec.default = Some(ParamValue::Bool(false)),
         _ => {}
     }
-    if errors.is_empty() {
-        Ok(spec)
-    } else {
-        Err(errors)
-    }
+    if errors.is_empty() { Ok(spec) } else { Err(errors) }
 }

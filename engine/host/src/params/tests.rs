@@ -38,27 +38,15 @@ fn argv(s: &str) -> Vec<String> {
     s.split_whitespace().map(str::to_string).collect()
 }
 
-fn run(
-    args: &str,
-    env: &[(&str, &str)],
-    files: &[(&str, &str)],
-) -> Result<Resolved, Vec<ParamError>> {
+fn run(args: &str, env: &[(&str, &str)], files: &[(&str, &str)]) -> Result<Resolved, Vec<ParamError>> {
     let specs = specs();
     let a = argv(args);
     let (ra, mut errors) = parse_args(&a, Some(&specs));
-    let env: Vec<(String, String)> = env
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+    let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     let lookup = move |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
     let files: Vec<(String, Dynamic)> = files
         .iter()
-        .map(|(n, y)| {
-            (
-                n.to_string(),
-                crate::value::from_json(crate::modules::data::from_yaml(y).unwrap()),
-            )
-        })
+        .map(|(n, y)| (n.to_string(), crate::value::from_json(crate::modules::data::from_yaml(y).unwrap())))
         .collect();
     match resolve(&specs, &ra, &lookup, &files) {
         Ok(r) if errors.is_empty() => Ok(r),
@@ -80,10 +68,8 @@ fn s(v: &str) -> ParamValue {
 
 #[test]
 fn the_toolkit_command_line_works_unchanged() {
-    let r = ok(
-        "--target aws-perf --namespace kms-ci --deployment-type threshold --core-tag v1 --client-tag v1 \
-                --num-parties 13 --cleanup --build --pcr0 X --enable-tls",
-    );
+    let r = ok("--target aws-perf --namespace kms-ci --deployment-type threshold --core-tag v1 --client-tag v1 \
+                --num-parties 13 --cleanup --build --pcr0 X --enable-tls");
     assert_eq!(r.get("target"), Some(&s("aws-perf")));
     assert_eq!(r.get("namespace"), Some(&s("kms-ci")));
     assert_eq!(r.get("deployment_type"), Some(&s("threshold")));
@@ -110,39 +96,19 @@ fn every_flag_form_parses() {
         ("--cleanup", "cleanup", ParamValue::Bool(true)),
         ("--cleanup=false", "cleanup", ParamValue::Bool(false)),
         ("--cleanup --no-cleanup", "cleanup", ParamValue::Bool(false)),
-        (
-            "--enable-tls --disable-tls",
-            "enable_tls",
-            ParamValue::Bool(false),
-        ),
-        (
-            "--disable-tls --enable-tls",
-            "enable_tls",
-            ParamValue::Bool(true),
-        ),
+        ("--enable-tls --disable-tls", "enable_tls", ParamValue::Bool(false)),
+        ("--disable-tls --enable-tls", "enable_tls", ParamValue::Bool(true)),
         ("--set cleanup=yes", "cleanup", ParamValue::Bool(true)),
         ("--tag v2", "tag", s("v2")),
         ("--tag=--weird", "tag", s("--weird")),
-        (
-            "--wait-timeout 90s",
-            "wait_timeout",
-            ParamValue::Duration(std::time::Duration::from_secs(90), "90s".into()),
-        ),
+        ("--wait-timeout 90s", "wait_timeout", ParamValue::Duration(std::time::Duration::from_secs(90), "90s".into())),
         (
             "--wait-timeout 1200",
             "wait_timeout",
             ParamValue::Duration(std::time::Duration::from_secs(1200), "1200".into()),
         ),
-        (
-            "--parties 1,2,3",
-            "parties",
-            ParamValue::IntList(vec![1, 2, 3]),
-        ),
-        (
-            "--parties 1 --parties 2,3",
-            "parties",
-            ParamValue::IntList(vec![1, 2, 3]),
-        ),
+        ("--parties 1,2,3", "parties", ParamValue::IntList(vec![1, 2, 3])),
+        ("--parties 1 --parties 2,3", "parties", ParamValue::IntList(vec![1, 2, 3])),
         ("--namespace a --namespace b", "namespace", s("b")),
     ];
     for (args, name, want) in cases {
@@ -152,82 +118,39 @@ fn every_flag_form_parses() {
 
 #[test]
 fn layers_default_env_values_file_command_line() {
-    let env = [
-        ("KMS_CHART_VERSION", "1.4.0"),
-        ("KMSCTL_NAMESPACE", "from-env"),
-        ("PCR0", "env-pcr"),
-    ];
-    let file = [(
-        "v.yaml",
-        "namespace: from-file\nnum-parties: 13\ncleanup: true\nparties: [4, 5]\n",
-    )];
+    let env = [("KMS_CHART_VERSION", "1.4.0"), ("KMSCTL_NAMESPACE", "from-env"), ("PCR0", "env-pcr")];
+    let file = [("v.yaml", "namespace: from-file\nnum-parties: 13\ncleanup: true\nparties: [4, 5]\n")];
     let r = run("--namespace from-cli", &env, &file).unwrap();
-    assert_eq!(
-        r.values["kms_chart_version"],
-        (Some(s("1.4.0")), Source::Env("KMS_CHART_VERSION".into()))
-    );
-    assert_eq!(
-        r.values["namespace"],
-        (Some(s("from-cli")), Source::CommandLine)
-    );
-    assert_eq!(
-        r.values["num_parties"],
-        (
-            Some(ParamValue::Int(13)),
-            Source::ValuesFile("v.yaml".into())
-        )
-    );
+    assert_eq!(r.values["kms_chart_version"], (Some(s("1.4.0")), Source::Env("KMS_CHART_VERSION".into())));
+    assert_eq!(r.values["namespace"], (Some(s("from-cli")), Source::CommandLine));
+    assert_eq!(r.values["num_parties"], (Some(ParamValue::Int(13)), Source::ValuesFile("v.yaml".into())));
     assert_eq!(r.get("cleanup"), Some(&ParamValue::Bool(true)));
     assert_eq!(r.get("parties"), Some(&ParamValue::IntList(vec![4, 5])));
     assert_eq!(r.get("pcr0"), Some(&s("env-pcr")));
     // KMSCTL_<NAME> wins over the compatibility name.
-    let r = run(
-        "",
-        &[
-            ("KMS_CHART_VERSION", "a"),
-            ("KMSCTL_KMS_CHART_VERSION", "b"),
-        ],
-        &[],
-    )
-    .unwrap();
+    let r = run("", &[("KMS_CHART_VERSION", "a"), ("KMSCTL_KMS_CHART_VERSION", "b")], &[]).unwrap();
     assert_eq!(r.get("kms_chart_version"), Some(&s("b")));
 }
 
 fn errors(args: &str) -> Vec<String> {
-    run(args, &[], &[])
-        .unwrap_err()
-        .into_iter()
-        .map(|e| e.message)
-        .collect()
+    run(args, &[], &[]).unwrap_err().into_iter().map(|e| e.message).collect()
 }
 
 #[test]
 fn bad_input_gets_a_pointed_message() {
     let cases: &[(&str, &str)] = &[
-        (
-            "--num-parties abc",
-            "--num-parties wants an integer, got 'abc'",
-        ),
+        ("--num-parties abc", "--num-parties wants an integer, got 'abc'"),
         ("--num-parties 0", "--num-parties must be at least 1, got 0"),
         (
             "--deployment-type treshold",
             "--deployment-type must be one of: threshold, centralized, thresholdWithEnclave, centralizedWithEnclave; got 'treshold' (did you mean 'threshold'?)",
         ),
         ("--namespace", "--namespace needs a value (string)"),
-        (
-            "--namespace --cleanup",
-            "--namespace needs a value (string)",
-        ),
+        ("--namespace --cleanup", "--namespace needs a value (string)"),
         ("--num-partys 3", "unknown parameter --num-partys"),
-        (
-            "--cleanup=maybe",
-            "--cleanup is a flag: give it alone, or as --cleanup=true|false; got 'maybe'",
-        ),
+        ("--cleanup=maybe", "--cleanup is a flag: give it alone, or as --cleanup=true|false; got 'maybe'"),
         ("--no-cleanup=true", "--no-cleanup=true takes no value"),
-        (
-            "--wait-timeout soon",
-            "--wait-timeout wants a duration like 90s, 5m or 1h30m, got 'soon'",
-        ),
+        ("--wait-timeout soon", "--wait-timeout wants a duration like 90s, 5m or 1h30m, got 'soon'"),
         ("--parties 1,x", "--parties wants integers, got 'x'"),
         ("--set oops", "--set wants NAME=VALUE, got 'oops'"),
         ("stray", "unexpected argument 'stray'"),
@@ -242,10 +165,7 @@ fn bad_input_gets_a_pointed_message() {
 fn unknown_parameters_suggest_the_closest() {
     let specs = specs();
     let (_, errs) = parse_args(&argv("--num-partys 3"), Some(&specs));
-    assert_eq!(
-        errs[0].help.as_deref(),
-        Some("did you mean --num-parties? (--help lists the parameters)")
-    );
+    assert_eq!(errs[0].help.as_deref(), Some("did you mean --num-parties? (--help lists the parameters)"));
     assert_eq!(errs[0].arg, Some(0));
 }
 
@@ -253,37 +173,24 @@ fn unknown_parameters_suggest_the_closest() {
 fn values_file_problems_are_reported() {
     let e = run("", &[], &[("v.yaml", "num_partys: 3\nnum_parties: many\n")]).unwrap_err();
     let msgs: Vec<_> = e.iter().map(|x| x.message.as_str()).collect();
-    assert!(
-        msgs.contains(&"v.yaml: unknown parameter 'num_partys' (did you mean 'num_parties'?)"),
-        "{msgs:?}"
-    );
-    assert!(
-        msgs.contains(&"--num-parties wants an integer, got 'many' (in v.yaml)"),
-        "{msgs:?}"
-    );
+    assert!(msgs.contains(&"v.yaml: unknown parameter 'num_partys' (did you mean 'num_parties'?)"), "{msgs:?}");
+    assert!(msgs.contains(&"--num-parties wants an integer, got 'many' (in v.yaml)"), "{msgs:?}");
 }
 
 #[test]
 fn env_values_are_validated_too() {
     let e = run("", &[("KMSCTL_NUM_PARTIES", "lots")], &[]).unwrap_err();
-    assert_eq!(
-        e[0].message,
-        "--num-parties wants an integer, got 'lots' (from $KMSCTL_NUM_PARTIES)"
-    );
+    assert_eq!(e[0].message, "--num-parties wants an integer, got 'lots' (from $KMSCTL_NUM_PARTIES)");
 }
 
 #[test]
 fn required_parameters_must_be_given() {
-    let decl: Dynamic = Engine::new()
-        .eval(r#"[#{ name: "core_tag", required: true, doc: "Core image tag" }]"#)
-        .unwrap();
+    let decl: Dynamic =
+        Engine::new().eval(r#"[#{ name: "core_tag", required: true, doc: "Core image tag" }]"#).unwrap();
     let specs = parse_specs(&decl).unwrap();
     let (ra, _) = parse_args(&[], Some(&specs));
     let e = resolve(&specs, &ra, &|_| None, &[]).unwrap_err();
-    assert_eq!(
-        e[0].message,
-        "missing required parameter --core-tag (string: Core image tag)"
-    );
+    assert_eq!(e[0].message, "missing required parameter --core-tag (string: Core image tag)");
 }
 
 #[test]
@@ -297,10 +204,7 @@ fn run_options_mix_with_parameters_in_any_order() {
     );
     assert!(errs.is_empty(), "{errs:?}");
     assert_eq!(ra.timeout.as_ref().map(|t| t.0.as_str()), Some("10m"));
-    assert_eq!(
-        ra.values.iter().map(|v| v.0.as_str()).collect::<Vec<_>>(),
-        ["a.yaml", "b.yaml"]
-    );
+    assert_eq!(ra.values.iter().map(|v| v.0.as_str()).collect::<Vec<_>>(), ["a.yaml", "b.yaml"]);
     assert_eq!(ra.output.as_ref().map(|t| t.0.as_str()), Some("json"));
     assert_eq!(ra.context.as_deref(), Some("kind-x"));
     assert_eq!(ra.artifacts.as_deref(), Some("out"));
@@ -327,11 +231,7 @@ fn declarations_are_checked() {
         #{ name: "u" }, #{ name: "u" },
     ]"#;
     let decl: Dynamic = Engine::new().eval(bad).unwrap();
-    let msgs: Vec<String> = parse_specs(&decl)
-        .unwrap_err()
-        .into_iter()
-        .map(|e| e.message)
-        .collect();
+    let msgs: Vec<String> = parse_specs(&decl).unwrap_err().into_iter().map(|e| e.message).collect();
     let want = [
         "parameter 'Bad-Name': name must be snake_case like num_parties",
         "parameter 'x': unknown type 'float'; use one of string, int, bool, duration, list, int_list, enum",

@@ -26,19 +26,17 @@ impl HumanStyle {
     /// Live on an interactive stderr outside CI, plain otherwise.
     pub fn detect() -> Self {
         let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false");
-        if !ci && console::Term::stderr().is_term() {
-            Self::Live
-        } else {
-            Self::Plain
-        }
+        if !ci && console::Term::stderr().is_term() { Self::Live } else { Self::Plain }
     }
 }
 
 struct StepView {
     name: String,
     depth: usize,
-    label: Option<String>,
     bar: Option<ProgressBar>,
+    /// Plain mode: the last progress line printed and when, to print changes only, and at
+    /// most every few seconds.
+    last_progress: Option<(String, std::time::Instant)>,
 }
 
 /// The human sink.
@@ -79,9 +77,7 @@ impl Human {
     }
 
     fn depth_of(steps: &HashMap<u64, StepView>, id: Option<u64>) -> usize {
-        id.and_then(|i| steps.get(&i))
-            .map(|s| s.depth + 1)
-            .unwrap_or(0)
+        id.and_then(|i| steps.get(&i)).map(|s| s.depth + 1).unwrap_or(0)
     }
 
     fn summary(&self, steps: &[StepRecord], outcome: Outcome, total_ms: u64) {
@@ -97,42 +93,20 @@ impl Human {
             }
             d
         };
-        let shown: Vec<(usize, &StepRecord)> = steps
-            .iter()
-            .map(|s| (depth(s), s))
-            .filter(|(d, _)| *d <= 1)
-            .collect();
-        let width = shown
-            .iter()
-            .map(|(d, s)| d * 2 + s.name.chars().count())
-            .max()
-            .unwrap_or(0);
+        let shown: Vec<(usize, &StepRecord)> = steps.iter().map(|s| (depth(s), s)).filter(|(d, _)| *d <= 1).collect();
+        let width = shown.iter().map(|(d, s)| d * 2 + s.name.chars().count()).max().unwrap_or(0);
         let head = match outcome {
             Outcome::Ok => style("Summary").green().bold(),
             Outcome::Failed => style("Summary").red().bold(),
             Outcome::Cancelled => style("Summary").yellow().bold(),
         };
-        self.line(&format!(
-            "\n{head} ({})",
-            duration::format(Duration::from_millis(total_ms))
-        ));
+        self.line(&format!("\n{head} ({})", duration::format(Duration::from_millis(total_ms))));
         for (d, s) in shown {
             let indent = "  ".repeat(d);
             let pad = width - d * 2;
-            let dur = s
-                .duration_ms
-                .map(|m| duration::format(Duration::from_millis(m)))
-                .unwrap_or_default();
-            let err = s
-                .error
-                .as_deref()
-                .map(|e| format!("  {}", first_line(e)))
-                .unwrap_or_default();
-            self.line(&format!(
-                "  {indent}{} {:<pad$}  {dur:>8}{err}",
-                mark(s.outcome),
-                s.name
-            ));
+            let dur = s.duration_ms.map(|m| duration::format(Duration::from_millis(m))).unwrap_or_default();
+            let err = s.error.as_deref().map(|e| format!("  {}", first_line(e))).unwrap_or_default();
+            self.line(&format!("  {indent}{} {:<pad$}  {dur:>8}{err}", mark(s.outcome), s.name));
         }
     }
 }
@@ -155,22 +129,15 @@ impl Sink for Human {
         let mut steps = self.steps.lock().expect("human lock");
         match &ev.body {
             EventBody::RunStarted { .. } => {}
-            EventBody::StepStarted {
-                id,
-                parent,
-                name,
-                label,
-            } => {
+            EventBody::StepStarted { id, parent, name, .. } => {
                 let depth = Self::depth_of(&steps, *parent);
                 let indent = "  ".repeat(depth);
                 let bar = match self.style {
                     HumanStyle::Live => {
                         let pb = self.mp.add(ProgressBar::new_spinner());
                         pb.set_style(
-                            ProgressStyle::with_template(
-                                "{prefix}{spinner:.cyan} {msg} {elapsed:.dim}",
-                            )
-                            .expect("valid template"),
+                            ProgressStyle::with_template("{prefix}{spinner:.cyan} {msg} {elapsed:.dim}")
+                                .expect("valid template"),
                         );
                         pb.set_prefix(indent);
                         pb.set_message(name.clone());
@@ -185,23 +152,9 @@ impl Sink for Human {
                         None
                     }
                 };
-                steps.insert(
-                    *id,
-                    StepView {
-                        name: name.clone(),
-                        depth,
-                        label: label.clone(),
-                        bar,
-                    },
-                );
+                steps.insert(*id, StepView { name: name.clone(), depth, bar, last_progress: None });
             }
-            EventBody::StepFinished {
-                id,
-                outcome,
-                duration_ms,
-                error,
-                ..
-            } => {
+            EventBody::StepFinished { id, outcome, duration_ms, error, .. } => {
                 let Some(view) = steps.get_mut(id) else {
                     return;
                 };
@@ -214,7 +167,6 @@ impl Sink for Human {
                     (Outcome::Failed, Some(e)) => format!(": {}", style(first_line(e)).red()),
                     _ => String::new(),
                 };
-                let _ = &view.label;
                 self.line(&format!(
                     "{}{} {} {}{err}",
                     "  ".repeat(view.depth),
@@ -226,20 +178,13 @@ impl Sink for Human {
                     self.line("::endgroup::");
                 }
             }
-            EventBody::Log {
-                level,
-                message,
-                step,
-                label,
-            } => {
+            EventBody::Log { level, message, step, label } => {
                 if *level == Level::Debug && !self.verbose {
                     return;
                 }
                 let indent = "  ".repeat(Self::depth_of(&steps, *step));
-                let prefix = label
-                    .as_deref()
-                    .map(|l| format!("{} ", style(format!("[{l}]")).dim()))
-                    .unwrap_or_default();
+                let prefix =
+                    label.as_deref().map(|l| format!("{} ", style(format!("[{l}]")).dim())).unwrap_or_default();
                 let tag = match level {
                     Level::Debug => format!("{} ", style("debug:").dim()),
                     Level::Info => String::new(),
@@ -258,17 +203,28 @@ impl Sink for Human {
                     self.line(&format!("::warning::{}", message.replace('\n', "%0A")));
                 }
             }
+            EventBody::Progress { step, message } => {
+                let Some(view) = step.and_then(|s| steps.get_mut(&s)) else { return };
+                match &view.bar {
+                    Some(pb) => pb.set_message(format!("{} {}", view.name, style(format!("— {message}")).dim())),
+                    None => {
+                        let due = view
+                            .last_progress
+                            .as_ref()
+                            .is_none_or(|(m, t)| m != message && t.elapsed() >= Duration::from_secs(3));
+                        if due {
+                            self.line(&format!("{}  {} {message}", "  ".repeat(view.depth), style("…").dim()));
+                            view.last_progress = Some((message.clone(), std::time::Instant::now()));
+                        }
+                    }
+                }
+            }
             EventBody::Error { message, .. } => {
                 if self.github {
                     self.line(&format!("::error::{}", message.replace('\n', "%0A")));
                 }
             }
-            EventBody::RunFinished {
-                outcome,
-                duration_ms,
-                steps: records,
-                ..
-            } => {
+            EventBody::RunFinished { outcome, duration_ms, steps: records, .. } => {
                 drop(steps);
                 self.summary(records, *outcome, *duration_ms);
             }

@@ -1,0 +1,173 @@
+//! Connecting to a cluster: kubeconfig, context selection, context guards, discovery.
+
+use crate::error::K8sError;
+use kube::Client;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::discovery::{ApiCapabilities, ApiResource, Discovery};
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+/// How to connect.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ConnectOptions {
+    /// A kubeconfig file; default `$KUBECONFIG`, then `~/.kube/config`.
+    pub kubeconfig: Option<PathBuf>,
+    /// The context; default the kubeconfig's current context.
+    pub context: Option<String>,
+}
+
+/// A connected cluster. Cheap to clone.
+#[derive(Clone)]
+pub struct Cluster(Arc<Inner>);
+
+struct Inner {
+    client: Client,
+    context: String,
+    server: String,
+    discovery: RwLock<Option<Arc<Discovery>>>,
+}
+
+impl Cluster {
+    /// Connect with a kubeconfig and check the API server answers.
+    pub async fn connect(opts: &ConnectOptions) -> Result<Self, K8sError> {
+        let kc = match &opts.kubeconfig {
+            Some(p) => Kubeconfig::read_from(p).map_err(|e| K8sError::Config(format!("{}: {e}", p.display())))?,
+            None => Kubeconfig::read().map_err(|e| {
+                K8sError::Config(format!("cannot read a kubeconfig ($KUBECONFIG or ~/.kube/config): {e}"))
+            })?,
+        };
+        let context = match &opts.context {
+            Some(c) => c.clone(),
+            None => kc.current_context.clone().ok_or_else(|| {
+                K8sError::Config(
+                    "the kubeconfig has no current context; pass --context or #{ context: \"...\" }".into(),
+                )
+            })?,
+        };
+        if !kc.contexts.iter().any(|c| c.name == context) {
+            let names: Vec<&str> = kc.contexts.iter().map(|c| c.name.as_str()).collect();
+            return Err(K8sError::Config(format!(
+                "context '{context}' is not in the kubeconfig; it has: {}",
+                if names.is_empty() { "no contexts".to_string() } else { names.join(", ") }
+            )));
+        }
+        let options = KubeConfigOptions { context: Some(context.clone()), ..Default::default() };
+        let config = kube::Config::from_custom_kubeconfig(kc, &options)
+            .await
+            .map_err(|e| K8sError::Config(format!("context '{context}': {e}")))?;
+        Self::from_config(config, context).await
+    }
+
+    /// Connect with a ready-made client configuration (EKS builds one in-process).
+    pub async fn from_config(config: kube::Config, context: String) -> Result<Self, K8sError> {
+        let server = config.cluster_url.to_string();
+        let client = Client::try_from(config).map_err(|e| K8sError::Config(format!("context '{context}': {e}")))?;
+        client
+            .apiserver_version()
+            .await
+            .map_err(|e| K8sError::from_kube(&format!("context '{context}' ({server})"), e))?;
+        Ok(Self(Arc::new(Inner { client, context, server, discovery: RwLock::new(None) })))
+    }
+
+    /// The kube client.
+    pub fn client(&self) -> &Client {
+        &self.0.client
+    }
+
+    /// The context name.
+    pub fn context(&self) -> &str {
+        &self.0.context
+    }
+
+    /// The API server URL.
+    pub fn server(&self) -> &str {
+        &self.0.server
+    }
+
+    /// The default namespace of the context.
+    pub fn default_namespace(&self) -> &str {
+        self.0.client.default_namespace()
+    }
+
+    /// Fail unless the context name matches one of `patterns` (`*` and `?` wildcards), so a
+    /// playbook for kind cannot touch a production cluster by accident.
+    pub fn require_context(&self, patterns: &[String]) -> Result<(), K8sError> {
+        if patterns.iter().any(|p| glob(p, &self.0.context)) {
+            return Ok(());
+        }
+        Err(K8sError::Usage(format!(
+            "refusing to run against context '{}': this playbook only runs against contexts matching {}",
+            self.0.context,
+            patterns.join(", ")
+        )))
+    }
+
+    /// Find the API resource for `apiVersion` + `kind`, running discovery once (and again when
+    /// the kind is unknown, e.g. right after its CRD was installed).
+    pub async fn resolve(&self, api_version: &str, kind: &str) -> Result<(ApiResource, ApiCapabilities), K8sError> {
+        let (group, version) = match api_version.split_once('/') {
+            Some((g, v)) => (g, v),
+            None => ("", api_version),
+        };
+        let gvk = kube::api::GroupVersionKind::gvk(group, version, kind);
+        if let Some(d) = self.0.discovery.read().expect("discovery lock").clone()
+            && let Some(found) = d.resolve_gvk(&gvk)
+        {
+            return Ok(found);
+        }
+        let d = self.refresh_discovery().await?;
+        d.resolve_gvk(&gvk).ok_or_else(|| {
+            K8sError::NotFound(format!("the cluster does not serve {kind} in {api_version} (is its CRD installed?)"))
+        })
+    }
+
+    /// Run discovery again.
+    pub async fn refresh_discovery(&self) -> Result<Arc<Discovery>, K8sError> {
+        let d = match Discovery::new(self.0.client.clone()).run_aggregated().await {
+            Ok(d) => d,
+            Err(_) => Discovery::new(self.0.client.clone())
+                .run()
+                .await
+                .map_err(|e| K8sError::from_kube("API discovery", e))?,
+        };
+        let d = Arc::new(d);
+        *self.0.discovery.write().expect("discovery lock") = Some(d.clone());
+        Ok(d)
+    }
+
+    /// Forget discovery results (after installing CRDs).
+    pub fn invalidate_discovery(&self) {
+        *self.0.discovery.write().expect("discovery lock") = None;
+    }
+}
+
+/// Shell-style wildcard match: `*` any run, `?` one character.
+pub fn glob(pattern: &str, text: &str) -> bool {
+    fn m(p: &[char], t: &[char]) -> bool {
+        match (p.first(), t.first()) {
+            (None, None) => true,
+            (Some('*'), _) => m(&p[1..], t) || (!t.is_empty() && m(p, &t[1..])),
+            (Some('?'), Some(_)) => m(&p[1..], &t[1..]),
+            (Some(a), Some(b)) if a == b => m(&p[1..], &t[1..]),
+            _ => false,
+        }
+    }
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    m(&p, &t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob;
+
+    #[test]
+    fn context_globs() {
+        assert!(glob("kind-*", "kind-kms-test"));
+        assert!(glob("*", "anything"));
+        assert!(glob("arn:aws:eks:*:cluster/kms-ci", "arn:aws:eks:eu-west-1:123:cluster/kms-ci"));
+        assert!(glob("kind-?", "kind-a"));
+        assert!(!glob("kind-*", "prod-eks"));
+        assert!(!glob("kind-?", "kind-ab"));
+    }
+}
