@@ -4,7 +4,10 @@
 //! environment (`scripts/testenv/testenv.sh up`) get it from `testenv`; under
 //! `TESTENV_REQUIRED=1` (CI) a missing environment fails them instead of skipping.
 
+mod aws;
 mod cli;
 mod cluster;
 mod harness;
+mod k8s;
 mod testenv;
+mod tools;

@@ -24,6 +24,7 @@ struct Inner {
     client: Client,
     context: String,
     server: String,
+    kubeconfig: Option<PathBuf>,
     discovery: RwLock<Option<Arc<Discovery>>>,
 }
 
@@ -55,18 +56,24 @@ impl Cluster {
         let config = kube::Config::from_custom_kubeconfig(kc, &options)
             .await
             .map_err(|e| K8sError::Config(format!("context '{context}': {e}")))?;
-        Self::from_config(config, context).await
+        let kubeconfig = opts.kubeconfig.clone().or_else(|| std::env::var_os("KUBECONFIG").map(PathBuf::from));
+        Self::from_config(config, context, kubeconfig).await
     }
 
     /// Connect with a ready-made client configuration (EKS builds one in-process).
-    pub async fn from_config(config: kube::Config, context: String) -> Result<Self, K8sError> {
+    /// `kubeconfig` is a file with the same context, for tools that need one (helm, kubectl).
+    pub async fn from_config(
+        config: kube::Config,
+        context: String,
+        kubeconfig: Option<PathBuf>,
+    ) -> Result<Self, K8sError> {
         let server = config.cluster_url.to_string();
         let client = Client::try_from(config).map_err(|e| K8sError::Config(format!("context '{context}': {e}")))?;
         client
             .apiserver_version()
             .await
             .map_err(|e| K8sError::from_kube(&format!("context '{context}' ({server})"), e))?;
-        Ok(Self(Arc::new(Inner { client, context, server, discovery: RwLock::new(None) })))
+        Ok(Self(Arc::new(Inner { client, context, server, kubeconfig, discovery: RwLock::new(None) })))
     }
 
     /// The kube client.
@@ -82,6 +89,12 @@ impl Cluster {
     /// The API server URL.
     pub fn server(&self) -> &str {
         &self.0.server
+    }
+
+    /// The kubeconfig file holding this context (`None`: the default `~/.kube/config`), for
+    /// external tools that must reach the same cluster.
+    pub fn kubeconfig(&self) -> Option<&std::path::Path> {
+        self.0.kubeconfig.as_deref()
     }
 
     /// The default namespace of the context.

@@ -38,6 +38,18 @@ pub struct ClusterHandle {
     ctx: HostCtx,
 }
 
+impl ClusterHandle {
+    /// A handle for a cluster connected elsewhere (EKS).
+    pub fn new(cluster: Cluster, ctx: HostCtx) -> Self {
+        Self { cluster, ctx }
+    }
+
+    /// The cluster.
+    pub fn cluster(&self) -> &Cluster {
+        &self.cluster
+    }
+}
+
 /// A running port-forward, as scripts hold it.
 #[derive(Clone)]
 pub struct PortForwardHandle {
