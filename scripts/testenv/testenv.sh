@@ -203,7 +203,9 @@ options:
   etcdVersion: $TESTENV_ETCD_VERSION
   cacheDir: $TESTENV_DIR/kwok/cache
   # Stage objects are CRs, so tests can add stages at run time; up applies the baseline.
-  enableCRDs: [Stage]
+  # kwok has no containers: logs, exec and port-forward are served from these CRs, which tests
+  # create at run time too (log files, local commands, local TCP targets on 127.0.0.1).
+  enableCRDs: [Stage, ClusterLogs, Logs, ClusterExec, Exec, ClusterPortForward, PortForward]
   # Local, version-stamped binaries (a path, not a URL, is used as is).
   kubeApiserverBinary: $K8S_BIN/kube-apiserver
   kubeControllerManagerBinary: $K8S_BIN/kube-controller-manager
@@ -390,7 +392,8 @@ cmd_up() {
   [[ "$api" == https://127.0.0.1:* ]] || die "unexpected apiserver address '$api'"
 
   step readyz until_ok 120 "kube-apiserver /readyz" kc get --raw /readyz
-  step stage-crd until_ok 60 "the Stage CRD" kc wait --for condition=Established --timeout 5s crd/stages.kwok.x-k8s.io
+  step kwok-crds until_ok 60 "kwok's CRDs" kc wait --for condition=Established --timeout 5s \
+    crd/{stages,clusterlogs,logs,clusterexecs,execs,clusterportforwards,portforwards}.kwok.x-k8s.io
   step stages kc apply -f "$HERE/stages.yaml" >/dev/null
   step nodes apply_nodes
   step nodes-ready kc wait --for condition=Ready node --all --timeout 120s >/dev/null

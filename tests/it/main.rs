@@ -8,6 +8,8 @@ mod aws;
 mod cli;
 mod cluster;
 mod harness;
+mod helm;
 mod k8s;
+mod playbooks;
 mod testenv;
 mod tools;

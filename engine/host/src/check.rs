@@ -189,13 +189,32 @@ pub fn lint(
                         push(pos, msg, help);
                     }
                 }
-                Some(Call::Method(x, pos))
-                    if strictness == Strictness::Check
-                        && local.arities(&x.name).is_none()
-                        && global.arities(&x.name).is_none() =>
-                {
-                    let help = global.suggest(&x.name).map(|s| format!("did you mean .{s}()?"));
-                    push(pos, format!("unknown method .{}()", x.name), help);
+                Some(Call::Method(x, pos)) if strictness == Strictness::Check => {
+                    // A native method takes the object as its first argument; a script function
+                    // called as a method binds it to `this` instead.
+                    let n = x.args.len();
+                    if local.has(&x.name, n) && global.has(&x.name, n + 1) {
+                        push(
+                            pos,
+                            format!(
+                                ".{}() calls this file's fn {}(), not the native method of the same name",
+                                x.name, x.name
+                            ),
+                            Some(format!("rename fn {}() (Rhai prefers script functions for method calls)", x.name)),
+                        );
+                    } else if !local.has(&x.name, n) && !global.has(&x.name, n + 1) {
+                        match global.arities(&x.name) {
+                            Some(a) => {
+                                let takes: BTreeSet<usize> = a.iter().filter(|k| **k > 0).map(|k| k - 1).collect();
+                                push(pos, format!(".{}() takes {} argument(s), not {n}", x.name, join(&takes)), None);
+                            }
+                            None if local.arities(&x.name).is_none() => {
+                                let help = global.suggest(&x.name).map(|s| format!("did you mean .{s}()?"));
+                                push(pos, format!("unknown method .{}()", x.name), help);
+                            }
+                            None => {}
+                        }
+                    }
                 }
                 Some(Call::Param(name, pos)) => {
                     if let Some(declared) = &declared

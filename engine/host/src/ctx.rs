@@ -178,6 +178,39 @@ impl HostCtx {
         }
     }
 
+    /// Like [`HostCtx::block_on`], but the future is handed the calling thread's cancellation
+    /// scope and is NOT dropped when it is cancelled: it must watch the scope itself and wind
+    /// down cleanly (stop a child gracefully, recover state). A cancellation is still reported
+    /// as the uncatchable termination once it returns.
+    pub fn block_on_graceful<T, E, F>(&self, make: impl FnOnce(CancelScope) -> F) -> Result<T, Box<EvalAltResult>>
+    where
+        F: Future<Output = Result<T, E>>,
+        E: HostFailure,
+    {
+        let scope = self.scope();
+        if scope.is_cancelled() {
+            return Err(terminated(&scope));
+        }
+        if IN_BLOCK_ON.with(|b| b.replace(true)) {
+            return Err(crate::error::usage_err(
+                "this function cannot be called here: it would block inside another native call (e.g. a wait predicate)",
+            ));
+        }
+        struct Reset;
+        impl Drop for Reset {
+            fn drop(&mut self) {
+                IN_BLOCK_ON.with(|b| b.set(false));
+            }
+        }
+        let _reset = Reset;
+        let _enter = self.0.rt.enter();
+        let out = self.0.rt.block_on(make(scope.clone()));
+        if scope.is_cancelled() {
+            return Err(terminated(&scope));
+        }
+        out.map_err(|e| to_rhai(&e))
+    }
+
     /// Sleep, cancellably.
     pub fn sleep(&self, d: Duration) -> Result<(), Box<EvalAltResult>> {
         self.block_on(async move {

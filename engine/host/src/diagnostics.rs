@@ -88,6 +88,12 @@ impl CompileError {
         };
         match self {
             Self::Io { .. } | Self::ImportCycle { .. } => ScriptDiag::new("kmsctl::compile", msg),
+            Self::Parse { source_name, pos, message } if message.starts_with("Undefined variable") => {
+                at(source_name, *pos, "here").help(
+                    "functions see only their arguments: pass the value in, read a module constant as global::NAME, \
+                     or a parameter as param::name",
+                )
+            }
             Self::Parse { source_name, pos, .. } => at(source_name, *pos, "here"),
             Self::UnknownModule { source_name, pos, help, .. } => {
                 at(source_name, *pos, "imported here").help(help.clone())

@@ -133,6 +133,7 @@ pub fn build(ctx: &HostCtx, limits: &Limits, natives: &[Box<dyn NativeModule>]) 
         });
 
     let natives = natives.iter().map(|m| (m.name().to_string(), Shared::new(m.build(ctx)))).collect();
+    e.register_global_module(crate::modules::type_names_module().into());
     Built { engine: e, natives }
 }
 

@@ -374,7 +374,7 @@ fn execute(
             Ended::Finished(r) => return r,
             Ended::Signal => {
                 ctx.log(Level::Warn, "interrupted: stopping (press Ctrl-C again to stop at once)");
-                (CancelReason::Interrupted, Duration::from_millis(1200))
+                (CancelReason::Interrupted, Duration::from_millis(1500))
             }
             Ended::Deadline => {
                 ctx.log(

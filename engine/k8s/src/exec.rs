@@ -17,7 +17,8 @@ pub struct ExecOutput {
     pub stderr: String,
 }
 
-/// Run `command` (no shell unless you call one) in `pod`, feeding `stdin` when given.
+/// Run `command` (no shell unless you call one) in `pod`'s `container` (default: the pod's
+/// default container, see [`crate::logs::container_or_default`]), feeding `stdin` when given.
 pub async fn exec(
     cluster: &Cluster,
     namespace: &str,
@@ -28,7 +29,7 @@ pub async fn exec(
 ) -> Result<ExecOutput, K8sError> {
     let api: Api<Pod> = Api::namespaced(cluster.client().clone(), namespace);
     let mut ap = AttachParams::default().stdout(true).stderr(true).stdin(stdin.is_some());
-    if let Some(c) = container {
+    if let Some(c) = crate::logs::container_or_default(&api, namespace, pod, container).await? {
         ap = ap.container(c);
     }
     let what = format!("exec in pod {namespace}/{pod}");

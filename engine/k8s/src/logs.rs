@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 /// Which logs.
 #[derive(Clone, Debug, Default)]
 pub struct LogOptions {
-    /// Container (default: the pod's only or first container).
+    /// Container (default: the pod's default container, see [`container_or_default`]).
     pub container: Option<String>,
     /// The previous (crashed) container's logs.
     pub previous: bool,
@@ -24,14 +24,33 @@ pub struct LogOptions {
 /// One container's logs.
 pub async fn logs(cluster: &Cluster, namespace: &str, pod: &str, opts: &LogOptions) -> Result<String, K8sError> {
     let api: Api<Pod> = Api::namespaced(cluster.client().clone(), namespace);
+    let container = container_or_default(&api, namespace, pod, opts.container.as_deref()).await?;
     let lp = LogParams {
-        container: opts.container.clone(),
+        container,
         previous: opts.previous,
         tail_lines: opts.tail,
         since_seconds: opts.since_seconds,
         ..Default::default()
     };
     api.logs(pod, &lp).await.map_err(|e| K8sError::from_kube(&format!("logs of pod {namespace}/{pod}"), e))
+}
+
+/// The container to use: the one asked for, else the pod's default as kubectl picks it (the
+/// `kubectl.kubernetes.io/default-container` annotation, else the first container). The API
+/// server itself refuses logs and exec without a container name when a pod has several.
+pub async fn container_or_default(
+    api: &Api<Pod>,
+    namespace: &str,
+    pod: &str,
+    container: Option<&str>,
+) -> Result<Option<String>, K8sError> {
+    if let Some(c) = container {
+        return Ok(Some(c.to_string()));
+    }
+    let p = api.get(pod).await.map_err(|e| K8sError::from_kube(&format!("get pod {namespace}/{pod}"), e))?;
+    let annotated = p.metadata.annotations.as_ref().and_then(|a| a.get("kubectl.kubernetes.io/default-container"));
+    let first = p.spec.as_ref().and_then(|s| s.containers.first()).map(|c| &c.name);
+    Ok(annotated.or(first).cloned())
 }
 
 /// A log file written by [`collect`].

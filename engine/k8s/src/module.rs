@@ -221,21 +221,32 @@ impl ClusterHandle {
     fn targets(&self, v: &Dynamic) -> R<Vec<Target>> {
         let items: Vec<Dynamic> =
             if v.is_array() { v.read_lock::<Array>().expect("array").clone() } else { vec![v.clone()] };
-        let mut out = Vec::new();
+        let mut json = Vec::new();
         for item in items {
-            let Some(m) = item.read_lock::<Map>().map(|m| m.clone()) else {
+            if !item.is_map() {
                 return Err(usage_err(format!(
                     "k8s wait: a target is an object, #{{kind, name}} or #{{kind, selector}}, got {}",
                     item.type_name()
                 )));
-            };
-            let json = to_json(&Dynamic::from_map(m.clone()), Reveal::Mask).map_err(usage_err)?;
-            let kind = str_at(&json, &["kind"])
+            }
+            json.push(to_json(&item, Reveal::Mask).map_err(usage_err)?);
+        }
+        self.targets_json(&json, None)
+    }
+
+    /// Targets from objects or references given as JSON; `default_namespace` applies to
+    /// namespaced kinds that name none (a Helm release's namespace).
+    fn targets_json(&self, items: &[Value], default_namespace: Option<&str>) -> R<Vec<Target>> {
+        let mut out = Vec::new();
+        for json in items {
+            let kind = str_at(json, &["kind"])
                 .map(str::to_string)
                 .ok_or_else(|| usage_err("k8s wait: a target needs a kind"))?;
-            let api_version = str_at(&json, &["apiVersion"]).or(str_at(&json, &["api_version"])).map(str::to_string);
-            let namespace =
-                str_at(&json, &["metadata", "namespace"]).or(str_at(&json, &["namespace"])).map(str::to_string);
+            let api_version = str_at(json, &["apiVersion"]).or(str_at(json, &["api_version"])).map(str::to_string);
+            let namespace = str_at(json, &["metadata", "namespace"])
+                .or(str_at(json, &["namespace"]))
+                .or(default_namespace)
+                .map(str::to_string);
             let sel = Selector { api_version, kind: kind.clone(), namespace, ..Default::default() };
             let cluster = self.cluster.clone();
             let (api_version, namespace) = self.ctx.block_on(async move {
@@ -247,12 +258,12 @@ impl ClusterHandle {
                 };
                 Ok::<_, K8sError>((ar.api_version, ns))
             })?;
-            if let Some(selector) = str_at(&json, &["selector"]) {
+            if let Some(selector) = str_at(json, &["selector"]) {
                 let min = json.get("min").and_then(Value::as_u64).unwrap_or(1) as usize;
                 out.push(Target::Selector { api_version, kind, namespace, selector: selector.to_string(), min });
             } else {
-                let name = str_at(&json, &["metadata", "name"])
-                    .or(str_at(&json, &["name"]))
+                let name = str_at(json, &["metadata", "name"])
+                    .or(str_at(json, &["name"]))
                     .ok_or_else(|| usage_err(format!("k8s wait: the {kind} target has no name (or selector)")))?;
                 out.push(Target::Object(ObjRef { api_version, kind, namespace, name: name.to_string() }));
             }
@@ -260,8 +271,15 @@ impl ClusterHandle {
         Ok(out)
     }
 
+    /// Wait until `objects` (JSON manifests or references) are ready, as a step with live
+    /// progress and a failure report: what `helm::upgrade` uses for a release's objects.
+    pub fn wait_values(&self, objects: &[Value], default_namespace: Option<&str>, wo: WaitOptions) -> R<Vec<Value>> {
+        let targets = self.targets_json(objects, default_namespace)?;
+        self.wait_targets(targets, wo, None, true)
+    }
+
     /// Wait as a step with live progress; on failure write the failure report.
-    fn wait_targets(
+    pub fn wait_targets(
         &self,
         targets: Vec<Target>,
         wo: WaitOptions,
@@ -621,6 +639,18 @@ impl NativeModule for K8s {
                 let v = c
                     .ctx
                     .block_on(async move { objects::recreate_namespace(&cluster, &name2, &labels, timeout).await })?;
+                Ok(to_script(&c.ctx, v))
+            },
+        );
+        b.method(
+            "recreate_namespace",
+            &["cluster: Cluster", "name: string", "map"],
+            "Delete the namespace (waiting up to 2m until gone), then create it.",
+            |c: &mut ClusterHandle, name: &str| -> R<Dynamic> {
+                let (cluster, name2) = (c.cluster.clone(), name.to_string());
+                let v = c.ctx.block_on(async move {
+                    objects::recreate_namespace(&cluster, &name2, &BTreeMap::new(), Duration::from_secs(120)).await
+                })?;
                 Ok(to_script(&c.ctx, v))
             },
         );

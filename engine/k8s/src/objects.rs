@@ -212,12 +212,23 @@ fn namespace_conditions(o: &Value) -> String {
         .unwrap_or_default()
 }
 
-/// Create the namespace (with labels) if missing; returns it.
+/// Create the namespace (with labels) if missing; returns it. An existing namespace is left as
+/// it is, but for `labels` it lacks, which are added. (Not a server-side apply: that would
+/// remove the labels an earlier apply by kmsctl set and this call does not repeat.)
 pub async fn ensure_namespace(
     cluster: &Cluster,
     name: &str,
     labels: &BTreeMap<String, String>,
 ) -> Result<Value, K8sError> {
+    let sel = Selector { kind: "Namespace".into(), ..Default::default() };
+    if let Some(existing) = get(cluster, &sel, name).await? {
+        let current = at(&existing, &["metadata", "labels"]).and_then(Value::as_object);
+        if labels.iter().all(|(k, v)| current.and_then(|c| c.get(k)).and_then(Value::as_str) == Some(v.as_str())) {
+            return Ok(existing);
+        }
+        let body = json!({ "metadata": { "labels": labels } });
+        return patch(cluster, &sel, name, body, PatchKind::Merge, "kmsctl").await;
+    }
     let doc = json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": name, "labels": labels } });
     let opts = ApplyOptions { labels: labels.clone(), ..Default::default() };
     Ok(apply::apply(cluster, vec![doc], &opts).await?.remove(0))

@@ -10,8 +10,13 @@ use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::{Api, ListParams};
 use serde_json::Value;
 use std::net::SocketAddr;
+use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+
+/// How long the readiness check listens for the node refusing the forward (it answers within a
+/// round trip; silence means it connected).
+const CHECK_GRACE: Duration = Duration::from_millis(500);
 
 /// What to forward to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -84,15 +89,20 @@ impl Forward {
 pub async fn start(cluster: &Cluster, spec: ForwardSpec) -> Result<Forward, K8sError> {
     let (pod, port) = resolve(cluster, &spec).await?;
     let pods: Api<Pod> = Api::namespaced(cluster.client().clone(), &spec.namespace);
-    // Readiness check: the API server and the node agree to forward this port.
-    let mut pf = pods
-        .portforward(&pod, &[port])
-        .await
-        .map_err(|e| K8sError::from_kube(&format!("port-forward to pod {}/{pod}:{port}", spec.namespace), e))?;
-    if pf.take_stream(port).is_none() {
-        return Err(K8sError::Unreachable(format!("port-forward to pod {}/{pod}:{port}: no stream", spec.namespace)));
-    }
+    // Readiness check: the API server and the node agree to forward this port, and the node
+    // reaches it. A node that cannot connect to the pod's port says so at once on the port's
+    // error channel; one that connected stays silent.
+    let what = format!("port-forward to pod {}/{pod}:{port}", spec.namespace);
+    let mut pf = pods.portforward(&pod, &[port]).await.map_err(|e| K8sError::from_kube(&what, e))?;
+    let (Some(stream), Some(error)) = (pf.take_stream(port), pf.take_error(port)) else {
+        return Err(K8sError::Unreachable(format!("{what}: no stream")));
+    };
+    let refused = tokio::time::timeout(CHECK_GRACE, error).await;
+    drop(stream);
     pf.abort();
+    if let Ok(Some(message)) = refused {
+        return Err(K8sError::Unreachable(format!("{what}: {}", message.trim())));
+    }
     let listener = TcpListener::bind(("127.0.0.1", spec.local_port))
         .await
         .map_err(|e| K8sError::Usage(format!("cannot listen on 127.0.0.1:{}: {e}", spec.local_port)))?;

@@ -53,6 +53,11 @@ enum Cmd {
     },
     /// Print the version.
     Version,
+    /// EKS helpers.
+    Eks {
+        #[command(subcommand)]
+        cmd: EksCmd,
+    },
     /// Print shell completions.
     Completions {
         /// The shell.
@@ -60,8 +65,27 @@ enum Cmd {
     },
 }
 
+#[derive(Subcommand)]
+enum EksCmd {
+    /// Print an EKS bearer token as a kubeconfig exec credential (for kubectl and helm):
+    /// `kmsctl eks token --cluster NAME [--region R] [--profile P] [--role-arn ARN]`.
+    #[command(disable_help_flag = true)]
+    Token {
+        /// --cluster NAME [--region R] [--profile P] [--role-arn ARN]
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "ARGS")]
+        args: Vec<String>,
+    },
+}
+
 fn host() -> Host {
-    Host::new(vec![Box::new(kmsctl_k8s::K8s)])
+    Host::new(vec![
+        Box::new(kmsctl_k8s::K8s),
+        Box::new(kmsctl_helm::Helm),
+        Box::new(kmsctl_proc::Proc),
+        Box::new(kmsctl_proc::Kind),
+        Box::new(kmsctl_proc::Docker),
+        Box::new(kmsctl_aws::Aws),
+    ])
 }
 
 /// Run the CLI; returns the process exit code.
@@ -90,6 +114,7 @@ pub fn main() -> i32 {
             };
             host().check(&paths, stdlib_dir.as_deref(), term, quiet)
         }
+        Cmd::Eks { cmd: EksCmd::Token { args } } => return kmsctl_aws::cli::eks_token_main(&args),
         Cmd::Version => {
             println!("kmsctl {}", env!("CARGO_PKG_VERSION"));
             ExitCode::Ok

@@ -72,7 +72,9 @@ fn an_unknown_module_lists_what_exists() {
         .args(["run", "p.rhai", "--stdlib-dir", "stdlib"])
         .run();
     r.code(2);
-    insta::assert_snapshot!(r.stderr_normalized());
+    // The list of native modules grows with the product; the snapshot is about the shape.
+    let re = regex::Regex::new(r"native modules: [a-z0-9,\s]+;").expect("regex");
+    insta::assert_snapshot!(re.replace(&r.stderr_normalized(), "native modules: [list];"));
 }
 
 #[test]

@@ -37,6 +37,20 @@ pub fn core_modules() -> Vec<Box<dyn NativeModule>> {
     ]
 }
 
+/// Display names of native custom types, by Rust type name. Rhai names types in errors from
+/// global modules only, and native modules come through the import resolver.
+static TYPE_NAMES: std::sync::Mutex<std::collections::BTreeMap<&'static str, &'static str>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
+
+/// A module holding only the display names of every native custom type registered so far.
+pub fn type_names_module() -> Module {
+    let mut m = Module::new();
+    for (rust, display) in TYPE_NAMES.lock().expect("type names").iter() {
+        m.set_custom_type_raw(*rust, *display);
+    }
+    m
+}
+
 /// Builds a [`Module`] with documented functions.
 pub struct ModuleBuilder {
     module: Module,
@@ -99,9 +113,10 @@ impl ModuleBuilder {
         self
     }
 
-    /// Register a custom type name.
-    pub fn ty<T: Variant + Clone>(&mut self, name: &str) -> &mut Self {
+    /// Register a custom type name (also used in error messages: `Cluster`, not the Rust path).
+    pub fn ty<T: Variant + Clone>(&mut self, name: &'static str) -> &mut Self {
         self.module.set_custom_type::<T>(name);
+        TYPE_NAMES.lock().expect("type names").insert(std::any::type_name::<T>(), name);
         self
     }
 

@@ -177,6 +177,10 @@ pub async fn wait_with(
     mut predicate: Option<&mut Predicate<'_>>,
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<Vec<Value>, WaitFailure> {
+    // Nothing to wait for (e.g. a Helm release made only of hooks) is done, not "no watch".
+    if targets.is_empty() {
+        return Ok(Vec::new());
+    }
     let start = Instant::now();
     let fail = |message: String| WaitFailure { timeout: false, message, blocking: None, reason: String::new() };
 

@@ -1,0 +1,503 @@
+//! The Rhai adapter: `import "helm" as helm;` then `helm::upgrade(kc, "kms-core-1", chart, #{...})`.
+
+use crate::cli::HelmCli;
+use crate::error::HelmError;
+use crate::ops::{self, Kube, UpgradeSpec};
+use crate::release;
+use crate::values::ValuesFiles;
+use kmsctl_host::error::{to_rhai, usage_err};
+use kmsctl_host::events::Level;
+use kmsctl_host::modules::{ModuleBuilder, NativeModule};
+use kmsctl_host::value::{Reveal, from_json, to_json};
+use kmsctl_host::{HostCtx, duration};
+use kmsctl_k8s::module::ClusterHandle;
+use kmsctl_k8s::readiness::WaitOptions;
+use rhai::{Array, Dynamic, EvalAltResult, INT, Map, Module};
+use serde_json::Value;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+type R<T> = Result<T, Box<EvalAltResult>>;
+
+/// The `helm` native module.
+pub struct Helm;
+
+/// Helm is detected once per run, on first use.
+#[derive(Clone)]
+struct State {
+    ctx: HostCtx,
+    cli: Arc<OnceLock<HelmCli>>,
+}
+
+impl State {
+    fn cli(&self) -> R<HelmCli> {
+        if let Some(c) = self.cli.get() {
+            return Ok(c.clone());
+        }
+        let c = self.ctx.block_on(HelmCli::detect())?;
+        Ok(self.cli.get_or_init(|| c).clone())
+    }
+}
+
+/// Options map with unknown keys refused.
+struct Opts<'a> {
+    map: &'a Map,
+    func: &'static str,
+}
+
+impl<'a> Opts<'a> {
+    fn new(map: &'a Map, func: &'static str, allowed: &[&str]) -> R<Self> {
+        for k in map.keys() {
+            if !allowed.contains(&k.as_str()) {
+                let hint = kmsctl_host::params::suggest(k, allowed.iter().copied())
+                    .map(|s| format!(" (did you mean '{s}'?)"))
+                    .unwrap_or_default();
+                return Err(usage_err(format!(
+                    "{func}: unknown option '{k}'{hint}; options are {}",
+                    allowed.join(", ")
+                )));
+            }
+        }
+        Ok(Self { map, func })
+    }
+    fn get(&self, k: &str) -> Option<&Dynamic> {
+        self.map.get(k).filter(|v| !v.is_unit())
+    }
+    fn str(&self, k: &str) -> R<Option<String>> {
+        self.get(k).map(|v| Ok(kmsctl_host::value::display(v))).transpose()
+    }
+    fn bool(&self, k: &str, d: bool) -> R<bool> {
+        self.get(k)
+            .map(|v| v.as_bool().map_err(|t| usage_err(format!("{}: {k} must be true or false, got {t}", self.func))))
+            .unwrap_or(Ok(d))
+    }
+    fn int(&self, k: &str) -> R<Option<i64>> {
+        self.get(k)
+            .map(|v| v.as_int().map_err(|t| usage_err(format!("{}: {k} must be an integer, got {t}", self.func))))
+            .transpose()
+    }
+    fn duration(&self, k: &str, d: Duration) -> R<Duration> {
+        self.get(k)
+            .map(|v| duration::from_dynamic(v).map_err(|e| usage_err(format!("{}: {k}: {e}", self.func))))
+            .unwrap_or(Ok(d))
+    }
+    /// `values`: a map or an array of maps (later wins), secrets exposed into the files.
+    fn values(&self) -> R<Vec<Value>> {
+        match self.get("values") {
+            None => Ok(Vec::new()),
+            Some(v) if v.is_array() => v
+                .clone()
+                .into_array()
+                .unwrap_or_default()
+                .iter()
+                .map(|m| to_json(m, Reveal::Expose).map_err(usage_err))
+                .collect(),
+            Some(v) => Ok(vec![to_json(v, Reveal::Expose).map_err(usage_err)?]),
+        }
+    }
+    fn paths(&self, k: &str, ctx: &HostCtx) -> R<Vec<PathBuf>> {
+        match self.get(k) {
+            None => Ok(Vec::new()),
+            Some(v) => {
+                let items: Vec<Dynamic> = match v.clone().into_array() {
+                    Ok(a) => a,
+                    Err(_) => vec![v.clone()],
+                };
+                items
+                    .iter()
+                    .map(|p| {
+                        let path = ctx.resolve_path(&p.to_string());
+                        if path.exists() {
+                            Ok(path)
+                        } else {
+                            Err(usage_err(format!("{}: {k}: {} does not exist", self.func, path.display())))
+                        }
+                    })
+                    .collect()
+            }
+        }
+    }
+}
+
+fn kube_of(kc: &ClusterHandle) -> Kube {
+    Kube { kubeconfig: kc.cluster().kubeconfig().map(PathBuf::from), context: Some(kc.cluster().context().to_string()) }
+}
+
+fn namespace(o: &Opts, kc: &ClusterHandle) -> R<String> {
+    Ok(o.str("namespace")?.unwrap_or_else(|| kc.cluster().default_namespace().to_string()))
+}
+
+/// A local chart path resolves against the playbook; `repo/name` and `oci://` pass through.
+fn chart_ref(ctx: &HostCtx, chart: &str) -> String {
+    if chart.starts_with("oci://") || chart.contains("://") {
+        return chart.to_string();
+    }
+    let local = ctx.resolve_path(chart);
+    if local.exists() { local.display().to_string() } else { chart.to_string() }
+}
+
+fn release_info(rel: &Value) -> Map {
+    let mut m = Map::new();
+    let get = |p: &str| rel.pointer(p).cloned().unwrap_or(Value::Null);
+    m.insert("name".into(), from_json(get("/name")));
+    m.insert("namespace".into(), from_json(get("/namespace")));
+    m.insert("revision".into(), (release::revision_of(rel) as INT).into());
+    m.insert("status".into(), release::status_of(rel).to_string().into());
+    m.insert("chart".into(), from_json(get("/chart/metadata/name")));
+    m.insert("chart_version".into(), from_json(get("/chart/metadata/version")));
+    m.insert("app_version".into(), from_json(get("/chart/metadata/appVersion")));
+    m
+}
+
+fn upgrade(st: &State, kc: &ClusterHandle, name: &str, chart: &str, opts: &Map) -> R<Map> {
+    let o = Opts::new(
+        opts,
+        "helm::upgrade",
+        &[
+            "namespace",
+            "version",
+            "values",
+            "values_files",
+            "create_namespace",
+            "timeout",
+            "wait",
+            "rollback_on_failure",
+            "history_max",
+            "reuse_values",
+            "skip_crds",
+            "description",
+        ],
+    )?;
+    let ctx = &st.ctx;
+    let cli = st.cli()?;
+    let ns = namespace(&o, kc)?;
+    let timeout = o.duration("timeout", Duration::from_secs(600))?;
+    let files = ValuesFiles::write(&o.values()?).map_err(|e| to_rhai(&e))?;
+    let mut values_files = o.paths("values_files", ctx)?;
+    values_files.extend(files.paths.iter().cloned());
+    let spec = UpgradeSpec {
+        release: name.to_string(),
+        chart: chart_ref(ctx, chart),
+        namespace: ns.clone(),
+        version: o.str("version")?,
+        values_files,
+        create_namespace: o.bool("create_namespace", true)?,
+        timeout,
+        history_max: o.int("history_max")?.unwrap_or(10).clamp(0, 10_000) as u32,
+        reuse_values: o.bool("reuse_values", false)?,
+        skip_crds: o.bool("skip_crds", false)?,
+        description: o.str("description")?,
+    };
+    let kube = kube_of(kc);
+    let previous = {
+        let (cli, kube, name, ns) = (cli.clone(), kube.clone(), name.to_string(), ns.clone());
+        ctx.block_on_graceful(move |scope| async move {
+            let h = ops::history(&cli, &kube, &name, &ns, &scope).await?;
+            Ok::<_, HelmError>(release::last_deployed(&h))
+        })?
+    };
+    let (rel, recovered) = {
+        let (cli2, kube2, spec) = (cli.clone(), kube.clone(), spec.clone());
+        match ctx.block_on_graceful(move |scope| async move { ops::upgrade(&cli2, &kube2, &spec, &scope).await }) {
+            Ok(r) => r,
+            Err(e) => {
+                // A failed hook Job gets the same failure report as a failed wait.
+                if !kmsctl_host::modules::is_terminated(&e) {
+                    report_failed_hooks(st, kc, &cli, &kube, name, &ns);
+                }
+                return Err(e);
+            }
+        }
+    };
+    drop(files);
+    if let Some(r) = &recovered {
+        ctx.log(Level::Warn, r.clone());
+    }
+    let mut info = release_info(&rel);
+    let objects = release::manifest_objects(&rel).map_err(|e| to_rhai(&HelmError::Output(e)))?;
+    if o.bool("wait", true)? && !objects.is_empty() {
+        let wo = WaitOptions { timeout, what: Some(format!("release {name}")), ..Default::default() };
+        if let Err(e) = kc.wait_values(&objects, Some(&ns), wo) {
+            if kmsctl_host::modules::is_terminated(&e) || !o.bool("rollback_on_failure", false)? {
+                return Err(e);
+            }
+            let what = roll_back(st, &cli, &kube, name, &ns, previous)?;
+            ctx.log(Level::Warn, format!("release {ns}/{name}: {what}"));
+            return Err(annotate(e, &what));
+        }
+    }
+    if let Some(r) = recovered {
+        info.insert("recovered".into(), r.into());
+    }
+    Ok(info)
+}
+
+/// Undo a failed upgrade: back to the previous deployed revision, or uninstall a first install.
+fn roll_back(st: &State, cli: &HelmCli, kube: &Kube, name: &str, ns: &str, previous: Option<i64>) -> R<String> {
+    let (cli, kube, name, ns) = (cli.clone(), kube.clone(), name.to_string(), ns.to_string());
+    st.ctx.block_on_graceful(move |scope| async move {
+        match previous {
+            Some(rev) => {
+                ops::rollback(&cli, &kube, &name, &ns, rev, Duration::from_secs(300), &scope).await?;
+                Ok::<_, HelmError>(format!("rolled back to revision {rev}"))
+            }
+            None => {
+                ops::uninstall(&cli, &kube, &name, &ns, None, &scope).await?;
+                Ok("uninstalled (it was a first install)".to_string())
+            }
+        }
+    })
+}
+
+/// Add "(rolled back to revision 3)" to a script error's message.
+fn annotate(mut e: Box<EvalAltResult>, what: &str) -> Box<EvalAltResult> {
+    if let EvalAltResult::ErrorRuntime(v, _) = e.as_mut()
+        && let Some(mut m) = v.write_lock::<Map>()
+    {
+        let msg = m.get("message").map(kmsctl_host::value::display).unwrap_or_default();
+        m.insert("message".into(), format!("{msg} ({what})").into());
+        m.insert("rolled_back".into(), what.to_string().into());
+    }
+    e
+}
+
+fn report_failed_hooks(st: &State, kc: &ClusterHandle, cli: &HelmCli, kube: &Kube, name: &str, ns: &str) {
+    let (cli2, kube2, name2, ns2) = (cli.clone(), kube.clone(), name.to_string(), ns.to_string());
+    let Ok(Some(rel)) =
+        st.ctx.block_on_graceful(move |scope| async move { ops::status(&cli2, &kube2, &name2, &ns2, &scope).await })
+    else {
+        return;
+    };
+    let hooks = release::failed_hook_jobs(&rel);
+    if hooks.is_empty() {
+        return;
+    }
+    // The Job has failed: the wait fails at once and writes the report.
+    let wo = WaitOptions {
+        timeout: Duration::from_secs(20),
+        what: Some(format!("the hooks of release {name}")),
+        ..Default::default()
+    };
+    let _ = kc.wait_values(&hooks, Some(ns), wo);
+}
+
+fn kube_and_ns(kc: &ClusterHandle, o: &Opts) -> R<(Kube, String)> {
+    Ok((kube_of(kc), namespace(o, kc)?))
+}
+
+impl NativeModule for Helm {
+    fn name(&self) -> &'static str {
+        "helm"
+    }
+    fn summary(&self) -> &'static str {
+        "Helm releases through the helm CLI, waited on by kmsctl's readiness engine"
+    }
+    fn build(&self, ctx: &HostCtx) -> Module {
+        let st = State { ctx: ctx.clone(), cli: Arc::default() };
+        let mut b = ModuleBuilder::new(
+            "Helm releases through the real helm binary (3 or 4, detected once; $KMSCTL_HELM overrides).\n\
+             Values are written to 0600 files, never argv. kmsctl waits on the release's objects itself.",
+        );
+        let s = st.clone();
+        b.func("version", &["string"], "The helm version in use, e.g. \"v4.3.1\".", move || -> R<String> {
+            Ok(s.cli()?.version)
+        });
+        let s = st.clone();
+        b.func(
+            "upgrade",
+            &["cluster: Cluster", "release: string", "chart: string", "options: map", "map"],
+            "Install or upgrade a release and wait until its objects are ready (kmsctl's readiness engine,\n\
+             with a failure report). The chart is a local path (relative to the playbook), repo/name or\n\
+             oci://...; a release left pending by an interrupted run is recovered first. Options:\n\
+             namespace, version, values (map or array of maps), values_files, create_namespace (true),\n\
+             timeout (\"10m\"), wait (true), rollback_on_failure (false), history_max (10), reuse_values,\n\
+             skip_crds, description. Returns #{name, namespace, revision, status, chart, chart_version,\n\
+             app_version, recovered?}.",
+            move |kc: ClusterHandle, name: &str, chart: &str, o: Map| upgrade(&s, &kc, name, chart, &o),
+        );
+        let s = st.clone();
+        b.func(
+            "upgrade",
+            &["cluster: Cluster", "release: string", "chart: string", "map"],
+            "Install or upgrade with default options.",
+            move |kc: ClusterHandle, name: &str, chart: &str| upgrade(&s, &kc, name, chart, &Map::new()),
+        );
+        let s = st.clone();
+        b.func(
+            "uninstall",
+            &["cluster: Cluster", "release: string", "options: map", "bool"],
+            "Uninstall a release; true if it existed. Options: namespace, wait (true), timeout (\"5m\").",
+            move |kc: ClusterHandle, name: &str, o: Map| -> R<bool> {
+                let oo = Opts::new(&o, "helm::uninstall", &["namespace", "wait", "timeout"])?;
+                let (kube, ns) = kube_and_ns(&kc, &oo)?;
+                let wait =
+                    if oo.bool("wait", true)? { Some(oo.duration("timeout", Duration::from_secs(300))?) } else { None };
+                let (cli, name) = (s.cli()?, name.to_string());
+                s.ctx.block_on_graceful(move |scope| async move {
+                    ops::uninstall(&cli, &kube, &name, &ns, wait, &scope).await
+                })
+            },
+        );
+        let s = st.clone();
+        b.func(
+            "rollback",
+            &["cluster: Cluster", "release: string", "revision: int", "options: map", "map"],
+            "Roll back to a revision (0: the previous one) and wait until ready. Options: namespace, wait (true), timeout.",
+            move |kc: ClusterHandle, name: &str, rev: INT, o: Map| -> R<Map> {
+                let oo = Opts::new(&o, "helm::rollback", &["namespace", "wait", "timeout"])?;
+                let (kube, ns) = kube_and_ns(&kc, &oo)?;
+                let timeout = oo.duration("timeout", Duration::from_secs(600))?;
+                let (cli, name2, ns2, kube2) = (s.cli()?, name.to_string(), ns.clone(), kube.clone());
+                let rel = s.ctx.block_on_graceful(move |scope| async move {
+                    ops::rollback(&cli, &kube2, &name2, &ns2, rev, timeout, &scope).await?;
+                    ops::status(&cli, &kube2, &name2, &ns2, &scope).await
+                })?;
+                let rel = rel.ok_or_else(|| to_rhai(&HelmError::NotFound(format!("release {ns}/{name} not found"))))?;
+                if oo.bool("wait", true)? {
+                    let objects = release::manifest_objects(&rel).map_err(|e| to_rhai(&HelmError::Output(e)))?;
+                    let wo = WaitOptions { timeout, what: Some(format!("release {name}")), ..Default::default() };
+                    kc.wait_values(&objects, Some(&ns), wo)?;
+                }
+                Ok(release_info(&rel))
+            },
+        );
+        let s = st.clone();
+        b.func(
+            "status",
+            &["cluster: Cluster", "release: string", "options: map", "any"],
+            "The release (#{name, namespace, revision, status, ...}), or `()` if it does not exist. Options: namespace.",
+            move |kc: ClusterHandle, name: &str, o: Map| -> R<Dynamic> {
+                let oo = Opts::new(&o, "helm::status", &["namespace"])?;
+                let (kube, ns) = kube_and_ns(&kc, &oo)?;
+                let (cli, name) = (s.cli()?, name.to_string());
+                let rel = s.ctx.block_on_graceful(move |scope| async move { ops::status(&cli, &kube, &name, &ns, &scope).await })?;
+                Ok(rel.map(|r| Dynamic::from_map(release_info(&r))).unwrap_or(Dynamic::UNIT))
+            },
+        );
+        let s = st.clone();
+        b.func(
+            "history",
+            &["cluster: Cluster", "release: string", "options: map", "array"],
+            "Revisions, oldest first: #{revision, status, chart, app_version, description, updated}. Options: namespace.",
+            move |kc: ClusterHandle, name: &str, o: Map| -> R<Array> {
+                let oo = Opts::new(&o, "helm::history", &["namespace"])?;
+                let (kube, ns) = kube_and_ns(&kc, &oo)?;
+                let (cli, name) = (s.cli()?, name.to_string());
+                let h = s.ctx.block_on_graceful(move |scope| async move { ops::history(&cli, &kube, &name, &ns, &scope).await })?;
+                Ok(h.into_iter().map(from_json).collect())
+            },
+        );
+        let s = st.clone();
+        b.func(
+            "list",
+            &["cluster: Cluster", "options: map", "array"],
+            "Releases in every status (deployed, failed, pending-*, ...). Options: namespace, all_namespaces.",
+            move |kc: ClusterHandle, o: Map| -> R<Array> {
+                let oo = Opts::new(&o, "helm::list", &["namespace", "all_namespaces"])?;
+                let kube = kube_of(&kc);
+                let ns = if oo.bool("all_namespaces", false)? { None } else { Some(namespace(&oo, &kc)?) };
+                let cli = s.cli()?;
+                let l = s.ctx.block_on_graceful(move |scope| async move {
+                    ops::list(&cli, &kube, ns.as_deref(), &scope).await
+                })?;
+                Ok(l.into_iter().map(from_json).collect())
+            },
+        );
+        let s = st.clone();
+        b.func(
+            "template",
+            &["release: string", "chart: string", "options: map", "string"],
+            "Render a chart without a cluster. Options: namespace (\"default\"), version, values, values_files.",
+            move |name: &str, chart: &str, o: Map| -> R<String> {
+                let oo = Opts::new(&o, "helm::template", &["namespace", "version", "values", "values_files"])?;
+                let files = ValuesFiles::write(&oo.values()?).map_err(|e| to_rhai(&e))?;
+                let mut vf = oo.paths("values_files", &s.ctx)?;
+                vf.extend(files.paths.iter().cloned());
+                let (cli, name, chart) = (s.cli()?, name.to_string(), chart_ref(&s.ctx, chart));
+                let ns = oo.str("namespace")?.unwrap_or_else(|| "default".into());
+                let version = oo.str("version")?;
+                let out = s.ctx.block_on_graceful(move |scope| async move {
+                    ops::template(&cli, &name, &chart, &ns, version.as_deref(), &vf, &scope).await
+                });
+                drop(files);
+                out
+            },
+        );
+        let s = st.clone();
+        b.func(
+            "get_manifest",
+            &["cluster: Cluster", "release: string", "options: map", "string"],
+            "The rendered manifest of a release. Options: namespace, revision.",
+            move |kc: ClusterHandle, name: &str, o: Map| -> R<String> {
+                let oo = Opts::new(&o, "helm::get_manifest", &["namespace", "revision"])?;
+                let (kube, ns) = kube_and_ns(&kc, &oo)?;
+                let (cli, name, rev) = (s.cli()?, name.to_string(), oo.int("revision")?);
+                s.ctx.block_on_graceful(move |scope| async move {
+                    ops::get_manifest(&cli, &kube, &name, &ns, rev, &scope).await
+                })
+            },
+        );
+        let s = st.clone();
+        b.func(
+            "get_values",
+            &["cluster: Cluster", "release: string", "options: map", "map"],
+            "The values of a release. Options: namespace, revision, all (computed values, not only user-supplied).",
+            move |kc: ClusterHandle, name: &str, o: Map| -> R<Dynamic> {
+                let oo = Opts::new(&o, "helm::get_values", &["namespace", "revision", "all"])?;
+                let (kube, ns) = kube_and_ns(&kc, &oo)?;
+                let (cli, name, rev, all) = (s.cli()?, name.to_string(), oo.int("revision")?, oo.bool("all", false)?);
+                let v = s.ctx.block_on_graceful(move |scope| async move {
+                    ops::get_values(&cli, &kube, &name, &ns, rev, all, &scope).await
+                })?;
+                Ok(from_json(v))
+            },
+        );
+        let s = st.clone();
+        b.func(
+            "recover",
+            &["cluster: Cluster", "release: string", "options: map", "any"],
+            "If the release is stuck pending-*, roll it back (or uninstall a never-deployed one); returns what\n\
+             was done or `()`. `upgrade` does this itself. Options: namespace.",
+            move |kc: ClusterHandle, name: &str, o: Map| -> R<Dynamic> {
+                let oo = Opts::new(&o, "helm::recover", &["namespace"])?;
+                let (kube, ns) = kube_and_ns(&kc, &oo)?;
+                let (cli, name) = (s.cli()?, name.to_string());
+                let r = s.ctx.block_on_graceful(move |scope| async move {
+                    ops::recover_pending(&cli, &kube, &name, &ns, &scope).await
+                })?;
+                Ok(r.map(Dynamic::from).unwrap_or(Dynamic::UNIT))
+            },
+        );
+        let s = st.clone();
+        b.func(
+            "repo_add",
+            &["name: string", "url: string", "options: map", "()"],
+            "Add (or update) a chart repository. Options: username, password (a secret; passed on stdin).",
+            move |name: &str, url: &str, o: Map| -> R<()> {
+                let oo = Opts::new(&o, "helm::repo_add", &["username", "password"])?;
+                let password = oo
+                    .get("password")
+                    .map(|p| to_json(p, Reveal::Expose).map(|v| v.as_str().unwrap_or_default().to_string()))
+                    .transpose()
+                    .map_err(usage_err)?;
+                let (cli, name, url, user) = (s.cli()?, name.to_string(), url.to_string(), oo.str("username")?);
+                s.ctx.block_on_graceful(move |scope| async move {
+                    ops::repo_add(&cli, &name, &url, user.as_deref(), password.as_deref(), &scope).await
+                })
+            },
+        );
+        let s = st.clone();
+        b.func(
+            "repo_update",
+            &["names: array", "()"],
+            "Update chart repositories (all when empty).",
+            move |names: Array| -> R<()> {
+                let names: Vec<String> = names.iter().map(kmsctl_host::value::display).collect();
+                let cli = s.cli()?;
+                s.ctx.block_on_graceful(move |scope| async move { ops::repo_update(&cli, &names, &scope).await })
+            },
+        );
+        b.build()
+    }
+}

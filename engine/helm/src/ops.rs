@@ -1,0 +1,357 @@
+//! Helm operations as plain async Rust: upgrade (install or upgrade), uninstall, rollback,
+//! status, history, list, template, repositories, manifests and values — and the recovery of a
+//! release an interrupted run left `pending-install`, `pending-upgrade` or `pending-rollback`.
+
+use crate::cli::{HelmCli, Output, failed};
+use crate::error::HelmError;
+use crate::release;
+use kmsctl_host::task::CancelScope;
+use serde_json::Value;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Which cluster helm talks to (the same one kmsctl's k8s module is connected to).
+#[derive(Clone, Debug, Default)]
+pub struct Kube {
+    /// `--kubeconfig` (default helm's own: `$KUBECONFIG` or `~/.kube/config`).
+    pub kubeconfig: Option<PathBuf>,
+    /// `--kube-context`.
+    pub context: Option<String>,
+}
+
+impl Kube {
+    fn args(&self, out: &mut Vec<String>) {
+        if let Some(k) = &self.kubeconfig {
+            out.extend(["--kubeconfig".into(), k.display().to_string()]);
+        }
+        if let Some(c) = &self.context {
+            out.extend(["--kube-context".into(), c.clone()]);
+        }
+    }
+}
+
+fn s(x: &str) -> String {
+    x.to_string()
+}
+
+/// A Go duration for helm's `--timeout`.
+fn go_duration(d: Duration) -> String {
+    format!("{}s", d.as_secs().max(1))
+}
+
+/// What to install or upgrade.
+#[derive(Clone, Debug)]
+pub struct UpgradeSpec {
+    /// Release name.
+    pub release: String,
+    /// A chart directory or archive, `repo/name`, or `oci://...`.
+    pub chart: String,
+    /// Release namespace.
+    pub namespace: String,
+    /// Chart version constraint.
+    pub version: Option<String>,
+    /// Values files, in order (later wins).
+    pub values_files: Vec<PathBuf>,
+    /// Create the namespace if missing.
+    pub create_namespace: bool,
+    /// Timeout for helm's own operations (hooks).
+    pub timeout: Duration,
+    /// Revisions kept.
+    pub history_max: u32,
+    /// Reuse the last release's values and merge the new ones in.
+    pub reuse_values: bool,
+    /// Don't install CRDs from the chart's crds/ directory.
+    pub skip_crds: bool,
+    /// A description for the revision.
+    pub description: Option<String>,
+}
+
+/// Status of a release, or `None` when it does not exist.
+pub async fn status(
+    cli: &HelmCli,
+    kube: &Kube,
+    release: &str,
+    namespace: &str,
+    scope: &CancelScope,
+) -> Result<Option<Value>, HelmError> {
+    let mut args = vec![s("status"), s(release), s("-n"), s(namespace), s("-o"), s("json")];
+    kube.args(&mut args);
+    let out = cli.run(&args, None, scope).await?;
+    if out.code != 0 {
+        if out.stderr.contains("not found") {
+            return Ok(None);
+        }
+        return Err(failed(&args, &out));
+    }
+    serde_json::from_str(&out.stdout).map(Some).map_err(|e| HelmError::Output(e.to_string()))
+}
+
+/// Revisions of a release (oldest first); empty when it does not exist.
+pub async fn history(
+    cli: &HelmCli,
+    kube: &Kube,
+    release: &str,
+    namespace: &str,
+    scope: &CancelScope,
+) -> Result<Vec<Value>, HelmError> {
+    let mut args = vec![s("history"), s(release), s("-n"), s(namespace), s("-o"), s("json"), s("--max"), s("256")];
+    kube.args(&mut args);
+    let out = cli.run(&args, None, scope).await?;
+    if out.code != 0 {
+        if out.stderr.contains("not found") {
+            return Ok(Vec::new());
+        }
+        return Err(failed(&args, &out));
+    }
+    serde_json::from_str(&out.stdout).map_err(|e| HelmError::Output(e.to_string()))
+}
+
+/// If the release is stuck `pending-*`, put it back in a state helm can upgrade: roll back to
+/// the last deployed revision, or uninstall a release that never deployed. Returns what was
+/// done, for the log.
+pub async fn recover_pending(
+    cli: &HelmCli,
+    kube: &Kube,
+    release: &str,
+    namespace: &str,
+    scope: &CancelScope,
+) -> Result<Option<String>, HelmError> {
+    let Some(st) = status(cli, kube, release, namespace, scope).await? else { return Ok(None) };
+    let state = release::status_of(&st).to_string();
+    if !release::is_pending(&state) {
+        return Ok(None);
+    }
+    let revisions = history(cli, kube, release, namespace, scope).await?;
+    match release::last_deployed(&revisions) {
+        Some(rev) => {
+            rollback(cli, kube, release, namespace, rev, Duration::from_secs(300), scope).await?;
+            Ok(Some(format!(
+                "release {namespace}/{release} was left {state} by an interrupted run; rolled it back to revision {rev}"
+            )))
+        }
+        None => {
+            uninstall(cli, kube, release, namespace, None, scope).await?;
+            Ok(Some(format!(
+                "release {namespace}/{release} was left {state} by an interrupted run and never deployed; uninstalled it"
+            )))
+        }
+    }
+}
+
+/// `helm upgrade --install`, without helm's own wait (kmsctl waits on the objects). Helm still
+/// runs and waits for hooks. A release left pending is recovered first. Returns the release.
+pub async fn upgrade(
+    cli: &HelmCli,
+    kube: &Kube,
+    spec: &UpgradeSpec,
+    scope: &CancelScope,
+) -> Result<(Value, Option<String>), HelmError> {
+    let recovered = recover_pending(cli, kube, &spec.release, &spec.namespace, scope).await?;
+    let mut args =
+        vec![s("upgrade"), s("--install"), spec.release.clone(), spec.chart.clone(), s("-n"), spec.namespace.clone()];
+    if spec.create_namespace {
+        args.push(s("--create-namespace"));
+    }
+    if let Some(v) = &spec.version {
+        args.extend([s("--version"), v.clone()]);
+    }
+    for f in &spec.values_files {
+        args.extend([s("-f"), f.display().to_string()]);
+    }
+    if spec.reuse_values {
+        args.push(s("--reuse-values"));
+    }
+    if spec.skip_crds {
+        args.push(s("--skip-crds"));
+    }
+    if let Some(d) = &spec.description {
+        args.extend([s("--description"), d.clone()]);
+    }
+    args.extend([
+        s("--timeout"),
+        go_duration(spec.timeout),
+        s("--history-max"),
+        spec.history_max.to_string(),
+        s("-o"),
+        s("json"),
+    ]);
+    kube.args(&mut args);
+    let out = cli.run(&args, None, scope).await?;
+    if out.cancelled {
+        // helm stopped on SIGTERM marks the release failed; if it still says pending, recover
+        // now so a re-run does not find it locked.
+        let _ = recover_pending(cli, kube, &spec.release, &spec.namespace, &CancelScope::root()).await;
+        return Err(HelmError::Failed {
+            command: format!("upgrade {}", spec.release),
+            code: out.code,
+            stderr: "cancelled".into(),
+        });
+    }
+    if out.code != 0 {
+        return Err(failed(&args, &out));
+    }
+    let rel: Value = parse_json(&out)?;
+    Ok((rel, recovered))
+}
+
+fn parse_json(out: &Output) -> Result<Value, HelmError> {
+    // helm may print warnings before the JSON document.
+    let start = out.stdout.find('{').unwrap_or(0);
+    serde_json::from_str(&out.stdout[start..])
+        .map_err(|e| HelmError::Output(format!("{e}: {}", out.stdout.chars().take(200).collect::<String>())))
+}
+
+/// Roll back to `revision` (0: the previous one).
+pub async fn rollback(
+    cli: &HelmCli,
+    kube: &Kube,
+    release: &str,
+    namespace: &str,
+    revision: i64,
+    timeout: Duration,
+    scope: &CancelScope,
+) -> Result<(), HelmError> {
+    let mut args = vec![
+        s("rollback"),
+        s(release),
+        revision.to_string(),
+        s("-n"),
+        s(namespace),
+        s("--timeout"),
+        go_duration(timeout),
+    ];
+    kube.args(&mut args);
+    cli.ok(&args, None, scope).await.map(|_| ())
+}
+
+/// Uninstall; with `wait`, helm waits until the resources are gone. Returns whether the release
+/// existed.
+pub async fn uninstall(
+    cli: &HelmCli,
+    kube: &Kube,
+    release: &str,
+    namespace: &str,
+    wait: Option<Duration>,
+    scope: &CancelScope,
+) -> Result<bool, HelmError> {
+    let mut args = vec![s("uninstall"), s(release), s("-n"), s(namespace)];
+    if let Some(t) = wait {
+        args.extend([s("--wait"), s("--timeout"), go_duration(t)]);
+    }
+    kube.args(&mut args);
+    let out = cli.run(&args, None, scope).await?;
+    if out.code != 0 {
+        if out.stderr.contains("not found") {
+            return Ok(false);
+        }
+        return Err(failed(&args, &out));
+    }
+    Ok(true)
+}
+
+/// Releases in a namespace (or all), in every status: deployed, failed, pending, ...
+pub async fn list(
+    cli: &HelmCli,
+    kube: &Kube,
+    namespace: Option<&str>,
+    scope: &CancelScope,
+) -> Result<Vec<Value>, HelmError> {
+    let mut args = vec![s("list"), s("-o"), s("json"), s("--max"), s("0")];
+    if cli.major == 3 {
+        args.push(s("--all"));
+    }
+    match namespace {
+        Some(ns) => args.extend([s("-n"), s(ns)]),
+        None => args.push(s("--all-namespaces")),
+    }
+    kube.args(&mut args);
+    let out = cli.ok(&args, None, scope).await?;
+    let start = out.stdout.find('[').unwrap_or(0);
+    serde_json::from_str(&out.stdout[start..]).map_err(|e| HelmError::Output(e.to_string()))
+}
+
+/// Render a chart without a cluster.
+pub async fn template(
+    cli: &HelmCli,
+    release: &str,
+    chart: &str,
+    namespace: &str,
+    version: Option<&str>,
+    values_files: &[PathBuf],
+    scope: &CancelScope,
+) -> Result<String, HelmError> {
+    let mut args = vec![s("template"), s(release), s(chart), s("-n"), s(namespace)];
+    if let Some(v) = version {
+        args.extend([s("--version"), s(v)]);
+    }
+    for f in values_files {
+        args.extend([s("-f"), f.display().to_string()]);
+    }
+    cli.ok(&args, None, scope).await.map(|o| o.stdout)
+}
+
+/// `helm get manifest`.
+pub async fn get_manifest(
+    cli: &HelmCli,
+    kube: &Kube,
+    release: &str,
+    namespace: &str,
+    revision: Option<i64>,
+    scope: &CancelScope,
+) -> Result<String, HelmError> {
+    let mut args = vec![s("get"), s("manifest"), s(release), s("-n"), s(namespace)];
+    if let Some(r) = revision {
+        args.extend([s("--revision"), r.to_string()]);
+    }
+    kube.args(&mut args);
+    cli.ok(&args, None, scope).await.map(|o| o.stdout)
+}
+
+/// `helm get values` (user-supplied, or `all` computed values).
+pub async fn get_values(
+    cli: &HelmCli,
+    kube: &Kube,
+    release: &str,
+    namespace: &str,
+    revision: Option<i64>,
+    all: bool,
+    scope: &CancelScope,
+) -> Result<Value, HelmError> {
+    let mut args = vec![s("get"), s("values"), s(release), s("-n"), s(namespace), s("-o"), s("json")];
+    if let Some(r) = revision {
+        args.extend([s("--revision"), r.to_string()]);
+    }
+    if all {
+        args.push(s("--all"));
+    }
+    kube.args(&mut args);
+    let out = cli.ok(&args, None, scope).await?;
+    let v: Value = serde_json::from_str(out.stdout.trim()).map_err(|e| HelmError::Output(e.to_string()))?;
+    Ok(if v.is_null() { Value::Object(Default::default()) } else { v })
+}
+
+/// `helm repo add` (a password goes through stdin), then nothing else.
+pub async fn repo_add(
+    cli: &HelmCli,
+    name: &str,
+    url: &str,
+    username: Option<&str>,
+    password: Option<&str>,
+    scope: &CancelScope,
+) -> Result<(), HelmError> {
+    let mut args = vec![s("repo"), s("add"), s(name), s(url), s("--force-update")];
+    if let Some(u) = username {
+        args.extend([s("--username"), s(u)]);
+    }
+    if password.is_some() {
+        args.push(s("--password-stdin"));
+    }
+    cli.ok(&args, password.map(str::as_bytes), scope).await.map(|_| ())
+}
+
+/// `helm repo update [names]`.
+pub async fn repo_update(cli: &HelmCli, names: &[String], scope: &CancelScope) -> Result<(), HelmError> {
+    let mut args = vec![s("repo"), s("update")];
+    args.extend(names.iter().cloned());
+    cli.ok(&args, None, scope).await.map(|_| ())
+}

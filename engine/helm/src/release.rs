@@ -1,0 +1,79 @@
+//! Helm's JSON: releases, history, and the objects of a release's manifest.
+
+use serde_json::Value;
+
+/// A release status as helm reports it: `deployed`, `failed`, `pending-upgrade`, ...
+pub fn status_of(release: &Value) -> &str {
+    release.pointer("/info/status").and_then(Value::as_str).unwrap_or("unknown")
+}
+
+/// The release revision.
+pub fn revision_of(release: &Value) -> i64 {
+    release.get("version").and_then(Value::as_i64).unwrap_or(0)
+}
+
+/// Is the release stuck in a `pending-*` state (an interrupted install, upgrade or rollback)?
+pub fn is_pending(status: &str) -> bool {
+    status.starts_with("pending-")
+}
+
+/// The latest revision that was successfully deployed, from `helm history -o json`.
+pub fn last_deployed(history: &[Value]) -> Option<i64> {
+    history
+        .iter()
+        .filter(|h| matches!(h.get("status").and_then(Value::as_str), Some("deployed" | "superseded")))
+        .filter_map(|h| h.get("revision").and_then(Value::as_i64))
+        .max()
+}
+
+/// The objects a release installed (its manifest, hooks excluded).
+pub fn manifest_objects(release: &Value) -> Result<Vec<Value>, String> {
+    let text = release.get("manifest").and_then(Value::as_str).unwrap_or_default();
+    let docs = kmsctl_host::modules::data::from_yaml_all(text)?;
+    Ok(docs.into_iter().filter(|d| d.is_object()).collect())
+}
+
+/// Hook Jobs whose last run failed.
+pub fn failed_hook_jobs(release: &Value) -> Vec<Value> {
+    release
+        .get("hooks")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|h| h.get("kind").and_then(Value::as_str) == Some("Job"))
+        .filter(|h| h.pointer("/last_run/phase").and_then(Value::as_str) == Some("Failed"))
+        .map(|h| serde_json::json!({ "apiVersion": "batch/v1", "kind": "Job", "metadata": { "name": h.get("name").cloned().unwrap_or_default() } }))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn reads_status_history_and_manifest() {
+        let rel = json!({
+            "version": 3,
+            "info": {"status": "pending-upgrade"},
+            "manifest": "---\napiVersion: v1\nkind: Service\nmetadata: {name: a}\n---\n# only a comment\n---\napiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: b}\n",
+            "hooks": [
+                {"name": "init", "kind": "Job", "last_run": {"phase": "Failed"}},
+                {"name": "cfg", "kind": "ConfigMap", "last_run": {"phase": "Succeeded"}},
+            ],
+        });
+        assert_eq!(status_of(&rel), "pending-upgrade");
+        assert!(is_pending(status_of(&rel)));
+        assert_eq!(revision_of(&rel), 3);
+        let objs = manifest_objects(&rel).unwrap();
+        assert_eq!(objs.iter().map(|o| o["kind"].as_str().unwrap()).collect::<Vec<_>>(), ["Service", "StatefulSet"]);
+        assert_eq!(failed_hook_jobs(&rel)[0]["metadata"]["name"], "init");
+        let history = vec![
+            json!({"revision": 1, "status": "superseded"}),
+            json!({"revision": 2, "status": "deployed"}),
+            json!({"revision": 3, "status": "pending-upgrade"}),
+        ];
+        assert_eq!(last_deployed(&history), Some(2));
+        assert_eq!(last_deployed(&[json!({"revision": 1, "status": "pending-install"})]), None);
+    }
+}

@@ -1,0 +1,121 @@
+//! `kind`: local Kubernetes clusters in containers, through the kind CLI.
+
+use super::{Opts, R, exec, strings, wire};
+use crate::kind::{self, Config, EnsureOptions};
+use kmsctl_host::HostCtx;
+use kmsctl_host::error::usage_err;
+use kmsctl_host::modules::{ModuleBuilder, NativeModule};
+use kmsctl_host::value::{Reveal, to_json};
+use rhai::{Array, Dynamic, Map, Module};
+
+/// The `kind` native module.
+pub struct Kind;
+
+fn config(ctx: &HostCtx, v: &Dynamic) -> R<Config> {
+    if v.is_map() {
+        let json = to_json(v, Reveal::Expose).map_err(|e| usage_err(format!("kind::ensure_cluster: config: {e}")))?;
+        return kind::render_config(&json).map(Config::Yaml).map_err(super::err);
+    }
+    if v.is_string() {
+        let s = v.to_string();
+        // Several lines are YAML text; one line is a file path.
+        return Ok(if s.contains('\n') { Config::Yaml(s) } else { Config::File(ctx.resolve_path(&s)) });
+    }
+    Err(usage_err(format!(
+        "kind::ensure_cluster: config must be a map, YAML text or a file path, got {}",
+        v.type_name()
+    )))
+}
+
+fn ensure(ctx: &HostCtx, name: &str, opts: &Map) -> R<Map> {
+    let o = Opts::new(opts, "kind::ensure_cluster", &["config", "recreate", "image", "wait"])?;
+    let eo = EnsureOptions {
+        config: o.get("config").map(|v| config(ctx, v)).transpose()?,
+        recreate: o.bool("recreate", false)?,
+        image: o.str("image")?,
+        wait: o.duration("wait")?,
+    };
+    let t = wire(ctx, kind::tool());
+    let n = name.to_string();
+    let done = exec(ctx, async move { kind::ensure_cluster(&t, &n, &eo).await })?;
+    let mut m = Map::new();
+    m.insert("name".into(), name.into());
+    m.insert("context".into(), format!("kind-{name}").into());
+    m.insert("created".into(), done.created.into());
+    m.insert("recreated".into(), done.recreated.into());
+    Ok(m)
+}
+
+fn load(ctx: &HostCtx, cluster: &str, images: &Dynamic, opts: &Map) -> R<()> {
+    let o = Opts::new(opts, "kind::load_image", &["nodes"])?;
+    let images = strings(images).map_err(|e| usage_err(format!("kind::load_image: image: {e}")))?;
+    let nodes = o.strings("nodes")?;
+    let t = wire(ctx, kind::tool());
+    let c = cluster.to_string();
+    exec(ctx, async move { kind::load_image(&t, &c, &images, &nodes).await })
+}
+
+impl NativeModule for Kind {
+    fn name(&self) -> &'static str {
+        "kind"
+    }
+    fn summary(&self) -> &'static str {
+        "kind clusters: ensure, delete, list, load docker images (kind CLI)"
+    }
+    fn build(&self, ctx: &HostCtx) -> Module {
+        let mut b = ModuleBuilder::new(
+            "kind clusters through the kind CLI (`kind` on PATH, or the binary named by KMSCTL_KIND).\n\
+             The cluster's kube context is `kind-<name>`. Output lines go to the debug log.",
+        );
+        let c = ctx.clone();
+        b.func("clusters", &["array"], "The names of the existing kind clusters.", move || -> R<Array> {
+            let t = wire(&c, kind::tool());
+            let names = exec(&c, async move { kind::clusters(&t).await })?;
+            Ok(names.into_iter().map(Dynamic::from).collect())
+        });
+        let c = ctx.clone();
+        b.func(
+            "ensure_cluster",
+            &["name: string", "map"],
+            "Create cluster `name` unless it exists; returns #{name, context, created, recreated}.",
+            move |name: &str| ensure(&c, name, &Map::new()),
+        );
+        let c = ctx.clone();
+        b.func(
+            "ensure_cluster",
+            &["name: string", "options: map", "map"],
+            "Create cluster `name` unless it exists. Options: config (a map, rendered to a private temp\n\
+             file, `kind: Cluster` and `apiVersion` filled in; YAML text; or a file path), recreate (delete\n\
+             and create it when it exists), image (node image), wait (for the control plane, e.g. \"60s\").\n\
+             Returns #{name, context, created, recreated}.",
+            move |name: &str, o: Map| ensure(&c, name, &o),
+        );
+        let c = ctx.clone();
+        b.func(
+            "delete_cluster",
+            &["name: string", "bool"],
+            "Delete cluster `name` if it exists; returns whether it existed.",
+            move |name: &str| -> R<bool> {
+                let t = wire(&c, kind::tool());
+                let n = name.to_string();
+                exec(&c, async move { kind::delete_cluster(&t, &n).await })
+            },
+        );
+        let c = ctx.clone();
+        b.func(
+            "load_image",
+            &["cluster: string", "image: any", "()"],
+            "Load a local docker image (or an array of them) into every node of the cluster.",
+            move |cluster: &str, image: Dynamic| load(&c, cluster, &image, &Map::new()),
+        );
+        let c = ctx.clone();
+        b.func(
+            "load_image",
+            &["cluster: string", "image: any", "options: map", "()"],
+            "Load local docker image(s) into the cluster. Options: nodes (a node name or an array, e.g.\n\
+             \"kms-test-worker\"; default all nodes).",
+            move |cluster: &str, image: Dynamic, o: Map| load(&c, cluster, &image, &o),
+        );
+        b.build()
+    }
+}

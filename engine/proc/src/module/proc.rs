@@ -1,0 +1,339 @@
+//! `proc`: external commands and background processes for playbooks.
+
+use super::{Opts, R, err, exec, logger, output_map, scalar, supervisor};
+use crate::background::{Background, Pattern, Ready};
+use crate::capture::Keep;
+use crate::error::ProcError;
+use crate::run::{DEFAULT_GRACE, Spec};
+use kmsctl_host::error::usage_err;
+use kmsctl_host::events::Level;
+use kmsctl_host::modules::{ModuleBuilder, NativeModule};
+use kmsctl_host::{HostCtx, Secret};
+use rhai::{Array, Dynamic, INT, Map, Module};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The `proc` native module.
+pub struct Proc;
+
+/// A background process, as scripts hold it.
+#[derive(Clone)]
+pub struct ProcessHandle {
+    bg: Arc<Background>,
+    ctx: HostCtx,
+}
+
+const COMMON: [&str; 7] = ["env", "env_clear", "cwd", "stdin", "grace", "max_output", "log"];
+const RUN_OPTS: [&str; 3] = ["timeout", "check", "secret_stdout"];
+const START_OPTS: [&str; 3] = ["ready", "ready_regex", "ready_timeout"];
+/// Default readiness timeout of `proc::start`.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default capture bound of a background process (the latest output is kept).
+const BACKGROUND_MAX_OUTPUT: usize = 1 << 20;
+
+fn allowed(extra: &[&'static str]) -> Vec<&'static str> {
+    COMMON.iter().chain(extra).copied().collect()
+}
+
+/// A program name or path; relative paths resolve against the playbook's directory.
+fn program(ctx: &HostCtx, p: &str, func: &str) -> R<String> {
+    if p.trim().is_empty() {
+        return Err(usage_err(format!("{func}: the program is empty")));
+    }
+    if !p.contains('/') {
+        return Ok(p.to_string());
+    }
+    // Absolute, so a `cwd` option cannot change which file runs.
+    let path = ctx.resolve_path(p);
+    let path = if path.is_relative() { std::env::current_dir().map(|d| d.join(&path)).unwrap_or(path) } else { path };
+    Ok(path.display().to_string())
+}
+
+fn args(ctx: &HostCtx, a: &Array, func: &str) -> R<Vec<String>> {
+    let refuse = |i: usize| {
+        usage_err(format!(
+            "{func}: argument {} is a secret; secrets must not go on a command line, where other \
+             processes can read them: pass it in `env` or `stdin`",
+            i + 1
+        ))
+    };
+    a.iter()
+        .enumerate()
+        .map(|(i, v)| {
+            if v.is::<Secret>() {
+                return Err(refuse(i));
+            }
+            let s = scalar(v).map_err(|e| usage_err(format!("{func}: argument {}: {e}", i + 1)))?;
+            // A registered secret's value that lost its type on the way (e.g. interpolated).
+            if ctx.redactor().redact(&s) != s {
+                return Err(refuse(i));
+            }
+            Ok(s)
+        })
+        .collect()
+}
+
+fn spec(ctx: &HostCtx, prog: &str, a: &Array, o: &Opts, func: &'static str) -> R<Spec> {
+    let mut s = Spec::new(program(ctx, prog, func)?, args(ctx, a, func)?);
+    s.env = o.text_map("env")?;
+    for (k, _) in &s.env {
+        if k.is_empty() || k.contains(['=', '\0']) {
+            return Err(usage_err(format!("{func}: '{k}' is not a valid environment variable name")));
+        }
+    }
+    s.env_clear = o.bool("env_clear", false)?;
+    s.cwd = o.str("cwd")?.map(|p| ctx.resolve_path(&p));
+    s.stdin = o.text("stdin")?;
+    s.grace = o.duration("grace")?.unwrap_or(DEFAULT_GRACE);
+    if let Some(n) = o.int("max_output")? {
+        s.max_output = usize::try_from(n)
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| usage_err(format!("{func}: max_output must be a positive number of bytes")))?;
+    }
+    s.line_level = match o.str("log")?.as_deref() {
+        None | Some("debug") => Some(Level::Debug),
+        Some("info") => Some(Level::Info),
+        Some("none") => None,
+        Some(x) => return Err(usage_err(format!("{func}: log must be \"debug\", \"info\" or \"none\", got \"{x}\""))),
+    };
+    s.log = Some(logger(ctx));
+    s.supervisor = Some(supervisor(ctx));
+    Ok(s)
+}
+
+fn run(ctx: &HostCtx, prog: &str, a: Array, opts: Map, func: &'static str, check: bool) -> R<Map> {
+    let o = Opts::new(&opts, func, &allowed(&RUN_OPTS))?;
+    let mut s = spec(ctx, prog, &a, &o, func)?;
+    s.timeout = o.duration("timeout")?;
+    let secret_stdout = o.bool("secret_stdout", false)?;
+    s.log_stdout = !secret_stdout;
+    let check = o.bool("check", check)?;
+    let token = ctx.scope().token().clone();
+    let out = exec(ctx, async move { crate::run::run(s, &token).await })?;
+    let out = if check {
+        let r = ctx.redactor();
+        out.check().map_err(|e| err(e.redacted(|l| r.redact(l).into_owned())))?
+    } else {
+        out
+    };
+    Ok(output_map(ctx, out, secret_stdout))
+}
+
+fn start(ctx: &HostCtx, prog: &str, a: Array, opts: Map) -> R<ProcessHandle> {
+    const F: &str = "proc::start";
+    let o = Opts::new(&opts, F, &allowed(&START_OPTS))?;
+    let mut s = spec(ctx, prog, &a, &o, F)?;
+    s.keep = Keep::Tail;
+    if o.get("max_output").is_none() {
+        s.max_output = BACKGROUND_MAX_OUTPUT;
+    }
+    let pattern = match (o.str("ready")?, o.str("ready_regex")?) {
+        (Some(_), Some(_)) => return Err(usage_err(format!("{F}: give ready or ready_regex, not both"))),
+        (Some(text), None) => Some(Pattern::Substring(text)),
+        (None, Some(re)) => {
+            Some(Pattern::Regex(regex::Regex::new(&re).map_err(|e| usage_err(format!("{F}: ready_regex: {e}")))?))
+        }
+        (None, None) => None,
+    };
+    let timeout = o.duration("ready_timeout")?;
+    if timeout.is_some() && pattern.is_none() {
+        return Err(usage_err(format!("{F}: ready_timeout needs ready or ready_regex")));
+    }
+    let ready = pattern.map(|pattern| Ready { pattern, timeout: timeout.unwrap_or(READY_TIMEOUT) });
+    let token = ctx.scope().token().clone();
+    let bg = exec(ctx, async move { Background::spawn(s, ready, &token).await })?;
+    ctx.log(Level::Info, format!("started `{}` (pid {})", bg.command(), bg.pid()));
+    Ok(ProcessHandle { bg: Arc::new(bg), ctx: ctx.clone() })
+}
+
+/// Where `program` would be found: an executable file on PATH, or the path itself.
+pub fn which(program: &str, resolve: impl Fn(&str) -> PathBuf) -> Option<PathBuf> {
+    let executable = |p: &Path| p.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+    if program.contains('/') {
+        let p = resolve(program);
+        return executable(&p).then_some(p);
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|d| d.join(program)).find(|p| executable(p))
+}
+
+impl ProcessHandle {
+    fn describe(&self) -> String {
+        let state = match self.bg.exit() {
+            None => "running".to_string(),
+            Some(e) => format!("exited with code {}", e.code),
+        };
+        format!("process `{}` (pid {}, {state})", self.bg.command(), self.bg.pid())
+    }
+}
+
+impl NativeModule for Proc {
+    fn name(&self) -> &'static str {
+        "proc"
+    }
+    fn summary(&self) -> &'static str {
+        "External commands (no shell) and background processes stopped when the run ends"
+    }
+    fn build(&self, ctx: &HostCtx) -> Module {
+        let mut b = ModuleBuilder::new(
+            "External commands, without a shell: `proc::run(\"kubectl\", [\"version\"])`. Arguments go to the\n\
+             program as they are; secrets go through `env` or `stdin` (a secret argument is refused).\n\
+             Each command runs in its own process group, stopped (SIGTERM, then SIGKILL after `grace`)\n\
+             on timeout, on cancellation and when the run ends. Output lines go to the debug log.\n\
+             \n\
+             Options of run/check/start: env (#{NAME: value or secret, OTHER: () removes}), env_clear,\n\
+             cwd (relative to the playbook), stdin (text or secret), grace (\"1s\"), max_output (bytes\n\
+             kept per stream), log (\"debug\", \"info\" or \"none\": where output lines go).",
+        );
+        b.ty::<ProcessHandle>("Process");
+
+        let c = ctx.clone();
+        b.func(
+            "run",
+            &["program: string", "args: array", "map"],
+            "Run a command; returns #{code, ok, stdout, stderr, signal, duration, duration_ms, pid, command,\n\
+             truncated}. A non-zero exit is returned, not thrown (see `proc::check`).",
+            move |p: &str, a: Array| run(&c, p, a, Map::new(), "proc::run", false),
+        );
+        let c = ctx.clone();
+        b.func(
+            "run",
+            &["program: string", "args: array", "options: map", "map"],
+            "Run a command with options: the common ones, plus timeout (stop it and throw `timeout`),\n\
+             check (throw `failed` on a non-zero exit), secret_stdout (stdout returned as a secret,\n\
+             trimmed, and not logged: for commands that print a token).",
+            move |p: &str, a: Array, o: Map| run(&c, p, a, o, "proc::run", false),
+        );
+        let c = ctx.clone();
+        b.func(
+            "check",
+            &["program: string", "args: array", "map"],
+            "Run a command; a non-zero exit throws `failed` quoting the last lines of stderr.",
+            move |p: &str, a: Array| run(&c, p, a, Map::new(), "proc::check", true),
+        );
+        let c = ctx.clone();
+        b.func(
+            "check",
+            &["program: string", "args: array", "options: map", "map"],
+            "`proc::run` with options, throwing `failed` on a non-zero exit.",
+            move |p: &str, a: Array, o: Map| run(&c, p, a, o, "proc::check", true),
+        );
+        let c = ctx.clone();
+        b.func(
+            "start",
+            &["program: string", "args: array", "Process"],
+            "Start a background process (`spawn` is a reserved word in Rhai); it is stopped when the run\n\
+             ends, however it ends.",
+            move |p: &str, a: Array| start(&c, p, a, Map::new()),
+        );
+        let c = ctx.clone();
+        b.func(
+            "start",
+            &["program: string", "args: array", "options: map", "Process"],
+            "Start a background process with options: the common ones, plus ready (a text its stdout or\n\
+             stderr prints once it is ready) or ready_regex, and ready_timeout (\"60s\"). With ready it\n\
+             returns once the line appeared; exiting first throws `failed`, staying silent too long stops\n\
+             it and throws `timeout`.",
+            move |p: &str, a: Array, o: Map| start(&c, p, a, o),
+        );
+        let c = ctx.clone();
+        b.func(
+            "which",
+            &["program: string", "any"],
+            "The full path of `program` on PATH (or of a path given), or `()` when it is not there.",
+            move |p: &str| {
+                which(p, |x| c.resolve_path(x)).map(|p| Dynamic::from(p.display().to_string())).unwrap_or(Dynamic::UNIT)
+            },
+        );
+
+        b.method(
+            "pid",
+            &["process: Process", "int"],
+            "The process id (also its process group id).",
+            |p: &mut ProcessHandle| p.bg.pid() as INT,
+        );
+        b.method("running", &["process: Process", "bool"], "Is it still running?", |p: &mut ProcessHandle| {
+            p.bg.exit().is_none()
+        });
+        b.method(
+            "stop",
+            &["process: Process", "int"],
+            "Stop it now (SIGTERM to its process group, SIGKILL after the grace); returns the exit code\n\
+             (128 + signal when killed).",
+            |p: &mut ProcessHandle| -> R<INT> {
+                let bg = p.bg.clone();
+                exec(&p.ctx, async move { Ok(bg.stop().await.code as INT) })
+            },
+        );
+        b.method(
+            "wait",
+            &["process: Process", "int"],
+            "Wait until it exits; returns the exit code.",
+            |p: &mut ProcessHandle| -> R<INT> {
+                let bg = p.bg.clone();
+                exec(&p.ctx, async move { Ok(bg.wait().await.code as INT) })
+            },
+        );
+        b.method(
+            "wait",
+            &["process: Process", "timeout: string", "int"],
+            "Wait up to `timeout` for it to exit; returns the exit code, or throws `timeout` (it keeps running).",
+            |p: &mut ProcessHandle, t: Dynamic| -> R<INT> {
+                let d = kmsctl_host::duration::from_dynamic(&t).map_err(|e| usage_err(format!("wait: {e}")))?;
+                let bg = p.bg.clone();
+                exec(&p.ctx, async move {
+                    match tokio::time::timeout(d, bg.wait()).await {
+                        Ok(e) => Ok(e.code as INT),
+                        Err(_) => {
+                            Err(ProcError::StillRunning { command: bg.command().into(), pid: bg.pid(), after: d })
+                        }
+                    }
+                })
+            },
+        );
+        b.method(
+            "output",
+            &["process: Process", "map"],
+            "Output so far: #{stdout, stderr, running, code} (code is `()` while it runs); the latest\n\
+             bytes when over max_output. Registered secrets are masked.",
+            |p: &mut ProcessHandle| {
+                let (out, err) = p.bg.output();
+                let r = p.ctx.redactor();
+                let mut m = Map::new();
+                m.insert("stdout".into(), r.redact(&out).into_owned().into());
+                m.insert("stderr".into(), r.redact(&err).into_owned().into());
+                let exit = p.bg.exit();
+                m.insert("running".into(), exit.is_none().into());
+                m.insert("code".into(), exit.map(|e| Dynamic::from(e.code as INT)).unwrap_or(Dynamic::UNIT));
+                m
+            },
+        );
+        b.method("to_string", &["process: Process", "string"], "", |p: &mut ProcessHandle| p.describe());
+        b.method("to_debug", &["process: Process", "string"], "", |p: &mut ProcessHandle| p.describe());
+        b.build()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn which_finds_programs_on_path_and_given_paths() {
+        let sh = which("sh", |p| PathBuf::from(p)).expect("sh is on PATH");
+        assert!(sh.is_absolute() && sh.ends_with("sh"));
+        assert!(which("kmsctl-no-such-tool", |p| PathBuf::from(p)).is_none());
+        assert_eq!(which("/bin/sh", |p| PathBuf::from(p)), Some(PathBuf::from("/bin/sh")));
+        assert!(which("./nope/x", |p| PathBuf::from(p)).is_none());
+    }
+
+    #[test]
+    fn option_lists_hold_the_common_options() {
+        let run = allowed(&RUN_OPTS);
+        assert!(run.contains(&"env") && run.contains(&"timeout"));
+        assert!(allowed(&START_OPTS).contains(&"ready_regex"));
+    }
+}

@@ -1,0 +1,384 @@
+//! The `helm` module against the local cluster (issue #5): the real helm binary installs the
+//! KMS-shaped test chart (`tests/charts/kms-core`), kmsctl waits on the release's objects with
+//! its readiness engine, rolls failed upgrades back, reports failed hook Jobs, recovers releases
+//! an interrupted run left pending, and never puts values on helm's command line.
+//!
+//! kwok stages scoped to each test's pods (the chart's `kmsCore.podLabels` and
+//! `kmsInit.podLabels`) make party pods crash, hook Jobs fail, or hooks hang.
+
+use std::path::{Path, PathBuf};
+
+use kube::api::{Api, ListParams};
+use kube::runtime::watcher;
+use serde_json::Value;
+
+use crate::harness::Kmsctl;
+use crate::k8s::{
+    CRASH_LOOP_STATUS, FAILED_STATUS, Live, READY_STATUS, error_of, finish, logged, playbook, pod_stage, run_finished,
+};
+use crate::testenv::{TestEnv, testenv, unique, within};
+
+/// The test chart, absolute.
+fn chart() -> String {
+    crate::testenv::chart("kms-core").display().to_string()
+}
+
+/// A playbook with helm set up for the test cluster: helm v4 (or `helm3`) through
+/// `KMSCTL_HELM`, helm's homes private to the test.
+fn helm_playbook(env: &TestEnv, script: &str, vars: &[(&str, &str)]) -> Kmsctl {
+    with_helm(playbook(env, script, vars), env, &env.dir.join("bin/helm"))
+}
+
+fn with_helm(mut k: Kmsctl, env: &TestEnv, helm: &Path) -> Kmsctl {
+    for (key, v) in env.env_vars() {
+        if key.starts_with("HELM_") {
+            k = k.env(&key, &v.to_string_lossy());
+        }
+    }
+    k.env("KMSCTL_HELM", &helm.display().to_string())
+}
+
+/// The state of a release straight from helm.
+async fn helm_status(env: &TestEnv, ns: &str, release: &str) -> Option<Value> {
+    let out = env.helm().args(["status", release, "-n", ns, "-o", "json"]).output().await.expect("helm status");
+    out.status.success().then(|| serde_json::from_slice(&out.stdout).expect("status json"))
+}
+
+fn status_of(rel: &Value) -> &str {
+    rel.pointer("/info/status").and_then(Value::as_str).unwrap_or("?")
+}
+
+const INSTALL: &str = r#"
+    import "k8s" as k8s;
+    import "helm" as helm;
+    import "log" as log;
+    let kc = k8s::connect();
+    let r = helm::upgrade(kc, "@REL@", "@CHART@", #{
+        namespace: "@NS@",
+        values: #{ kmsPeers: #{ id: @ID@ }, kmsCore: #{ image: #{ tag: "@TAG@" }, podLabels: #{ "testenv.kmsctl/stage": "@STAGE@" } } },
+        timeout: "60s",
+        rollback_on_failure: @ROLLBACK@,
+    });
+    log::info(`release ${r.name} revision ${r.revision} ${r.status} chart ${r.chart} ${r.chart_version}`);
+"#;
+
+fn install<'a>(env: &TestEnv, ns: &'a str, rel: &'a str, tag: &'a str, stage: &'a str, rollback: &'a str) -> Kmsctl {
+    let chart = chart();
+    helm_playbook(
+        env,
+        INSTALL,
+        &[
+            ("REL", rel),
+            ("CHART", &chart),
+            ("NS", ns),
+            ("ID", "3"),
+            ("TAG", tag),
+            ("STAGE", stage),
+            ("ROLLBACK", rollback),
+        ],
+    )
+}
+
+#[tokio::test]
+async fn install_upgrade_history_values_and_uninstall() {
+    let env = testenv!();
+    let ns = env.namespace("helm-basic").await;
+    let rel = unique("party");
+    let r = finish(install(&env, &ns.name, &rel, "v1", "none", "false")).await;
+    r.code(0);
+    assert_eq!(logged(&r.events(), "release "), format!("{rel} revision 1 deployed chart kms-core 0.1.0"));
+    // The wait was kmsctl's own: a step named after the release, done once the pod was Ready.
+    let ev = r.events();
+    let wait = crate::k8s::step(&ev, &format!("wait for release {rel}"));
+    assert_eq!(wait["outcome"], "ok");
+    let pod = Api::<k8s_openapi::api::core::v1::Pod>::namespaced(env.client.clone(), &ns.name)
+        .get(&format!("{rel}-core-3"))
+        .await
+        .expect("party 3's pod exists after the upgrade returned");
+    assert!(
+        pod.status
+            .and_then(|s| s.conditions)
+            .unwrap_or_default()
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True")
+    );
+
+    let r = finish(install(&env, &ns.name, &rel, "v2", "none", "false")).await;
+    r.code(0);
+    assert_eq!(logged(&r.events(), "release "), format!("{rel} revision 2 deployed chart kms-core 0.1.0"));
+
+    let chart = chart();
+    let r = finish(helm_playbook(
+        &env,
+        r#"
+        import "k8s" as k8s;
+        import "helm" as helm;
+        import "log" as log;
+        let kc = k8s::connect();
+        let h = helm::history(kc, "@REL@", #{ namespace: "@NS@" });
+        log::info(`history ${h.map(|r| r.revision + ":" + r.status)}`);
+        log::info(`tag ${helm::get_values(kc, "@REL@", #{ namespace: "@NS@" }).kmsCore.image.tag}`);
+        log::info(`manifest has the StatefulSet: ${helm::get_manifest(kc, "@REL@", #{ namespace: "@NS@" }).contains("kind: StatefulSet")}`);
+        log::info(`listed ${helm::list(kc, #{ namespace: "@NS@" }).map(|r| r.name)}`);
+        log::info(`template ${helm::template("x", "@CHART@", #{ values: #{ kmsPeers: #{ id: 7 } } }).contains("start: 7")}`);
+        log::info(`uninstalled ${helm::uninstall(kc, "@REL@", #{ namespace: "@NS@" })} ${helm::uninstall(kc, "@REL@", #{ namespace: "@NS@" })}`);
+        log::info(`status after ${helm::status(kc, "@REL@", #{ namespace: "@NS@" })}`);
+        "#,
+        &[("REL", &rel), ("NS", &ns.name), ("CHART", &chart)],
+    ))
+    .await;
+    r.code(0);
+    let ev = r.events();
+    assert_eq!(logged(&ev, "history "), r#"["1:superseded", "2:deployed"]"#);
+    assert_eq!(logged(&ev, "tag "), "v2");
+    assert_eq!(logged(&ev, "manifest has the StatefulSet: "), "true");
+    assert_eq!(logged(&ev, "listed "), format!(r#"["{rel}"]"#));
+    assert_eq!(logged(&ev, "template "), "true");
+    assert_eq!(logged(&ev, "uninstalled "), "true false");
+    assert_eq!(logged(&ev, "status after "), "");
+}
+
+#[tokio::test]
+async fn a_failing_upgrade_is_rolled_back() {
+    let env = testenv!();
+    let ns = env.namespace("helm-rollback").await;
+    let rel = unique("party");
+    finish(install(&env, &ns.name, &rel, "v1", "none", "true")).await.code(0);
+    // Revision 2's pods crash: kmsctl's wait fails fast and rolls back to revision 1.
+    let (stage, _cleanup) = pod_stage(&env, "helm-crash", 0, CRASH_LOOP_STATUS).await;
+    let r = finish(install(&env, &ns.name, &rel, "v2", &stage, "true")).await;
+    r.code(1);
+    let (kind, message) = error_of(&r.events());
+    assert_eq!(kind, "failed");
+    assert!(message.contains("CrashLoopBackOff"), "{message}");
+    assert!(message.ends_with("(rolled back to revision 1)"), "{message}");
+    let st = helm_status(&env, &ns.name, &rel).await.expect("release exists");
+    assert_eq!((status_of(&st), st["version"].as_i64()), ("deployed", Some(3)));
+    assert_eq!(st.pointer("/config/kmsCore/image/tag").and_then(Value::as_str), Some("v1"));
+    // The failure report was written for the crashing pod.
+    let report = crate::k8s::all_files(&r.path().join("art"))
+        .into_iter()
+        .find(|(p, _)| p.ends_with("summary.txt"))
+        .map(|(_, text)| text)
+        .expect("a failure report");
+    assert!(report.contains("CrashLoopBackOff"), "{report}");
+}
+
+#[tokio::test]
+async fn a_first_install_that_fails_is_uninstalled_when_rolling_back() {
+    let env = testenv!();
+    let ns = env.namespace("helm-first").await;
+    let rel = unique("party");
+    let (stage, _cleanup) = pod_stage(&env, "helm-crash1", 0, CRASH_LOOP_STATUS).await;
+    let r = finish(install(&env, &ns.name, &rel, "v1", &stage, "true")).await;
+    r.code(1);
+    let (_, message) = error_of(&r.events());
+    assert!(message.ends_with("(uninstalled (it was a first install))"), "{message}");
+    assert!(helm_status(&env, &ns.name, &rel).await.is_none());
+}
+
+const INIT: &str = r#"
+    import "k8s" as k8s;
+    import "helm" as helm;
+    let kc = k8s::connect();
+    helm::upgrade(kc, "@REL@", "@CHART@", #{
+        namespace: "@NS@",
+        values: #{ kmsCore: #{ enabled: false }, kmsInit: #{ enabled: true, podLabels: #{ "testenv.kmsctl/stage": "@STAGE@" } } },
+        timeout: "@TIMEOUT@",
+    });
+"#;
+
+fn init<'a>(env: &TestEnv, ns: &'a str, rel: &'a str, stage: &'a str, timeout: &'a str) -> Kmsctl {
+    let chart = chart();
+    helm_playbook(env, INIT, &[("REL", rel), ("CHART", &chart), ("NS", ns), ("STAGE", stage), ("TIMEOUT", timeout)])
+}
+
+#[tokio::test]
+async fn a_release_of_hooks_only_completes_when_its_job_does() {
+    let env = testenv!();
+    let ns = env.namespace("helm-hooks").await;
+    let rel = unique("init");
+    let r = finish(init(&env, &ns.name, &rel, "none", "60s")).await;
+    r.code(0);
+    let job = Api::<k8s_openapi::api::batch::v1::Job>::namespaced(env.client.clone(), &ns.name)
+        .get(&format!("{rel}-threshold-init"))
+        .await
+        .expect("the hook Job ran");
+    assert_eq!(job.status.and_then(|s| s.succeeded), Some(1));
+}
+
+#[tokio::test]
+async fn a_failing_hook_job_gets_a_failure_report() {
+    let env = testenv!();
+    let ns = env.namespace("helm-hookfail").await;
+    let rel = unique("init");
+    let (stage, _cleanup) = pod_stage(&env, "hook-fail", 0, FAILED_STATUS).await;
+    let r = finish(init(&env, &ns.name, &rel, &stage, "60s")).await;
+    r.code(1);
+    let (_, message) = error_of(&r.events());
+    assert!(message.contains("post-install") && message.contains("failed"), "{message}");
+    let report = crate::k8s::all_files(&r.path().join("art"))
+        .into_iter()
+        .find(|(p, _)| p.ends_with("summary.txt"))
+        .map(|(_, text)| text)
+        .expect("a failure report for the hook Job");
+    assert!(report.contains(&format!("Job {}/{rel}-threshold-init", ns.name)), "{report}");
+}
+
+/// Wait until helm's release record says `status` (its Secret carries it as a label).
+async fn release_record(env: &TestEnv, ns: &str, release: &str, status: &str) {
+    use futures::StreamExt;
+    let secrets = Api::<k8s_openapi::api::core::v1::Secret>::namespaced(env.client.clone(), ns);
+    let cfg = watcher::Config::default().labels(&format!("owner=helm,name={release},status={status}"));
+    within(60, &format!("release {release} to be {status}"), async {
+        let mut w = std::pin::pin!(watcher(secrets, cfg));
+        while let Some(ev) = w.next().await {
+            if let Ok(watcher::Event::Apply(_) | watcher::Event::InitApply(_)) = ev {
+                return;
+            }
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_release_left_pending_by_an_interrupted_run_is_recovered() {
+    let env = testenv!();
+    let ns = env.namespace("helm-pending").await;
+    let rel = unique("init");
+    // A hook that never completes keeps `helm install` busy; killing helm outright leaves the
+    // release pending-install, as a CI runner killed mid-deploy would.
+    let (hang, _cleanup) = pod_stage(&env, "hook-hang", 0, READY_STATUS).await;
+    let values = tempfile::NamedTempFile::new().expect("values file");
+    std::fs::write(
+        values.path(),
+        format!(r#"{{"kmsCore": {{"enabled": false}}, "kmsInit": {{"enabled": true, "podLabels": {{"testenv.kmsctl/stage": "{hang}"}}}}}}"#),
+    )
+    .expect("write values");
+    let mut helm = env.helm();
+    helm.args(["install", &rel, &chart(), "-n", &ns.name, "-f"]).arg(values.path()).args(["--timeout", "10m"]);
+    let mut child = helm.kill_on_drop(true).spawn().expect("helm install");
+    release_record(&env, &ns.name, &rel, "pending-install").await;
+    child.start_kill().expect("kill helm");
+    let _ = child.wait().await;
+    assert_eq!(status_of(&helm_status(&env, &ns.name, &rel).await.expect("release")), "pending-install");
+
+    let r = finish(init(&env, &ns.name, &rel, "none", "60s")).await;
+    r.code(0);
+    let warning = r
+        .events()
+        .iter()
+        .find(|e| e["event"] == "log" && e["level"] == "warn")
+        .map(|e| e["message"].as_str().unwrap_or_default().to_string())
+        .expect("a warning about the recovery");
+    assert_eq!(
+        warning,
+        format!(
+            "release {}/{rel} was left pending-install by an interrupted run and never deployed; uninstalled it",
+            ns.name
+        )
+    );
+    let st = helm_status(&env, &ns.name, &rel).await.expect("release");
+    assert_eq!((status_of(&st), st["version"].as_i64()), ("deployed", Some(1)));
+}
+
+#[tokio::test]
+async fn ctrl_c_during_an_upgrade_leaves_no_release_pending() {
+    let env = testenv!();
+    let ns = env.namespace("helm-ctrlc").await;
+    let rel = unique("init");
+    finish(init(&env, &ns.name, &rel, "none", "60s")).await.code(0);
+    let (hang, _cleanup) = pod_stage(&env, "hook-hang2", 0, READY_STATUS).await;
+    let live = Live::start(init(&env, &ns.name, &rel, &hang, "10m"));
+    release_record(&env, &ns.name, &rel, "pending-upgrade").await;
+    live.signal("INT");
+    let ended = live.end().await;
+    ended.code(130);
+    let st = helm_status(&env, &ns.name, &rel).await.expect("release");
+    assert!(!status_of(&st).starts_with("pending-"), "the release was left {}", status_of(&st));
+}
+
+#[tokio::test]
+async fn values_and_secrets_never_reach_helms_command_line() {
+    let env = testenv!();
+    let ns = env.namespace("helm-argv").await;
+    let rel = unique("party");
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A recording wrapper around the real helm: logs every command line, then runs helm.
+    let log = dir.path().join("argv.log");
+    let wrapper = dir.path().join("helm");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{}'\nexec '{}' \"$@\"\n",
+            log.display(),
+            env.dir.join("bin/helm").display()
+        ),
+    )
+    .expect("write wrapper");
+    std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    let chart = chart();
+    let k = playbook(
+        &env,
+        r#"
+        import "k8s" as k8s;
+        import "helm" as helm;
+        import "env" as env;
+        let kc = k8s::connect();
+        helm::upgrade(kc, "@REL@", "@CHART@", #{
+            namespace: "@NS@",
+            values: #{ kmsPeers: #{ id: 2 }, kmsCore: #{ image: #{ tag: "visible-tag" } }, registryPassword: env::secret("REGISTRY_PASSWORD") },
+        });
+        "#,
+        &[("REL", &rel), ("CHART", &chart), ("NS", &ns.name)],
+    )
+    .env("REGISTRY_PASSWORD", "hunter2-registry-secret");
+    let r = finish(with_helm(k, &env, &wrapper)).await;
+    r.code(0);
+    let argv = std::fs::read_to_string(&log).expect("argv log");
+    assert!(argv.lines().any(|l| l.starts_with(&format!("upgrade --install {rel} "))), "{argv}");
+    for needle in ["hunter2-registry-secret", "visible-tag", "--set"] {
+        assert!(!argv.contains(needle), "{needle} reached helm's argv:\n{argv}");
+    }
+    assert!(!r.stdout.contains("hunter2-registry-secret") && !r.stderr.contains("hunter2-registry-secret"));
+    // The values did reach the release, through the 0600 file.
+    let st = helm_status(&env, &ns.name, &rel).await.expect("release");
+    assert_eq!(st.pointer("/config/registryPassword").and_then(Value::as_str), Some("hunter2-registry-secret"));
+    assert_eq!(st.pointer("/config/kmsCore/image/tag").and_then(Value::as_str), Some("visible-tag"));
+}
+
+#[tokio::test]
+async fn helm_3_speaks_its_own_dialect() {
+    let env = testenv!();
+    let ns = env.namespace("helm-v3").await;
+    let rel = unique("party");
+    let helm3: PathBuf =
+        std::env::var_os("TESTENV_HELM3").map(PathBuf::from).unwrap_or_else(|| env.dir.join("bin/helm3"));
+    let chart = chart();
+    let k = playbook(
+        &env,
+        r#"
+        import "k8s" as k8s;
+        import "helm" as helm;
+        import "log" as log;
+        let kc = k8s::connect();
+        log::info(`version ${helm::version()}`);
+        helm::upgrade(kc, "@REL@", "@CHART@", #{ namespace: "@NS@", values: #{ kmsPeers: #{ id: 1, count: 2 } } });
+        log::info(`listed ${helm::list(kc, #{ namespace: "@NS@" }).map(|r| r.name + "=" + r.status)}`);
+        "#,
+        &[("REL", &rel), ("CHART", &chart), ("NS", &ns.name)],
+    );
+    let r = finish(with_helm(k, &env, &helm3)).await;
+    r.code(0);
+    let ev = r.events();
+    assert!(logged(&ev, "version ").starts_with("v3."), "{}", logged(&ev, "version "));
+    assert_eq!(logged(&ev, "listed "), format!(r#"["{rel}=deployed"]"#));
+    let pods = Api::<k8s_openapi::api::core::v1::Pod>::namespaced(env.client.clone(), &ns.name)
+        .list(&ListParams::default())
+        .await
+        .expect("pods");
+    let mut names: Vec<String> = pods.items.iter().filter_map(|p| p.metadata.name.clone()).collect();
+    names.sort();
+    assert_eq!(names, [format!("{rel}-core-1"), format!("{rel}-core-2")]);
+    let _ = run_finished(&ev);
+}

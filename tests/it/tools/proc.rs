@@ -1,0 +1,318 @@
+//! `proc`: real programs, real process groups, checked by PID.
+
+use crate::harness::kmsctl;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Gone, or a zombie nobody reaps (orphans of a dead parent on machines whose init does not).
+fn gone(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+    }
+}
+
+fn assert_gone(pids: &[u32]) {
+    let start = Instant::now();
+    while !pids.iter().all(|p| gone(*p)) {
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "still running: {:?}",
+            pids.iter().filter(|p| !gone(**p)).collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn read_pid(dir: &Path, file: &str) -> u32 {
+    let text = std::fs::read_to_string(dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+    text.trim().parse().unwrap_or_else(|e| panic!("{file}: {text:?}: {e}"))
+}
+
+fn wait_for_files(dir: &Path, files: &[&str]) {
+    let start = Instant::now();
+    while !files.iter().all(|f| dir.join(f).exists()) {
+        assert!(start.elapsed() < Duration::from_secs(20), "the playbook did not write {files:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The writer may not have finished the line yet.
+    std::thread::sleep(Duration::from_millis(50));
+}
+
+#[test]
+fn run_captures_output_and_exit_codes_without_a_shell() {
+    let r = kmsctl()
+        .file("sub/keep", "")
+        .file(
+            "p.rhai",
+            r#"
+            import "proc" as proc;
+            import "fs" as fs;
+            import "data" as data;
+            let failing = proc::run("sh", ["-c", "echo out; echo err >&2; exit 3"]);
+            let literal = proc::run("printf", ["%s|", "a b", "$HOME", "*", "; rm -rf x", 42]);
+            let env = proc::run("env", [], #{ env: #{ FOO: "bar", N: 7 }, env_clear: true });
+            let removed = proc::run("sh", ["-c", "echo \"[$HOME]\""], #{ env: #{ HOME: () } });
+            let cwd = proc::run("sh", ["-c", "pwd"], #{ cwd: "sub" });
+            let stdin = proc::run("cat", [], #{ stdin: "from stdin" });
+            let checked = "";
+            try { proc::check("sh", ["-c", "echo first >&2; echo boom >&2; exit 2"]); } catch (e) { checked = e; }
+            let missing = "";
+            try { proc::run("kmsctl-no-such-tool", []); } catch (e) { missing = e; }
+            let opt = "";
+            try { proc::run("true", [], #{ timout: "1s" }); } catch (e) { opt = e.message; }
+            fs::write("out.json", data::to_json(#{
+                failing: failing, literal: literal.stdout, env: env.stdout, removed: removed.stdout,
+                cwd: cwd.stdout, stdin: stdin.stdout, checked: checked, missing: missing, opt: opt,
+                which: proc::which("sh"), which_missing: proc::which("kmsctl-no-such-tool"),
+            }));
+            "#,
+        )
+        .args(["run", "p.rhai"])
+        .run();
+    r.code(0);
+    let out: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(r.path().join("out.json")).unwrap()).unwrap();
+    let f = &out["failing"];
+    assert_eq!((f["code"].as_i64(), f["ok"].as_bool()), (Some(3), Some(false)));
+    assert_eq!((f["stdout"].as_str(), f["stderr"].as_str()), (Some("out\n"), Some("err\n")));
+    assert!(f["pid"].as_i64().unwrap() > 0 && f["duration_ms"].as_i64().is_some() && f["signal"].is_null(), "{f}");
+    assert_eq!(f["command"], "sh -c 'echo out; echo err >&2; exit 3'");
+    assert_eq!(out["literal"], "a b|$HOME|*|; rm -rf x|42|", "arguments reach the program untouched");
+    assert_eq!(out["env"], "FOO=bar\nN=7\n");
+    assert_eq!(out["removed"], "[]\n");
+    assert!(out["cwd"].as_str().unwrap().trim_end().ends_with("/sub"), "{}", out["cwd"]);
+    assert_eq!(out["stdin"], "from stdin");
+    assert_eq!(out["checked"]["kind"], "failed");
+    assert_eq!(out["checked"]["code"], 2);
+    assert!(
+        out["checked"]["message"].as_str().unwrap().ends_with("exited with code 2:\nfirst\nboom"),
+        "{}",
+        out["checked"]
+    );
+    assert_eq!(out["missing"]["kind"], "unavailable");
+    assert_eq!(out["missing"]["message"], "program 'kmsctl-no-such-tool' not found on PATH");
+    assert!(out["missing"]["hint"].as_str().unwrap().contains("PATH"));
+    assert!(
+        out["opt"].as_str().unwrap().contains("unknown option 'timout' (did you mean 'timeout'?)"),
+        "{}",
+        out["opt"]
+    );
+    assert!(out["which"].as_str().unwrap().ends_with("/sh"));
+    assert!(out["which_missing"].is_null());
+}
+
+#[test]
+fn output_lines_go_to_the_debug_log() {
+    let r = kmsctl()
+        .file(
+            "p.rhai",
+            r#"
+            import "proc" as proc;
+            proc::run("sh", ["-c", "echo to-stdout; echo to-stderr >&2"]);
+            proc::run("sh", ["-c", "echo shown"], #{ log: "info" });
+            proc::run("sh", ["-c", "echo hidden"], #{ log: "none" });
+            "#,
+        )
+        .args(["run", "p.rhai", "--output", "json"])
+        .run();
+    r.code(0);
+    let logs: Vec<(String, String)> = r
+        .events()
+        .iter()
+        .filter(|e| e["event"] == "log")
+        .map(|e| (e["level"].as_str().unwrap().to_string(), e["message"].as_str().unwrap().to_string()))
+        .collect();
+    let has = |lvl: &str, msg: &str| logs.contains(&(lvl.to_string(), msg.to_string()));
+    assert!(has("debug", "sh: to-stdout") && has("debug", "sh: to-stderr") && has("info", "sh: shown"), "{logs:?}");
+    assert!(!logs.iter().any(|(_, m)| m.contains("hidden")), "{logs:?}");
+}
+
+#[test]
+fn a_timeout_stops_the_whole_process_group() {
+    let start = Instant::now();
+    let r = kmsctl()
+        .file(
+            "p.rhai",
+            r#"
+            import "proc" as proc;
+            import "log" as log;
+            try {
+                proc::run("sh", ["-c", "sleep 1000 & echo $! > grandchild.txt; echo $$ > child.txt; echo waiting; wait"], #{ timeout: "500ms" });
+            } catch (e) {
+                log::info(`${e.kind}: ${e.message}`);
+            }
+            "#,
+        )
+        .args(["run", "p.rhai"])
+        .run();
+    r.code(0);
+    assert!(
+        r.stderr.contains("timeout: `sh -c") && r.stderr.contains("timed out after 500ms and was stopped: waiting"),
+        "{}",
+        r.stderr
+    );
+    assert!(start.elapsed() < Duration::from_secs(10));
+    assert_gone(&[read_pid(&r.path(), "child.txt"), read_pid(&r.path(), "grandchild.txt")]);
+}
+
+const SECRET: &str = "planted-proc-s3cr3t";
+
+/// Secrets reach a child through its environment or stdin: never argv, never output.
+#[test]
+fn secrets_go_through_env_or_stdin_never_argv() {
+    let run = kmsctl()
+        .file(
+            "p.rhai",
+            r#"
+            import "proc" as proc;
+            import "env" as env;
+            import "fs" as fs;
+            import "log" as log;
+            let tok = env::secret("TOK");
+            let p = proc::start("sleep", ["30"], #{ env: #{ TOK: tok } });
+            fs::write("pid.txt", `${p.pid()}`);
+            proc::run("sh", ["-c", "while [ ! -f go ]; do sleep 0.05; done"]);
+            let echoed = proc::run("sh", ["-c", "echo \"token is $TOK\"; echo \"err $TOK\" >&2"], #{ env: #{ TOK: tok } });
+            let o = echoed.stdout;
+            let e = echoed.stderr;
+            o.trim();
+            e.trim();
+            log::info(`${o} / ${e}`);
+            log::info(`piped: ${proc::run("cat", [], #{ stdin: tok }).stdout}`);
+            try { proc::run("echo", ["--password", tok]); } catch (e) { log::info(e.message); }
+            try { proc::run("echo", ["--password=" + tok]); } catch (e) { log::info(e.message); }
+            try { proc::check("sh", ["-c", "echo \"bad $TOK\" >&2; exit 1"], #{ env: #{ TOK: tok } }); } catch (e) { log::info(e.message); }
+            let minted = proc::run("printf", ["minted-token-value"], #{ secret_stdout: true });
+            log::info(`minted ${minted.stdout} ${type_of(minted.stdout)}`);
+            log::info(`stopped with ${p.stop()}`);
+            "#,
+        )
+        .env("TOK", SECRET)
+        .args(["run", "p.rhai", "--output", "json"])
+        .spawn();
+    let dir = run.path().to_path_buf();
+    wait_for_files(&dir, &["pid.txt"]);
+    let pid = read_pid(&dir, "pid.txt");
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    assert_eq!(cmdline, b"sleep\x0030\x00");
+    let environ = String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/environ")).unwrap()).into_owned();
+    assert!(environ.split('\0').any(|kv| kv == format!("TOK={SECRET}")), "the secret reaches the child's environment");
+    std::fs::write(dir.join("go"), "").unwrap();
+    let out = run.child.wait_with_output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    for text in [&stdout, &stderr] {
+        assert!(!text.contains(SECRET) && !text.contains("minted-token-value"), "a secret leaked:\n{text}");
+    }
+    for want in [
+        "token is *** / err ***",
+        "piped: ***",
+        "proc::run: argument 2 is a secret; secrets must not go on a command line",
+        "exited with code 1: bad ***",
+        "minted *** Secret",
+        "stopped with 143",
+    ] {
+        assert!(stdout.contains(want), "{want:?} missing from\n{stdout}");
+    }
+    assert!(
+        stdout.matches("argument 2 is a secret").count() == 1 && stdout.contains("argument 1 is a secret"),
+        "{stdout}"
+    );
+    assert_gone(&[pid]);
+}
+
+#[test]
+fn a_background_process_and_its_children_stop_when_the_run_ends() {
+    let r = kmsctl()
+        .file(
+            "p.rhai",
+            r#"
+            import "proc" as proc;
+            import "log" as log;
+            let p = proc::start("sh", ["-c", "sleep 1000 & echo $! > grandchild.txt; echo $$ > child.txt; echo ready; wait"], #{ ready: "ready" });
+            let out = p.output();
+            log::info(`running=${p.running()} out=${out.stdout} code=${type_of(out.code)}`);
+            "#,
+        )
+        .args(["run", "p.rhai"])
+        .run();
+    r.code(0);
+    assert!(r.stderr.contains("running=true out=ready\n code=()"), "{}", r.stderr);
+    assert_gone(&[read_pid(&r.path(), "child.txt"), read_pid(&r.path(), "grandchild.txt")]);
+}
+
+#[test]
+fn ready_waits_for_a_line_and_fails_clearly_otherwise() {
+    let r = kmsctl()
+        .file(
+            "p.rhai",
+            r#"
+            import "proc" as proc;
+            import "log" as log;
+            let p = proc::start("sh", ["-c", "sleep 0.3; echo 'server listening on :8080' >&2; sleep 30"], #{ ready_regex: "listening on :\\d+" });
+            log::info(`ready: ${p.output().stderr}`);
+            try { p.wait("100ms"); } catch (e) { log::info(`wait: ${e.kind} ${e.message}`); }
+            log::info(`stop: ${p.stop()} running=${p.running()} ${p}`);
+            let done = proc::start("sh", ["-c", "exit 5"]);
+            log::info(`exit: ${done.wait()}`);
+            try { proc::start("sh", ["-c", "echo 'fatal: no config' >&2; exit 1"], #{ ready: "listening" }); } catch (e) { log::info(`early: ${e.kind} ${e.message}`); }
+            try { proc::start("sh", ["-c", "sleep 30"], #{ ready: "listening", ready_timeout: "200ms" }); } catch (e) { log::info(`silent: ${e.kind} ${e.message}`); }
+            "#,
+        )
+        .args(["run", "p.rhai"])
+        .run();
+    r.code(0);
+    let s = &r.stderr;
+    assert!(s.contains(": server listening on :8080"), "{s}");
+    assert!(s.contains("wait: timeout `sh -c 'sleep 0.3;"), "{s}");
+    assert!(s.contains("was still running after 100ms"), "{s}");
+    assert!(s.contains("stop: 143 running=false process `sh -c"), "{s}");
+    assert!(s.contains("exited with code 143)"), "{s}");
+    assert!(s.contains("exit: 5"), "{s}");
+    assert!(s.contains("early: failed `sh -c") && s.contains("exited with code 1: fatal: no config"), "{s}");
+    assert!(
+        s.contains(
+            "silent: timeout `sh -c 'sleep 30'` was not ready after 200ms (waiting for a line matching 'listening')"
+        ),
+        "{s}"
+    );
+}
+
+/// The mission's bar: Ctrl-C → exit 130 within 2 s, child processes stopped. Both children
+/// here ignore SIGTERM (and so do their own children), so the SIGKILL path is exercised too.
+#[test]
+fn ctrl_c_stops_foreground_and_background_processes_and_exits_130() {
+    let mut run = kmsctl()
+        .file(
+            "p.rhai",
+            r#"
+            import "proc" as proc;
+            import "log" as log;
+            let bg = proc::start("sh", ["-c", "trap '' TERM; sleep 1000 & echo $! > bg-grandchild.txt; echo $$ > bg.txt; echo ready; while :; do sleep 0.1; done"], #{ ready: "ready" });
+            log::step("deploy", || {
+                proc::run("sh", ["-c", "trap '' TERM; sleep 1000 & echo $! > fg-grandchild.txt; echo $$ > fg.txt; while :; do sleep 0.1; done"]);
+            });
+            "#,
+        )
+        .args(["run", "p.rhai", "--output", "json"])
+        .spawn();
+    let dir = run.path().to_path_buf();
+    wait_for_files(&dir, &["bg.txt", "bg-grandchild.txt", "fg.txt", "fg-grandchild.txt"]);
+    let pids: Vec<u32> =
+        ["bg.txt", "bg-grandchild.txt", "fg.txt", "fg-grandchild.txt"].iter().map(|f| read_pid(&dir, f)).collect();
+    assert!(!pids.iter().any(|p| gone(*p)), "all running before Ctrl-C");
+    let start = Instant::now();
+    run.signal("INT");
+    let status = loop {
+        if let Some(s) = run.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "kmsctl did not stop after SIGINT");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let took = start.elapsed();
+    assert_eq!(status.code(), Some(130));
+    assert!(took < Duration::from_secs(2), "exit took {took:?}");
+    assert_gone(&pids);
+}
