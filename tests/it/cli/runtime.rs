@@ -199,3 +199,19 @@ fn wait_helpers_time_out_retry_and_poll() {
     r.code(0);
     assert!(r.stderr.contains("timeout: timed out after 50ms | 3 | ready after 4 | auth"), "{}", r.stderr);
 }
+
+/// Regression: resources closed at the end of the run (a background process here) were only in
+/// the JSON `run_finished` event; the human summary must list them too.
+#[test]
+fn the_summary_lists_what_cleanup_closed() {
+    let r = kmsctl()
+        .file(
+            "p.rhai",
+            "import \"proc\" as proc;\nimport \"log\" as log;\nlet p = proc::start(\"sleep\", [\"30\"]);\nlog::step(\"work\", || log::info(`pid ${p.pid()}`));\n",
+        )
+        .args(["run", "p.rhai"])
+        .run();
+    r.code(0);
+    let line = r.stderr.lines().find(|l| l.trim_start().starts_with("closed:")).unwrap_or_else(|| panic!("{}", r.stderr));
+    assert!(line.contains("process sleep 30 (pid "), "{line}");
+}

@@ -224,9 +224,12 @@ impl Sink for Human {
                     self.line(&format!("::error::{}", message.replace('\n', "%0A")));
                 }
             }
-            EventBody::RunFinished { outcome, duration_ms, steps: records, .. } => {
+            EventBody::RunFinished { outcome, duration_ms, steps: records, closed, .. } => {
                 drop(steps);
                 self.summary(records, *outcome, *duration_ms);
+                for c in closed {
+                    self.line(&format!("  {} {c}", style("closed:").dim()));
+                }
             }
         }
     }
