@@ -34,6 +34,7 @@ set -euo pipefail
 : "${TESTENV_KWOK_VERSION:=v0.8.0}"
 : "${TESTENV_HELM_VERSION:=v4.3.1}"     # helm.sh/helm/v<major>
 : "${TESTENV_HELM3_VERSION:=v3.22.0}"   # second helm, for the v3 flag dialect tests
+: "${TESTENV_CRANE_VERSION:=v0.22.1}"   # crane: an OCI registry for helm's oci:// charts
 : "${TESTENV_MOTO_VERSION:=5.2.5}"
 : "${TESTENV_NODES:=3}"
 # ---- locations -------------------------------------------------------------------------
@@ -46,6 +47,7 @@ ETCD_BIN="$TESTENV_CACHE/bin/etcd-$TESTENV_ETCD_VERSION"
 KWOK_BIN="$TESTENV_CACHE/bin/kwok-$TESTENV_KWOK_VERSION"
 HELM_BIN="$TESTENV_CACHE/bin/helm-$TESTENV_HELM_VERSION"
 HELM3_BIN="$TESTENV_CACHE/bin/helm-$TESTENV_HELM3_VERSION"
+CRANE_BIN="$TESTENV_CACHE/bin/crane-$TESTENV_CRANE_VERSION"
 MOTO_VENV="$TESTENV_CACHE/venv-moto-$TESTENV_MOTO_VERSION"
 
 log() { printf '[testenv %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
@@ -128,6 +130,16 @@ install_helm() {  # $1 = version, $2 = target dir
 build_helm() { install_helm "$TESTENV_HELM_VERSION" "$HELM_BIN"; }
 build_helm3() { install_helm "$TESTENV_HELM3_VERSION" "$HELM3_BIN"; }
 
+# go-containerregistry's crane serves a real OCI registry (`crane registry serve`); tests
+# start their own on 127.0.0.1 to push and install oci:// charts.
+build_crane() {
+  [[ -x "$CRANE_BIN/crane" ]] && return 0
+  go_env
+  rm -rf "$CRANE_BIN.tmp" && mkdir -p "$CRANE_BIN.tmp"
+  GOBIN="$CRANE_BIN.tmp" go install "github.com/google/go-containerregistry/cmd/crane@$TESTENV_CRANE_VERSION"
+  mv "$CRANE_BIN.tmp" "$CRANE_BIN"
+}
+
 build_moto() {  # moto[server] would pull ~320 MB; s3 + flask is enough for the server
   [[ -f "$MOTO_VENV/.complete" ]] && return 0
   rm -rf "$MOTO_VENV" && python3 -m venv "$MOTO_VENV"
@@ -140,7 +152,7 @@ cmd_build() {
   local t; t=$(now_ms)
   (  # a subshell: the build steps cd into their source dirs
     exec 9>"$TESTENV_CACHE/.lock"; flock 9   # one builder at a time
-    timed build_moto; timed build_etcd; timed build_kwok; timed build_helm; timed build_helm3; timed build_k8s
+    timed build_moto; timed build_etcd; timed build_kwok; timed build_helm; timed build_helm3; timed build_crane; timed build_k8s
   )
   log "build done in $(secs $(($(now_ms) - t))) (cache: $TESTENV_CACHE)"
 }
@@ -149,7 +161,7 @@ cmd_build() {
 # State layout under $TESTENV_DIR (all of it is removed by `down`):
 #   .kmsctl-testenv     marker: `down` refuses to delete a directory without it
 #   kwok/               KWOK_WORKDIR: clusters/testenv/{kubeconfig.yaml,pki,pids,logs,...}
-#   bin/                helm (v4), helm3, kubectl, kwokctl symlinks for PATH
+#   bin/                helm (v4), helm3, kubectl, kwokctl, crane symlinks for PATH
 #   aws_fake.{pid,log}  moto + token webhook; webhook/ holds its TLS cert and kubeconfig
 #   env                 the file to source (written last: it exists only once `up` succeeded)
 export KWOK_WORKDIR="$TESTENV_DIR/kwok"
@@ -336,6 +348,7 @@ write_env() {  # $1 moto port
   ln -sf "$HELM3_BIN/helm" "$TESTENV_DIR/bin/helm3"
   ln -sf "$K8S_BIN/kubectl" "$TESTENV_DIR/bin/kubectl"
   ln -sf "$KWOK_BIN/kwokctl" "$TESTENV_DIR/bin/kwokctl"
+  ln -sf "$CRANE_BIN/crane" "$TESTENV_DIR/bin/crane"
   local aws="http://127.0.0.1:$1"
   {
     echo "# kmsctl test environment: source this file. Written by scripts/testenv/testenv.sh up."

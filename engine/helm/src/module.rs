@@ -167,6 +167,7 @@ fn upgrade(st: &State, kc: &ClusterHandle, name: &str, chart: &str, opts: &Map) 
             "reuse_values",
             "skip_crds",
             "description",
+            "plain_http",
         ],
     )?;
     let ctx = &st.ctx;
@@ -188,6 +189,7 @@ fn upgrade(st: &State, kc: &ClusterHandle, name: &str, chart: &str, opts: &Map) 
         reuse_values: o.bool("reuse_values", false)?,
         skip_crds: o.bool("skip_crds", false)?,
         description: o.str("description")?,
+        plain_http: o.bool("plain_http", false)?,
     };
     let kube = kube_of(kc);
     let previous = {
@@ -312,7 +314,7 @@ impl NativeModule for Helm {
              oci://...; a release left pending by an interrupted run is recovered first. Options:\n\
              namespace, version, values (map or array of maps), values_files, create_namespace (true),\n\
              timeout (\"10m\"), wait (true), rollback_on_failure (false), history_max (10), reuse_values,\n\
-             skip_crds, description. Returns #{name, namespace, revision, status, chart, chart_version,\n\
+             skip_crds, description, plain_http (an OCI registry without TLS). Returns #{name, namespace, revision, status, chart, chart_version,\n\
              app_version, recovered?}.",
             move |kc: ClusterHandle, name: &str, chart: &str, o: Map| upgrade(&s, &kc, name, chart, &o),
         );
@@ -410,7 +412,9 @@ impl NativeModule for Helm {
             &["release: string", "chart: string", "options: map", "string"],
             "Render a chart without a cluster. Options: namespace (\"default\"), version, values, values_files.",
             move |name: &str, chart: &str, o: Map| -> R<String> {
-                let oo = Opts::new(&o, "helm::template", &["namespace", "version", "values", "values_files"])?;
+                let oo =
+                    Opts::new(&o, "helm::template", &["namespace", "version", "values", "values_files", "plain_http"])?;
+                let plain_http = oo.bool("plain_http", false)?;
                 let files = ValuesFiles::write(&oo.values()?).map_err(|e| to_rhai(&e))?;
                 let mut vf = oo.paths("values_files", &s.ctx)?;
                 vf.extend(files.paths.iter().cloned());
@@ -418,7 +422,7 @@ impl NativeModule for Helm {
                 let ns = oo.str("namespace")?.unwrap_or_else(|| "default".into());
                 let version = oo.str("version")?;
                 let out = s.ctx.block_on_graceful(move |scope| async move {
-                    ops::template(&cli, &name, &chart, &ns, version.as_deref(), &vf, &scope).await
+                    ops::template(&cli, &name, &chart, &ns, version.as_deref(), &vf, plain_http, &scope).await
                 });
                 drop(files);
                 out
@@ -484,6 +488,28 @@ impl NativeModule for Helm {
                 let (cli, name, url, user) = (s.cli()?, name.to_string(), url.to_string(), oo.str("username")?);
                 s.ctx.block_on_graceful(move |scope| async move {
                     ops::repo_add(&cli, &name, &url, user.as_deref(), password.as_deref(), &scope).await
+                })
+            },
+        );
+        let s = st.clone();
+        b.func(
+            "registry_login",
+            &["host: string", "options: map", "()"],
+            "Log in to an OCI registry for oci:// charts. Options: username, password (a secret; passed on\n\
+             stdin), plain_http.",
+            move |host: &str, o: Map| -> R<()> {
+                let oo = Opts::new(&o, "helm::registry_login", &["username", "password", "plain_http"])?;
+                let user =
+                    oo.str("username")?.ok_or_else(|| usage_err("helm::registry_login: username is required"))?;
+                let password = oo
+                    .get("password")
+                    .map(|p| to_json(p, Reveal::Expose).map(|v| v.as_str().unwrap_or_default().to_string()))
+                    .transpose()
+                    .map_err(usage_err)?
+                    .ok_or_else(|| usage_err("helm::registry_login: password is required"))?;
+                let (cli, host, plain_http) = (s.cli()?, host.to_string(), oo.bool("plain_http", false)?);
+                s.ctx.block_on_graceful(move |scope| async move {
+                    ops::registry_login(&cli, &host, &user, &password, plain_http, &scope).await
                 })
             },
         );

@@ -64,6 +64,8 @@ pub struct UpgradeSpec {
     pub skip_crds: bool,
     /// A description for the revision.
     pub description: Option<String>,
+    /// Talk plain HTTP to an OCI registry (a local one).
+    pub plain_http: bool,
 }
 
 /// Status of a release, or `None` when it does not exist.
@@ -166,6 +168,9 @@ pub async fn upgrade(
     }
     if let Some(d) = &spec.description {
         args.extend([s("--description"), d.clone()]);
+    }
+    if spec.plain_http {
+        args.push(s("--plain-http"));
     }
     args.extend([
         s("--timeout"),
@@ -278,9 +283,13 @@ pub async fn template(
     namespace: &str,
     version: Option<&str>,
     values_files: &[PathBuf],
+    plain_http: bool,
     scope: &CancelScope,
 ) -> Result<String, HelmError> {
     let mut args = vec![s("template"), s(release), s(chart), s("-n"), s(namespace)];
+    if plain_http {
+        args.push(s("--plain-http"));
+    }
     if let Some(v) = version {
         args.extend([s("--version"), s(v)]);
     }
@@ -354,4 +363,20 @@ pub async fn repo_update(cli: &HelmCli, names: &[String], scope: &CancelScope) -
     let mut args = vec![s("repo"), s("update")];
     args.extend(names.iter().cloned());
     cli.ok(&args, None, scope).await.map(|_| ())
+}
+
+/// `helm registry login` for OCI charts; the password goes through stdin.
+pub async fn registry_login(
+    cli: &HelmCli,
+    host: &str,
+    username: &str,
+    password: &str,
+    plain_http: bool,
+    scope: &CancelScope,
+) -> Result<(), HelmError> {
+    let mut args = vec![s("registry"), s("login"), s(host), s("--username"), s(username), s("--password-stdin")];
+    if plain_http {
+        args.push(s("--plain-http"));
+    }
+    cli.ok(&args, Some(password.as_bytes()), scope).await.map(|_| ())
 }

@@ -212,6 +212,7 @@ fn the_summary_lists_what_cleanup_closed() {
         .args(["run", "p.rhai"])
         .run();
     r.code(0);
-    let line = r.stderr.lines().find(|l| l.trim_start().starts_with("closed:")).unwrap_or_else(|| panic!("{}", r.stderr));
+    let line =
+        r.stderr.lines().find(|l| l.trim_start().starts_with("closed:")).unwrap_or_else(|| panic!("{}", r.stderr));
     assert!(line.contains("process sleep 30 (pid "), "{line}");
 }

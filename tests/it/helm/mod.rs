@@ -382,3 +382,154 @@ async fn helm_3_speaks_its_own_dialect() {
     assert_eq!(names, [format!("{rel}-core-1"), format!("{rel}-core-2")]);
     let _ = run_finished(&ev);
 }
+
+/// A chart repository on 127.0.0.1 (the packaged test chart and its index), served by Python's
+/// http.server; stopped (by PID) on drop.
+struct ChartRepo {
+    url: String,
+    server: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for ChartRepo {
+    fn drop(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+    }
+}
+
+async fn chart_repo(env: &TestEnv) -> ChartRepo {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = env.helm().args(["package", &chart(), "-d"]).arg(dir.path()).output().await.expect("helm package");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("addr").port();
+    let url = format!("http://127.0.0.1:{port}");
+    let out = env
+        .helm()
+        .args(["repo", "index"])
+        .arg(dir.path())
+        .args(["--url", &url])
+        .output()
+        .await
+        .expect("helm repo index");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let server = std::process::Command::new("python3")
+        .args(["-m", "http.server", "--bind", "127.0.0.1", &port.to_string(), "--directory"])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("python3 http.server");
+    within(30, "the chart repository to answer", async {
+        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    ChartRepo { url, server, _dir: dir }
+}
+
+#[tokio::test]
+async fn a_chart_from_a_repository_added_with_a_secret_password() {
+    let env = testenv!();
+    let ns = env.namespace("helm-repo").await;
+    let repo = chart_repo(&env).await;
+    let rel = unique("party");
+    let name = unique("repo");
+    let k = helm_playbook(
+        &env,
+        r#"
+        import "k8s" as k8s;
+        import "helm" as helm;
+        import "env" as env;
+        import "log" as log;
+        helm::repo_add("@NAME@", "@URL@", #{ username: "ci", password: env::secret("REPO_PASSWORD") });
+        helm::repo_update(["@NAME@"]);
+        let kc = k8s::connect();
+        let r = helm::upgrade(kc, "@REL@", "@NAME@/kms-core", #{ namespace: "@NS@", version: "0.1.0", values: #{ kmsPeers: #{ id: 5 } } });
+        log::info(`installed ${r.chart} ${r.chart_version}`);
+        "#,
+        &[("NAME", &name), ("URL", &repo.url), ("REL", &rel), ("NS", &ns.name)],
+    )
+    .env("REPO_PASSWORD", "hunter2-repo-password");
+    let r = finish(k).await;
+    r.code(0);
+    assert_eq!(logged(&r.events(), "installed "), "kms-core 0.1.0");
+    assert!(!r.stdout.contains("hunter2-repo-password") && !r.stderr.contains("hunter2-repo-password"));
+    let st = helm_status(&env, &ns.name, &rel).await.expect("release");
+    assert_eq!(status_of(&st), "deployed");
+}
+
+/// A real OCI registry (go-containerregistry's `crane registry serve`) on 127.0.0.1, stopped by
+/// PID on drop.
+struct Registry {
+    host: String,
+    server: std::process::Child,
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+    }
+}
+
+async fn registry(env: &TestEnv) -> Registry {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("addr").port();
+    let host = format!("127.0.0.1:{port}");
+    let server = std::process::Command::new(env.dir.join("bin/crane"))
+        .args(["registry", "serve", "--address", &host])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("crane registry serve");
+    within(30, "the registry to answer", async {
+        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    Registry { host, server }
+}
+
+#[tokio::test]
+async fn an_oci_chart_with_a_version_after_a_registry_login() {
+    let env = testenv!();
+    let ns = env.namespace("helm-oci").await;
+    let reg = registry(&env).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = env.helm().args(["package", &chart(), "-d"]).arg(dir.path()).output().await.expect("helm package");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = env
+        .helm()
+        .arg("push")
+        .arg(dir.path().join("kms-core-0.1.0.tgz"))
+        .args([&format!("oci://{}/charts", reg.host), "--plain-http"])
+        .output()
+        .await
+        .expect("helm push");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rel = unique("party");
+    let k = helm_playbook(
+        &env,
+        r#"
+        import "k8s" as k8s;
+        import "helm" as helm;
+        import "env" as env;
+        import "log" as log;
+        helm::registry_login("@HOST@", #{ username: "ci", password: env::secret("REGISTRY_PASSWORD"), plain_http: true });
+        let chart = "oci://@HOST@/charts/kms-core";
+        log::info(`rendered ${helm::template("x", chart, #{ version: "0.1.0", plain_http: true }).contains("kind: StatefulSet")}`);
+        let kc = k8s::connect();
+        let r = helm::upgrade(kc, "@REL@", chart, #{ namespace: "@NS@", version: "0.1.0", plain_http: true, values: #{ kmsPeers: #{ id: 6 } } });
+        log::info(`installed ${r.chart} ${r.chart_version} ${r.status}`);
+        "#,
+        &[("HOST", &reg.host), ("REL", &rel), ("NS", &ns.name)],
+    )
+    .env("REGISTRY_PASSWORD", "hunter2-oci-password");
+    let r = finish(k).await;
+    r.code(0);
+    assert_eq!(logged(&r.events(), "rendered "), "true");
+    assert_eq!(logged(&r.events(), "installed "), "kms-core 0.1.0 deployed");
+    assert!(!r.stdout.contains("hunter2-oci-password") && !r.stderr.contains("hunter2-oci-password"));
+}
