@@ -1,90 +1,37 @@
-//! kmsctl benchmarks. Each scenario runs the release binary repeatedly and prints a table of
-//! median / p90 / min against the target from spec/MISSION.md.
+//! kmsctl benchmarks. Each scenario measures, side by side, and prints markdown tables; nothing
+//! here asserts a timing (the targets from spec/MISSION.md are printed next to the results).
 //!
-//!   bench/run cli        # kmsctl version, kmsctl check over the project's playbooks and stdlib
+//!   bench/run cli                   # kmsctl version, kmsctl check over the playbooks and stdlib
+//!   bench/run readiness [--trials N] [--objects N]
+//!                                   # reaction latency, and API requests while waiting on many objects
+//!   bench/run deploy [--runs N] [--parties N]
+//!                                   # 13-party threshold deploy: kmsctl vs the bash flow vs the cluster's floor
+//!
+//! The cluster scenarios need the local test environment: `bench/run` starts a private one
+//! (and stops it) unless `TESTENV_DIR` names a running one (see bench/run).
+
+mod cli;
+mod env;
+mod fixtures;
+mod readiness;
+mod deploy;
+mod stats;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
-struct Row {
-    what: String,
-    runs: usize,
-    median: Duration,
-    p90: Duration,
-    min: Duration,
-    target: Duration,
-}
-
-fn measure(what: &str, runs: usize, target: Duration, mut cmd: impl FnMut() -> Command) -> Row {
-    // One warm-up run so the page cache holds the binary and the sources.
-    let _ = cmd().stdout(Stdio::null()).stderr(Stdio::null()).status();
-    let mut times: Vec<Duration> = (0..runs)
-        .map(|_| {
-            let t = Instant::now();
-            let st = cmd().stdout(Stdio::null()).stderr(Stdio::null()).status().expect("run kmsctl");
-            let d = t.elapsed();
-            assert!(st.success(), "{what} failed");
-            d
-        })
-        .collect();
-    times.sort();
-    Row { what: what.into(), runs, median: times[runs / 2], p90: times[(runs * 9) / 10], min: times[0], target }
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
-}
-
-fn table(rows: &[Row]) {
-    println!("| scenario | runs | median | p90 | min | target | |");
-    println!("|---|---:|---:|---:|---:|---:|---|");
-    for r in rows {
-        let ok = if r.median <= r.target { "ok" } else { "OVER" };
-        println!(
-            "| {} | {} | {} | {} | {} | ≤ {} | {ok} |",
-            r.what,
-            r.runs,
-            ms(r.median),
-            ms(r.p90),
-            ms(r.min),
-            ms(r.target)
-        );
-    }
-}
-
-fn root() -> PathBuf {
+/// The repository root.
+pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-fn cli(bin: &Path) {
-    let root = root();
-    let count = ["playbooks", "examples", "stdlib"].iter().map(|d| walk(&root.join(d))).sum::<usize>();
-    let rows = vec![
-        measure("kmsctl version", 50, Duration::from_millis(20), || {
-            let mut c = Command::new(bin);
-            c.arg("version");
-            c
+/// `--name VALUE` from the scenario's arguments, or `default`.
+fn flag(args: &[String], name: &str, default: usize) -> usize {
+    match args.iter().position(|a| a == name) {
+        Some(i) => args.get(i + 1).and_then(|v| v.parse().ok()).unwrap_or_else(|| {
+            eprintln!("{name} wants a number");
+            std::process::exit(2)
         }),
-        measure(&format!("kmsctl check ({count} files)"), 30, Duration::from_millis(100), || {
-            let mut c = Command::new(bin);
-            c.current_dir(&root).args(["check", "-q", "--stdlib-dir", "stdlib", "playbooks", "examples", "stdlib"]);
-            c
-        }),
-    ];
-    table(&rows);
-}
-
-fn walk(p: &Path) -> usize {
-    match std::fs::read_dir(p) {
-        Ok(rd) => rd
-            .flatten()
-            .map(|e| {
-                let p = e.path();
-                if p.is_dir() { walk(&p) } else { usize::from(p.extension().is_some_and(|x| x == "rhai")) }
-            })
-            .sum(),
-        Err(_) => 0,
+        None => default,
     }
 }
 
@@ -92,11 +39,26 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let bin = std::env::var("KMSCTL_BIN").map(PathBuf::from).unwrap_or_else(|_| root().join("target/release/kmsctl"));
     assert!(bin.exists(), "{} not found: build with `cargo build --release -p kmsctl`", bin.display());
-    match args.first().map(String::as_str) {
-        Some("cli") | None => cli(&bin),
+    let rest = args.get(1..).unwrap_or_default();
+    let outcome = match args.first().map(String::as_str) {
+        Some("cli") | None => {
+            cli::run(&bin);
+            Ok(())
+        }
+        Some("readiness") => cluster_scenario(|| readiness::run(bin, flag(rest, "--trials", 20), flag(rest, "--objects", 1000))),
+        Some("deploy") => cluster_scenario(|| deploy::run(bin, flag(rest, "--runs", 3), flag(rest, "--parties", 13))),
         Some(other) => {
-            eprintln!("unknown scenario {other}; scenarios: cli");
+            eprintln!("unknown scenario {other}; scenarios: cli, readiness, deploy");
             std::process::exit(2);
         }
+    };
+    if let Err(e) = outcome {
+        eprintln!("benchmark failed: {e}");
+        std::process::exit(1);
     }
+}
+
+/// Run an async cluster scenario on a runtime of its own.
+fn cluster_scenario<F: Future<Output = env::Result<()>>>(f: impl FnOnce() -> F) -> env::Result<()> {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?.block_on(f())
 }

@@ -414,16 +414,19 @@ impl NativeModule for Helm {
             move |name: &str, chart: &str, o: Map| -> R<String> {
                 let oo =
                     Opts::new(&o, "helm::template", &["namespace", "version", "values", "values_files", "plain_http"])?;
-                let plain_http = oo.bool("plain_http", false)?;
                 let files = ValuesFiles::write(&oo.values()?).map_err(|e| to_rhai(&e))?;
-                let mut vf = oo.paths("values_files", &s.ctx)?;
-                vf.extend(files.paths.iter().cloned());
-                let (cli, name, chart) = (s.cli()?, name.to_string(), chart_ref(&s.ctx, chart));
-                let ns = oo.str("namespace")?.unwrap_or_else(|| "default".into());
-                let version = oo.str("version")?;
-                let out = s.ctx.block_on_graceful(move |scope| async move {
-                    ops::template(&cli, &name, &chart, &ns, version.as_deref(), &vf, plain_http, &scope).await
-                });
+                let mut values_files = oo.paths("values_files", &s.ctx)?;
+                values_files.extend(files.paths.iter().cloned());
+                let spec = ops::TemplateSpec {
+                    release: name.to_string(),
+                    chart: chart_ref(&s.ctx, chart),
+                    namespace: oo.str("namespace")?.unwrap_or_else(|| "default".into()),
+                    version: oo.str("version")?,
+                    values_files,
+                    plain_http: oo.bool("plain_http", false)?,
+                };
+                let cli = s.cli()?;
+                let out = s.ctx.block_on_graceful(move |scope| async move { ops::template(&cli, &spec, &scope).await });
                 drop(files);
                 out
             },

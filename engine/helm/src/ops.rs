@@ -275,25 +275,33 @@ pub async fn list(
     serde_json::from_str(&out.stdout[start..]).map_err(|e| HelmError::Output(e.to_string()))
 }
 
+/// What to render without a cluster.
+#[derive(Clone, Debug)]
+pub struct TemplateSpec {
+    /// Release name used in the templates.
+    pub release: String,
+    /// Chart reference.
+    pub chart: String,
+    /// Namespace used in the templates.
+    pub namespace: String,
+    /// Chart version constraint.
+    pub version: Option<String>,
+    /// Values files, in order.
+    pub values_files: Vec<PathBuf>,
+    /// Plain HTTP to an OCI registry.
+    pub plain_http: bool,
+}
+
 /// Render a chart without a cluster.
-pub async fn template(
-    cli: &HelmCli,
-    release: &str,
-    chart: &str,
-    namespace: &str,
-    version: Option<&str>,
-    values_files: &[PathBuf],
-    plain_http: bool,
-    scope: &CancelScope,
-) -> Result<String, HelmError> {
-    let mut args = vec![s("template"), s(release), s(chart), s("-n"), s(namespace)];
-    if plain_http {
+pub async fn template(cli: &HelmCli, spec: &TemplateSpec, scope: &CancelScope) -> Result<String, HelmError> {
+    let mut args = vec![s("template"), spec.release.clone(), spec.chart.clone(), s("-n"), spec.namespace.clone()];
+    if spec.plain_http {
         args.push(s("--plain-http"));
     }
-    if let Some(v) = version {
-        args.extend([s("--version"), s(v)]);
+    if let Some(v) = &spec.version {
+        args.extend([s("--version"), v.clone()]);
     }
-    for f in values_files {
+    for f in &spec.values_files {
         args.extend([s("-f"), f.display().to_string()]);
     }
     cli.ok(&args, None, scope).await.map(|o| o.stdout)
