@@ -268,6 +268,12 @@ pub struct LimitNames {
     pub operations: u64,
     /// Max call depth.
     pub call_levels: usize,
+    /// Max string length in bytes.
+    pub string_size: usize,
+    /// Max array length.
+    pub array_size: usize,
+    /// Max map size.
+    pub map_size: usize,
 }
 
 /// Explain a runtime error: the innermost failure with its snippet, then one frame per call
@@ -357,7 +363,16 @@ fn leaf(e: &EvalAltResult, limits: LimitNames) -> (ErrorKind, String, Option<Str
             Some("look for a function that calls itself without end".into()),
             None,
         ),
-        E::ErrorDataTooLarge(what, _) => (ErrorKind::Script, format!("{what} exceeds its size limit"), None, None),
+        E::ErrorDataTooLarge(what, _) => {
+            let limit = if what.contains("string") {
+                format!("{} bytes", limits.string_size)
+            } else if what.contains("array") {
+                format!("{} items", limits.array_size)
+            } else {
+                format!("{} entries", limits.map_size)
+            };
+            (ErrorKind::Script, format!("{what} exceeds its size limit of {limit}"), None, None)
+        }
         E::ErrorTooManyModules(_) => (ErrorKind::Script, "too many modules loaded".into(), None, None),
         E::ErrorTooManyVariables(_) => (ErrorKind::Script, "too many variables".into(), None, None),
         E::ErrorVariableNotFound(name, _) if name.starts_with("param::") => (

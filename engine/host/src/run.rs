@@ -149,8 +149,13 @@ impl Host {
                 ExitCode::Ok
             }
             Err(e) => {
-                let limits =
-                    LimitNames { operations: self.limits.max_operations, call_levels: self.limits.max_call_levels };
+                let limits = LimitNames {
+                    operations: self.limits.max_operations,
+                    call_levels: self.limits.max_call_levels,
+                    string_size: self.limits.max_string_size,
+                    array_size: self.limits.max_array_size,
+                    map_size: self.limits.max_map_size,
+                };
                 let targets = |importer: &str, path: &str| import_target(&program, importer, path);
                 let failure = diagnostics::runtime_failure(&e, &program.entry, &program.sources, limits, &targets);
                 let code = match failure.terminated.as_deref() {

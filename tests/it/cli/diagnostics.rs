@@ -95,6 +95,18 @@ fn runaway_recursion_names_the_limit() {
 }
 
 #[test]
+fn size_limits_name_the_limit() {
+    for (script, want) in [
+        ("let s = \"x\";\nloop { s += s; }\n", "Length of string exceeds its size limit of 67108864 bytes"),
+        ("let a = [0];\nloop { a += a; }\n", "Size of array/BLOB exceeds its size limit of 1000000 items"),
+    ] {
+        let r = kmsctl().file("p.rhai", script).args(["run", "p.rhai"]).run();
+        r.code(1);
+        assert!(r.stderr.contains(want), "{}", r.stderr);
+    }
+}
+
+#[test]
 fn the_error_kind_picks_the_exit_code() {
     for (kind, code) in [("timeout", 3), ("unavailable", 4), ("auth", 4), ("failed", 1), ("whatever", 1)] {
         let r = kmsctl()
