@@ -11,10 +11,10 @@
 //! (and stops it) unless `TESTENV_DIR` names a running one (see bench/run).
 
 mod cli;
+mod deploy;
 mod env;
 mod fixtures;
 mod readiness;
-mod deploy;
 mod stats;
 
 use std::path::{Path, PathBuf};
@@ -45,7 +45,9 @@ fn main() {
             cli::run(&bin);
             Ok(())
         }
-        Some("readiness") => cluster_scenario(|| readiness::run(bin, flag(rest, "--trials", 20), flag(rest, "--objects", 1000))),
+        Some("readiness") => {
+            cluster_scenario(|| readiness::run(bin, flag(rest, "--trials", 20), flag(rest, "--objects", 1000)))
+        }
         Some("deploy") => cluster_scenario(|| deploy::run(bin, flag(rest, "--runs", 3), flag(rest, "--parties", 13))),
         Some(other) => {
             eprintln!("unknown scenario {other}; scenarios: cli, readiness, deploy");

@@ -5,8 +5,6 @@ use std::time::Duration;
 /// Median, p90, min and max of a set of measurements, in milliseconds.
 #[derive(Clone, Copy, Debug)]
 pub struct Summary {
-    /// Number of measurements.
-    pub n: usize,
     /// Median (the mean of the middle two for an even count).
     pub median: f64,
     /// 90th percentile (nearest rank).
@@ -25,7 +23,7 @@ pub fn summarize(values: &[f64]) -> Summary {
     let n = v.len();
     let median = if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 };
     let p90 = v[(n * 9).div_ceil(10).max(1) - 1];
-    Summary { n, median, p90, min: v[0], max: v[n - 1] }
+    Summary { median, p90, min: v[0], max: v[n - 1] }
 }
 
 /// A duration in milliseconds.
@@ -61,7 +59,7 @@ mod tests {
     #[test]
     fn summaries() {
         let s = summarize(&[5.0, 1.0, 3.0]);
-        assert_eq!((s.n, s.median, s.p90, s.min, s.max), (3, 3.0, 5.0, 1.0, 5.0));
+        assert_eq!((s.median, s.p90, s.min, s.max), (3.0, 5.0, 1.0, 5.0));
         let s = summarize(&(1..=20).map(f64::from).collect::<Vec<_>>());
         assert_eq!((s.median, s.p90), (10.5, 18.0));
         assert_eq!(ms(12.34), "12.3 ms");

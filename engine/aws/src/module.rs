@@ -6,7 +6,7 @@ use crate::eks::{self, ExecAuth, WaitOptions};
 use crate::error::AwsError;
 use crate::{s3, sts};
 use aws_config::SdkConfig;
-use kmsctl_host::duration;
+use kmsctl_host::Opts;
 use kmsctl_host::error::{to_rhai, usage_err};
 use kmsctl_host::events::{Level, Outcome};
 use kmsctl_host::modules::{ModuleBuilder, NativeModule, is_terminated, short_message};
@@ -27,54 +27,16 @@ pub struct Aws;
 /// Options every function takes: where and as whom to call AWS.
 const AWS_KEYS: [&str; 3] = ["region", "profile", "role_arn"];
 
-/// Options given as a map, with unknown keys refused.
-struct Opts<'a> {
-    map: &'a Map,
-    func: &'static str,
+/// The options map of an aws function: its own keys plus [`AWS_KEYS`].
+fn aws_opts<'a>(map: &'a Map, func: &'a str, extra: &[&str]) -> R<Opts<'a>> {
+    let allowed: Vec<&str> = AWS_KEYS.iter().chain(extra).copied().collect();
+    Opts::new(map, func, &allowed)
 }
 
-impl<'a> Opts<'a> {
-    /// `extra` are the function's own keys, on top of [`AWS_KEYS`].
-    fn new(map: &'a Map, func: &'static str, extra: &[&str]) -> R<Self> {
-        let allowed: Vec<&str> = AWS_KEYS.iter().chain(extra).copied().collect();
-        for k in map.keys() {
-            if !allowed.contains(&k.as_str()) {
-                let hint = kmsctl_host::params::suggest(k, allowed.iter().copied())
-                    .map(|s| format!(" (did you mean '{s}'?)"))
-                    .unwrap_or_default();
-                return Err(usage_err(format!(
-                    "{func}: unknown option '{k}'{hint}; options are {}",
-                    allowed.join(", ")
-                )));
-            }
-        }
-        Ok(Self { map, func })
-    }
-    fn get(&self, k: &str) -> Option<&Dynamic> {
-        self.map.get(k).filter(|v| !v.is_unit())
-    }
-    fn str(&self, k: &str) -> R<Option<String>> {
-        match self.get(k) {
-            None => Ok(None),
-            Some(v) if v.is_string() => Ok(Some(v.to_string()).filter(|s| !s.is_empty())),
-            Some(v) => Err(usage_err(format!("{}: {k} must be a string, got {}", self.func, v.type_name()))),
-        }
-    }
-    fn bool(&self, k: &str, default: bool) -> R<bool> {
-        match self.get(k) {
-            None => Ok(default),
-            Some(v) => v.as_bool().map_err(|t| usage_err(format!("{}: {k} must be true or false, got {t}", self.func))),
-        }
-    }
-    fn duration(&self, k: &str) -> R<Option<std::time::Duration>> {
-        match self.get(k) {
-            None => Ok(None),
-            Some(v) => duration::from_dynamic(v).map(Some).map_err(|e| usage_err(format!("{}: {k}: {e}", self.func))),
-        }
-    }
-    fn aws(&self) -> R<AwsOptions> {
-        Ok(AwsOptions { region: self.str("region")?, profile: self.str("profile")?, role_arn: self.str("role_arn")? })
-    }
+/// Where and as whom to call AWS (empty values mean unset).
+fn aws_of(o: &Opts) -> R<AwsOptions> {
+    let get = |k: &str| o.str(k).map(|v| v.filter(|s| !s.is_empty()));
+    Ok(AwsOptions { region: get("region")?, profile: get("profile")?, role_arn: get("role_arn")? })
 }
 
 /// Arguments that must not be empty (a bucket, a cluster name).
@@ -143,8 +105,8 @@ impl State {
     fn connect(&self, name: &str, o: &Map) -> R<ClusterHandle> {
         const F: &str = "aws::eks_connect";
         required(F, "the cluster name", name)?;
-        let oo = Opts::new(o, F, &["context", "exec_command"])?;
-        let aws = oo.aws()?;
+        let oo = aws_opts(o, F, &["context", "exec_command"])?;
+        let aws = aws_of(&oo)?;
         let (context, command) = (oo.str("context")?, oo.str("exec_command")?);
         let key = (aws.clone(), name.to_string(), context.clone(), command.clone());
         if let Some(c) = self.clusters.lock().expect("clusters lock").get(&key) {
@@ -200,8 +162,8 @@ impl State {
         const F: &str = "aws::eks_kubeconfig";
         required(F, "the cluster name", name)?;
         required(F, "the path", path)?;
-        let oo = Opts::new(o, F, &["context", "exec_command", "set_current", "merge"])?;
-        let aws = oo.aws()?;
+        let oo = aws_opts(o, F, &["context", "exec_command", "set_current", "merge"])?;
+        let aws = aws_of(&oo)?;
         let (context, command) = (oo.str("context")?, oo.str("exec_command")?);
         let (set_current, merge) = (oo.bool("set_current", true)?, oo.bool("merge", true)?);
         let sdk = self.sdk(&aws)?;
@@ -229,7 +191,7 @@ impl State {
     fn s3_put(&self, func: &'static str, bucket: &str, key: &str, body: Vec<u8>, oo: &Opts) -> R<Map> {
         required(func, "the bucket", bucket)?;
         required(func, "the key", key)?;
-        let aws = oo.aws()?;
+        let aws = aws_of(oo)?;
         let content_type = oo.str("content_type")?;
         let create = oo.bool("create_bucket", false)?;
         let sdk = self.sdk(&aws)?;
@@ -290,7 +252,7 @@ impl NativeModule for Aws {
         let caller = {
             let st = st.clone();
             move |o: &Map| -> R<Map> {
-                let aws = Opts::new(o, "aws::caller_identity", &[])?.aws()?;
+                let aws = aws_of(&aws_opts(o, "aws::caller_identity", &[])?)?;
                 let sdk = st.sdk(&aws)?;
                 let id = st.ctx.block_on(async move { sts::caller_identity(&sdk).await })?;
                 Ok(to_script(&id).cast::<Map>())
@@ -312,7 +274,7 @@ impl NativeModule for Aws {
             let st = st.clone();
             move |name: &str, o: &Map| -> R<Map> {
                 required("aws::eks_describe", "the cluster name", name)?;
-                let eks = st.eks(&Opts::new(o, "aws::eks_describe", &[])?.aws()?)?;
+                let eks = st.eks(&aws_of(&aws_opts(o, "aws::eks_describe", &[])?)?)?;
                 let n = name.to_string();
                 let c = st.ctx.block_on(async move { eks::describe_cluster(&eks, &n).await })?;
                 Ok(to_script(&c).cast::<Map>())
@@ -335,7 +297,7 @@ impl NativeModule for Aws {
             let st = st.clone();
             move |cluster: &str, o: &Map| -> R<Array> {
                 required("aws::eks_nodegroups", "the cluster name", cluster)?;
-                let eks = st.eks(&Opts::new(o, "aws::eks_nodegroups", &[])?.aws()?)?;
+                let eks = st.eks(&aws_of(&aws_opts(o, "aws::eks_nodegroups", &[])?)?)?;
                 let c = cluster.to_string();
                 let names = st.ctx.block_on(async move { eks::list_nodegroups(&eks, &c).await })?;
                 Ok(names.into_iter().map(Dynamic::from).collect())
@@ -360,7 +322,7 @@ impl NativeModule for Aws {
             move |cluster: &str, name: &str, o: &Map| -> R<Map> {
                 required("aws::eks_nodegroup", "the cluster name", cluster)?;
                 required("aws::eks_nodegroup", "the node group name", name)?;
-                let eks = st.eks(&Opts::new(o, "aws::eks_nodegroup", &[])?.aws()?)?;
+                let eks = st.eks(&aws_of(&aws_opts(o, "aws::eks_nodegroup", &[])?)?)?;
                 let (c, n) = (cluster.to_string(), name.to_string());
                 let ng = st.ctx.block_on(async move { eks::describe_nodegroup(&eks, &c, &n).await })?;
                 Ok(to_script(&ng).cast::<Map>())
@@ -385,7 +347,7 @@ impl NativeModule for Aws {
             let d = WaitOptions::default();
             let interval = oo.duration("interval")?.unwrap_or(d.interval);
             if interval.is_zero() {
-                return Err(usage_err(format!("{}: interval must be more than 0s", oo.func)));
+                return Err(oo.usage("interval must be more than 0s"));
             }
             Ok(WaitOptions { timeout: oo.duration("timeout")?.unwrap_or(d.timeout), interval })
         };
@@ -394,9 +356,9 @@ impl NativeModule for Aws {
             move |name: &str, o: &Map| -> R<Map> {
                 const F: &str = "aws::eks_wait_active";
                 required(F, "the cluster name", name)?;
-                let oo = Opts::new(o, F, &["timeout", "interval"])?;
+                let oo = aws_opts(o, F, &["timeout", "interval"])?;
                 let wo = wait_opts(&oo)?;
-                let eks = st.eks(&oo.aws()?)?;
+                let eks = st.eks(&aws_of(&oo)?)?;
                 let n = name.to_string();
                 let c = st.step(format!("wait for EKS cluster {name} to be ACTIVE"), async move |p| {
                     eks::wait_cluster_active(&eks, &n, &wo, p).await
@@ -426,9 +388,9 @@ impl NativeModule for Aws {
                 const F: &str = "aws::eks_wait_nodegroup_active";
                 required(F, "the cluster name", cluster)?;
                 required(F, "the node group name", name)?;
-                let oo = Opts::new(o, F, &["timeout", "interval"])?;
+                let oo = aws_opts(o, F, &["timeout", "interval"])?;
                 let wo = wait_opts(&oo)?;
-                let eks = st.eks(&oo.aws()?)?;
+                let eks = st.eks(&aws_of(&oo)?)?;
                 let (c, n) = (cluster.to_string(), name.to_string());
                 let ng = st.step(format!("wait for EKS node group {cluster}/{name} to be ACTIVE"), async move |p| {
                     eks::wait_nodegroup_active(&eks, &c, &n, &wo, p).await
@@ -490,7 +452,7 @@ impl NativeModule for Aws {
         let s = st.clone();
         let put = move |bucket: &str, key: &str, content: Dynamic, o: &Map| -> R<Map> {
             const F: &str = "aws::s3_put";
-            let oo = Opts::new(o, F, &PUT_KEYS)?;
+            let oo = aws_opts(o, F, &PUT_KEYS)?;
             let body = body_of(F, &content)?;
             s.s3_put(F, bucket, key, body, &oo)
         };
@@ -511,7 +473,7 @@ impl NativeModule for Aws {
         let s = st.clone();
         let put_file = move |bucket: &str, key: &str, path: &str, o: &Map| -> R<Map> {
             const F: &str = "aws::s3_put_file";
-            let oo = Opts::new(o, F, &PUT_KEYS)?;
+            let oo = aws_opts(o, F, &PUT_KEYS)?;
             required(F, "the path", path)?;
             let p = s.ctx.resolve_path(path);
             let body = std::fs::read(&p).map_err(|e| to_rhai(&AwsError::Io(format!("{F}: {}: {e}", p.display()))))?;
@@ -534,9 +496,9 @@ impl NativeModule for Aws {
         let s = st.clone();
         let get = move |bucket: &str, key: &str, o: &Map| -> R<Dynamic> {
             const F: &str = "aws::s3_get";
-            let oo = Opts::new(o, F, &["secret"])?;
+            let oo = aws_opts(o, F, &["secret"])?;
             let secret = oo.bool("secret", false)?;
-            let bytes = s.s3_get_bytes(F, bucket, key, &oo.aws()?)?;
+            let bytes = s.s3_get_bytes(F, bucket, key, &aws_of(&oo)?)?;
             let text = String::from_utf8(bytes)
                 .map_err(|_| usage_err(format!("{F}: s3://{bucket}/{key} is not UTF-8 text; use aws::s3_get_file")))?;
             Ok(if secret { Dynamic::from(s.ctx.secret(text)) } else { Dynamic::from(text) })
@@ -558,7 +520,7 @@ impl NativeModule for Aws {
         let s = st.clone();
         let get_file = move |bucket: &str, key: &str, path: &str, o: &Map| -> R<Map> {
             const F: &str = "aws::s3_get_file";
-            let aws = Opts::new(o, F, &[])?.aws()?;
+            let aws = aws_of(&aws_opts(o, F, &[])?)?;
             required(F, "the path", path)?;
             let bytes = s.s3_get_bytes(F, bucket, key, &aws)?;
             let p: PathBuf = s.ctx.resolve_path(path);
@@ -590,7 +552,7 @@ impl NativeModule for Aws {
         let list = move |bucket: &str, prefix: &str, o: &Map| -> R<Array> {
             const F: &str = "aws::s3_list";
             required(F, "the bucket", bucket)?;
-            let client = s3::client(&s.sdk(&Opts::new(o, F, &[])?.aws()?)?);
+            let client = s3::client(&s.sdk(&aws_of(&aws_opts(o, F, &[])?)?)?);
             let (b, p) = (bucket.to_string(), prefix.to_string());
             let objs = s.ctx.block_on(async move { s3::list(&client, &b, &p).await })?;
             Ok(objs.iter().map(to_script).collect())
@@ -614,7 +576,7 @@ impl NativeModule for Aws {
         let ensure = move |bucket: &str, o: &Map| -> R<bool> {
             const F: &str = "aws::s3_ensure_bucket";
             required(F, "the bucket", bucket)?;
-            let sdk = s.sdk(&Opts::new(o, F, &[])?.aws()?)?;
+            let sdk = s.sdk(&aws_of(&aws_opts(o, F, &[])?)?)?;
             let region = config::region(&sdk).map_err(|e| to_rhai(&e))?;
             let client = s3::client(&sdk);
             let b = bucket.to_string();
@@ -689,7 +651,7 @@ mod tests {
             ),
             (r#"aws::s3_put("b", "k", 42)"#, "aws::s3_put: content must be a string, a secret or a blob, got i64"),
             (r#"aws::s3_put("", "k", "x")"#, "aws::s3_put: the bucket must not be empty"),
-            (r#"aws::caller_identity(#{ region: 1 })"#, "aws::caller_identity: region must be a string, got i64"),
+            (r#"aws::caller_identity(#{ region: [] })"#, "aws::caller_identity: region must be a string, got array"),
             (r#"aws::s3_get("b", "k", #{ secret: "yes" })"#, "aws::s3_get: secret must be true or false, got string"),
             (r#"aws::eks_describe("")"#, "aws::eks_describe: the cluster name must not be empty"),
         ] {

@@ -9,7 +9,7 @@ use kmsctl_host::error::{to_rhai, usage_err};
 use kmsctl_host::events::Level;
 use kmsctl_host::modules::{ModuleBuilder, NativeModule};
 use kmsctl_host::value::{Reveal, from_json, to_json};
-use kmsctl_host::{HostCtx, duration};
+use kmsctl_host::{HostCtx, Opts};
 use kmsctl_k8s::module::ClusterHandle;
 use kmsctl_k8s::readiness::WaitOptions;
 use rhai::{Array, Dynamic, EvalAltResult, INT, Map, Module};
@@ -40,84 +40,30 @@ impl State {
     }
 }
 
-/// Options map with unknown keys refused.
-struct Opts<'a> {
-    map: &'a Map,
-    func: &'static str,
+/// `values`: a map or an array of maps (later wins), secrets exposed into the files.
+fn values(o: &Opts) -> R<Vec<Value>> {
+    match o.get("values") {
+        None => Ok(Vec::new()),
+        Some(v) if v.is_array() => v
+            .clone()
+            .into_array()
+            .unwrap_or_default()
+            .iter()
+            .map(|m| to_json(m, Reveal::Expose).map_err(usage_err))
+            .collect(),
+        Some(v) => Ok(vec![to_json(v, Reveal::Expose).map_err(usage_err)?]),
+    }
 }
 
-impl<'a> Opts<'a> {
-    fn new(map: &'a Map, func: &'static str, allowed: &[&str]) -> R<Self> {
-        for k in map.keys() {
-            if !allowed.contains(&k.as_str()) {
-                let hint = kmsctl_host::params::suggest(k, allowed.iter().copied())
-                    .map(|s| format!(" (did you mean '{s}'?)"))
-                    .unwrap_or_default();
-                return Err(usage_err(format!(
-                    "{func}: unknown option '{k}'{hint}; options are {}",
-                    allowed.join(", ")
-                )));
-            }
-        }
-        Ok(Self { map, func })
-    }
-    fn get(&self, k: &str) -> Option<&Dynamic> {
-        self.map.get(k).filter(|v| !v.is_unit())
-    }
-    fn str(&self, k: &str) -> R<Option<String>> {
-        self.get(k).map(|v| Ok(kmsctl_host::value::display(v))).transpose()
-    }
-    fn bool(&self, k: &str, d: bool) -> R<bool> {
-        self.get(k)
-            .map(|v| v.as_bool().map_err(|t| usage_err(format!("{}: {k} must be true or false, got {t}", self.func))))
-            .unwrap_or(Ok(d))
-    }
-    fn int(&self, k: &str) -> R<Option<i64>> {
-        self.get(k)
-            .map(|v| v.as_int().map_err(|t| usage_err(format!("{}: {k} must be an integer, got {t}", self.func))))
-            .transpose()
-    }
-    fn duration(&self, k: &str, d: Duration) -> R<Duration> {
-        self.get(k)
-            .map(|v| duration::from_dynamic(v).map_err(|e| usage_err(format!("{}: {k}: {e}", self.func))))
-            .unwrap_or(Ok(d))
-    }
-    /// `values`: a map or an array of maps (later wins), secrets exposed into the files.
-    fn values(&self) -> R<Vec<Value>> {
-        match self.get("values") {
-            None => Ok(Vec::new()),
-            Some(v) if v.is_array() => v
-                .clone()
-                .into_array()
-                .unwrap_or_default()
-                .iter()
-                .map(|m| to_json(m, Reveal::Expose).map_err(usage_err))
-                .collect(),
-            Some(v) => Ok(vec![to_json(v, Reveal::Expose).map_err(usage_err)?]),
-        }
-    }
-    fn paths(&self, k: &str, ctx: &HostCtx) -> R<Vec<PathBuf>> {
-        match self.get(k) {
-            None => Ok(Vec::new()),
-            Some(v) => {
-                let items: Vec<Dynamic> = match v.clone().into_array() {
-                    Ok(a) => a,
-                    Err(_) => vec![v.clone()],
-                };
-                items
-                    .iter()
-                    .map(|p| {
-                        let path = ctx.resolve_path(&p.to_string());
-                        if path.exists() {
-                            Ok(path)
-                        } else {
-                            Err(usage_err(format!("{}: {k}: {} does not exist", self.func, path.display())))
-                        }
-                    })
-                    .collect()
-            }
-        }
-    }
+/// Files that must exist, relative to the playbook.
+fn paths(o: &Opts, k: &str, ctx: &HostCtx) -> R<Vec<PathBuf>> {
+    o.strings(k)?
+        .iter()
+        .map(|p| {
+            let path = ctx.resolve_path(p);
+            if path.exists() { Ok(path) } else { Err(o.usage(format!("{k}: {} does not exist", path.display()))) }
+        })
+        .collect()
 }
 
 fn kube_of(kc: &ClusterHandle) -> Kube {
@@ -173,9 +119,9 @@ fn upgrade(st: &State, kc: &ClusterHandle, name: &str, chart: &str, opts: &Map) 
     let ctx = &st.ctx;
     let cli = st.cli()?;
     let ns = namespace(&o, kc)?;
-    let timeout = o.duration("timeout", Duration::from_secs(600))?;
-    let files = ValuesFiles::write(&o.values()?).map_err(|e| to_rhai(&e))?;
-    let mut values_files = o.paths("values_files", ctx)?;
+    let timeout = o.duration("timeout")?.unwrap_or(Duration::from_secs(600));
+    let files = ValuesFiles::write(&values(&o)?).map_err(|e| to_rhai(&e))?;
+    let mut values_files = paths(&o, "values_files", ctx)?;
     values_files.extend(files.paths.iter().cloned());
     let spec = UpgradeSpec {
         release: name.to_string(),
@@ -333,8 +279,11 @@ impl NativeModule for Helm {
             move |kc: ClusterHandle, name: &str, o: Map| -> R<bool> {
                 let oo = Opts::new(&o, "helm::uninstall", &["namespace", "wait", "timeout"])?;
                 let (kube, ns) = kube_and_ns(&kc, &oo)?;
-                let wait =
-                    if oo.bool("wait", true)? { Some(oo.duration("timeout", Duration::from_secs(300))?) } else { None };
+                let wait = if oo.bool("wait", true)? {
+                    Some(oo.duration("timeout")?.unwrap_or(Duration::from_secs(300)))
+                } else {
+                    None
+                };
                 let (cli, name) = (s.cli()?, name.to_string());
                 s.ctx.block_on_graceful(move |scope| async move {
                     ops::uninstall(&cli, &kube, &name, &ns, wait, &scope).await
@@ -349,7 +298,7 @@ impl NativeModule for Helm {
             move |kc: ClusterHandle, name: &str, rev: INT, o: Map| -> R<Map> {
                 let oo = Opts::new(&o, "helm::rollback", &["namespace", "wait", "timeout"])?;
                 let (kube, ns) = kube_and_ns(&kc, &oo)?;
-                let timeout = oo.duration("timeout", Duration::from_secs(600))?;
+                let timeout = oo.duration("timeout")?.unwrap_or(Duration::from_secs(600));
                 let (cli, name2, ns2, kube2) = (s.cli()?, name.to_string(), ns.clone(), kube.clone());
                 let rel = s.ctx.block_on_graceful(move |scope| async move {
                     ops::rollback(&cli, &kube2, &name2, &ns2, rev, timeout, &scope).await?;
@@ -414,8 +363,8 @@ impl NativeModule for Helm {
             move |name: &str, chart: &str, o: Map| -> R<String> {
                 let oo =
                     Opts::new(&o, "helm::template", &["namespace", "version", "values", "values_files", "plain_http"])?;
-                let files = ValuesFiles::write(&oo.values()?).map_err(|e| to_rhai(&e))?;
-                let mut values_files = oo.paths("values_files", &s.ctx)?;
+                let files = ValuesFiles::write(&values(&oo)?).map_err(|e| to_rhai(&e))?;
+                let mut values_files = paths(&oo, "values_files", &s.ctx)?;
                 values_files.extend(files.paths.iter().cloned());
                 let spec = ops::TemplateSpec {
                     release: name.to_string(),
@@ -483,11 +432,7 @@ impl NativeModule for Helm {
             "Add (or update) a chart repository. Options: username, password (a secret; passed on stdin).",
             move |name: &str, url: &str, o: Map| -> R<()> {
                 let oo = Opts::new(&o, "helm::repo_add", &["username", "password"])?;
-                let password = oo
-                    .get("password")
-                    .map(|p| to_json(p, Reveal::Expose).map(|v| v.as_str().unwrap_or_default().to_string()))
-                    .transpose()
-                    .map_err(usage_err)?;
+                let password = oo.exposed("password")?;
                 let (cli, name, url, user) = (s.cli()?, name.to_string(), url.to_string(), oo.str("username")?);
                 s.ctx.block_on_graceful(move |scope| async move {
                     ops::repo_add(&cli, &name, &url, user.as_deref(), password.as_deref(), &scope).await
@@ -502,14 +447,8 @@ impl NativeModule for Helm {
              stdin), plain_http.",
             move |host: &str, o: Map| -> R<()> {
                 let oo = Opts::new(&o, "helm::registry_login", &["username", "password", "plain_http"])?;
-                let user =
-                    oo.str("username")?.ok_or_else(|| usage_err("helm::registry_login: username is required"))?;
-                let password = oo
-                    .get("password")
-                    .map(|p| to_json(p, Reveal::Expose).map(|v| v.as_str().unwrap_or_default().to_string()))
-                    .transpose()
-                    .map_err(usage_err)?
-                    .ok_or_else(|| usage_err("helm::registry_login: password is required"))?;
+                let user = oo.str("username")?.ok_or_else(|| oo.usage("username is required"))?;
+                let password = oo.exposed("password")?.ok_or_else(|| oo.usage("password is required"))?;
                 let (cli, host, plain_http) = (s.cli()?, host.to_string(), oo.bool("plain_http", false)?);
                 s.ctx.block_on_graceful(move |scope| async move {
                     ops::registry_login(&cli, &host, &user, &password, plain_http, &scope).await

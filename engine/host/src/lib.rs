@@ -31,5 +31,6 @@ pub mod value;
 pub use ctx::{HostCtx, Mode, Settings};
 pub use error::{ErrorKind, ExitCode, Failure, HostFailure};
 pub use modules::NativeModule;
+pub use modules::opts::Opts;
 pub use run::{Host, Terminal};
 pub use secret::Secret;

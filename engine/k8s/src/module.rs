@@ -13,7 +13,7 @@ use crate::portforward::{self, ForwardSpec, ForwardTarget};
 use crate::readiness::rules::{Assessment, Health, RuleOptions};
 use crate::readiness::{self, Target, WaitOptions};
 use crate::report;
-use kmsctl_host::duration;
+use kmsctl_host::Opts;
 use kmsctl_host::error::{to_rhai, usage_err};
 use kmsctl_host::events::Outcome;
 use kmsctl_host::modules::{ModuleBuilder, NativeModule};
@@ -58,68 +58,6 @@ pub struct PortForwardHandle {
     stop: CancellationToken,
     cleanup: kmsctl_host::ctx::CleanupId,
     ctx: HostCtx,
-}
-
-/// Options given as a map, with unknown keys refused.
-struct Opts<'a> {
-    map: &'a Map,
-    func: &'static str,
-}
-
-impl<'a> Opts<'a> {
-    fn new(map: &'a Map, func: &'static str, allowed: &[&str]) -> R<Self> {
-        for k in map.keys() {
-            if !allowed.contains(&k.as_str()) {
-                let hint = kmsctl_host::params::suggest(k, allowed.iter().copied())
-                    .map(|s| format!(" (did you mean '{s}'?)"))
-                    .unwrap_or_default();
-                return Err(usage_err(format!(
-                    "{func}: unknown option '{k}'{hint}; options are {}",
-                    allowed.join(", ")
-                )));
-            }
-        }
-        Ok(Self { map, func })
-    }
-    fn get(&self, k: &str) -> Option<&Dynamic> {
-        self.map.get(k).filter(|v| !v.is_unit())
-    }
-    fn str(&self, k: &str) -> R<Option<String>> {
-        match self.get(k) {
-            None => Ok(None),
-            Some(v) if v.is_string() => Ok(Some(v.to_string())),
-            Some(v) => Err(usage_err(format!("{}: {k} must be a string, got {}", self.func, v.type_name()))),
-        }
-    }
-    fn bool(&self, k: &str, default: bool) -> R<bool> {
-        match self.get(k) {
-            None => Ok(default),
-            Some(v) => v.as_bool().map_err(|t| usage_err(format!("{}: {k} must be true or false, got {t}", self.func))),
-        }
-    }
-    fn int(&self, k: &str) -> R<Option<i64>> {
-        match self.get(k) {
-            None => Ok(None),
-            Some(v) => {
-                v.as_int().map(Some).map_err(|t| usage_err(format!("{}: {k} must be an integer, got {t}", self.func)))
-            }
-        }
-    }
-    fn duration(&self, k: &str) -> R<Option<Duration>> {
-        match self.get(k) {
-            None => Ok(None),
-            Some(v) => duration::from_dynamic(v).map(Some).map_err(|e| usage_err(format!("{}: {k}: {e}", self.func))),
-        }
-    }
-    fn labels(&self, k: &str) -> R<BTreeMap<String, String>> {
-        match self.get(k) {
-            None => Ok(BTreeMap::new()),
-            Some(v) => match v.read_lock::<Map>() {
-                Some(m) => Ok(m.iter().map(|(k, v)| (k.to_string(), kmsctl_host::value::display(v))).collect()),
-                None => Err(usage_err(format!("{}: {k} must be a map of strings", self.func))),
-            },
-        }
-    }
 }
 
 fn err(e: K8sError) -> Box<EvalAltResult> {
@@ -177,7 +115,7 @@ impl ClusterHandle {
     fn apply_docs(&self, docs: Vec<Value>, opts: &Map, func: &'static str) -> R<Array> {
         let o =
             Opts::new(opts, func, &["namespace", "labels", "field_manager", "force", "dry_run", "wait", "timeout"])?;
-        let mut labels = o.labels("labels")?;
+        let mut labels = o.str_map("labels")?;
         let playbook = label_value(&self.ctx.settings().playbook);
         if !playbook.is_empty() {
             labels.entry("kmsctl.io/playbook".into()).or_insert(playbook);
@@ -609,7 +547,7 @@ impl NativeModule for K8s {
             &["cluster: Cluster", "name: string", "options: map", "map"],
             "Create the namespace if missing. Options: labels.",
             |c: &mut ClusterHandle, name: &str, o: Map| -> R<Dynamic> {
-                let labels = Opts::new(&o, "ensure_namespace", &["labels"])?.labels("labels")?;
+                let labels = Opts::new(&o, "ensure_namespace", &["labels"])?.str_map("labels")?;
                 let (cluster, name2) = (c.cluster.clone(), name.to_string());
                 let v = c.ctx.block_on(async move { objects::ensure_namespace(&cluster, &name2, &labels).await })?;
                 Ok(to_script(&c.ctx, v))
@@ -634,7 +572,7 @@ impl NativeModule for K8s {
             |c: &mut ClusterHandle, name: &str, o: Map| -> R<Dynamic> {
                 let oo = Opts::new(&o, "recreate_namespace", &["labels", "timeout"])?;
                 let (labels, timeout) =
-                    (oo.labels("labels")?, oo.duration("timeout")?.unwrap_or(Duration::from_secs(120)));
+                    (oo.str_map("labels")?, oo.duration("timeout")?.unwrap_or(Duration::from_secs(120)));
                 let (cluster, name2) = (c.cluster.clone(), name.to_string());
                 let v = c
                     .ctx

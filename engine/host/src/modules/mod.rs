@@ -7,6 +7,7 @@ pub mod data;
 pub mod env;
 pub mod fs;
 pub mod log;
+pub mod opts;
 pub mod time;
 pub mod wait;
 

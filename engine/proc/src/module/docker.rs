@@ -1,6 +1,6 @@
 //! `docker`: images through the docker CLI: build, pull, labels, enclave PCRs, tag checks.
 
-use super::{Opts, R, exec, wire};
+use super::{Opts, R, TextOpts, exec, wire};
 use crate::docker::{self, BuildOptions, PCR_LABELS};
 use crate::run::Text;
 use kmsctl_host::error::usage_err;

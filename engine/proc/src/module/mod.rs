@@ -14,7 +14,7 @@ use crate::error::ProcError;
 use crate::group::Group;
 use crate::run::{DEFAULT_GRACE, Logger, Output, Release, Supervisor, Text};
 use crate::tool::Tool;
-use kmsctl_host::error::{to_rhai, usage_err};
+use kmsctl_host::error::to_rhai;
 use kmsctl_host::{HostCtx, Secret, duration, task};
 use rhai::{Array, Dynamic, EvalAltResult, INT, Map};
 use std::future::Future;
@@ -89,75 +89,24 @@ pub(crate) fn err(e: ProcError) -> Box<EvalAltResult> {
     to_rhai(&e)
 }
 
-/// Options given as a map, with unknown keys refused.
-pub(crate) struct Opts<'a> {
-    map: &'a Map,
-    func: &'static str,
+pub(crate) use kmsctl_host::Opts;
+
+/// Options that may be secret (env values, stdin, build args), on top of the host's options map.
+pub(crate) trait TextOpts {
+    /// A string or a secret.
+    fn text(&self, k: &str) -> R<Option<Text>>;
+    /// A map of strings or secrets; `()` values are kept as `None` (removal, for env).
+    fn text_map(&self, k: &str) -> R<Vec<(String, Option<Text>)>>;
 }
 
-impl<'a> Opts<'a> {
-    pub(crate) fn new(map: &'a Map, func: &'static str, allowed: &[&str]) -> R<Self> {
-        for k in map.keys() {
-            if !allowed.contains(&k.as_str()) {
-                let hint = kmsctl_host::params::suggest(k, allowed.iter().copied())
-                    .map(|s| format!(" (did you mean '{s}'?)"))
-                    .unwrap_or_default();
-                return Err(usage_err(format!(
-                    "{func}: unknown option '{k}'{hint}; options are {}",
-                    allowed.join(", ")
-                )));
-            }
-        }
-        Ok(Self { map, func })
-    }
-    fn usage(&self, msg: impl std::fmt::Display) -> Box<EvalAltResult> {
-        usage_err(format!("{}: {msg}", self.func))
-    }
-    pub(crate) fn get(&self, k: &str) -> Option<&Dynamic> {
-        self.map.get(k).filter(|v| !v.is_unit())
-    }
-    pub(crate) fn str(&self, k: &str) -> R<Option<String>> {
-        match self.get(k) {
-            None => Ok(None),
-            Some(v) if v.is_string() => Ok(Some(v.to_string())),
-            Some(v) if v.is::<Secret>() => Err(self.usage(format!("{k} must not be a secret"))),
-            Some(v) => Err(self.usage(format!("{k} must be a string, got {}", v.type_name()))),
-        }
-    }
-    pub(crate) fn bool(&self, k: &str, default: bool) -> R<bool> {
-        match self.get(k) {
-            None => Ok(default),
-            Some(v) => v.as_bool().map_err(|t| self.usage(format!("{k} must be true or false, got {t}"))),
-        }
-    }
-    pub(crate) fn int(&self, k: &str) -> R<Option<i64>> {
-        match self.get(k) {
-            None => Ok(None),
-            Some(v) => v.as_int().map(Some).map_err(|t| self.usage(format!("{k} must be an integer, got {t}"))),
-        }
-    }
-    pub(crate) fn duration(&self, k: &str) -> R<Option<Duration>> {
-        match self.get(k) {
-            None => Ok(None),
-            Some(v) => duration::from_dynamic(v).map(Some).map_err(|e| self.usage(format!("{k}: {e}"))),
-        }
-    }
-    /// A string or a secret.
-    pub(crate) fn text(&self, k: &str) -> R<Option<Text>> {
+impl TextOpts for Opts<'_> {
+    fn text(&self, k: &str) -> R<Option<Text>> {
         match self.get(k) {
             None => Ok(None),
             Some(v) => text(v).map(Some).map_err(|e| self.usage(format!("{k}: {e}"))),
         }
     }
-    /// A string or an array of strings.
-    pub(crate) fn strings(&self, k: &str) -> R<Vec<String>> {
-        match self.get(k) {
-            None => Ok(Vec::new()),
-            Some(v) => strings(v).map_err(|e| self.usage(format!("{k}: {e}"))),
-        }
-    }
-    /// A map of strings or secrets; `()` values are kept as `None` (removal, for env).
-    pub(crate) fn text_map(&self, k: &str) -> R<Vec<(String, Option<Text>)>> {
+    fn text_map(&self, k: &str) -> R<Vec<(String, Option<Text>)>> {
         let Some(v) = self.get(k) else { return Ok(Vec::new()) };
         let Some(m) = v.read_lock::<Map>() else {
             return Err(self.usage(format!("{k} must be a map, got {}", v.type_name())));

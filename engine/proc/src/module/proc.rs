@@ -1,6 +1,6 @@
 //! `proc`: external commands and background processes for playbooks.
 
-use super::{Opts, R, err, exec, logger, output_map, scalar, supervisor};
+use super::{Opts, R, TextOpts, err, exec, logger, output_map, scalar, supervisor};
 use crate::background::{Background, Pattern, Ready};
 use crate::capture::Keep;
 use crate::error::ProcError;
