@@ -15,7 +15,7 @@ use kmsctl_k8s::readiness::WaitOptions;
 use rhai::{Array, Dynamic, EvalAltResult, INT, Map, Module};
 use serde_json::Value;
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 type R<T> = Result<T, Box<EvalAltResult>>;
@@ -27,16 +27,18 @@ pub struct Helm;
 #[derive(Clone)]
 struct State {
     ctx: HostCtx,
-    cli: Arc<OnceLock<HelmCli>>,
+    /// Detected once: parallel tasks wait for the first one's `helm version` (13 parties
+    /// would otherwise run 13).
+    cli: Arc<Mutex<Option<HelmCli>>>,
 }
 
 impl State {
     fn cli(&self) -> R<HelmCli> {
-        if let Some(c) = self.cli.get() {
-            return Ok(c.clone());
+        let mut cli = self.cli.lock().unwrap_or_else(|e| e.into_inner());
+        if cli.is_none() {
+            *cli = Some(self.ctx.block_on(HelmCli::detect())?);
         }
-        let c = self.ctx.block_on(HelmCli::detect())?;
-        Ok(self.cli.get_or_init(|| c).clone())
+        Ok(cli.clone().expect("detected"))
     }
 }
 
@@ -67,7 +69,11 @@ fn paths(o: &Opts, k: &str, ctx: &HostCtx) -> R<Vec<PathBuf>> {
 }
 
 fn kube_of(kc: &ClusterHandle) -> Kube {
-    Kube { kubeconfig: kc.cluster().kubeconfig().map(PathBuf::from), context: Some(kc.cluster().context().to_string()) }
+    Kube {
+        kubeconfig: kc.cluster().kubeconfig().map(PathBuf::from),
+        context: Some(kc.cluster().context().to_string()),
+        client: Some(kc.cluster().client().clone()),
+    }
 }
 
 fn namespace(o: &Opts, kc: &ClusterHandle) -> R<String> {
@@ -138,14 +144,7 @@ fn upgrade(st: &State, kc: &ClusterHandle, name: &str, chart: &str, opts: &Map) 
         plain_http: o.bool("plain_http", false)?,
     };
     let kube = kube_of(kc);
-    let previous = {
-        let (cli, kube, name, ns) = (cli.clone(), kube.clone(), name.to_string(), ns.clone());
-        ctx.block_on_graceful(move |scope| async move {
-            let h = ops::history(&cli, &kube, &name, &ns, &scope).await?;
-            Ok::<_, HelmError>(release::last_deployed(&h))
-        })?
-    };
-    let (rel, recovered) = {
+    let up = {
         let (cli2, kube2, spec) = (cli.clone(), kube.clone(), spec.clone());
         match ctx.block_on_graceful(move |scope| async move { ops::upgrade(&cli2, &kube2, &spec, &scope).await }) {
             Ok(r) => r,
@@ -158,6 +157,7 @@ fn upgrade(st: &State, kc: &ClusterHandle, name: &str, chart: &str, opts: &Map) 
             }
         }
     };
+    let (rel, previous, recovered) = (up.release, up.previous, up.recovered);
     drop(files);
     if let Some(r) = &recovered {
         ctx.log(Level::Warn, r.clone());

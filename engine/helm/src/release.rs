@@ -17,6 +17,20 @@ pub fn is_pending(status: &str) -> bool {
     status.starts_with("pending-")
 }
 
+/// `[{revision, status}]`, oldest first, from the labels of helm's release records
+/// (`version`, `status`).
+pub fn records_of(labels: impl IntoIterator<Item = std::collections::BTreeMap<String, String>>) -> Vec<Value> {
+    let mut out: Vec<(i64, String)> =
+        labels.into_iter().filter_map(|l| Some((l.get("version")?.parse().ok()?, l.get("status")?.clone()))).collect();
+    out.sort();
+    out.into_iter().map(|(revision, status)| serde_json::json!({"revision": revision, "status": status})).collect()
+}
+
+/// The status of the latest revision, from `helm history -o json`; `None` for no release.
+pub fn latest_status(history: &[Value]) -> Option<&str> {
+    history.iter().max_by_key(|h| h.get("revision").and_then(Value::as_i64))?.get("status")?.as_str()
+}
+
 /// The latest revision that was successfully deployed, from `helm history -o json`.
 pub fn last_deployed(history: &[Value]) -> Option<i64> {
     history
@@ -74,6 +88,16 @@ mod tests {
             json!({"revision": 3, "status": "pending-upgrade"}),
         ];
         assert_eq!(last_deployed(&history), Some(2));
+        assert_eq!(latest_status(&history), Some("pending-upgrade"));
+        assert_eq!(latest_status(&[]), None);
+        let labels = |v: &str, s: &str| {
+            std::collections::BTreeMap::from([("version".to_string(), v.to_string()), ("status".into(), s.into())])
+        };
+        let records = records_of([labels("10", "pending-upgrade"), labels("9", "deployed"), labels("x", "failed")]);
+        assert_eq!(
+            records,
+            [json!({"revision": 9, "status": "deployed"}), json!({"revision": 10, "status": "pending-upgrade"})]
+        );
         assert_eq!(last_deployed(&[json!({"revision": 1, "status": "pending-install"})]), None);
     }
 }
