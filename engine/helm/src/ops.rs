@@ -226,6 +226,13 @@ pub async fn upgrade(
     if spec.plain_http {
         args.push(s("--plain-http"));
     }
+    // Helm 4 installs with server-side apply, where the API server refuses any field its schema
+    // does not declare: helm's own OpenAPI check (a schema download and parse per process,
+    // ~0.1 CPU-s) adds nothing. Upgrades keep it: they may still be client-side (`auto`
+    // follows the release's first install, which may have been helm 3).
+    if cli.major >= 4 && revisions.is_empty() {
+        args.push(s("--disable-openapi-validation"));
+    }
     args.extend([
         s("--timeout"),
         go_duration(spec.timeout),

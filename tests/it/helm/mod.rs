@@ -342,6 +342,37 @@ async fn parallel_upgrades_ask_helms_version_once_and_run_one_helm_per_release()
     let count = |sub: &str| argv.lines().filter(|l| l.split(' ').next() == Some(sub)).count();
     assert_eq!((count("version"), count("upgrade")), (1, 3), "{argv}");
     assert_eq!(argv.lines().count(), 4, "{argv}");
+    // First installs with helm 4 leave schema checks to the API server (see the next test).
+    assert!(argv.lines().filter(|l| l.starts_with("upgrade")).all(|l| l.contains("--disable-openapi-validation")));
+}
+
+/// kmsctl skips helm 4's client-side OpenAPI check on first installs because server-side
+/// apply checks the same: a field the schema does not declare must still fail the install.
+#[tokio::test]
+async fn a_first_install_with_an_undeclared_field_is_refused_by_the_api_server() {
+    let env = testenv!();
+    let ns = env.namespace("helm-schema").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(dir.path().join("templates")).expect("mkdir");
+    std::fs::write(dir.path().join("Chart.yaml"), "apiVersion: v2\nname: typo\nversion: 0.1.0\n").expect("chart");
+    std::fs::write(
+        dir.path().join("templates/cm.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: typo}\ndata: {a: b}\ndatta: {c: d}\n",
+    )
+    .expect("template");
+    let chart = dir.path().display().to_string();
+    let r = finish(helm_playbook(
+        &env,
+        r#"
+        import "k8s" as k8s;
+        import "helm" as helm;
+        helm::upgrade(k8s::connect(), "typo", "@CHART@", #{ namespace: "@NS@", timeout: "60s" });
+        "#,
+        &[("CHART", &chart), ("NS", &ns.name)],
+    ))
+    .await;
+    r.code(1);
+    assert!(r.stderr.contains(".datta: field not declared in schema"), "{}", r.stderr);
 }
 
 #[tokio::test]
