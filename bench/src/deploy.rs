@@ -224,36 +224,7 @@ async fn floor(env: &Env, values: &Values, parties: usize) -> Result<Sample> {
         party_docs.extend(render(env, &format!("kms-core-{}", i + 1), &ns, &[&values.common, v]).await?);
     }
     let init_docs = render(env, "kms-core-init", &ns, &[&values.common, &values.init]).await?;
-
-    let start = Instant::now();
-    Api::<k8s_openapi::api::core::v1::Namespace>::all(env.client())
-        .create(&Default::default(), &serde_json::from_value(json!({"metadata": {"name": ns}}))?)
-        .await?;
-    env.created("namespace", &ns);
-    let pods = Observer::start(Api::namespaced_with(env.client(), &ns, &ApiResource::erase::<Pod>(&())), |p| {
-        has_condition(p, "Ready")
-    })
-    .await?;
-    apply_all(env, &ns, party_docs).await?;
-    for id in 1..=parties {
-        pods.ready_at(&format!("kms-core-{id}-core-{id}"), Duration::from_secs(600)).await?;
-    }
-    let parties_ready = start.elapsed();
-    let jobs = Observer::start(Api::namespaced_with(env.client(), &ns, &ApiResource::erase::<Job>(&())), |j| {
-        has_condition(j, "Complete")
-    })
-    .await?;
-    apply_all(env, &ns, init_docs).await?;
-    jobs.ready_at("kms-core-init-threshold-init", Duration::from_secs(600)).await?;
-    let wall = start.elapsed();
-    Ok(Sample {
-        wall: millis(wall),
-        phases: vec![
-            ("parties ready".into(), millis(parties_ready)),
-            ("init Job".into(), millis(wall - parties_ready)),
-        ],
-        ..Default::default()
-    })
+    watched(env, &ns, parties, apply_all(env, &ns, party_docs), apply_all(env, &ns, init_docs)).await
 }
 
 /// What any tool that installs Helm releases needs: every party's `helm upgrade --install`
@@ -261,15 +232,6 @@ async fn floor(env: &Env, values: &Values, parties: usize) -> Result<Sample> {
 /// runs its hook Job and waits for it), watched until the Job is Complete.
 async fn helm_floor(env: &Env, values: &Values, parties: usize) -> Result<Sample> {
     let ns = unique("bench-deploy-helmfloor");
-    let start = Instant::now();
-    Api::<k8s_openapi::api::core::v1::Namespace>::all(env.client())
-        .create(&Default::default(), &serde_json::from_value(json!({"metadata": {"name": ns}}))?)
-        .await?;
-    env.created("namespace", &ns);
-    let pods = Observer::start(Api::namespaced_with(env.client(), &ns, &ApiResource::erase::<Pod>(&())), |p| {
-        has_condition(p, "Ready")
-    })
-    .await?;
     let upgrade = |release: String, files: [&PathBuf; 2]| {
         let mut c = env.helm(false);
         c.args(["upgrade", "--install", &release]).arg(chart()).args(["-n", &ns]);
@@ -284,19 +246,44 @@ async fn helm_floor(env: &Env, values: &Values, parties: usize) -> Result<Sample
             Ok::<_, crate::env::Error>(())
         }
     };
-    futures::future::try_join_all(
-        values.parties.iter().enumerate().map(|(i, v)| upgrade(format!("kms-core-{}", i + 1), [&values.common, v])),
-    )
+    let all_parties = async {
+        let each = values.parties.iter().enumerate();
+        futures::future::try_join_all(each.map(|(i, v)| upgrade(format!("kms-core-{}", i + 1), [&values.common, v])))
+            .await
+            .map(drop)
+    };
+    let init = upgrade("kms-core-init".into(), [&values.common, &values.init]);
+    watched(env, &ns, parties, all_parties, init).await
+}
+
+/// Time a floor flow: create `ns`, run `deploy_parties` and watch until every party pod is
+/// Ready, then run `deploy_init` and watch until the init Job is Complete.
+async fn watched(
+    env: &Env,
+    ns: &str,
+    parties: usize,
+    deploy_parties: impl Future<Output = Result<()>>,
+    deploy_init: impl Future<Output = Result<()>>,
+) -> Result<Sample> {
+    let start = Instant::now();
+    Api::<k8s_openapi::api::core::v1::Namespace>::all(env.client())
+        .create(&Default::default(), &serde_json::from_value(json!({"metadata": {"name": ns}}))?)
+        .await?;
+    env.created("namespace", ns);
+    let pods = Observer::start(Api::namespaced_with(env.client(), ns, &ApiResource::erase::<Pod>(&())), |p| {
+        has_condition(p, "Ready")
+    })
     .await?;
+    deploy_parties.await?;
     for id in 1..=parties {
         pods.ready_at(&format!("kms-core-{id}-core-{id}"), Duration::from_secs(600)).await?;
     }
     let parties_ready = start.elapsed();
-    let jobs = Observer::start(Api::namespaced_with(env.client(), &ns, &ApiResource::erase::<Job>(&())), |j| {
+    let jobs = Observer::start(Api::namespaced_with(env.client(), ns, &ApiResource::erase::<Job>(&())), |j| {
         has_condition(j, "Complete")
     })
     .await?;
-    upgrade("kms-core-init".into(), [&values.common, &values.init]).await?;
+    deploy_init.await?;
     jobs.ready_at("kms-core-init-threshold-init", Duration::from_secs(600)).await?;
     let wall = start.elapsed();
     Ok(Sample {
