@@ -156,25 +156,8 @@ pub async fn ready_stage(env: &Env, delay_ms: u64) -> Result<String> {
     Ok(name)
 }
 
-/// kwok's pod-ready status (the baseline `pod-ready` stage, shortened).
-const READY_STATUS: &str = r#"{{ $now := Now }}
-phase: Running
-startTime: {{ $now | Quote }}
-conditions:
-- {type: Initialized, status: "True", lastTransitionTime: {{ $now | Quote }}}
-- {type: Ready, status: "True", lastTransitionTime: {{ $now | Quote }}}
-- {type: ContainersReady, status: "True", lastTransitionTime: {{ $now | Quote }}}
-containerStatuses:
-{{ range .spec.containers }}
-- name: {{ .name | Quote }}
-  image: {{ .image | Quote }}
-  ready: true
-  started: true
-  restartCount: 0
-  state:
-    running: {startedAt: {{ $now | Quote }}}
-{{ end }}
-"#;
+/// kwok's pod-ready status (the baseline `pod-ready` stage, shortened), shared with the tests.
+const READY_STATUS: &str = include_str!("../../tests/fixtures/kwok-ready-status.yaml");
 
 /// The bench's own watch of one kind in one namespace: when each object was first seen ready.
 /// This is T0 of the latency rows — the moment the API server told a watcher, which is also

@@ -230,11 +230,7 @@ async fn latency(env: &Env, widgets: &Widgets, trials: usize) -> Result<()> {
             let t0 = observer.ready_at(&name, Duration::from_secs(10)).await?;
             samples.push(signed_ms(t0, t1));
         }
-        let how = match tool {
-            Tool::Kmsctl => "helm::upgrade(..)",
-            Tool::Helm4 => "upgrade --install --wait",
-            _ => "upgrade --install --wait",
-        };
+        let how = if tool == Tool::Kmsctl { "helm::upgrade(..)" } else { "upgrade --install --wait" };
         rows.push(LatencyRow { tool: tool.label(how), object: "Deployment (pod Ready by kwok)", samples });
         eprintln!("[bench] latency: {} on Deployments done", tool.slug());
     }

@@ -485,12 +485,7 @@ async fn chart_repo(env: &TestEnv) -> ChartRepo {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("python3 http.server");
-    within(30, "the chart repository to answer", async {
-        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-    })
-    .await;
+    listening(port, "the chart repository to answer").await;
     ChartRepo { url, server, _dir: dir }
 }
 
@@ -539,6 +534,16 @@ impl Drop for Registry {
     }
 }
 
+/// Wait until something accepts connections on 127.0.0.1:`port`.
+async fn listening(port: u16, what: &str) {
+    within(30, what, async {
+        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+}
+
 async fn registry(env: &TestEnv) -> Registry {
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("addr").port();
     let host = format!("127.0.0.1:{port}");
@@ -548,12 +553,7 @@ async fn registry(env: &TestEnv) -> Registry {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("crane registry serve");
-    within(30, "the registry to answer", async {
-        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-    })
-    .await;
+    listening(port, "the registry to answer").await;
     Registry { host, server }
 }
 

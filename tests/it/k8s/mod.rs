@@ -342,24 +342,7 @@ pub async fn pod_stage(env: &TestEnv, prefix: &str, delay_ms: u64, status_templa
 }
 
 /// kwok's pod-ready status (the baseline `pod-ready` stage, shortened).
-pub const READY_STATUS: &str = r#"{{ $now := Now }}
-phase: Running
-startTime: {{ $now | Quote }}
-conditions:
-- {type: Initialized, status: "True", lastTransitionTime: {{ $now | Quote }}}
-- {type: Ready, status: "True", lastTransitionTime: {{ $now | Quote }}}
-- {type: ContainersReady, status: "True", lastTransitionTime: {{ $now | Quote }}}
-containerStatuses:
-{{ range .spec.containers }}
-- name: {{ .name | Quote }}
-  image: {{ .image | Quote }}
-  ready: true
-  started: true
-  restartCount: 0
-  state:
-    running: {startedAt: {{ $now | Quote }}}
-{{ end }}
-"#;
+pub const READY_STATUS: &str = include_str!("../../fixtures/kwok-ready-status.yaml");
 
 /// A kubelet whose containers keep exiting with code 1: CrashLoopBackOff after 4 restarts.
 pub const CRASH_LOOP_STATUS: &str = r#"{{ $now := Now }}
