@@ -34,6 +34,9 @@ pub enum AwsError {
         /// The resource's last status, if any.
         status: Option<String>,
     },
+    /// kmsctl could not start its async runtime.
+    #[error("cannot start the async runtime")]
+    Runtime(#[source] std::io::Error),
     /// A wait ran out of time.
     #[error("{message}")]
     Timeout {
@@ -82,7 +85,7 @@ impl AwsError {
 
 /// An error and its sources on one line, each level once (SDK errors wrap the same text several
 /// times, and `DisplayErrorContext` appends a Debug dump users should not have to read).
-pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut out = e.to_string();
     let mut cur = e.source();
     while let Some(s) = cur {
@@ -157,6 +160,7 @@ impl HostFailure for AwsError {
             Self::Unavailable(_) => ErrorKind::Unavailable,
             Self::Conflict(_) => ErrorKind::Conflict,
             Self::Io(_) => ErrorKind::Io,
+            Self::Runtime(_) => ErrorKind::Internal,
             Self::Failed { .. } => ErrorKind::Failed,
             Self::Timeout { .. } => ErrorKind::Timeout,
         }

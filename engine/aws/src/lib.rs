@@ -3,20 +3,23 @@
 //! Playbooks describe and wait for EKS clusters and node groups, reach a cluster's API server as
 //! the same `Cluster` the k8s module works on, write kubeconfigs for helm and kubectl, move TLS
 //! material through S3 and check who they run as. The CLI needs no aws binary because EKS tokens
-//! are minted in-process ([`token`]) and served to every Kubernetes client by kmsctl's own exec
-//! credential plugin ([`cli`], `kmsctl eks token`).
+//! are minted in-process (`token`) and served to every Kubernetes client by kmsctl's own exec
+//! credential plugin ([`eks_token`], `kmsctl eks token`).
 //!
-//! The plain async Rust is usable without Rhai: [`config`] (region, profile, assume-role),
-//! [`eks`], [`s3`], [`sts`]. The Rhai adapter is [`module`].
+//! The plain async Rust ([`config`]: region, profile, assume-role; [`eks`], [`s3`], [`sts`])
+//! knows nothing of Rhai and is the public API; `module` adapts it.
 
-pub mod cli;
+#![warn(unreachable_pub)]
+
+mod cli;
 pub mod config;
 pub mod eks;
-pub mod error;
-pub mod module;
+mod error;
+mod module;
 pub mod s3;
 pub mod sts;
-pub mod token;
+mod token;
 
+pub use cli::{TokenRequest, eks_token};
 pub use error::AwsError;
 pub use module::Aws;

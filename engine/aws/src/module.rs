@@ -6,20 +6,20 @@ use crate::eks::{self, ExecAuth, WaitOptions};
 use crate::error::AwsError;
 use crate::{s3, sts};
 use aws_config::SdkConfig;
+use kmsctl_host::Level;
 use kmsctl_host::Opts;
-use kmsctl_host::error::{to_rhai, usage_err};
-use kmsctl_host::events::{Level, Outcome};
-use kmsctl_host::modules::{ModuleBuilder, NativeModule, is_terminated, short_message};
 use kmsctl_host::value::from_json;
-use kmsctl_host::{HostCtx, Secret, task};
+use kmsctl_host::{HostCtx, Secret};
+use kmsctl_host::{ModuleBuilder, NativeModule};
+use kmsctl_host::{to_rhai, usage_err};
 use kmsctl_k8s::client::Cluster;
 use kmsctl_k8s::module::ClusterHandle;
-use rhai::{Array, Dynamic, EvalAltResult, Map, Module};
+use rhai::{Array, Dynamic, Map, Module};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-type R<T> = Result<T, Box<EvalAltResult>>;
+use kmsctl_host::ScriptResult as R;
 
 /// The `aws` native module.
 pub struct Aws;
@@ -80,25 +80,13 @@ impl State {
         name: String,
         work: impl AsyncFnOnce(&mut (dyn FnMut(&str) + Send)) -> Result<T, AwsError>,
     ) -> R<T> {
-        let cur = task::current();
-        let events = self.ctx.events().clone();
-        let id = events.step_started(
-            &name,
-            cur.as_ref().and_then(|t| t.step),
-            cur.as_ref().and_then(|t| t.label.as_deref()),
-        );
-        let ev = events.clone();
+        let step = self.ctx.open_step(&name);
+        let st = step.clone();
         let r = self.ctx.block_on(async move {
-            let mut progress = |p: &str| ev.progress(Some(id), p);
+            let mut progress = |p: &str| st.progress(p);
             work(&mut progress).await
         });
-        match &r {
-            Ok(_) => events.step_finished(id, Outcome::Ok, None),
-            Err(e) => {
-                let outcome = if is_terminated(e) { Outcome::Cancelled } else { Outcome::Failed };
-                events.step_finished(id, outcome, Some(short_message(e)));
-            }
-        }
+        step.finish(&r);
         r
     }
 
@@ -235,9 +223,6 @@ fn body_of(func: &str, v: &Dynamic) -> R<Vec<u8>> {
 impl NativeModule for Aws {
     fn name(&self) -> &'static str {
         "aws"
-    }
-    fn summary(&self) -> &'static str {
-        "AWS: EKS clusters and node groups (describe, wait, connect, kubeconfig), S3 objects, STS identity"
     }
     fn build(&self, ctx: &HostCtx) -> Module {
         let mut b = ModuleBuilder::new(
@@ -599,9 +584,9 @@ impl NativeModule for Aws {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kmsctl_host::events::Events;
-    use kmsctl_host::secret::Redactor;
-    use kmsctl_host::task::CancelScope;
+    use kmsctl_host::CancelScope;
+    use kmsctl_host::Events;
+    use kmsctl_host::Redactor;
 
     /// An engine with the module as `aws::`; calls that reach AWS are not made here.
     fn engine() -> (tokio::runtime::Runtime, rhai::Engine) {
@@ -616,7 +601,7 @@ mod tests {
     fn error(e: &rhai::Engine, script: &str) -> (String, String) {
         let err = e.eval::<Dynamic>(script).expect_err("must fail");
         let v = match err.unwrap_inner() {
-            EvalAltResult::ErrorRuntime(v, _) => v.clone(),
+            rhai::EvalAltResult::ErrorRuntime(v, _) => v.clone(),
             other => panic!("not a runtime error: {other}"),
         };
         let m = v.cast::<Map>();

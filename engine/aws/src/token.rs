@@ -14,29 +14,29 @@ use base64::Engine as _;
 use std::time::{Duration, SystemTime};
 
 /// The prefix of every EKS token.
-pub const PREFIX: &str = "k8s-aws-v1.";
+pub(crate) const PREFIX: &str = "k8s-aws-v1.";
 
 /// `X-Amz-Expires` of the presigned URL; the CLI signs 60 s, the authenticator allows 15 min
 /// from `X-Amz-Date` regardless.
-pub const PRESIGN_EXPIRES: Duration = Duration::from_secs(60);
+pub(crate) const PRESIGN_EXPIRES: Duration = Duration::from_secs(60);
 
 /// How long clients may use a token: the CLI's 14 minutes, a minute inside the authenticator's
 /// 15, so clients refresh before the server refuses.
-pub const TOKEN_LIFETIME: Duration = Duration::from_secs(14 * 60);
+pub(crate) const TOKEN_LIFETIME: Duration = Duration::from_secs(14 * 60);
 
 /// The header that binds a token to one cluster.
-pub const CLUSTER_HEADER: &str = "x-k8s-aws-id";
+pub(crate) const CLUSTER_HEADER: &str = "x-k8s-aws-id";
 
 /// The regional STS host the token is presigned for. Always the real one, even with
 /// `AWS_ENDPOINT_URL` set: EKS only accepts tokens for STS hosts (the test environment's
 /// authenticator too), and the URL is never fetched by us.
-pub fn sts_host(region: &str) -> String {
+pub(crate) fn sts_host(region: &str) -> String {
     let suffix = if region.starts_with("cn-") { "amazonaws.com.cn" } else { "amazonaws.com" };
     format!("sts.{region}.{suffix}")
 }
 
 /// Mint an EKS token for `cluster` signed at `now`, its presigned URL valid for `expires`.
-pub fn eks_token(
+pub(crate) fn eks_token(
     creds: &Credentials,
     region: &str,
     cluster: &str,
@@ -73,11 +73,12 @@ pub fn eks_token(
 
 /// The `client.authentication.k8s.io` API versions an exec plugin may answer in; both have the
 /// same `status` shape.
-pub const EXEC_API_VERSIONS: [&str; 2] = ["client.authentication.k8s.io/v1beta1", "client.authentication.k8s.io/v1"];
+pub(crate) const EXEC_API_VERSIONS: [&str; 2] =
+    ["client.authentication.k8s.io/v1beta1", "client.authentication.k8s.io/v1"];
 
 /// The ExecCredential JSON a kubeconfig exec plugin prints: the token and when to refresh it
 /// (`expirationTimestamp`, RFC 3339 in UTC, whole seconds, as client-go and kube-rs parse it).
-pub fn exec_credential(api_version: &str, token: &str, expiration: SystemTime) -> Result<String, AwsError> {
+pub(crate) fn exec_credential(api_version: &str, token: &str, expiration: SystemTime) -> Result<String, AwsError> {
     let ts = jiff::Timestamp::try_from(expiration)
         .map_err(|e| AwsError::Usage(format!("bad token expiration: {e}")))?
         .strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -93,7 +94,7 @@ pub fn exec_credential(api_version: &str, token: &str, expiration: SystemTime) -
 
 /// The API version to answer in: the one the caller announced in `KUBERNETES_EXEC_INFO` when we
 /// speak it, else v1beta1 (what our kubeconfigs ask for).
-pub fn exec_api_version(exec_info: Option<&str>) -> &'static str {
+pub(crate) fn exec_api_version(exec_info: Option<&str>) -> &'static str {
     let asked = exec_info
         .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
         .and_then(|v| v.get("apiVersion").and_then(|a| a.as_str()).map(str::to_string));

@@ -4,18 +4,20 @@
 //! SIGKILL only if it does not stop.
 
 use crate::error::HelmError;
-use kmsctl_host::task::CancelScope;
+use kmsctl_host::CancelScope;
+use kmsctl_proc::{Spec, Text};
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
 
 /// How long helm gets to stop after SIGTERM.
 const TERM_GRACE: Duration = Duration::from_millis(800);
+/// helm's output kept in memory (a release manifest of thousands of objects is tens of MB).
+const MAX_OUTPUT: usize = 256 << 20;
 
 /// A helm binary and its major version.
 #[derive(Clone, Debug)]
-pub struct HelmCli {
+pub(crate) struct HelmCli {
     /// The binary (`$KMSCTL_HELM` or `helm` on PATH).
     pub bin: PathBuf,
     /// `v4.3.1`.
@@ -26,7 +28,7 @@ pub struct HelmCli {
 
 /// What a helm run produced.
 #[derive(Clone, Debug)]
-pub struct Output {
+pub(crate) struct Output {
     /// Exit code (-1 if killed by a signal).
     pub code: i32,
     /// Standard output.
@@ -39,7 +41,7 @@ pub struct Output {
 
 impl HelmCli {
     /// Find helm and ask its version.
-    pub async fn detect() -> Result<Self, HelmError> {
+    pub(crate) async fn detect() -> Result<Self, HelmError> {
         let bin = PathBuf::from(std::env::var_os("KMSCTL_HELM").unwrap_or_else(|| "helm".into()));
         let out = tokio::process::Command::new(&bin)
             .args(["version", "--template", "{{.Version}}"])
@@ -64,53 +66,33 @@ impl HelmCli {
         Ok(Self { bin, version, major })
     }
 
-    /// Run helm with `args` (never secrets: those go through files or `stdin`), stopping it
-    /// gracefully if `scope` is cancelled.
-    pub async fn run(&self, args: &[String], stdin: Option<&[u8]>, scope: &CancelScope) -> Result<Output, HelmError> {
-        let mut cmd = tokio::process::Command::new(&self.bin);
-        cmd.args(args)
-            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(true);
+    /// Run helm with `args` (never secrets: those go through files or `stdin`), stopping its
+    /// process group gracefully if `scope` is cancelled.
+    pub(crate) async fn run(
+        &self,
+        args: &[String],
+        stdin: Option<&str>,
+        scope: &CancelScope,
+    ) -> Result<Output, HelmError> {
+        let mut spec = Spec::new(self.bin.to_string_lossy(), args.to_vec());
+        spec.stdin = stdin.map(|t| Text::Plain(t.to_string()));
+        spec.grace = TERM_GRACE;
+        spec.max_output = MAX_OUTPUT;
+        spec.line_level = None;
+        spec.not_found_hint = Some("install helm 3 or 4, or set KMSCTL_HELM to its path".into());
         tracing::debug!(helm = %self.bin.display(), args = ?args, "running helm");
-        let mut child =
-            cmd.spawn().map_err(|e| HelmError::Unavailable(format!("cannot run {}: {e}", self.bin.display())))?;
-        if let (Some(data), Some(mut w)) = (stdin, child.stdin.take()) {
-            w.write_all(data).await.map_err(|e| HelmError::Output(e.to_string()))?;
-        }
-        let pid = child.id();
-        let wait = child.wait_with_output();
-        tokio::pin!(wait);
-        let (out, cancelled) = tokio::select! {
-            out = &mut wait => (out, false),
-            _ = scope.cancelled() => {
-                if let Some(pid) = pid {
-                    signal_group(pid, nix::sys::signal::Signal::SIGTERM);
-                }
-                match tokio::time::timeout(TERM_GRACE, &mut wait).await {
-                    Ok(out) => (out, true),
-                    Err(_) => {
-                        if let Some(pid) = pid {
-                            signal_group(pid, nix::sys::signal::Signal::SIGKILL);
-                        }
-                        (wait.await, true)
-                    }
-                }
-            }
-        };
-        let out = out.map_err(|e| HelmError::Output(e.to_string()))?;
-        Ok(Output {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-            cancelled,
-        })
+        let running = kmsctl_proc::start(spec)?;
+        let (out, cancelled) = running.finish_or_stopped(scope.token()).await?;
+        Ok(Output { code: out.code, stdout: out.stdout, stderr: out.stderr, cancelled })
     }
 
     /// Run and require success.
-    pub async fn ok(&self, args: &[String], stdin: Option<&[u8]>, scope: &CancelScope) -> Result<Output, HelmError> {
+    pub(crate) async fn ok(
+        &self,
+        args: &[String],
+        stdin: Option<&str>,
+        scope: &CancelScope,
+    ) -> Result<Output, HelmError> {
         let out = self.run(args, stdin, scope).await?;
         if out.code != 0 && !out.cancelled {
             return Err(failed(args, &out));
@@ -119,14 +101,8 @@ impl HelmCli {
     }
 }
 
-fn signal_group(pid: u32, sig: nix::sys::signal::Signal) {
-    if let Ok(pid) = i32::try_from(pid) {
-        let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), sig);
-    }
-}
-
 /// The error for a failed helm run: the subcommand and the end of its stderr.
-pub fn failed(args: &[String], out: &Output) -> HelmError {
+pub(crate) fn failed(args: &[String], out: &Output) -> HelmError {
     let command: Vec<&str> = args.iter().take_while(|a| !a.starts_with('-')).map(String::as_str).collect();
     let lines: Vec<&str> = out.stderr.lines().filter(|l| !l.trim().is_empty()).collect();
     let tail = lines[lines.len().saturating_sub(5)..].join("\n");

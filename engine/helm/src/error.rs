@@ -24,19 +24,55 @@ pub enum HelmError {
     /// Bad arguments.
     #[error("{0}")]
     Usage(String),
-    /// The release's objects did not become ready (a wait failed).
-    #[error("{0}")]
-    NotReady(String),
-    /// helm's output could not be read.
-    #[error("cannot read helm's output: {0}")]
-    Output(String),
+    /// helm's output could not be parsed.
+    #[error("cannot read helm's output: {what}")]
+    Output {
+        /// What was being read, and how it looked.
+        what: String,
+        /// The parse error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A release's manifest is not valid YAML.
+    #[error("cannot read the release's manifest: {0}")]
+    Manifest(String),
+    /// A local file (values, a temp dir) could not be written.
+    #[error("{what}")]
+    Io {
+        /// What was being written.
+        what: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Reading helm's release records from the cluster failed.
+    #[error("cannot read {what}")]
+    Cluster {
+        /// Which records.
+        what: String,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
+    /// helm could not be started, or could not be waited for.
+    #[error(transparent)]
+    Process(#[from] kmsctl_proc::ProcError),
+    /// The operation was cancelled (the host reports the cancellation itself).
+    #[error("cancelled")]
+    Cancelled,
 }
 
 impl HostFailure for HelmError {
     fn kind(&self) -> ErrorKind {
         match self {
             Self::Unavailable(_) => ErrorKind::Unavailable,
-            Self::Failed { .. } | Self::NotReady(_) | Self::Output(_) => ErrorKind::Failed,
+            Self::Failed { .. } | Self::Output { .. } | Self::Manifest(_) | Self::Io { .. } => ErrorKind::Failed,
+            Self::Cluster { source, .. } => match source {
+                kube::Error::Api(s) if s.code == 401 || s.code == 403 => ErrorKind::Auth,
+                _ => ErrorKind::Unavailable,
+            },
+            Self::Process(e) => e.kind(),
+            Self::Cancelled => ErrorKind::Cancelled,
             Self::NotFound(_) => ErrorKind::NotFound,
             Self::Usage(_) => ErrorKind::Usage,
         }

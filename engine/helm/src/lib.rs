@@ -1,18 +1,20 @@
 //! kmsctl's `helm` module: real Helm releases (hooks, history, rollback) through the helm
 //! binary, with kmsctl's readiness engine and failure reports instead of Helm's silent wait.
 //!
-//! [`cli`] finds helm, detects v3 or v4 once and runs it (in its own process group, stopped
-//! gracefully on cancellation). [`values`] writes values to 0600 files: nothing from a values
-//! map ever reaches argv. [`release`] reads helm's JSON. [`ops`] is upgrade, uninstall,
-//! rollback, history and friends, including the recovery of releases left `pending-*`.
-//! [`module`] is the Rhai adapter.
+//! `cli` finds helm, detects v3 or v4 once and runs it through `kmsctl-proc` (its own process
+//! group, stopped gracefully on cancellation). `values` writes values to 0600 files: nothing
+//! from a values map ever reaches argv. `release` reads helm's JSON. `ops` is upgrade,
+//! uninstall, rollback, history and friends, including the recovery of releases left
+//! `pending-*`. `module` is the Rhai adapter.
 
-pub mod cli;
-pub mod error;
-pub mod module;
-pub mod ops;
-pub mod release;
-pub mod values;
+#![warn(unreachable_pub)]
+
+mod cli;
+mod error;
+mod module;
+mod ops;
+mod release;
+mod values;
 
 pub use error::HelmError;
 pub use module::Helm;

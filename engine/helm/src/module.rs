@@ -5,11 +5,11 @@ use crate::error::HelmError;
 use crate::ops::{self, Kube, UpgradeSpec};
 use crate::release;
 use crate::values::ValuesFiles;
-use kmsctl_host::error::{to_rhai, usage_err};
-use kmsctl_host::events::Level;
-use kmsctl_host::modules::{ModuleBuilder, NativeModule};
+use kmsctl_host::Level;
 use kmsctl_host::value::{Reveal, from_json, to_json};
 use kmsctl_host::{HostCtx, Opts};
+use kmsctl_host::{ModuleBuilder, NativeModule};
+use kmsctl_host::{to_rhai, usage_err};
 use kmsctl_k8s::module::ClusterHandle;
 use kmsctl_k8s::readiness::WaitOptions;
 use rhai::{Array, Dynamic, EvalAltResult, INT, Map, Module};
@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-type R<T> = Result<T, Box<EvalAltResult>>;
+use kmsctl_host::ScriptResult as R;
 
 /// The `helm` native module.
 pub struct Helm;
@@ -150,7 +150,7 @@ fn upgrade(st: &State, kc: &ClusterHandle, name: &str, chart: &str, opts: &Map) 
             Ok(r) => r,
             Err(e) => {
                 // A failed hook Job gets the same failure report as a failed wait.
-                if !kmsctl_host::modules::is_terminated(&e) {
+                if !kmsctl_host::is_terminated(&e) {
                     report_failed_hooks(st, kc, &cli, &kube, name, &ns);
                 }
                 return Err(e);
@@ -163,11 +163,11 @@ fn upgrade(st: &State, kc: &ClusterHandle, name: &str, chart: &str, opts: &Map) 
         ctx.log(Level::Warn, r.clone());
     }
     let mut info = release_info(&rel);
-    let objects = release::manifest_objects(&rel).map_err(|e| to_rhai(&HelmError::Output(e)))?;
+    let objects = release::manifest_objects(&rel).map_err(|e| to_rhai(&HelmError::Manifest(e)))?;
     if o.bool("wait", true)? && !objects.is_empty() {
         let wo = WaitOptions { timeout, what: Some(format!("release {name}")), ..Default::default() };
         if let Err(e) = kc.wait_values(&objects, Some(&ns), wo) {
-            if kmsctl_host::modules::is_terminated(&e) || !o.bool("rollback_on_failure", false)? {
+            if kmsctl_host::is_terminated(&e) || !o.bool("rollback_on_failure", false)? {
                 return Err(e);
             }
             let what = roll_back(st, &cli, &kube, name, &ns, previous)?;
@@ -238,9 +238,6 @@ impl NativeModule for Helm {
     fn name(&self) -> &'static str {
         "helm"
     }
-    fn summary(&self) -> &'static str {
-        "Helm releases through the helm CLI, waited on by kmsctl's readiness engine"
-    }
     fn build(&self, ctx: &HostCtx) -> Module {
         let st = State { ctx: ctx.clone(), cli: Arc::default() };
         let mut b = ModuleBuilder::new(
@@ -306,7 +303,7 @@ impl NativeModule for Helm {
                 })?;
                 let rel = rel.ok_or_else(|| to_rhai(&HelmError::NotFound(format!("release {ns}/{name} not found"))))?;
                 if oo.bool("wait", true)? {
-                    let objects = release::manifest_objects(&rel).map_err(|e| to_rhai(&HelmError::Output(e)))?;
+                    let objects = release::manifest_objects(&rel).map_err(|e| to_rhai(&HelmError::Manifest(e)))?;
                     let wo = WaitOptions { timeout, what: Some(format!("release {name}")), ..Default::default() };
                     kc.wait_values(&objects, Some(&ns), wo)?;
                 }

@@ -5,14 +5,14 @@
 use crate::cli::{HelmCli, Output, failed};
 use crate::error::HelmError;
 use crate::release;
-use kmsctl_host::task::CancelScope;
+use kmsctl_host::CancelScope;
 use serde_json::Value;
 use std::path::PathBuf;
 use std::time::Duration;
 
 /// Which cluster helm talks to (the same one kmsctl's k8s module is connected to).
 #[derive(Clone, Default)]
-pub struct Kube {
+pub(crate) struct Kube {
     /// `--kubeconfig` (default helm's own: `$KUBECONFIG` or `~/.kube/config`).
     pub kubeconfig: Option<PathBuf>,
     /// `--kube-context`.
@@ -44,7 +44,7 @@ fn go_duration(d: Duration) -> String {
 
 /// What to install or upgrade.
 #[derive(Clone, Debug)]
-pub struct UpgradeSpec {
+pub(crate) struct UpgradeSpec {
     /// Release name.
     pub release: String,
     /// A chart directory or archive, `repo/name`, or `oci://...`.
@@ -72,7 +72,7 @@ pub struct UpgradeSpec {
 }
 
 /// Status of a release, or `None` when it does not exist.
-pub async fn status(
+pub(crate) async fn status(
     cli: &HelmCli,
     kube: &Kube,
     release: &str,
@@ -88,11 +88,13 @@ pub async fn status(
         }
         return Err(failed(&args, &out));
     }
-    serde_json::from_str(&out.stdout).map(Some).map_err(|e| HelmError::Output(e.to_string()))
+    serde_json::from_str(&out.stdout)
+        .map(Some)
+        .map_err(|source| HelmError::Output { what: "helm status".into(), source })
 }
 
 /// Revisions of a release (oldest first); empty when it does not exist.
-pub async fn history(
+pub(crate) async fn history(
     cli: &HelmCli,
     kube: &Kube,
     release: &str,
@@ -108,14 +110,14 @@ pub async fn history(
         }
         return Err(failed(&args, &out));
     }
-    serde_json::from_str(&out.stdout).map_err(|e| HelmError::Output(e.to_string()))
+    serde_json::from_str(&out.stdout).map_err(|source| HelmError::Output { what: "helm history".into(), source })
 }
 
 /// The revisions of a release as `[{revision, status}]`, oldest first; empty when it does not
 /// exist. Read from helm's release records (Secrets labelled `owner=helm`) when there is a
 /// client and helm stores releases in Secrets, else from `helm history`: a helm process costs
 /// ~0.1 CPU-s, and a 13-party deploy checks 14 releases at once.
-pub async fn revisions(
+pub(crate) async fn revisions(
     cli: &HelmCli,
     kube: &Kube,
     release: &str,
@@ -129,9 +131,8 @@ pub async fn revisions(
             let lp = kube::api::ListParams::default().labels(&format!("owner=helm,name={release}"));
             let what = || format!("helm's release records of {namespace}/{release}");
             let list = tokio::select! {
-                l = api.list_metadata(&lp) => l.map_err(|e| HelmError::Output(format!("{}: {e}", what())))?,
-                // The host reports the cancellation itself.
-                _ = scope.cancelled() => return Err(HelmError::Output(format!("{}: cancelled", what()))),
+                l = api.list_metadata(&lp) => l.map_err(|source| HelmError::Cluster { what: what(), source })?,
+                _ = scope.cancelled() => return Err(HelmError::Cancelled),
             };
             Ok(release::records_of(list.items.iter().map(|m| m.metadata.labels.clone().unwrap_or_default())))
         }
@@ -142,7 +143,7 @@ pub async fn revisions(
 /// If the release is stuck `pending-*`, put it back in a state helm can upgrade: roll back to
 /// the last deployed revision, or uninstall a release that never deployed. Returns what was
 /// done, for the log.
-pub async fn recover_pending(
+pub(crate) async fn recover_pending(
     cli: &HelmCli,
     kube: &Kube,
     release: &str,
@@ -181,7 +182,7 @@ async fn recover_pending_from(
 
 /// What [`upgrade`] did.
 #[derive(Debug)]
-pub struct Upgraded {
+pub(crate) struct Upgraded {
     /// The release, as `helm upgrade -o json` prints it.
     pub release: Value,
     /// The revision deployed before this upgrade (what a rollback goes back to); `None` for a
@@ -194,7 +195,7 @@ pub struct Upgraded {
 /// `helm upgrade --install`, without helm's own wait (kmsctl waits on the objects). Helm still
 /// runs and waits for hooks. A release left pending is recovered first; one read of the
 /// release's [`revisions`] serves the pending check and the rollback target.
-pub async fn upgrade(
+pub(crate) async fn upgrade(
     cli: &HelmCli,
     kube: &Kube,
     spec: &UpgradeSpec,
@@ -263,11 +264,11 @@ fn parse_json(out: &Output) -> Result<Value, HelmError> {
     // helm may print warnings before the JSON document.
     let start = out.stdout.find('{').unwrap_or(0);
     serde_json::from_str(&out.stdout[start..])
-        .map_err(|e| HelmError::Output(format!("{e}: {}", out.stdout.chars().take(200).collect::<String>())))
+        .map_err(|source| HelmError::Output { what: out.stdout.chars().take(200).collect(), source })
 }
 
 /// Roll back to `revision` (0: the previous one).
-pub async fn rollback(
+pub(crate) async fn rollback(
     cli: &HelmCli,
     kube: &Kube,
     release: &str,
@@ -291,7 +292,7 @@ pub async fn rollback(
 
 /// Uninstall; with `wait`, helm waits until the resources are gone. Returns whether the release
 /// existed.
-pub async fn uninstall(
+pub(crate) async fn uninstall(
     cli: &HelmCli,
     kube: &Kube,
     release: &str,
@@ -315,7 +316,7 @@ pub async fn uninstall(
 }
 
 /// Releases in a namespace (or all), in every status: deployed, failed, pending, ...
-pub async fn list(
+pub(crate) async fn list(
     cli: &HelmCli,
     kube: &Kube,
     namespace: Option<&str>,
@@ -332,12 +333,12 @@ pub async fn list(
     kube.args(&mut args);
     let out = cli.ok(&args, None, scope).await?;
     let start = out.stdout.find('[').unwrap_or(0);
-    serde_json::from_str(&out.stdout[start..]).map_err(|e| HelmError::Output(e.to_string()))
+    serde_json::from_str(&out.stdout[start..]).map_err(|source| HelmError::Output { what: "helm list".into(), source })
 }
 
 /// What to render without a cluster.
 #[derive(Clone, Debug)]
-pub struct TemplateSpec {
+pub(crate) struct TemplateSpec {
     /// Release name used in the templates.
     pub release: String,
     /// Chart reference.
@@ -353,7 +354,7 @@ pub struct TemplateSpec {
 }
 
 /// Render a chart without a cluster.
-pub async fn template(cli: &HelmCli, spec: &TemplateSpec, scope: &CancelScope) -> Result<String, HelmError> {
+pub(crate) async fn template(cli: &HelmCli, spec: &TemplateSpec, scope: &CancelScope) -> Result<String, HelmError> {
     let mut args = vec![s("template"), spec.release.clone(), spec.chart.clone(), s("-n"), spec.namespace.clone()];
     if spec.plain_http {
         args.push(s("--plain-http"));
@@ -368,7 +369,7 @@ pub async fn template(cli: &HelmCli, spec: &TemplateSpec, scope: &CancelScope) -
 }
 
 /// `helm get manifest`.
-pub async fn get_manifest(
+pub(crate) async fn get_manifest(
     cli: &HelmCli,
     kube: &Kube,
     release: &str,
@@ -385,7 +386,7 @@ pub async fn get_manifest(
 }
 
 /// `helm get values` (user-supplied, or `all` computed values).
-pub async fn get_values(
+pub(crate) async fn get_values(
     cli: &HelmCli,
     kube: &Kube,
     release: &str,
@@ -403,12 +404,13 @@ pub async fn get_values(
     }
     kube.args(&mut args);
     let out = cli.ok(&args, None, scope).await?;
-    let v: Value = serde_json::from_str(out.stdout.trim()).map_err(|e| HelmError::Output(e.to_string()))?;
+    let v: Value = serde_json::from_str(out.stdout.trim())
+        .map_err(|source| HelmError::Output { what: "helm get values".into(), source })?;
     Ok(if v.is_null() { Value::Object(Default::default()) } else { v })
 }
 
 /// `helm repo add` (a password goes through stdin), then nothing else.
-pub async fn repo_add(
+pub(crate) async fn repo_add(
     cli: &HelmCli,
     name: &str,
     url: &str,
@@ -423,18 +425,18 @@ pub async fn repo_add(
     if password.is_some() {
         args.push(s("--password-stdin"));
     }
-    cli.ok(&args, password.map(str::as_bytes), scope).await.map(|_| ())
+    cli.ok(&args, password, scope).await.map(|_| ())
 }
 
 /// `helm repo update [names]`.
-pub async fn repo_update(cli: &HelmCli, names: &[String], scope: &CancelScope) -> Result<(), HelmError> {
+pub(crate) async fn repo_update(cli: &HelmCli, names: &[String], scope: &CancelScope) -> Result<(), HelmError> {
     let mut args = vec![s("repo"), s("update")];
     args.extend(names.iter().cloned());
     cli.ok(&args, None, scope).await.map(|_| ())
 }
 
 /// `helm registry login` for OCI charts; the password goes through stdin.
-pub async fn registry_login(
+pub(crate) async fn registry_login(
     cli: &HelmCli,
     host: &str,
     username: &str,
@@ -446,5 +448,5 @@ pub async fn registry_login(
     if plain_http {
         args.push(s("--plain-http"));
     }
-    cli.ok(&args, Some(password.as_bytes()), scope).await.map(|_| ())
+    cli.ok(&args, Some(password), scope).await.map(|_| ())
 }

@@ -3,23 +3,23 @@
 use serde_json::Value;
 
 /// A release status as helm reports it: `deployed`, `failed`, `pending-upgrade`, ...
-pub fn status_of(release: &Value) -> &str {
+pub(crate) fn status_of(release: &Value) -> &str {
     release.pointer("/info/status").and_then(Value::as_str).unwrap_or("unknown")
 }
 
 /// The release revision.
-pub fn revision_of(release: &Value) -> i64 {
+pub(crate) fn revision_of(release: &Value) -> i64 {
     release.get("version").and_then(Value::as_i64).unwrap_or(0)
 }
 
 /// Is the release stuck in a `pending-*` state (an interrupted install, upgrade or rollback)?
-pub fn is_pending(status: &str) -> bool {
+pub(crate) fn is_pending(status: &str) -> bool {
     status.starts_with("pending-")
 }
 
 /// `[{revision, status}]`, oldest first, from the labels of helm's release records
 /// (`version`, `status`).
-pub fn records_of(labels: impl IntoIterator<Item = std::collections::BTreeMap<String, String>>) -> Vec<Value> {
+pub(crate) fn records_of(labels: impl IntoIterator<Item = std::collections::BTreeMap<String, String>>) -> Vec<Value> {
     let mut out: Vec<(i64, String)> =
         labels.into_iter().filter_map(|l| Some((l.get("version")?.parse().ok()?, l.get("status")?.clone()))).collect();
     out.sort();
@@ -27,12 +27,12 @@ pub fn records_of(labels: impl IntoIterator<Item = std::collections::BTreeMap<St
 }
 
 /// The status of the latest revision, from `helm history -o json`; `None` for no release.
-pub fn latest_status(history: &[Value]) -> Option<&str> {
+pub(crate) fn latest_status(history: &[Value]) -> Option<&str> {
     history.iter().max_by_key(|h| h.get("revision").and_then(Value::as_i64))?.get("status")?.as_str()
 }
 
 /// The latest revision that was successfully deployed, from `helm history -o json`.
-pub fn last_deployed(history: &[Value]) -> Option<i64> {
+pub(crate) fn last_deployed(history: &[Value]) -> Option<i64> {
     history
         .iter()
         .filter(|h| matches!(h.get("status").and_then(Value::as_str), Some("deployed" | "superseded")))
@@ -41,14 +41,14 @@ pub fn last_deployed(history: &[Value]) -> Option<i64> {
 }
 
 /// The objects a release installed (its manifest, hooks excluded).
-pub fn manifest_objects(release: &Value) -> Result<Vec<Value>, String> {
+pub(crate) fn manifest_objects(release: &Value) -> Result<Vec<Value>, String> {
     let text = release.get("manifest").and_then(Value::as_str).unwrap_or_default();
-    let docs = kmsctl_host::modules::data::from_yaml_all(text)?;
+    let docs = kmsctl_host::from_yaml_all(text)?;
     Ok(docs.into_iter().filter(|d| d.is_object()).collect())
 }
 
 /// Hook Jobs whose last run failed.
-pub fn failed_hook_jobs(release: &Value) -> Vec<Value> {
+pub(crate) fn failed_hook_jobs(release: &Value) -> Vec<Value> {
     release
         .get("hooks")
         .and_then(Value::as_array)

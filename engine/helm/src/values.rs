@@ -8,19 +8,23 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::PathBuf;
 
 /// Values files for one helm run; deleted on drop.
-pub struct ValuesFiles {
-    dir: tempfile::TempDir,
+pub(crate) struct ValuesFiles {
+    // Held for its Drop, which removes the directory and its files.
+    _dir: tempfile::TempDir,
     /// The files, in the order they must be passed.
     pub paths: Vec<PathBuf>,
 }
 
 impl ValuesFiles {
     /// Write each map to its own 0600 JSON file (helm reads JSON as YAML).
-    pub fn write(maps: &[serde_json::Value]) -> Result<Self, HelmError> {
-        let dir =
-            tempfile::Builder::new().prefix("kmsctl-helm-").tempdir().map_err(|e| HelmError::Output(e.to_string()))?;
+    pub(crate) fn write(maps: &[serde_json::Value]) -> Result<Self, HelmError> {
+        let io = |what: String| move |source| HelmError::Io { what, source };
+        let dir = tempfile::Builder::new()
+            .prefix("kmsctl-helm-")
+            .tempdir()
+            .map_err(io("cannot create a private directory for helm's values".into()))?;
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))
-            .map_err(|e| HelmError::Output(e.to_string()))?;
+            .map_err(io(format!("cannot make {} private", dir.path().display())))?;
         let mut paths = Vec::new();
         for (i, m) in maps.iter().enumerate() {
             if !m.is_object() {
@@ -32,16 +36,17 @@ impl ValuesFiles {
                 .create_new(true)
                 .mode(0o600)
                 .open(&path)
-                .map_err(|e| HelmError::Output(format!("{}: {e}", path.display())))?;
-            f.write_all(m.to_string().as_bytes()).map_err(|e| HelmError::Output(e.to_string()))?;
+                .map_err(io(format!("cannot create {}", path.display())))?;
+            f.write_all(m.to_string().as_bytes()).map_err(io(format!("cannot write {}", path.display())))?;
             paths.push(path);
         }
-        Ok(Self { dir, paths })
+        Ok(Self { _dir: dir, paths })
     }
 
-    /// The private directory (for tests).
-    pub fn dir(&self) -> &std::path::Path {
-        self.dir.path()
+    /// The private directory.
+    #[cfg(test)]
+    fn dir(&self) -> &std::path::Path {
+        self._dir.path()
     }
 }
 

@@ -11,7 +11,7 @@ use std::collections::{BTreeSet, HashMap};
 
 /// How much to check.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Strictness {
+pub(crate) enum Strictness {
     /// Only what is certainly wrong.
     Run,
     /// Everything (`kmsctl check`).
@@ -38,7 +38,7 @@ impl Known {
         self.0.get(name)
     }
     fn suggest(&self, name: &str) -> Option<String> {
-        crate::params::suggest(name, self.0.keys().map(String::as_str)).map(str::to_string)
+        crate::suggest::suggest(name, self.0.keys().map(String::as_str)).map(str::to_string)
     }
 }
 
@@ -83,15 +83,14 @@ const KEYWORDS: &[(&str, &[usize])] = &[
     ("eval", &[1]),
 ];
 
-/// Lint a compiled program. `params` are the entry's declared parameter names, when known.
-pub fn lint(
+/// Lint a compiled program. `declared` are the entry's declared parameter names, when known.
+pub(crate) fn lint(
     engine: &Engine,
     program: &Program,
     native_modules: &HashMap<String, Shared<Module>>,
     strictness: Strictness,
+    declared: Option<&[String]>,
 ) -> Vec<CompileError> {
-    let declared: Option<Vec<String>> =
-        crate::run::declared_params(engine, program).ok().map(|specs| specs.into_iter().map(|s| s.name).collect());
     // Everything callable without a namespace: the engine's functions, keyword functions, and
     // global (method) functions of native modules.
     let mut global = Known::default();
@@ -217,10 +216,10 @@ pub fn lint(
                     }
                 }
                 Some(Call::Param(name, pos)) => {
-                    if let Some(declared) = &declared
+                    if let Some(declared) = declared
                         && !declared.iter().any(|d| d == name)
                     {
-                        let help = crate::params::suggest(name, declared.iter().map(String::as_str))
+                        let help = crate::suggest::suggest(name, declared.iter().map(String::as_str))
                             .map(|s| format!("did you mean param::{s}?"))
                             .unwrap_or_else(|| "declare it in params()".into());
                         push(pos, format!("param::{name} is not a declared parameter"), Some(help));

@@ -5,7 +5,7 @@
 //! so every native call is cancellable by Ctrl-C, `--timeout`, `wait::timeout` and `parallel`.
 
 use crate::error::{HostFailure, to_rhai};
-use crate::events::{Events, Level};
+use crate::events::{Events, Level, Outcome};
 use crate::secret::{Redactor, Secret};
 use crate::task::{self, CancelReason, CancelScope};
 use futures::future::BoxFuture;
@@ -15,18 +15,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-/// What mutating functions do in this run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum Mode {
-    /// Change the cluster.
-    #[default]
-    Apply,
-    /// Record mutations without touching a cluster (`--plan`).
-    Plan,
-    /// Compute server-side dry-run diffs (`--diff`).
-    Diff,
-}
 
 /// Settings native modules read.
 #[derive(Clone, Debug, Default)]
@@ -39,8 +27,6 @@ pub struct Settings {
     pub artifacts: Option<PathBuf>,
     /// `--context`: the kube context to use.
     pub context: Option<String>,
-    /// Apply, plan or diff.
-    pub mode: Mode,
     /// Show debug logs.
     pub verbose: bool,
 }
@@ -134,47 +120,16 @@ impl HostCtx {
         F: Future<Output = Result<T, E>>,
         E: HostFailure,
     {
-        self.run(fut).map_err(|e| match e {
-            Interrupted::Cancelled(scope) => terminated(&scope),
-            Interrupted::Failed(e) => to_rhai(&e),
-            Interrupted::Nested => crate::error::usage_err(
-                "this function cannot be called here: it would block inside another native call (e.g. a wait predicate)",
-            ),
-        })
-    }
-
-    /// Like [`HostCtx::block_on`] but for plain Rust callers.
-    pub fn run<T, E, F>(&self, fut: F) -> Result<T, Interrupted<E>>
-    where
-        F: Future<Output = Result<T, E>>,
-    {
-        let scope = self.scope();
-        if scope.is_cancelled() {
-            return Err(Interrupted::Cancelled(scope));
-        }
-        // A script closure run from inside a native call (a wait predicate) must not block again:
-        // tokio would panic. Say so instead.
-        if IN_BLOCK_ON.with(|b| b.replace(true)) {
-            return Err(Interrupted::Nested);
-        }
-        struct Reset;
-        impl Drop for Reset {
-            fn drop(&mut self) {
-                IN_BLOCK_ON.with(|b| b.set(false));
-            }
-        }
-        let _reset = Reset;
-        let _enter = self.0.rt.enter();
-        let out = self.0.rt.block_on(async {
+        let out = self.blocking(|scope| async move {
             tokio::select! {
                 biased;
                 _ = scope.cancelled() => None,
                 r = fut => Some(r),
             }
-        });
+        })?;
         match out {
-            None => Err(Interrupted::Cancelled(scope)),
-            Some(r) => r.map_err(Interrupted::Failed),
+            None => Err(terminated(&self.scope())),
+            Some(r) => r.map_err(|e| to_rhai(&e)),
         }
     }
 
@@ -187,6 +142,18 @@ impl HostCtx {
         F: Future<Output = Result<T, E>>,
         E: HostFailure,
     {
+        let scope = self.scope();
+        let out = self.blocking(make)?;
+        if scope.is_cancelled() {
+            return Err(terminated(&scope));
+        }
+        out.map_err(|e| to_rhai(&e))
+    }
+
+    /// The one place a script thread blocks on the runtime: refuse a cancelled scope and a
+    /// nested call (a script closure run from inside a native call, e.g. a wait predicate,
+    /// must not block again: tokio would panic), then drive `make(scope)` to completion.
+    fn blocking<F: Future>(&self, make: impl FnOnce(CancelScope) -> F) -> Result<F::Output, Box<EvalAltResult>> {
         let scope = self.scope();
         if scope.is_cancelled() {
             return Err(terminated(&scope));
@@ -204,11 +171,38 @@ impl HostCtx {
         }
         let _reset = Reset;
         let _enter = self.0.rt.enter();
-        let out = self.0.rt.block_on(make(scope.clone()));
-        if scope.is_cancelled() {
-            return Err(terminated(&scope));
-        }
-        out.map_err(|e| to_rhai(&e))
+        Ok(self.0.rt.block_on(make(scope)))
+    }
+
+    /// Open a step of a native function's own (e.g. `wait for 13 objects`), nested under the
+    /// calling script's current step and labelled like its task. Give it progress lines while
+    /// it works and finish it with the call's result.
+    pub fn open_step(&self, name: &str) -> NativeStep {
+        let t = task::current();
+        let events = self.0.events.clone();
+        let id =
+            events.step_started(name, t.as_ref().and_then(|t| t.step), t.as_ref().and_then(|t| t.label.as_deref()));
+        NativeStep { events, id }
+    }
+
+    /// A logger for other threads (a child's output, a background task) that attributes lines
+    /// to the step and task label of the script call that created it.
+    pub fn logger(&self) -> Arc<dyn Fn(Level, String) + Send + Sync> {
+        let t = task::current();
+        let step = t.as_ref().and_then(|t| t.step);
+        let label = t.and_then(|t| t.label);
+        let events = self.0.events.clone();
+        Arc::new(move |level, msg| events.log(level, msg, step, label.as_deref()))
+    }
+
+    /// The artifacts directory (`--artifacts`, default `kmsctl-artifacts`), created if needed.
+    ///
+    /// # Errors
+    /// The directory cannot be created.
+    pub fn artifacts_dir(&self) -> std::io::Result<PathBuf> {
+        let dir = self.0.settings.artifacts.clone().unwrap_or_else(|| PathBuf::from("kmsctl-artifacts"));
+        std::fs::create_dir_all(&dir)?;
+        Ok(dir)
     }
 
     /// Sleep, cancellably.
@@ -252,15 +246,28 @@ impl HostCtx {
     }
 }
 
-/// Why [`HostCtx::run`] did not return a value.
-#[derive(Debug)]
-pub enum Interrupted<E> {
-    /// The scope was cancelled.
-    Cancelled(CancelScope),
-    /// The future failed.
-    Failed(E),
-    /// Called from inside another blocking native call on the same thread.
-    Nested,
+/// A step opened by a native function ([`HostCtx::open_step`]). Cheap to clone into the
+/// future that reports progress.
+#[derive(Clone)]
+pub struct NativeStep {
+    events: Events,
+    id: u64,
+}
+
+impl NativeStep {
+    /// Show what the step is waiting for now.
+    pub fn progress(&self, message: impl Into<String>) {
+        self.events.progress(Some(self.id), message);
+    }
+
+    /// Close the step with the outcome of `result`: ok, cancelled, or failed with its message.
+    pub fn finish<T>(self, result: &Result<T, Box<EvalAltResult>>) {
+        match result {
+            Ok(_) => self.events.step_finished(self.id, Outcome::Ok, None),
+            Err(e) if crate::error::is_terminated(e) => self.events.step_finished(self.id, Outcome::Cancelled, None),
+            Err(e) => self.events.step_finished(self.id, Outcome::Failed, Some(crate::error::short_message(e))),
+        }
+    }
 }
 
 thread_local! {
@@ -268,7 +275,7 @@ thread_local! {
 }
 
 /// The value carried by a termination: `#{reason, scope}`.
-pub fn termination_value(scope: &CancelScope) -> Dynamic {
+pub(crate) fn termination_value(scope: &CancelScope) -> Dynamic {
     let reason = scope.reason().unwrap_or(CancelReason::Interrupted);
     let mut m = Map::new();
     m.insert("reason".into(), reason.as_str().into());
@@ -279,7 +286,7 @@ pub fn termination_value(scope: &CancelScope) -> Dynamic {
 }
 
 /// The uncatchable termination error for a cancelled scope.
-pub fn terminated(scope: &CancelScope) -> Box<EvalAltResult> {
+pub(crate) fn terminated(scope: &CancelScope) -> Box<EvalAltResult> {
     Box::new(EvalAltResult::ErrorTerminated(termination_value(scope), Position::NONE))
 }
 
@@ -290,7 +297,7 @@ pub(crate) mod testing {
     use crate::events::Capture;
 
     /// A runtime and a context on it.
-    pub fn ctx() -> (tokio::runtime::Runtime, HostCtx, Capture) {
+    pub(crate) fn ctx() -> (tokio::runtime::Runtime, HostCtx, Capture) {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let cap = Capture::default();
         let events = Events::new(vec![Box::new(cap.clone())], Redactor::new());

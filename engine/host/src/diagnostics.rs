@@ -2,17 +2,15 @@
 //! playbook → stdlib → native, one frame per level.
 
 use crate::error::ErrorKind;
-use crate::params::ParamError;
-use crate::program::Sources;
+use crate::sources::Sources;
 use crate::value::display;
 use miette::{Diagnostic, GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, Severity, SourceCode};
 use rhai::{EvalAltResult, Position};
 use std::fmt;
-use std::sync::Arc;
 
 /// A problem found before running: nothing ran.
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum CompileError {
+pub(crate) enum CompileError {
     /// A file could not be read.
     #[error("cannot read {path}: {message}")]
     Io {
@@ -81,7 +79,7 @@ pub enum CompileError {
 
 impl CompileError {
     /// As a report.
-    pub fn to_diag(&self, sources: &Sources) -> ScriptDiag {
+    pub(crate) fn to_diag(&self, sources: &Sources) -> ScriptDiag {
         let msg = self.to_string();
         let at = |src: &str, pos: Position, label: &str| {
             ScriptDiag::new("kmsctl::compile", msg.clone()).at(sources, src, pos, label)
@@ -147,7 +145,7 @@ impl ScriptDiag {
     }
 
     /// Point at `pos` in the file `name`.
-    pub fn at(mut self, sources: &Sources, name: &str, pos: Position, label: &str) -> Self {
+    pub(crate) fn at(mut self, sources: &Sources, name: &str, pos: Position, label: &str) -> Self {
         if let Some(text) = sources.get(name) {
             let start = offset(&text, pos);
             self.span = Some((start, token_len(&text[start..])));
@@ -231,7 +229,7 @@ impl Diagnostic for ScriptDiag {
 }
 
 /// Byte offset of a Rhai position (1-based line, 1-based character column).
-pub fn offset(src: &str, pos: Position) -> usize {
+pub(crate) fn offset(src: &str, pos: Position) -> usize {
     let (Some(line), col) = (pos.line(), pos.position()) else {
         return 0;
     };
@@ -252,18 +250,18 @@ fn token_len(rest: &str) -> usize {
 }
 
 /// What a failed run reports: the diagnostic and the error kind (for the exit code).
-pub struct RunFailure {
+pub(crate) struct RunFailure {
     /// The report.
     pub diag: ScriptDiag,
     /// The category.
     pub kind: ErrorKind,
-    /// Cancellation reason when the run was terminated.
-    pub terminated: Option<String>,
+    /// The run was terminated (cancelled), not failed by the script or a native call.
+    pub terminated: bool,
 }
 
 /// Limits named in messages when a script hits one.
 #[derive(Clone, Copy, Debug)]
-pub struct LimitNames {
+pub(crate) struct LimitNames {
     /// Max operations.
     pub operations: u64,
     /// Max call depth.
@@ -278,7 +276,7 @@ pub struct LimitNames {
 
 /// Explain a runtime error: the innermost failure with its snippet, then one frame per call
 /// level (innermost first). `import_target(importer, path)` maps an import to the file name.
-pub fn runtime_failure(
+pub(crate) fn runtime_failure(
     err: &EvalAltResult,
     entry: &str,
     sources: &Sources,
@@ -307,7 +305,8 @@ pub fn runtime_failure(
             _ => break,
         }
     }
-    let (kind, message, help, terminated) = leaf(e, limits);
+    let (kind, message, help) = leaf(e, limits);
+    let terminated = matches!(e, EvalAltResult::ErrorTerminated(..));
     let code = format!("kmsctl::{kind}");
     let mut diag = ScriptDiag::new(code, message).at(sources, &cur, e.position(), kind.as_str());
     if let Some(h) = help {
@@ -327,7 +326,7 @@ fn fn_display(name: &str) -> String {
     if name.starts_with("anon$") { "a closure".into() } else { format!("{name}()") }
 }
 
-fn leaf(e: &EvalAltResult, limits: LimitNames) -> (ErrorKind, String, Option<String>, Option<String>) {
+fn leaf(e: &EvalAltResult, limits: LimitNames) -> (ErrorKind, String, Option<String>) {
     use EvalAltResult as E;
     match e {
         E::ErrorRuntime(v, _) => {
@@ -335,33 +334,26 @@ fn leaf(e: &EvalAltResult, limits: LimitNames) -> (ErrorKind, String, Option<Str
                 let kind = m.get("kind").map(|k| ErrorKind::parse(&k.to_string())).unwrap_or(ErrorKind::Script);
                 let message = m.get("message").map(display).unwrap_or_else(|| display(v));
                 let hint = m.get("hint").map(display);
-                return (kind, message, hint, None);
+                return (kind, message, hint);
             }
-            (ErrorKind::Script, display(v), None, None)
+            (ErrorKind::Script, display(v), None)
         }
         E::ErrorTerminated(v, _) => {
             let reason = v
                 .read_lock::<rhai::Map>()
                 .and_then(|m| m.get("reason").map(|r| r.to_string()))
                 .unwrap_or_else(|| v.to_string());
-            let kind = if reason.contains("deadline") || reason == "timeout" {
-                ErrorKind::Timeout
-            } else {
-                ErrorKind::Cancelled
-            };
-            (kind, format!("run stopped: {reason}"), None, Some(reason))
+            (ErrorKind::Cancelled, format!("run stopped: {reason}"), None)
         }
         E::ErrorTooManyOperations(_) => (
             ErrorKind::Script,
             format!("the script exceeded its limit of {} operations", limits.operations),
             Some("look for a loop that never ends; waits belong in wait:: functions, which cost no operations".into()),
-            None,
         ),
         E::ErrorStackOverflow(_) => (
             ErrorKind::Script,
             format!("the script exceeded the call depth limit of {}", limits.call_levels),
             Some("look for a function that calls itself without end".into()),
-            None,
         ),
         E::ErrorDataTooLarge(what, _) => {
             let limit = if what.contains("string") {
@@ -371,48 +363,15 @@ fn leaf(e: &EvalAltResult, limits: LimitNames) -> (ErrorKind, String, Option<Str
             } else {
                 format!("{} entries", limits.map_size)
             };
-            (ErrorKind::Script, format!("{what} exceeds its size limit of {limit}"), None, None)
+            (ErrorKind::Script, format!("{what} exceeds its size limit of {limit}"), None)
         }
-        E::ErrorTooManyModules(_) => (ErrorKind::Script, "too many modules loaded".into(), None, None),
-        E::ErrorTooManyVariables(_) => (ErrorKind::Script, "too many variables".into(), None, None),
+        E::ErrorTooManyModules(_) => (ErrorKind::Script, "too many modules loaded".into(), None),
+        E::ErrorTooManyVariables(_) => (ErrorKind::Script, "too many variables".into(), None),
         E::ErrorVariableNotFound(name, _) if name.starts_with("param::") => (
             ErrorKind::Script,
             format!("unknown parameter {name}"),
             Some("parameters are declared in the playbook's params() function".into()),
-            None,
         ),
-        other => (ErrorKind::Script, crate::modules::without_position(&other.to_string()).to_string(), None, None),
+        other => (ErrorKind::Script, crate::error::without_position(&other.to_string()).to_string(), None),
     }
 }
-
-/// Parameter errors, each pointing into the command line when it came from there.
-pub fn param_diags(errors: &[ParamError], program: &str, args: &[String]) -> Vec<ScriptDiag> {
-    let mut line = format!("kmsctl run {program}");
-    let mut spans = Vec::new();
-    for a in args {
-        line.push(' ');
-        spans.push((line.len(), a.len().max(1)));
-        line.push_str(a);
-    }
-    errors
-        .iter()
-        .map(|e| {
-            let mut d = ScriptDiag::new("kmsctl::params", e.message.clone());
-            if let Some(span) = e.arg.and_then(|i| spans.get(i)) {
-                d = d.at_text("command line", &line, *span, "here");
-            }
-            match &e.help {
-                Some(h) => d.help(h.clone()),
-                None => d,
-            }
-        })
-        .collect()
-}
-
-/// Whether stderr wants colour.
-pub fn color_stderr() -> bool {
-    console::colors_enabled_stderr()
-}
-
-/// Shared so native errors can carry a source name for their position.
-pub type SourceName = Arc<str>;

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 /// Script resource limits. Always set explicitly: Rhai's defaults differ between debug and
 /// release builds.
 #[derive(Clone, Copy, Debug)]
-pub struct Limits {
+pub(crate) struct Limits {
     /// Operations per run (each AST node evaluated counts one; native waits cost nothing).
     pub max_operations: u64,
     /// Nested function calls.
@@ -59,7 +59,7 @@ impl Limits {
 }
 
 /// The engine plus the run's native modules (for the resolver).
-pub struct Built {
+pub(crate) struct Built {
     /// The engine; `param` is a placeholder until [`set_params`].
     pub engine: Engine,
     /// Native modules by import name.
@@ -67,7 +67,7 @@ pub struct Built {
 }
 
 /// Build the engine for `ctx` with `natives`.
-pub fn build(ctx: &HostCtx, limits: &Limits, natives: &[Box<dyn NativeModule>]) -> Built {
+pub(crate) fn build(ctx: &HostCtx, limits: &Limits, natives: &[Box<dyn NativeModule>]) -> Built {
     let mut e = Engine::new();
     limits.apply(&mut e);
     e.set_strict_variables(true);
@@ -164,7 +164,7 @@ fn register_secret(e: &mut Engine, ctx: &HostCtx) {
 }
 
 /// Put the resolved parameter values in place of the `param` placeholder.
-pub fn set_params(e: &mut Engine, values: Vec<(String, Dynamic)>) {
+pub(crate) fn set_params(e: &mut Engine, values: Vec<(String, Dynamic)>) {
     let mut m = Module::new();
     for (k, v) in values {
         m.set_var(k, v);

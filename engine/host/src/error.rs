@@ -7,6 +7,9 @@
 use rhai::{Dynamic, EvalAltResult, Map, Position};
 use std::fmt;
 
+/// What a native function returns to a script: a value, or a (catchable or terminating) error.
+pub type ScriptResult<T> = Result<T, Box<EvalAltResult>>;
+
 /// The stable category of a failure. Scripts see it as `e.kind`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -118,11 +121,6 @@ impl Failure {
     pub fn usage(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Usage, message)
     }
-    /// Add a hint.
-    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
-        self.hint = Some(hint.into());
-        self
-    }
     /// Add a detail field.
     pub fn with_detail(mut self, key: &str, value: impl Into<Dynamic>) -> Self {
         self.details.insert(key.into(), value.into());
@@ -159,44 +157,61 @@ pub fn usage_err(message: impl Into<String>) -> Box<EvalAltResult> {
     to_rhai(&Failure::usage(message))
 }
 
-/// The process exit codes, documented in the README. One table for the whole tool.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ExitCode {
-    /// 0: the playbook finished.
-    Ok,
-    /// 1: the playbook failed at run time (an uncaught error, a failed wait or command).
-    Failure,
-    /// 2: bad input: command line, parameters, a compile or check error. Nothing ran.
-    Usage,
-    /// 3: a deadline passed: a wait timed out or `--timeout` expired.
-    Timeout,
-    /// 4: the environment is not usable: a cluster, cloud API or tool is unreachable or refused us.
-    Unavailable,
-    /// 130: interrupted (Ctrl-C or SIGTERM); cleanup ran.
-    Cancelled,
-}
+/// The process exit codes, documented in the README: one table for the whole tool.
+#[derive(Debug)]
+pub struct ExitCode;
 
 impl ExitCode {
-    /// The numeric code.
-    pub fn code(self) -> i32 {
-        match self {
-            Self::Ok => 0,
-            Self::Failure => 1,
-            Self::Usage => 2,
-            Self::Timeout => 3,
-            Self::Unavailable => 4,
-            Self::Cancelled => 130,
-        }
-    }
+    /// The playbook finished.
+    pub const OK: i32 = 0;
+    /// The playbook failed at run time (an uncaught error, a failed wait or command).
+    pub const FAILURE: i32 = 1;
+    /// Bad input: command line, parameters, a compile or check error. Nothing ran.
+    pub const USAGE: i32 = 2;
+    /// A deadline passed: a wait timed out or `--timeout` expired.
+    pub const TIMEOUT: i32 = 3;
+    /// The environment is not usable: a cluster, cloud API or tool is unreachable or refused us.
+    pub const UNAVAILABLE: i32 = 4;
+    /// Interrupted (Ctrl-C or SIGTERM); cleanup ran.
+    pub const CANCELLED: i32 = 130;
 
     /// The exit code for an uncaught error of `kind`.
-    pub fn for_kind(kind: ErrorKind) -> Self {
+    pub fn for_kind(kind: ErrorKind) -> i32 {
         match kind {
-            ErrorKind::Timeout => Self::Timeout,
-            ErrorKind::Unavailable | ErrorKind::Auth => Self::Unavailable,
-            ErrorKind::Cancelled => Self::Cancelled,
-            _ => Self::Failure,
+            ErrorKind::Timeout => Self::TIMEOUT,
+            ErrorKind::Unavailable | ErrorKind::Auth => Self::UNAVAILABLE,
+            ErrorKind::Cancelled => Self::CANCELLED,
+            _ => Self::FAILURE,
         }
     }
+}
+
+/// The message of a script error, without positions, for logs and step summaries.
+pub fn short_message(e: &EvalAltResult) -> String {
+    let mut e = e;
+    while let EvalAltResult::ErrorInFunctionCall(_, _, inner, _) | EvalAltResult::ErrorInModule(_, inner, _) = e {
+        e = inner;
+    }
+    match e {
+        EvalAltResult::ErrorRuntime(v, _) => match v.read_lock::<Map>() {
+            Some(m) => m.get("message").map(crate::value::display).unwrap_or_else(|| crate::value::display(v)),
+            None => crate::value::display(v),
+        },
+        EvalAltResult::ErrorTerminated(..) => "cancelled".to_string(),
+        other => without_position(&other.to_string()).to_string(),
+    }
+}
+
+/// Rhai appends ` (line 3, position 7)` to error messages; diagnostics show positions
+/// themselves.
+pub(crate) fn without_position(msg: &str) -> &str {
+    match msg.rfind(" (line ") {
+        Some(i) if msg.ends_with(')') => &msg[..i],
+        _ => msg,
+    }
+}
+
+/// Is this a cancellation (uncatchable termination), possibly wrapped in call frames?
+pub fn is_terminated(e: &EvalAltResult) -> bool {
+    matches!(e.unwrap_inner(), EvalAltResult::ErrorTerminated(..))
 }

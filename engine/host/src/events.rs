@@ -309,17 +309,20 @@ impl Events {
     }
 }
 
-/// A sink that keeps events in memory (tests, and the summary).
+/// A sink that keeps events in memory, for tests.
+#[cfg(test)]
 #[derive(Clone, Default)]
-pub struct Capture(Arc<Mutex<Vec<Event>>>);
+pub(crate) struct Capture(Arc<Mutex<Vec<Event>>>);
 
+#[cfg(test)]
 impl Capture {
     /// Everything captured so far.
-    pub fn events(&self) -> Vec<Event> {
+    pub(crate) fn events(&self) -> Vec<Event> {
         self.0.lock().expect("capture lock").clone()
     }
 }
 
+#[cfg(test)]
 impl Sink for Capture {
     fn emit(&self, event: &Event) {
         self.0.lock().expect("capture lock").push(event.clone());

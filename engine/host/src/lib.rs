@@ -1,36 +1,44 @@
+#![warn(unreachable_pub)]
 //! The kmsctl host: a Rhai runtime for deployment playbooks.
 //!
-//! A playbook is compiled with everything it imports ([`program`]), its parameters are
-//! declared by the playbook and validated before anything runs ([`params`]), and it runs on its
-//! own thread while native functions do async work on a shared tokio runtime ([`ctx`]),
-//! cancellable by Ctrl-C, `--timeout`, `wait::timeout` and `parallel` ([`task`]). Everything a
-//! run reports goes through one redacting event bus ([`events`]) to the human view or JSON
-//! lines ([`ui`]); failures are rendered with source snippets and the call chain
-//! ([`diagnostics`]) and mapped to documented exit codes ([`error::ExitCode`]).
+//! A playbook is compiled with everything it imports (`program`), its parameters are
+//! declared by the playbook and validated before anything runs (`params`), and it runs on its
+//! own thread while native functions do async work on a shared tokio runtime ([`HostCtx`]),
+//! cancellable by Ctrl-C, `--timeout`, `wait::timeout` and `parallel` ([`CancelScope`]). Everything a
+//! run reports goes through one redacting event bus ([`Events`]) to the human view or JSON
+//! lines (`ui`); failures are rendered with source snippets and the call chain
+//! (`diagnostics`) and mapped to documented exit codes ([`ExitCode`]).
 //!
-//! Native modules implement [`modules::NativeModule`]; this crate provides `log`, `wait`,
+//! Native modules implement [`NativeModule`]; this crate provides `log`, `wait`,
 //! `data`, `fs`, `env` and `time`, and other crates add `k8s`, `helm`, `aws`, `proc`.
 
-pub mod check;
-pub mod ctx;
-pub mod diagnostics;
+mod check;
+mod ctx;
+mod diagnostics;
 pub mod duration;
-pub mod engine;
-pub mod error;
-pub mod events;
-pub mod modules;
-pub mod parallel;
-pub mod params;
-pub mod program;
-pub mod run;
-pub mod secret;
-pub mod task;
-pub mod ui;
+mod engine;
+mod error;
+mod events;
+mod modules;
+mod parallel;
+mod params;
+mod program;
+mod run;
+mod secret;
+mod sources;
+mod suggest;
+mod task;
+mod ui;
 pub mod value;
 
-pub use ctx::{HostCtx, Mode, Settings};
-pub use error::{ErrorKind, ExitCode, Failure, HostFailure};
-pub use modules::NativeModule;
+pub use ctx::{CleanupId, HostCtx, NativeStep, Settings};
+pub use error::{
+    ErrorKind, ExitCode, Failure, HostFailure, ScriptResult, is_terminated, short_message, to_rhai, usage_err,
+};
+pub use events::{Events, Level, Outcome};
+pub use modules::data::from_yaml_all;
 pub use modules::opts::Opts;
-pub use run::{Host, Terminal};
-pub use secret::Secret;
+pub use modules::{ModuleBuilder, NativeModule};
+pub use run::{Checked, Host, Ran, RunError};
+pub use secret::{Redactor, Secret};
+pub use task::CancelScope;

@@ -7,14 +7,14 @@
 
 use crate::ctx::{HostCtx, terminated};
 use crate::error::{ErrorKind, Failure, to_rhai, usage_err};
+use crate::error::{is_terminated, short_message};
 use crate::events::Outcome;
-use crate::modules::{is_terminated, short_message};
 use crate::task::{self, CancelReason, TaskState};
-use rhai::{Array, Dynamic, EvalAltResult, FnPtr, Map, NativeCallContext};
+use rhai::{Array, Dynamic, FnPtr, Map, NativeCallContext};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-type R<T> = Result<T, Box<EvalAltResult>>;
+use crate::error::ScriptResult as R;
 
 /// One unit of work: a label, a closure and the arguments to call it with.
 type Task = (String, FnPtr, Vec<Dynamic>);
@@ -47,7 +47,7 @@ fn labels(opts: &Map, n: usize, default: impl Fn(usize) -> String, func: &str) -
 
 /// Run `tasks` (an array of closures, or a map of label → closure) concurrently.
 /// Options: `max` (concurrency, default all), `labels` (for an array), `fail_fast` (default true).
-pub fn parallel(ctx: &HostCtx, ncc: &NativeCallContext, tasks: Dynamic, opts: &Map) -> R<Dynamic> {
+pub(crate) fn parallel(ctx: &HostCtx, ncc: &NativeCallContext, tasks: Dynamic, opts: &Map) -> R<Dynamic> {
     check_opts(opts, "parallel")?;
     if tasks.is_map() {
         let items = tasks
@@ -68,7 +68,7 @@ pub fn parallel(ctx: &HostCtx, ncc: &NativeCallContext, tasks: Dynamic, opts: &M
 
 /// Call `f(item)` for every item concurrently; results in order. Labels default to the items.
 /// Passing the item as an argument avoids the closure-capture trap of building tasks in a loop.
-pub fn parallel_map(ctx: &HostCtx, ncc: &NativeCallContext, items: Array, f: FnPtr, opts: &Map) -> R<Dynamic> {
+pub(crate) fn parallel_map(ctx: &HostCtx, ncc: &NativeCallContext, items: Array, f: FnPtr, opts: &Map) -> R<Dynamic> {
     check_opts(opts, "parallel_map")?;
     let labels = labels(opts, items.len(), |i| crate::value::display(&items[i]), "parallel_map")?;
     let tasks = items.into_iter().zip(labels).map(|(item, l)| (l, f.clone(), vec![item])).collect();

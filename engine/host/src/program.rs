@@ -6,6 +6,7 @@
 //! compiled ASTs, so a syntax error in a deep module stops the run before it starts.
 
 use crate::diagnostics::CompileError;
+pub(crate) use crate::sources::Sources;
 use include_dir::{Dir, include_dir};
 use rhai::{AST, Engine, EvalAltResult, Module, Position, Scope, Shared};
 use std::collections::{BTreeMap, HashMap};
@@ -16,7 +17,7 @@ static EMBEDDED_STDLIB: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/../../stdlib
 
 /// Where `std/` modules come from.
 #[derive(Clone, Debug)]
-pub enum Stdlib {
+pub(crate) enum Stdlib {
     /// The copies built into the binary.
     Embedded,
     /// A directory (`--stdlib-dir`), for editing the stdlib without recompiling.
@@ -25,7 +26,7 @@ pub enum Stdlib {
 
 impl Stdlib {
     /// The source of `std/<name>`: (display name, text).
-    pub fn load(&self, name: &str) -> Option<(String, String)> {
+    pub(crate) fn load(&self, name: &str) -> Option<(String, String)> {
         let rel = format!("{name}.rhai");
         match self {
             Stdlib::Embedded => EMBEDDED_STDLIB
@@ -40,7 +41,7 @@ impl Stdlib {
     }
 
     /// Every module name available (`kms`, `wait`, `kms/values`, ...).
-    pub fn names(&self) -> Vec<String> {
+    pub(crate) fn names(&self) -> Vec<String> {
         let mut out = Vec::new();
         match self {
             Stdlib::Embedded => collect_embedded(&EMBEDDED_STDLIB, &mut out),
@@ -79,7 +80,7 @@ fn collect_dir(root: &Path, dir: &Path, out: &mut Vec<String>) {
 }
 
 /// A path as shown to users: relative to the working directory when under it.
-pub fn display(p: &Path) -> String {
+pub(crate) fn display(p: &Path) -> String {
     let cwd = std::env::current_dir().unwrap_or_default();
     let abs = if p.is_absolute() { p.to_path_buf() } else { cwd.join(p) };
     let abs = normalize(&abs);
@@ -102,7 +103,7 @@ fn normalize(p: &Path) -> PathBuf {
 
 /// One compiled file.
 #[derive(Clone)]
-pub struct Unit {
+pub(crate) struct Unit {
     /// Display name (also the AST's source name).
     pub name: String,
     /// Where it lives on disk (`None` for the embedded stdlib).
@@ -115,7 +116,7 @@ pub struct Unit {
 
 /// What an `import` statement resolved to.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Import {
+pub(crate) struct Import {
     /// The import string.
     pub path: String,
     /// The alias (`as x`), if any.
@@ -126,31 +127,16 @@ pub struct Import {
 
 /// A resolved import.
 #[derive(Clone, Debug, PartialEq)]
-pub enum ImportTarget {
+pub(crate) enum ImportTarget {
     /// A native module.
     Native(String),
     /// Another unit, by display name.
     Unit(String),
 }
 
-/// Source text by display name, for diagnostics.
-#[derive(Clone, Default)]
-pub struct Sources(Arc<Mutex<HashMap<String, Arc<str>>>>);
-
-impl Sources {
-    /// Remember a file's text.
-    pub fn insert(&self, name: &str, text: &str) {
-        self.0.lock().expect("sources lock").insert(name.to_string(), text.into());
-    }
-    /// A file's text.
-    pub fn get(&self, name: &str) -> Option<Arc<str>> {
-        self.0.lock().expect("sources lock").get(name).cloned()
-    }
-}
-
 /// A playbook with its imports, compiled.
 #[derive(Clone)]
-pub struct Program {
+pub(crate) struct Program {
     /// Display name of the entry file.
     pub entry: String,
     /// Every unit by display name (the entry included).
@@ -161,12 +147,12 @@ pub struct Program {
 
 impl Program {
     /// The entry unit.
-    pub fn entry_unit(&self) -> &Unit {
+    pub(crate) fn entry_unit(&self) -> &Unit {
         &self.units[&self.entry]
     }
 
     /// The playbook's `//!` doc comment.
-    pub fn doc(&self) -> String {
+    pub(crate) fn doc(&self) -> String {
         self.entry_unit()
             .ast
             .doc()
@@ -178,7 +164,7 @@ impl Program {
 }
 
 /// Compiles files and follows their imports. Keeps every source it read, for diagnostics.
-pub struct Loader<'a> {
+pub(crate) struct Loader<'a> {
     engine: &'a Engine,
     stdlib: &'a Stdlib,
     natives: &'a [&'a str],
@@ -192,22 +178,22 @@ enum Origin {
 
 impl<'a> Loader<'a> {
     /// A loader compiling with `engine`, knowing the native module names.
-    pub fn new(engine: &'a Engine, stdlib: &'a Stdlib, natives: &'a [&'a str]) -> Self {
+    pub(crate) fn new(engine: &'a Engine, stdlib: &'a Stdlib, natives: &'a [&'a str]) -> Self {
         Self { engine, stdlib, natives, sources: Sources::default() }
     }
 
     /// Every source text read so far.
-    pub fn sources(&self) -> &Sources {
+    pub(crate) fn sources(&self) -> &Sources {
         &self.sources
     }
 
     /// Compile the file at `path` and everything it imports. Reports every error found.
-    pub fn load_file(&self, path: &Path) -> Result<Program, Vec<CompileError>> {
+    pub(crate) fn load_file(&self, path: &Path) -> Result<Program, Vec<CompileError>> {
         self.load(Origin::File(path.to_path_buf()))
     }
 
     /// Compile `std/<name>` and everything it imports.
-    pub fn load_std(&self, name: &str) -> Result<Program, Vec<CompileError>> {
+    pub(crate) fn load_std(&self, name: &str) -> Result<Program, Vec<CompileError>> {
         self.load(Origin::Std(name.to_string()))
     }
 
@@ -302,7 +288,7 @@ impl<'a> Loader<'a> {
                 Some((display_name, _)) => Ok((ImportTarget::Unit(display_name), Some(Origin::Std(name.to_string())))),
                 None => {
                     let names = self.stdlib.names();
-                    let hint = crate::params::suggest(name, names.iter().map(String::as_str))
+                    let hint = crate::suggest::suggest(name, names.iter().map(String::as_str))
                         .map(|s| format!("did you mean \"std/{s}\"? "))
                         .unwrap_or_default();
                     if names.is_empty() {
@@ -329,7 +315,7 @@ impl<'a> Loader<'a> {
             }
             return Ok((ImportTarget::Unit(display(&file)), Some(Origin::File(file))));
         }
-        let hint = crate::params::suggest(p, self.natives.iter().copied())
+        let hint = crate::suggest::suggest(p, self.natives.iter().copied())
             .map(|s| format!("did you mean \"{s}\"? "))
             .unwrap_or_default();
         Err(format!(
@@ -394,7 +380,7 @@ fn find_cycle(units: &BTreeMap<String, Unit>, entry: &str) -> Option<Vec<String>
 
 /// Serves native modules and the program's compiled units at run time. Each unit's top-level
 /// code runs once per run, on first import.
-pub struct ProgramResolver {
+pub(crate) struct ProgramResolver {
     program: Arc<Program>,
     natives: HashMap<String, Shared<Module>>,
     evaluated: Mutex<HashMap<String, Shared<Module>>>,
@@ -402,7 +388,7 @@ pub struct ProgramResolver {
 
 impl ProgramResolver {
     /// A resolver for `program` with the run's native modules.
-    pub fn new(program: Arc<Program>, natives: HashMap<String, Shared<Module>>) -> Self {
+    pub(crate) fn new(program: Arc<Program>, natives: HashMap<String, Shared<Module>>) -> Self {
         Self { program, natives, evaluated: Mutex::new(HashMap::new()) }
     }
 }

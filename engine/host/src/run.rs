@@ -8,29 +8,142 @@ use crate::error::{ErrorKind, ExitCode};
 use crate::events::{EventBody, Events, Level, Outcome, Sink};
 use crate::modules::{self, NativeModule, data};
 use crate::params::{self, ParamError, ParamSpec, ParamValue, Resolved};
-use crate::program::{Loader, Program, ProgramResolver, Stdlib, display};
+use crate::program::{Loader, Program, ProgramResolver, Stdlib};
 use crate::secret::Redactor;
+use crate::secret::Secret;
 use crate::task::{self, CancelReason, CancelScope, TaskState};
 use crate::ui::{Human, HumanStyle, JsonLines, OutputMode};
 use crate::value::{Reveal, from_json, to_json};
 use crate::{check, duration};
-use rhai::{CallFnOptions, Dynamic, Engine, Scope};
+use rhai::{Dynamic, Engine};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// How a terminal wants output.
-#[derive(Clone, Copy, Debug)]
-pub struct Terminal {
-    /// Colour on stderr.
-    pub color: bool,
-}
-
 /// The kmsctl host: native modules and limits. The binary builds one and calls [`Host::run`]
-/// or [`Host::check`].
+/// or [`Host::check`], then renders what they return.
 pub struct Host {
     natives: Vec<Box<dyn NativeModule>>,
     limits: Limits,
+}
+
+/// What `kmsctl run` produced when it did not fail.
+#[derive(Debug)]
+pub enum Ran {
+    /// The playbook finished.
+    Finished,
+    /// `--help`: the playbook's help text, for stdout.
+    Help(String),
+}
+
+/// Why `kmsctl run` did not finish. One exit code per variant ([`RunError::exit_code`]); the
+/// binary prints [`RunError::render`].
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The command line or the playbook's parameters are invalid. Nothing ran.
+    #[error("{} parameter error{}; nothing was run", .diags.len(), plural(.diags.len()))]
+    Params {
+        /// One report per problem, pointing into the command line.
+        diags: Vec<ScriptDiag>,
+        /// Scrubs secret parameter values from the rendering.
+        redactor: Redactor,
+    },
+    /// The playbook or a module it imports does not compile or fails the lint. Nothing ran.
+    #[error("{} error{}; nothing was run", .0.len(), plural(.0.len()))]
+    Compile(Vec<ScriptDiag>),
+    /// The artifacts directory cannot be written. Nothing ran.
+    #[error("cannot write to the artifacts directory {dir}: {source}")]
+    Artifacts {
+        /// The directory given with `--artifacts`.
+        dir: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The async runtime could not start.
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    /// The playbook failed: an uncaught error of `kind`.
+    #[error("{}", .diag.message())]
+    Failed {
+        /// The report: message, source line, call chain.
+        diag: Box<ScriptDiag>,
+        /// The error's category; it picks the exit code.
+        kind: ErrorKind,
+        /// Scrubs the run's secrets from the rendering.
+        redactor: Redactor,
+    },
+    /// The run was stopped from outside: Ctrl-C, SIGTERM or `--timeout`.
+    #[error("run stopped: {}", .reason.as_str())]
+    Stopped {
+        /// The report of where the script was when it stopped.
+        diag: Box<ScriptDiag>,
+        /// Why ([`CancelReason::Interrupted`] or [`CancelReason::RunDeadline`]).
+        reason: CancelReason,
+        /// Scrubs the run's secrets from the rendering.
+        redactor: Redactor,
+    },
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+impl RunError {
+    /// The process exit code (the README's table).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Self::Params { .. } | Self::Compile(_) | Self::Artifacts { .. } => ExitCode::USAGE,
+            Self::Runtime(_) => ExitCode::FAILURE,
+            Self::Failed { kind, .. } => ExitCode::for_kind(*kind),
+            Self::Stopped { reason: CancelReason::RunDeadline, .. } => ExitCode::TIMEOUT,
+            Self::Stopped { .. } => ExitCode::CANCELLED,
+        }
+    }
+
+    /// The text for stderr, secrets scrubbed.
+    pub fn render(&self, color: bool) -> String {
+        let all = |diags: &[ScriptDiag]| diags.iter().map(|d| d.render(color)).collect::<String>();
+        match self {
+            Self::Params { diags, redactor } => redactor.redact(&format!("{}{self}\n", all(diags))).into_owned(),
+            Self::Compile(diags) => format!("{}{self}\n", all(diags)),
+            Self::Artifacts { .. } | Self::Runtime(_) => format!("error: {self}\n"),
+            Self::Failed { diag, redactor, .. } | Self::Stopped { diag, redactor, .. } => {
+                redactor.redact(&diag.render(color)).into_owned()
+            }
+        }
+    }
+}
+
+/// What `kmsctl check` found.
+#[derive(Debug)]
+pub struct Checked {
+    /// Files checked.
+    pub files: usize,
+    /// Every problem, deduplicated (empty: all good).
+    pub diags: Vec<ScriptDiag>,
+}
+
+impl Checked {
+    /// 0 when nothing was found, 2 otherwise.
+    pub fn exit_code(&self) -> i32 {
+        if self.diags.is_empty() { ExitCode::OK } else { ExitCode::USAGE }
+    }
+
+    /// The report for stderr; `quiet` leaves out the line that says all is well.
+    pub fn render(&self, color: bool, quiet: bool) -> String {
+        let n = self.files;
+        let mut out: String = self.diags.iter().map(|d| d.render(color)).collect();
+        if self.diags.is_empty() {
+            if !quiet {
+                out += &format!("checked {n} file{}: ok\n", plural(n));
+            }
+        } else {
+            let e = self.diags.len();
+            out += &format!("checked {n} file{}: {e} error{}\n", plural(n), plural(e));
+        }
+        out
+    }
 }
 
 impl Host {
@@ -41,53 +154,41 @@ impl Host {
         Self { natives, limits: Limits::default() }
     }
 
-    /// The native modules.
-    pub fn natives(&self) -> &[Box<dyn NativeModule>] {
-        &self.natives
-    }
-
     fn names(&self) -> Vec<&'static str> {
         self.natives.iter().map(|m| m.name()).collect()
     }
 
-    /// Run a playbook with the arguments that followed it. Returns the exit code.
-    pub fn run(&self, playbook: &Path, args: &[String], term: Terminal) -> ExitCode {
+    /// Run a playbook with the arguments that followed it.
+    ///
+    /// # Errors
+    /// Everything that stops a run, each with its exit code: see [`RunError`].
+    pub fn run(&self, playbook: &Path, args: &[String]) -> Result<Ran, RunError> {
         let (pre, _) = params::parse_args(args, None);
-        let output = match &pre.output {
-            None => OutputMode::Human,
+        // A bad --output is reported after the playbook's parameters are known, so that the
+        // command line it quotes can have secret values masked.
+        let (output, bad_output) = match &pre.output {
+            None => (OutputMode::Human, None),
             Some((t, i)) => match t.parse() {
-                Ok(o) => o,
-                Err(e) => {
-                    let d = diagnostics::param_diags(
-                        &[ParamError { message: e, arg: Some(*i), help: None }],
-                        &display(playbook),
-                        args,
-                    );
-                    eprint!("{}", d[0].render(term.color));
-                    return ExitCode::Usage;
-                }
+                Ok(o) => (o, None),
+                Err(e) => (OutputMode::Human, Some(ParamError { message: e, arg: Some(*i), help: None })),
             },
         };
         let stdlib = stdlib_from(pre.stdlib_dir.as_deref());
-        let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("kmsctl-rt").build() {
-            Ok(rt) => rt,
-            Err(e) => {
-                eprintln!("error: cannot start the async runtime: {e}");
-                return ExitCode::Failure;
-            }
-        };
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .thread_name("kmsctl-rt")
+            .build()
+            .map_err(RunError::Runtime)?;
         let mut sinks: Vec<Box<dyn Sink>> = vec![match output {
             OutputMode::Human => Box::new(Human::new(HumanStyle::detect(), pre.verbose)),
             OutputMode::Json => Box::new(JsonLines::new(Box::new(std::io::stdout()))),
         }];
         if let Some(dir) = &pre.artifacts {
-            match std::fs::create_dir_all(dir).and_then(|_| std::fs::File::create(Path::new(dir).join("events.jsonl")))
-            {
+            let file =
+                std::fs::create_dir_all(dir).and_then(|_| std::fs::File::create(Path::new(dir).join("events.jsonl")));
+            match file {
                 Ok(f) => sinks.push(Box::new(JsonLines::new(Box::new(f)))),
-                Err(e) => {
-                    eprintln!("error: cannot write to the artifacts directory {dir}: {e}");
-                    return ExitCode::Usage;
-                }
+                Err(source) => return Err(RunError::Artifacts { dir: dir.clone(), source }),
             }
         }
         let events = Events::new(sinks, Redactor::new());
@@ -98,33 +199,39 @@ impl Host {
             artifacts: pre.artifacts.as_ref().map(PathBuf::from),
             context: pre.context.clone(),
             verbose: pre.verbose,
-            ..Settings::default()
         };
         let ctx = HostCtx::new(rt.handle().clone(), root.clone(), events.clone(), settings);
-        let report = Report { events: &events, output, color: term.color };
+        let report = Report { events: &events, output };
 
         let built = engine::build(&ctx, &self.limits, &self.natives);
         let mut engine = built.engine;
         let names = self.names();
         let loader = Loader::new(&engine, &stdlib, &names);
-        let program = match loader.load_file(playbook).and_then(|p| {
-            let lint = check::lint(&engine, &p, &built.natives, check::Strictness::Run);
-            if lint.is_empty() { Ok(p) } else { Err(lint) }
-        }) {
+        let program = match loader.load_file(playbook) {
             Ok(p) => Arc::new(p),
-            Err(errors) => return report.compile(&errors, loader.sources()),
+            Err(errors) => return Err(report.compile(&errors, loader.sources())),
         };
-        let specs = match declared_params(&engine, &program) {
+        let specs = match params::declared(&engine, &program) {
             Ok(s) => s,
-            Err(errors) => return report.compile(&errors, &program.sources),
+            Err(errors) => return Err(report.compile(&errors, &program.sources)),
         };
+        let declared: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
+        let lint = check::lint(&engine, &program, &built.natives, check::Strictness::Run, Some(&declared));
+        if !lint.is_empty() {
+            return Err(report.compile(&lint, &program.sources));
+        }
+        // Secret parameter values given on the command line are masked from here on, even in
+        // reports of the command line itself.
+        register_secret_args(&specs, args, ctx.redactor());
+        if let Some(e) = bad_output {
+            return Err(report.params(&[e], &program.entry, args, ctx.redactor()));
+        }
         if pre.help {
-            print!("{}", params::render_help(&program.entry, &program.doc(), &specs));
-            return ExitCode::Ok;
+            return Ok(Ran::Help(params::render_help(&program.entry, &program.doc(), &specs)));
         }
         let (resolved, timeout) = match resolve_params(&specs, args) {
             Ok(r) => r,
-            Err(errors) => return report.params(&errors, &program.entry, args),
+            Err(errors) => return Err(report.params(&errors, &program.entry, args, ctx.redactor())),
         };
         let mut masked = serde_json::Map::new();
         let mut values = Vec::new();
@@ -143,10 +250,10 @@ impl Host {
         let budget = if root.is_cancelled() { Duration::from_millis(300) } else { Duration::from_secs(10) };
         let closed = ctx.cleanup_names();
         rt.block_on(ctx.run_cleanup(budget));
-        let code = match result {
+        let outcome = match result {
             Ok(()) => {
                 events.run_finished(Outcome::Ok, 0, closed);
-                ExitCode::Ok
+                Ok(Ran::Finished)
             }
             Err(e) => {
                 let limits = LimitNames {
@@ -158,29 +265,32 @@ impl Host {
                 };
                 let targets = |importer: &str, path: &str| import_target(&program, importer, path);
                 let failure = diagnostics::runtime_failure(&e, &program.entry, &program.sources, limits, &targets);
-                let code = match failure.terminated.as_deref() {
-                    Some("interrupted") => ExitCode::Cancelled,
-                    Some(r) if r.contains("deadline") => ExitCode::Timeout,
-                    _ => ExitCode::for_kind(failure.kind),
+                let redactor = ctx.redactor().clone();
+                let diag = Box::new(failure.diag);
+                // Only the root scope's reason says the run was stopped from outside; a
+                // termination without one is an ordinary failure of its kind.
+                let err = match root.reason().filter(|_| failure.terminated) {
+                    Some(reason @ (CancelReason::Interrupted | CancelReason::RunDeadline)) => {
+                        RunError::Stopped { diag, reason, redactor }
+                    }
+                    _ => RunError::Failed { diag, kind: failure.kind, redactor },
                 };
-                report.runtime(&failure.diag, failure.kind, code, &ctx, closed)
+                Err(report.runtime(err, failure.kind, &ctx, closed))
             }
         };
         rt.shutdown_background();
-        code
+        outcome
     }
 
     /// Compile every playbook and module under `paths` (and every stdlib module), resolve
-    /// imports, lint calls, and report every problem. Returns the exit code.
-    pub fn check(&self, paths: &[PathBuf], stdlib_dir: Option<&str>, term: Terminal, quiet: bool) -> ExitCode {
+    /// imports, lint calls, and collect every problem.
+    ///
+    /// # Errors
+    /// [`RunError::Runtime`] if the async runtime cannot start; problems in the files are
+    /// not errors but the content of [`Checked`].
+    pub fn check(&self, paths: &[PathBuf], stdlib_dir: Option<&str>) -> Result<Checked, RunError> {
         let stdlib = stdlib_from(stdlib_dir);
-        let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-            Ok(rt) => rt,
-            Err(e) => {
-                eprintln!("error: cannot start the async runtime: {e}");
-                return ExitCode::Failure;
-            }
-        };
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(RunError::Runtime)?;
         let events = Events::new(Vec::new(), Redactor::new());
         let ctx = HostCtx::new(rt.handle().clone(), CancelScope::root(), events, Settings::default());
         let built = engine::build(&ctx, &self.limits, &self.natives);
@@ -193,16 +303,25 @@ impl Host {
         files.dedup();
         let mut diags = Vec::new();
         let mut count = 0;
+        let lint_program = |p: &Program, declared: Option<&[String]>| {
+            check::lint(&built.engine, p, &built.natives, check::Strictness::Check, declared)
+        };
         for f in &files {
             count += 1;
             let loader = Loader::new(&built.engine, &stdlib, &names);
             match loader.load_file(f) {
                 Ok(p) => {
-                    let mut errors = check::lint(&built.engine, &p, &built.natives, check::Strictness::Check);
-                    if let Err(mut e) = declared_params(&built.engine, &p) {
-                        errors.append(&mut e);
-                    }
-                    diags.extend(errors.iter().map(|e| e.to_diag(&p.sources)));
+                    let mut errors = Vec::new();
+                    let declared = match params::declared(&built.engine, &p) {
+                        Ok(specs) => Some(specs.into_iter().map(|s| s.name).collect::<Vec<_>>()),
+                        Err(e) => {
+                            errors = e;
+                            None
+                        }
+                    };
+                    let mut lint = lint_program(&p, declared.as_deref());
+                    lint.append(&mut errors);
+                    diags.extend(lint.iter().map(|e| e.to_diag(&p.sources)));
                 }
                 Err(errors) => diags.extend(errors.iter().map(|e| e.to_diag(loader.sources()))),
             }
@@ -212,11 +331,7 @@ impl Host {
                 count += 1;
                 let loader = Loader::new(&built.engine, &stdlib, &names);
                 match loader.load_std(&name) {
-                    Ok(p) => diags.extend(
-                        check::lint(&built.engine, &p, &built.natives, check::Strictness::Check)
-                            .iter()
-                            .map(|e| e.to_diag(&p.sources)),
-                    ),
+                    Ok(p) => diags.extend(lint_program(&p, None).iter().map(|e| e.to_diag(&p.sources))),
                     Err(errors) => diags.extend(errors.iter().map(|e| e.to_diag(loader.sources()))),
                 }
             }
@@ -224,22 +339,17 @@ impl Host {
         rt.shutdown_background();
         let mut seen = std::collections::HashSet::new();
         diags.retain(|d| seen.insert(d.render(false)));
-        for d in &diags {
-            eprint!("{}", d.render(term.color));
-        }
-        if diags.is_empty() {
-            if !quiet {
-                eprintln!("checked {count} file{}: ok", if count == 1 { "" } else { "s" });
-            }
-            ExitCode::Ok
-        } else {
-            eprintln!(
-                "checked {count} file{}: {} error{}",
-                if count == 1 { "" } else { "s" },
-                diags.len(),
-                if diags.len() == 1 { "" } else { "s" }
-            );
-            ExitCode::Usage
+        Ok(Checked { files: count, diags })
+    }
+}
+
+/// Register the values of secret parameters given on the command line (`--token X`,
+/// `--token=X`, `--set token=X`) so that no report, not even one of the command line, shows them.
+fn register_secret_args(specs: &[ParamSpec], args: &[String], redactor: &Redactor) {
+    let (parsed, _) = params::parse_args(args, Some(specs));
+    for raw in &parsed.params {
+        if specs.iter().any(|s| s.secret && s.name == raw.name) {
+            redactor.register(&Secret::new(raw.text.as_str()));
         }
     }
 }
@@ -268,22 +378,6 @@ fn import_target(program: &Program, importer: &str, path: &str) -> Option<String
         crate::program::ImportTarget::Unit(n) => Some(n.clone()),
         crate::program::ImportTarget::Native(_) => None,
     })
-}
-
-/// The parameters a program declares in `params()`.
-pub fn declared_params(engine: &Engine, program: &Program) -> Result<Vec<ParamSpec>, Vec<CompileError>> {
-    let unit = program.entry_unit();
-    let Some(f) = unit.ast.iter_functions().find(|f| f.name == "params") else {
-        return Ok(Vec::new());
-    };
-    let err = |message: String| vec![CompileError::Params { source_name: unit.name.clone(), message }];
-    if !f.params.is_empty() {
-        return Err(err("params() must take no arguments".into()));
-    }
-    let decl: Dynamic = engine
-        .call_fn_with_options(CallFnOptions::new().eval_ast(false), &mut Scope::new(), &unit.ast, "params", ())
-        .map_err(|e| err(format!("params() failed: {}", modules::short_message(&e))))?;
-    params::parse_specs(&decl).map_err(|errs| errs.into_iter().flat_map(|e| err(e.message)).collect())
 }
 
 fn resolve_params(specs: &[ParamSpec], args: &[String]) -> Result<(Resolved, Option<Duration>), Vec<ParamError>> {
@@ -416,14 +510,12 @@ async fn signal() {
 struct Report<'a> {
     events: &'a Events,
     output: OutputMode,
-    color: bool,
 }
 
 impl Report<'_> {
     fn emit(&self, kind: &str, diags: &[ScriptDiag]) {
-        for d in diags {
-            eprint!("{}", d.render(self.color));
-            if self.output == OutputMode::Json {
+        if self.output == OutputMode::Json {
+            for d in diags {
                 self.events.emit(EventBody::Error {
                     kind: kind.into(),
                     message: d.message().into(),
@@ -433,32 +525,29 @@ impl Report<'_> {
         }
     }
 
-    fn compile(&self, errors: &[CompileError], sources: &crate::program::Sources) -> ExitCode {
+    fn compile(&self, errors: &[CompileError], sources: &crate::sources::Sources) -> RunError {
         let diags: Vec<ScriptDiag> = errors.iter().map(|e| e.to_diag(sources)).collect();
         self.emit("compile", &diags);
-        eprintln!("{} error{}; nothing was run", diags.len(), if diags.len() == 1 { "" } else { "s" });
-        self.events.run_finished(Outcome::Failed, ExitCode::Usage.code(), Vec::new());
-        ExitCode::Usage
+        self.events.run_finished(Outcome::Failed, ExitCode::USAGE, Vec::new());
+        RunError::Compile(diags)
     }
 
-    fn params(&self, errors: &[ParamError], program: &str, args: &[String]) -> ExitCode {
-        let diags = diagnostics::param_diags(errors, program, args);
+    fn params(&self, errors: &[ParamError], program: &str, args: &[String], redactor: &Redactor) -> RunError {
+        let diags = params::diags(errors, program, args, redactor);
         self.emit("params", &diags);
-        eprintln!("{} parameter error{}; nothing was run", diags.len(), if diags.len() == 1 { "" } else { "s" });
-        self.events.run_finished(Outcome::Failed, ExitCode::Usage.code(), Vec::new());
-        ExitCode::Usage
+        self.events.run_finished(Outcome::Failed, ExitCode::USAGE, Vec::new());
+        RunError::Params { diags, redactor: redactor.clone() }
     }
 
-    fn runtime(
-        &self,
-        diag: &ScriptDiag,
-        kind: ErrorKind,
-        code: ExitCode,
-        ctx: &HostCtx,
-        closed: Vec<String>,
-    ) -> ExitCode {
-        let outcome = if code == ExitCode::Cancelled { Outcome::Cancelled } else { Outcome::Failed };
-        let rendered = ctx.redactor().redact(&diag.render(self.color)).into_owned();
+    fn runtime(&self, err: RunError, kind: ErrorKind, ctx: &HostCtx, closed: Vec<String>) -> RunError {
+        let (RunError::Failed { diag, .. } | RunError::Stopped { diag, .. }) = &err else {
+            unreachable!("runtime() reports run failures only")
+        };
+        let outcome = if matches!(err, RunError::Stopped { reason: CancelReason::Interrupted, .. }) {
+            Outcome::Cancelled
+        } else {
+            Outcome::Failed
+        };
         if self.output == OutputMode::Json {
             self.events.emit(EventBody::Error {
                 kind: kind.to_string(),
@@ -469,8 +558,7 @@ impl Report<'_> {
         if ctx.settings().artifacts.is_some() {
             let _ = crate::modules::fs::write_artifact(ctx, "error.txt", &diag.render(false));
         }
-        self.events.run_finished(outcome, code.code(), closed);
-        eprint!("{rendered}");
-        code
+        self.events.run_finished(outcome, err.exit_code(), closed);
+        err
     }
 }

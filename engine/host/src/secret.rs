@@ -9,7 +9,7 @@ use std::fmt;
 use std::sync::{Arc, RwLock};
 
 /// What a secret prints as.
-pub const MASK: &str = "***";
+pub(crate) const MASK: &str = "***";
 
 /// A secret string. `Display` and `Debug` print [`MASK`]; only host code calls [`Secret::expose`].
 #[derive(Clone, PartialEq, Eq)]
@@ -40,11 +40,19 @@ impl fmt::Debug for Secret {
 
 /// Values shorter than this are not scrubbed from text: masking every `a` would wreck output,
 /// and such values are not secret in practice.
-pub const MIN_REDACTED_LEN: usize = 4;
+pub(crate) const MIN_REDACTED_LEN: usize = 4;
 
 /// The run-wide set of secret values, used to scrub every string that leaves the process.
 #[derive(Clone, Default)]
 pub struct Redactor(Arc<RwLock<Vec<Arc<str>>>>);
+
+impl fmt::Debug for Redactor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never the values.
+        let n = self.0.read().map(|v| v.len()).unwrap_or(0);
+        write!(f, "Redactor({n} secrets)")
+    }
+}
 
 impl Redactor {
     /// A fresh, empty redactor.

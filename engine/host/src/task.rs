@@ -110,7 +110,7 @@ impl CancelScope {
 
 /// What the current thread's script work belongs to.
 #[derive(Clone, Debug)]
-pub struct TaskState {
+pub(crate) struct TaskState {
     /// Cancellation scope to race.
     pub scope: CancelScope,
     /// The innermost open step, if any.
@@ -124,17 +124,17 @@ thread_local! {
 }
 
 /// The task state of this thread, if script work runs on it.
-pub fn current() -> Option<TaskState> {
+pub(crate) fn current() -> Option<TaskState> {
     CURRENT.with(|c| c.borrow().clone())
 }
 
 /// The scope of this thread's task if it has been cancelled (cheap: no clone otherwise).
-pub fn cancelled_scope() -> Option<CancelScope> {
+pub(crate) fn cancelled_scope() -> Option<CancelScope> {
     CURRENT.with(|c| c.borrow().as_ref().filter(|t| t.scope.is_cancelled()).map(|t| t.scope.clone()))
 }
 
 /// Run `f` with `state` as this thread's task state, restoring the previous one after.
-pub fn with_task<R>(state: TaskState, f: impl FnOnce() -> R) -> R {
+pub(crate) fn with_task<R>(state: TaskState, f: impl FnOnce() -> R) -> R {
     let prev = CURRENT.with(|c| c.replace(Some(state)));
     struct Restore(Option<TaskState>);
     impl Drop for Restore {
@@ -148,7 +148,7 @@ pub fn with_task<R>(state: TaskState, f: impl FnOnce() -> R) -> R {
 }
 
 /// Change the current task state for the duration of `f` (e.g. open a step).
-pub fn with_modified<R>(edit: impl FnOnce(&mut TaskState), f: impl FnOnce() -> R) -> R {
+pub(crate) fn with_modified<R>(edit: impl FnOnce(&mut TaskState), f: impl FnOnce() -> R) -> R {
     match current() {
         Some(mut st) => {
             edit(&mut st);

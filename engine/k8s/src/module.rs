@@ -13,12 +13,11 @@ use crate::portforward::{self, ForwardSpec, ForwardTarget};
 use crate::readiness::rules::{Assessment, Health, RuleOptions};
 use crate::readiness::{self, Target, WaitOptions};
 use crate::report;
+use kmsctl_host::HostCtx;
 use kmsctl_host::Opts;
-use kmsctl_host::error::{to_rhai, usage_err};
-use kmsctl_host::events::Outcome;
-use kmsctl_host::modules::{ModuleBuilder, NativeModule};
 use kmsctl_host::value::{Reveal, from_json, to_json};
-use kmsctl_host::{HostCtx, task};
+use kmsctl_host::{ModuleBuilder, NativeModule};
+use kmsctl_host::{to_rhai, usage_err};
 use rhai::{Array, Dynamic, EvalAltResult, FnPtr, INT, Map, Module, NativeCallContext};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
@@ -26,7 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-type R<T> = Result<T, Box<EvalAltResult>>;
+use kmsctl_host::ScriptResult as R;
 
 /// The `k8s` native module.
 pub struct K8s;
@@ -56,7 +55,7 @@ pub struct PortForwardHandle {
     local: std::net::SocketAddr,
     description: String,
     stop: CancellationToken,
-    cleanup: kmsctl_host::ctx::CleanupId,
+    cleanup: kmsctl_host::CleanupId,
     ctx: HostCtx,
 }
 
@@ -130,7 +129,7 @@ impl ClusterHandle {
         };
         let cluster = self.cluster.clone();
         let applied = self.ctx.block_on(async move { apply::apply(&cluster, docs, &ao).await })?;
-        self.ctx.log(kmsctl_host::events::Level::Debug, format!("applied {} object(s)", applied.len()));
+        self.ctx.log(kmsctl_host::Level::Debug, format!("applied {} object(s)", applied.len()));
         if o.bool("wait", false)? {
             let targets: Vec<Target> = applied.iter().map(|v| Target::Object(ObjRef::of(v))).collect();
             let wo = WaitOptions {
@@ -228,22 +227,19 @@ impl ClusterHandle {
             [one] => one.to_string(),
             many => format!("{} objects", many.len()),
         });
-        let cur = task::current();
-        let label = cur.as_ref().and_then(|t| t.label.clone());
-        let events = self.ctx.events().clone();
-        let id = events.step_started(&format!("wait for {what}"), cur.as_ref().and_then(|t| t.step), label.as_deref());
+        let step = self.ctx.open_step(&format!("wait for {what}"));
         let cluster = self.cluster.clone();
         let mut pred_fn = predicate.map(|(ncc, fp)| {
             move |obj: &Value| -> Result<Option<Assessment>, String> {
                 let r: Dynamic = fp
                     .call_within_context(ncc, (from_json(obj.clone()),))
-                    .map_err(|e| kmsctl_host::modules::short_message(&e))?;
+                    .map_err(|e| kmsctl_host::short_message(&e))?;
                 Ok(Some(predicate_result(&r)))
             }
         });
-        let events2 = events.clone();
+        let st = step.clone();
         let result = self.ctx.block_on(async {
-            let mut progress = |p: &readiness::Progress| events2.progress(Some(id), p.summary(3));
+            let mut progress = |p: &readiness::Progress| st.progress(p.summary(3));
             let pred: Option<&mut readiness::Predicate<'_>> =
                 pred_fn.as_mut().map(|f| f as &mut readiness::Predicate<'_>);
             match readiness::wait_with(&cluster, &targets, &wo, pred, &mut progress).await {
@@ -261,18 +257,17 @@ impl ClusterHandle {
                 }
             }
         });
-        match result {
-            Ok(Ok(objs)) => {
-                events.step_finished(id, Outcome::Ok, None);
-                Ok(objs)
-            }
+        let r = match result {
+            Ok(Ok(objs)) => Ok(objs),
             Ok(Err((failure, rep))) => {
                 let mut e = failure.into_error();
                 if let Some(rep) = rep {
                     for line in rep.summary().lines() {
-                        self.ctx.log(kmsctl_host::events::Level::Error, line.to_string());
+                        self.ctx.log(kmsctl_host::Level::Error, line.to_string());
                     }
-                    let written = kmsctl_host::modules::fs::artifacts_dir(&self.ctx)
+                    let written = self
+                        .ctx
+                        .artifacts_dir()
                         .and_then(|d| rep.write(&d.join("failures")))
                         .and_then(|dir| scrub_dir(&self.ctx, &dir).map(|_| dir));
                     match written {
@@ -280,24 +275,19 @@ impl ClusterHandle {
                             if let K8sError::Failed { details, .. } | K8sError::Timeout { details, .. } = &mut e {
                                 details.insert("report".into(), dir.display().to_string().into());
                             }
-                            self.ctx
-                                .log(kmsctl_host::events::Level::Error, format!("failure report: {}", dir.display()));
+                            self.ctx.log(kmsctl_host::Level::Error, format!("failure report: {}", dir.display()));
                         }
-                        Err(io) => self
-                            .ctx
-                            .log(kmsctl_host::events::Level::Warn, format!("could not write the failure report: {io}")),
+                        Err(io) => {
+                            self.ctx.log(kmsctl_host::Level::Warn, format!("could not write the failure report: {io}"))
+                        }
                     }
                 }
-                events.step_finished(id, Outcome::Failed, Some(e.to_string()));
                 Err(err(e))
             }
-            Err(e) => {
-                let outcome =
-                    if kmsctl_host::modules::is_terminated(&e) { Outcome::Cancelled } else { Outcome::Failed };
-                events.step_finished(id, outcome, Some(kmsctl_host::modules::short_message(&e)));
-                Err(e)
-            }
-        }
+            Err(e) => Err(e),
+        };
+        step.finish(&r);
+        r
     }
 }
 
@@ -365,9 +355,6 @@ fn wait_options(opts: &Map) -> R<(WaitOptions, bool)> {
 impl NativeModule for K8s {
     fn name(&self) -> &'static str {
         "k8s"
-    }
-    fn summary(&self) -> &'static str {
-        "Kubernetes: connect, apply, objects, logs, exec, port-forward, the readiness engine"
     }
     fn build(&self, ctx: &HostCtx) -> Module {
         let mut b = ModuleBuilder::new(
@@ -637,7 +624,7 @@ impl NativeModule for K8s {
                     Opts::new(&o, "collect_logs", &["namespace", "selector", "dir", "container", "previous", "tail"])?;
                 let ns = oo.str("namespace")?.unwrap_or_else(|| c.cluster.default_namespace().to_string());
                 let selector = oo.str("selector")?;
-                let base = kmsctl_host::modules::fs::artifacts_dir(&c.ctx).map_err(|e| usage_err(e.to_string()))?;
+                let base = c.ctx.artifacts_dir().map_err(|e| usage_err(e.to_string()))?;
                 let dir = base.join(oo.str("dir")?.unwrap_or_else(|| "logs".into()));
                 let lo = LogOptions {
                     container: oo.str("container")?,
@@ -731,7 +718,7 @@ impl NativeModule for K8s {
                 let cleanup = c.ctx.on_cleanup(format!("port-forward {}", fwd.description), move || {
                     Box::pin(async move { s2.cancel() })
                 });
-                c.ctx.log(kmsctl_host::events::Level::Info, format!("port-forward {}", fwd.description));
+                c.ctx.log(kmsctl_host::Level::Info, format!("port-forward {}", fwd.description));
                 Ok(PortForwardHandle {
                     local: fwd.local,
                     description: fwd.description,

@@ -1,7 +1,9 @@
 //! The command line.
 
+use clap::builder::NonEmptyStringValueParser;
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
-use kmsctl_host::{ExitCode, Host, Terminal};
+use kmsctl_aws::TokenRequest;
+use kmsctl_host::{ErrorKind, ExitCode, Host, HostFailure, Ran};
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -67,13 +69,22 @@ enum Cmd {
 
 #[derive(Subcommand)]
 enum EksCmd {
-    /// Print an EKS bearer token as a kubeconfig exec credential (for kubectl and helm):
-    /// `kmsctl eks token --cluster NAME [--region R] [--profile P] [--role-arn ARN]`.
-    #[command(disable_help_flag = true)]
+    /// Print an EKS bearer token as a kubeconfig exec credential
+    /// (client.authentication.k8s.io/v1beta1) for kubectl and helm. AWS_ENDPOINT_URL and the
+    /// other AWS_* variables are honoured as by the aws CLI.
     Token {
-        /// --cluster NAME [--region R] [--profile P] [--role-arn ARN]
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "ARGS")]
-        args: Vec<String>,
+        /// The EKS cluster name the token is for.
+        #[arg(long, visible_alias = "cluster-name", value_name = "NAME", value_parser = NonEmptyStringValueParser::new())]
+        cluster: String,
+        /// The cluster's region (default: AWS_REGION, then the profile's).
+        #[arg(long, value_name = "REGION", value_parser = NonEmptyStringValueParser::new())]
+        region: Option<String>,
+        /// The AWS profile for credentials (default: AWS_PROFILE, then the chain).
+        #[arg(long, value_name = "PROFILE", value_parser = NonEmptyStringValueParser::new())]
+        profile: Option<String>,
+        /// Assume this role first.
+        #[arg(long, value_name = "ARN", value_parser = NonEmptyStringValueParser::new())]
+        role_arn: Option<String>,
     },
 }
 
@@ -88,12 +99,12 @@ fn host() -> Host {
     ])
 }
 
-/// Run the CLI; returns the process exit code.
-pub fn main() -> i32 {
+/// Run the CLI; returns the process exit code. Everything the commands print is printed here.
+pub(crate) fn main() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
-            let code = if e.use_stderr() { ExitCode::Usage.code() } else { 0 };
+            let code = if e.use_stderr() { ExitCode::USAGE } else { ExitCode::OK };
             let _ = e.print();
             return code;
         }
@@ -103,26 +114,74 @@ pub fn main() -> i32 {
         Color::Never => console::set_colors_enabled_stderr(false),
         Color::Auto => {}
     }
-    let term = Terminal { color: console::colors_enabled_stderr() };
-    let code = match cli.cmd {
-        Cmd::Run { playbook, args } => host().run(&playbook, &args, term),
+    let color = console::colors_enabled_stderr();
+    match cli.cmd {
+        Cmd::Run { playbook, args } => match host().run(&playbook, &args) {
+            Ok(Ran::Finished) => ExitCode::OK,
+            Ok(Ran::Help(text)) => {
+                print!("{text}");
+                ExitCode::OK
+            }
+            Err(e) => {
+                eprint!("{}", e.render(color));
+                e.exit_code()
+            }
+        },
         Cmd::Check { paths, stdlib_dir, quiet } => {
             let paths = if paths.is_empty() {
                 ["playbooks", "examples"].iter().map(PathBuf::from).filter(|p| p.exists()).collect()
             } else {
                 paths
             };
-            host().check(&paths, stdlib_dir.as_deref(), term, quiet)
+            match host().check(&paths, stdlib_dir.as_deref()) {
+                Ok(checked) => {
+                    eprint!("{}", checked.render(color, quiet));
+                    checked.exit_code()
+                }
+                Err(e) => {
+                    eprint!("{}", e.render(color));
+                    e.exit_code()
+                }
+            }
         }
-        Cmd::Eks { cmd: EksCmd::Token { args } } => return kmsctl_aws::cli::eks_token_main(&args),
+        Cmd::Eks { cmd: EksCmd::Token { cluster, region, profile, role_arn } } => {
+            let req = TokenRequest { cluster, region, profile, role_arn };
+            match kmsctl_aws::eks_token(&req) {
+                Ok(json) => {
+                    println!("{json}");
+                    ExitCode::OK
+                }
+                Err(e) => {
+                    eprintln!("error: kmsctl eks token --cluster {}: {}", req.cluster, error_chain(&e));
+                    if let Some(h) = e.hint() {
+                        eprintln!("hint: {h}");
+                    }
+                    // A missing region or profile is bad input to this command, not a runtime failure.
+                    match e.kind() {
+                        ErrorKind::Usage => ExitCode::USAGE,
+                        k => ExitCode::for_kind(k),
+                    }
+                }
+            }
+        }
         Cmd::Version => {
             println!("kmsctl {}", env!("CARGO_PKG_VERSION"));
-            ExitCode::Ok
+            ExitCode::OK
         }
         Cmd::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "kmsctl", &mut std::io::stdout());
-            ExitCode::Ok
+            ExitCode::OK
         }
-    };
-    code.code()
+    }
+}
+
+/// An error and its sources, joined.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        out += &format!(": {s}");
+        cur = s.source();
+    }
+    out
 }

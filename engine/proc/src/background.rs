@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 /// What a readiness line looks like.
 #[derive(Clone, Debug)]
-pub enum Pattern {
+pub(crate) enum Pattern {
     /// The line contains this text.
     Substring(String),
     /// The line matches this regex.
@@ -23,7 +23,7 @@ pub enum Pattern {
 
 impl Pattern {
     /// Does `line` match?
-    pub fn matches(&self, line: &str) -> bool {
+    pub(crate) fn matches(&self, line: &str) -> bool {
         match self {
             Self::Substring(s) => line.contains(s.as_str()),
             Self::Regex(r) => r.is_match(line),
@@ -42,7 +42,7 @@ impl std::fmt::Display for Pattern {
 
 /// Wait for a line (stdout or stderr) before [`Background::spawn`] returns.
 #[derive(Clone, Debug)]
-pub struct Ready {
+pub(crate) struct Ready {
     /// The line to wait for.
     pub pattern: Pattern,
     /// How long to wait; the process is stopped after that.
@@ -51,7 +51,7 @@ pub struct Ready {
 
 /// How a background process ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Exit {
+pub(crate) struct Exit {
     /// Exit code; 128 + n when killed by signal n.
     pub code: i32,
     /// The signal that killed it, if any.
@@ -59,7 +59,7 @@ pub struct Exit {
 }
 
 /// A process running in the background.
-pub struct Background {
+pub(crate) struct Background {
     pid: u32,
     command: String,
     group: Arc<Group>,
@@ -73,7 +73,7 @@ impl Background {
     /// Start `spec` in the background. With `ready`, return only once a matching line appeared;
     /// a process that exits first is a `failed` error, one that stays silent too long is
     /// stopped and a `timeout` error. `cancel` aborts the readiness wait (and stops it).
-    pub async fn spawn(spec: Spec, ready: Option<Ready>, cancel: &CancellationToken) -> Result<Self, ProcError> {
+    pub(crate) async fn spawn(spec: Spec, ready: Option<Ready>, cancel: &CancellationToken) -> Result<Self, ProcError> {
         let grace = spec.grace;
         let seen = Arc::new(watch::Sender::new(false));
         let hook: Option<LineHook> = ready.as_ref().map(|r| {
@@ -133,45 +133,40 @@ impl Background {
     }
 
     /// The process id (also its process group id).
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.pid
     }
 
     /// The command line.
-    pub fn command(&self) -> &str {
+    pub(crate) fn command(&self) -> &str {
         &self.command
     }
 
     /// How it ended, or `None` while it runs.
-    pub fn exit(&self) -> Option<Exit> {
+    pub(crate) fn exit(&self) -> Option<Exit> {
         *self.status.borrow()
     }
 
     /// Wait until it ends.
-    pub async fn wait(&self) -> Exit {
+    pub(crate) async fn wait(&self) -> Exit {
         let mut rx = self.status.clone();
         let _ = rx.wait_for(Option::is_some).await;
         self.exit().unwrap_or(Exit { code: -1, signal: None })
     }
 
     /// Stop the process group (SIGTERM, grace, SIGKILL) and wait until it ended.
-    pub async fn stop(&self) -> Exit {
+    pub(crate) async fn stop(&self) -> Exit {
         self.group.terminate(self.grace).await;
         self.wait().await
     }
 
-    /// The process group (for cleanup hooks).
-    pub fn group(&self) -> Arc<Group> {
-        self.group.clone()
-    }
-
     /// Captured stdout and stderr so far (the latest bytes when over the bound).
-    pub fn output(&self) -> (String, String) {
+    pub(crate) fn output(&self) -> (String, String) {
         (self.stdout.lock().expect("capture lock").text(), self.stderr.lock().expect("capture lock").text())
     }
 
     /// The last lines of stderr (of stdout when stderr had none).
-    pub fn tail(&self, n: usize) -> Vec<String> {
+    pub(crate) fn tail(&self, n: usize) -> Vec<String> {
         let n = n.min(TAIL_LINES);
         let t = self.stderr.lock().expect("capture lock").tail(n);
         if t.is_empty() { self.stdout.lock().expect("capture lock").tail(n) } else { t }

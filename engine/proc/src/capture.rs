@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 /// Lines longer than this are cut into pieces for logging (the capture keeps the bytes).
 const MAX_LINE: usize = 64 * 1024;
 /// How many trailing lines are kept for error messages, whatever the byte limit.
-pub const TAIL_LINES: usize = 20;
+pub(crate) const TAIL_LINES: usize = 20;
 
 /// Which end of an over-long stream to keep.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -18,7 +18,7 @@ pub enum Keep {
 
 /// The captured bytes of one stream.
 #[derive(Debug)]
-pub struct Capture {
+pub(crate) struct Capture {
     data: Vec<u8>,
     limit: usize,
     keep: Keep,
@@ -29,12 +29,12 @@ pub struct Capture {
 
 impl Capture {
     /// An empty capture keeping at most `limit` bytes.
-    pub fn new(limit: usize, keep: Keep) -> Self {
+    pub(crate) fn new(limit: usize, keep: Keep) -> Self {
         Self { data: Vec::new(), limit, keep, truncated: false, partial: Vec::new(), tail: VecDeque::new() }
     }
 
     /// Add a chunk; returns the lines it completed.
-    pub fn push(&mut self, chunk: &[u8]) -> Vec<String> {
+    pub(crate) fn push(&mut self, chunk: &[u8]) -> Vec<String> {
         match self.keep {
             Keep::Head => {
                 let room = self.limit.saturating_sub(self.data.len());
@@ -70,7 +70,7 @@ impl Capture {
     }
 
     /// The stream ended: the unterminated last line, if any.
-    pub fn finish(&mut self) -> Option<String> {
+    pub(crate) fn finish(&mut self) -> Option<String> {
         (!self.partial.is_empty()).then(|| self.take_line())
     }
 
@@ -90,7 +90,7 @@ impl Capture {
     }
 
     /// The kept text (lossy UTF-8).
-    pub fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         let bytes = match self.keep {
             Keep::Tail if self.data.len() > self.limit => &self.data[self.data.len() - self.limit..],
             _ => &self.data[..],
@@ -99,12 +99,12 @@ impl Capture {
     }
 
     /// Were bytes dropped?
-    pub fn truncated(&self) -> bool {
+    pub(crate) fn truncated(&self) -> bool {
         self.truncated || (self.keep == Keep::Tail && self.data.len() > self.limit)
     }
 
     /// The last non-blank lines, at most `n` (n <= [`TAIL_LINES`]).
-    pub fn tail(&self, n: usize) -> Vec<String> {
+    pub(crate) fn tail(&self, n: usize) -> Vec<String> {
         self.tail.iter().skip(self.tail.len().saturating_sub(n)).cloned().collect()
     }
 }

@@ -5,26 +5,26 @@
 use crate::error::ProcError;
 use crate::run::Text;
 use crate::tool::{Tool, positional};
+use kmsctl_host::Level;
 use kmsctl_host::Secret;
-use kmsctl_host::events::Level;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// The variable naming another docker binary.
-pub const ENV: &str = "KMSCTL_DOCKER";
+pub(crate) const ENV: &str = "KMSCTL_DOCKER";
 
 /// The labels of an enclave image that carry its PCR0..2 (hex SHA-384 measurements).
-pub const PCR_LABELS: [&str; 3] = ["zama.kms.eif_pcr0", "zama.kms.eif_pcr1", "zama.kms.eif_pcr2"];
+pub(crate) const PCR_LABELS: [&str; 3] = ["zama.kms.eif_pcr0", "zama.kms.eif_pcr1", "zama.kms.eif_pcr2"];
 
 /// The docker CLI (`docker` on PATH unless `KMSCTL_DOCKER` is set).
-pub fn tool() -> Tool {
+pub(crate) fn tool() -> Tool {
     Tool::new("docker", ENV)
 }
 
 /// What to build.
 #[derive(Clone, Debug, Default)]
-pub struct BuildOptions {
+pub(crate) struct BuildOptions {
     /// The build context (a directory or URL).
     pub context: String,
     /// The Dockerfile (`--file`).
@@ -53,7 +53,7 @@ pub struct BuildOptions {
 
 /// A command line and the environment it needs.
 #[derive(Clone, Debug)]
-pub struct Invocation {
+pub(crate) struct Invocation {
     /// Arguments after the program.
     pub args: Vec<String>,
     /// Variables for the child (secret values).
@@ -66,7 +66,7 @@ fn env_name(name: &str) -> bool {
 }
 
 /// The `docker [buildx] build` command for `o`.
-pub fn build_invocation(o: &BuildOptions) -> Result<Invocation, ProcError> {
+pub(crate) fn build_invocation(o: &BuildOptions) -> Result<Invocation, ProcError> {
     positional("the build context", &o.context)?;
     let mut args: Vec<String> = if o.buildx { vec!["buildx".into(), "build".into()] } else { vec!["build".into()] };
     let mut env = Vec::new();
@@ -121,7 +121,7 @@ pub fn build_invocation(o: &BuildOptions) -> Result<Invocation, ProcError> {
 }
 
 /// Build an image.
-pub async fn build(t: &Tool, o: &BuildOptions, cwd: Option<std::path::PathBuf>) -> Result<(), ProcError> {
+pub(crate) async fn build(t: &Tool, o: &BuildOptions, cwd: Option<std::path::PathBuf>) -> Result<(), ProcError> {
     let inv = build_invocation(o)?;
     let mut spec = t.spec(inv.args);
     spec.env = inv.env.into_iter().map(|(k, v)| (k, Some(v))).collect();
@@ -133,7 +133,7 @@ pub async fn build(t: &Tool, o: &BuildOptions, cwd: Option<std::path::PathBuf>) 
 }
 
 /// The labels from `docker image inspect` output (an array of one image).
-pub fn parse_labels(json: &str, image: &str) -> Result<BTreeMap<String, String>, ProcError> {
+pub(crate) fn parse_labels(json: &str, image: &str) -> Result<BTreeMap<String, String>, ProcError> {
     let v: Value = serde_json::from_str(json)
         .map_err(|e| ProcError::Parse(format!("docker image inspect {image}: unexpected output: {e}")))?;
     let first = v
@@ -152,7 +152,7 @@ pub fn parse_labels(json: &str, image: &str) -> Result<BTreeMap<String, String>,
 }
 
 /// The labels of a local image.
-pub async fn image_labels(t: &Tool, image: &str) -> Result<BTreeMap<String, String>, ProcError> {
+pub(crate) async fn image_labels(t: &Tool, image: &str) -> Result<BTreeMap<String, String>, ProcError> {
     positional("the image", image)?;
     let out = t.run(t.spec(vec!["image".into(), "inspect".into(), image.into()])).await?;
     if !out.success() && out.stderr.to_lowercase().contains("no such") {
@@ -165,7 +165,7 @@ pub async fn image_labels(t: &Tool, image: &str) -> Result<BTreeMap<String, Stri
 
 /// PCR0..2 from an enclave image's labels. A missing, empty or "null" label is an error naming
 /// it: the toolkit once deployed the string "null" as a PCR.
-pub fn pcrs_from_labels(labels: &BTreeMap<String, String>, image: &str) -> Result<[String; 3], ProcError> {
+pub(crate) fn pcrs_from_labels(labels: &BTreeMap<String, String>, image: &str) -> Result<[String; 3], ProcError> {
     let get = |label: &str| {
         labels
             .get(label)
@@ -178,7 +178,7 @@ pub fn pcrs_from_labels(labels: &BTreeMap<String, String>, image: &str) -> Resul
 }
 
 /// Pull an image.
-pub async fn pull(t: &Tool, image: &str, platform: Option<&str>) -> Result<(), ProcError> {
+pub(crate) async fn pull(t: &Tool, image: &str, platform: Option<&str>) -> Result<(), ProcError> {
     positional("the image", image)?;
     let mut args: Vec<String> = vec!["pull".into()];
     if let Some(p) = platform {
@@ -192,7 +192,7 @@ pub async fn pull(t: &Tool, image: &str, platform: Option<&str>) -> Result<(), P
 
 /// Does the registry have this image (tag)? `docker manifest inspect`, tried `attempts` times
 /// `interval` apart (a tag pushed by a parallel job may take a while to appear).
-pub async fn image_exists(t: &Tool, image: &str, attempts: u32, interval: Duration) -> Result<bool, ProcError> {
+pub(crate) async fn image_exists(t: &Tool, image: &str, attempts: u32, interval: Duration) -> Result<bool, ProcError> {
     positional("the image", image)?;
     let attempts = attempts.max(1);
     for n in 1..=attempts {

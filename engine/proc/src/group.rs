@@ -43,11 +43,6 @@ impl Group {
         self.exited.send_replace(true);
     }
 
-    /// Has the leader exited?
-    pub fn leader_exited(&self) -> bool {
-        *self.exited.borrow()
-    }
-
     /// Send `sig` to the group; false (and done) when nobody is left to receive it.
     pub fn signal(&self, sig: Signal) -> bool {
         if self.is_done() {

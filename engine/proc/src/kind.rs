@@ -3,22 +3,22 @@
 
 use crate::error::ProcError;
 use crate::tool::{Tool, positional};
-use kmsctl_host::events::Level;
+use kmsctl_host::Level;
 use serde_json::Value;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The variable naming another kind binary.
-pub const ENV: &str = "KMSCTL_KIND";
+pub(crate) const ENV: &str = "KMSCTL_KIND";
 
 /// The kind CLI (`kind` on PATH unless `KMSCTL_KIND` is set).
-pub fn tool() -> Tool {
+pub(crate) fn tool() -> Tool {
     Tool::new("kind", ENV)
 }
 
 /// kind's rule for cluster names (it also names containers and the `kind-<name>` context).
-pub fn validate_name(name: &str) -> Result<(), ProcError> {
+pub(crate) fn validate_name(name: &str) -> Result<(), ProcError> {
     let ok = name.bytes().next().is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
         && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
     if ok {
@@ -31,18 +31,18 @@ pub fn validate_name(name: &str) -> Result<(), ProcError> {
 }
 
 /// Cluster names from `kind get clusters` (which says "No kind clusters found." on stderr).
-pub fn parse_clusters(stdout: &str) -> Vec<String> {
+pub(crate) fn parse_clusters(stdout: &str) -> Vec<String> {
     stdout.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect()
 }
 
 /// The clusters that exist.
-pub async fn clusters(t: &Tool) -> Result<Vec<String>, ProcError> {
+pub(crate) async fn clusters(t: &Tool) -> Result<Vec<String>, ProcError> {
     Ok(parse_clusters(&t.ok(vec!["get".into(), "clusters".into()]).await?.stdout))
 }
 
 /// A cluster configuration.
 #[derive(Clone, Debug)]
-pub enum Config {
+pub(crate) enum Config {
     /// YAML text, written to a private temp file for kind.
     Yaml(String),
     /// An existing file.
@@ -51,7 +51,7 @@ pub enum Config {
 
 /// Render a config map as YAML, filling in `kind: Cluster` and the v1alpha4 `apiVersion` when
 /// the map leaves them out.
-pub fn render_config(v: &Value) -> Result<String, ProcError> {
+pub(crate) fn render_config(v: &Value) -> Result<String, ProcError> {
     let Value::Object(m) = v else {
         return Err(ProcError::Usage("a kind config must be a map".into()));
     };
@@ -63,7 +63,7 @@ pub fn render_config(v: &Value) -> Result<String, ProcError> {
 
 /// How to ensure a cluster.
 #[derive(Clone, Debug, Default)]
-pub struct EnsureOptions {
+pub(crate) struct EnsureOptions {
     /// The cluster config.
     pub config: Option<Config>,
     /// Delete and create it again when it exists (the toolkit's `--cleanup`).
@@ -76,7 +76,7 @@ pub struct EnsureOptions {
 
 /// What [`ensure_cluster`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Ensured {
+pub(crate) struct Ensured {
     /// A cluster was created.
     pub created: bool,
     /// An existing cluster was deleted first.
@@ -84,7 +84,12 @@ pub struct Ensured {
 }
 
 /// Arguments of `kind create cluster`.
-pub fn create_args(name: &str, config: Option<&Path>, image: Option<&str>, wait: Option<Duration>) -> Vec<String> {
+pub(crate) fn create_args(
+    name: &str,
+    config: Option<&Path>,
+    image: Option<&str>,
+    wait: Option<Duration>,
+) -> Vec<String> {
     let mut a: Vec<String> = vec!["create".into(), "cluster".into(), "--name".into(), name.into()];
     if let Some(c) = config {
         a.extend(["--config".into(), c.display().to_string()]);
@@ -99,7 +104,7 @@ pub fn create_args(name: &str, config: Option<&Path>, image: Option<&str>, wait:
 }
 
 /// Make sure cluster `name` exists: create it when missing; with `recreate`, delete it first.
-pub async fn ensure_cluster(t: &Tool, name: &str, o: &EnsureOptions) -> Result<Ensured, ProcError> {
+pub(crate) async fn ensure_cluster(t: &Tool, name: &str, o: &EnsureOptions) -> Result<Ensured, ProcError> {
     validate_name(name)?;
     if let Some(i) = &o.image {
         positional("the node image", i)?;
@@ -147,7 +152,7 @@ fn delete_args(name: &str) -> Vec<String> {
 }
 
 /// Delete cluster `name` if it exists; true when it did.
-pub async fn delete_cluster(t: &Tool, name: &str) -> Result<bool, ProcError> {
+pub(crate) async fn delete_cluster(t: &Tool, name: &str) -> Result<bool, ProcError> {
     validate_name(name)?;
     if !clusters(t).await?.iter().any(|c| c == name) {
         t.note(Level::Debug, format!("kind cluster '{name}' does not exist"));
@@ -159,7 +164,7 @@ pub async fn delete_cluster(t: &Tool, name: &str) -> Result<bool, ProcError> {
 }
 
 /// Arguments of `kind load docker-image`.
-pub fn load_args(cluster: &str, images: &[String], nodes: &[String]) -> Vec<String> {
+pub(crate) fn load_args(cluster: &str, images: &[String], nodes: &[String]) -> Vec<String> {
     let mut a: Vec<String> = vec!["load".into(), "docker-image".into()];
     a.extend(images.iter().cloned());
     a.extend(["--name".into(), cluster.into()]);
@@ -170,7 +175,7 @@ pub fn load_args(cluster: &str, images: &[String], nodes: &[String]) -> Vec<Stri
 }
 
 /// Load local docker images into the cluster's nodes (all, or `nodes`).
-pub async fn load_image(t: &Tool, cluster: &str, images: &[String], nodes: &[String]) -> Result<(), ProcError> {
+pub(crate) async fn load_image(t: &Tool, cluster: &str, images: &[String], nodes: &[String]) -> Result<(), ProcError> {
     validate_name(cluster)?;
     if images.is_empty() {
         return Err(ProcError::Usage("no image to load".into()));

@@ -3,21 +3,25 @@
 //! Playbooks need CLIs the toolkit drove from bash (kind, docker, cargo) and long-running
 //! helpers (a deploy in block mode, a local server), without bash's failure modes: no shell
 //! string interpolation, no secrets on argv, no child left running after Ctrl-C. The plain
-//! async Rust is in [`run`] (one command), [`background`] (processes that outlive the call),
-//! [`group`] (stopping a whole process group) and the CLI wrappers [`kind`] and [`docker`];
-//! [`module`] holds the Rhai adapters.
+//! async Rust is in `run` (one command: [`start`], [`Running::finish`]), `background`
+//! (processes that outlive the call), `group` (stopping a whole process group, guarded against
+//! pid reuse) and the CLI wrappers `kind` and `docker`; `module` holds the Rhai adapters. helm
+//! runs through [`start`] too, so every child of kmsctl is stopped the same way.
 
-pub mod background;
-pub mod capture;
-pub mod docker;
-pub mod error;
-pub mod group;
-pub mod kind;
-pub mod module;
-pub mod run;
-pub mod tool;
+#![warn(unreachable_pub)]
+
+mod background;
+mod capture;
+mod docker;
+mod error;
+mod group;
+mod kind;
+mod module;
+mod run;
+mod tool;
 
 pub use error::ProcError;
 pub use module::docker::Docker;
 pub use module::kind::Kind;
 pub use module::proc::Proc;
+pub use run::{Running, Spec, Text, start};

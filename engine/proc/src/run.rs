@@ -6,8 +6,8 @@
 use crate::capture::{Capture, Keep};
 use crate::error::ProcError;
 use crate::group::Group;
+use kmsctl_host::Level;
 use kmsctl_host::Secret;
-use kmsctl_host::events::Level;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -20,9 +20,9 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// How long a stopped group gets between SIGTERM and SIGKILL, unless the spec says otherwise.
-pub const DEFAULT_GRACE: Duration = Duration::from_secs(1);
+pub(crate) const DEFAULT_GRACE: Duration = Duration::from_secs(1);
 /// Default capture bound of a command's stdout and stderr (each).
-pub const DEFAULT_MAX_OUTPUT: usize = 8 << 20;
+pub(crate) const DEFAULT_MAX_OUTPUT: usize = 8 << 20;
 /// How long to keep reading pipes after the group is gone (something that escaped the group
 /// may still hold them open).
 const DRAIN: Duration = Duration::from_secs(1);
@@ -30,9 +30,9 @@ const DRAIN: Duration = Duration::from_secs(1);
 const FAILURE_TAIL: usize = 10;
 
 /// Where log lines go: the level and the (not yet redacted) text.
-pub type Logger = Arc<dyn Fn(Level, String) + Send + Sync>;
+pub(crate) type Logger = Arc<dyn Fn(Level, String) + Send + Sync>;
 /// Undo a [`Supervisor::started`] registration.
-pub type Release = Box<dyn FnOnce() + Send>;
+pub(crate) type Release = Box<dyn FnOnce() + Send>;
 /// Called with every complete output line (readiness checks).
 pub(crate) type LineHook = Arc<dyn Fn(&str) + Send + Sync>;
 
@@ -130,7 +130,7 @@ impl Spec {
 }
 
 /// Quote an argument for display the way a POSIX shell would read it back.
-pub fn quote(a: &str) -> String {
+pub(crate) fn quote(a: &str) -> String {
     let plain = !a.is_empty() && a.bytes().all(|b| b.is_ascii_alphanumeric() || b"_./:=,@%+-".contains(&b));
     if plain { a.to_string() } else { format!("'{}'", a.replace('\'', r"'\''")) }
 }
@@ -351,7 +351,35 @@ impl Running {
     /// (SIGTERM, grace, SIGKILL) and the error says why. Processes the command left behind in
     /// its group are stopped too: a command does not outlive itself (use background processes
     /// for that).
-    pub async fn finish(mut self, cancel: &CancellationToken) -> Result<Output, ProcError> {
+    pub async fn finish(self, cancel: &CancellationToken) -> Result<Output, ProcError> {
+        let timeout = self.timeout;
+        match self.stop_and_collect(cancel).await? {
+            (output, Stop::Exited) => Ok(output),
+            (_, Stop::Cancelled) => Err(ProcError::Cancelled),
+            (output, Stop::Timeout) => Err(ProcError::Timeout {
+                command: output.command,
+                after: timeout.unwrap_or_default(),
+                tail: output.tail,
+            }),
+        }
+    }
+
+    /// Like [`Running::finish`], but a cancellation is no error: the output of the stopped
+    /// command comes back, with `true` (a tool stopped by SIGTERM may have cleaned up after
+    /// itself, and its output says how).
+    pub async fn finish_or_stopped(self, cancel: &CancellationToken) -> Result<(Output, bool), ProcError> {
+        let timeout = self.timeout;
+        match self.stop_and_collect(cancel).await? {
+            (output, Stop::Timeout) => Err(ProcError::Timeout {
+                command: output.command,
+                after: timeout.unwrap_or_default(),
+                tail: output.tail,
+            }),
+            (output, stop) => Ok((output, stop == Stop::Cancelled)),
+        }
+    }
+
+    async fn stop_and_collect(mut self, cancel: &CancellationToken) -> Result<(Output, Stop), ProcError> {
         let deadline = self.timeout.map(|t| self.started + t);
         let (stop, exited) = tokio::select! {
             s = self.child.wait() => {
@@ -404,15 +432,7 @@ impl Running {
             duration,
             tail,
         };
-        match stop {
-            Stop::Exited => Ok(output),
-            Stop::Cancelled => Err(ProcError::Cancelled),
-            Stop::Timeout => Err(ProcError::Timeout {
-                command: output.command,
-                after: self.timeout.unwrap_or_default(),
-                tail: output.tail,
-            }),
-        }
+        Ok((output, stop))
     }
 }
 
@@ -424,7 +444,7 @@ async fn sleep_until(deadline: Option<Instant>) {
 }
 
 /// Run a command to completion. A non-zero exit is not an error here (see [`Output::check`]).
-pub async fn run(spec: Spec, cancel: &CancellationToken) -> Result<Output, ProcError> {
+pub(crate) async fn run(spec: Spec, cancel: &CancellationToken) -> Result<Output, ProcError> {
     start(spec)?.finish(cancel).await
 }
 

@@ -8,16 +8,16 @@ use base64::Engine as _;
 use rhai::{Array, Dynamic, EvalAltResult, Map, Module};
 
 /// The `data` module.
-pub struct Data;
+pub(crate) struct Data;
 
-type R<T> = Result<T, Box<EvalAltResult>>;
+use crate::error::ScriptResult as R;
 
 fn parse_err(what: &str, e: impl std::fmt::Display) -> Box<EvalAltResult> {
     to_rhai(&Failure::new(ErrorKind::Parse, format!("{what}: {e}")))
 }
 
 /// Parse YAML with one document.
-pub fn from_yaml(text: &str) -> Result<serde_json::Value, String> {
+pub(crate) fn from_yaml(text: &str) -> Result<serde_json::Value, String> {
     let mut docs = from_yaml_all(text)?;
     match docs.len() {
         0 => Ok(serde_json::Value::Null),
@@ -33,13 +33,13 @@ pub fn from_yaml_all(text: &str) -> Result<Vec<serde_json::Value>, String> {
 }
 
 /// Render JSON as YAML.
-pub fn to_yaml(v: &serde_json::Value) -> Result<String, String> {
+pub(crate) fn to_yaml(v: &serde_json::Value) -> Result<String, String> {
     serde_saphyr::to_string(v).map_err(|e| e.to_string())
 }
 
 /// Merge `over` into `base`: maps merge recursively, anything else is replaced, and `null`
 /// in `over` removes the key (Helm's rule).
-pub fn merge(base: &mut serde_json::Value, over: serde_json::Value) {
+pub(crate) fn merge(base: &mut serde_json::Value, over: serde_json::Value) {
     match (base, over) {
         (serde_json::Value::Object(b), serde_json::Value::Object(o)) => {
             for (k, v) in o {
@@ -57,7 +57,7 @@ pub fn merge(base: &mut serde_json::Value, over: serde_json::Value) {
 }
 
 /// Look up `a.b.0.c` in a value.
-pub fn lookup<'a>(v: &'a serde_json::Value, path: &str) -> Option<&'a serde_json::Value> {
+pub(crate) fn lookup<'a>(v: &'a serde_json::Value, path: &str) -> Option<&'a serde_json::Value> {
     path.split('.').filter(|s| !s.is_empty()).try_fold(v, |cur, key| match cur {
         serde_json::Value::Object(m) => m.get(key),
         serde_json::Value::Array(a) => key.parse::<usize>().ok().and_then(|i| a.get(i)),
@@ -72,9 +72,6 @@ fn json(v: &Dynamic) -> R<serde_json::Value> {
 impl NativeModule for Data {
     fn name(&self) -> &'static str {
         "data"
-    }
-    fn summary(&self) -> &'static str {
-        "YAML, JSON, base64, deep merge and path lookup"
     }
     fn build(&self, _ctx: &HostCtx) -> Module {
         let mut b = ModuleBuilder::new(

@@ -7,9 +7,9 @@ use crate::secret::Secret;
 use rhai::{Dynamic, EvalAltResult, Module};
 
 /// The `env` module.
-pub struct Env;
+pub(crate) struct Env;
 
-type R<T> = Result<T, Box<EvalAltResult>>;
+use crate::error::ScriptResult as R;
 
 fn missing(name: &str) -> Box<EvalAltResult> {
     to_rhai(
@@ -25,9 +25,6 @@ fn var(name: &str) -> Option<String> {
 impl NativeModule for Env {
     fn name(&self) -> &'static str {
         "env"
-    }
-    fn summary(&self) -> &'static str {
-        "Environment variables, plain or as secrets"
     }
     fn build(&self, ctx: &HostCtx) -> Module {
         let mut b = ModuleBuilder::new("Environment variables. Empty values count as unset.");

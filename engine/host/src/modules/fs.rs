@@ -9,9 +9,9 @@ use rhai::{Array, Dynamic, EvalAltResult, Module};
 use std::path::{Path, PathBuf};
 
 /// The `fs` module.
-pub struct Fs;
+pub(crate) struct Fs;
 
-type R<T> = Result<T, Box<EvalAltResult>>;
+use crate::error::ScriptResult as R;
 
 fn io_err(path: &Path, e: std::io::Error) -> Box<EvalAltResult> {
     let kind = if e.kind() == std::io::ErrorKind::NotFound { ErrorKind::NotFound } else { ErrorKind::Io };
@@ -24,22 +24,15 @@ fn read(ctx: &HostCtx, p: &str) -> R<(PathBuf, String)> {
     Ok((path, text))
 }
 
-/// The artifacts directory of the run (`--artifacts`, default `kmsctl-artifacts`), created.
-pub fn artifacts_dir(ctx: &HostCtx) -> std::io::Result<PathBuf> {
-    let dir = ctx.settings().artifacts.clone().unwrap_or_else(|| PathBuf::from("kmsctl-artifacts"));
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
-}
-
 /// Write `content` to `name` under the artifacts directory; returns the path.
-pub fn write_artifact(ctx: &HostCtx, name: &str, content: &str) -> std::io::Result<PathBuf> {
+pub(crate) fn write_artifact(ctx: &HostCtx, name: &str, content: &str) -> std::io::Result<PathBuf> {
     if Path::new(name).components().any(|c| !matches!(c, std::path::Component::Normal(_))) {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
             format!("artifact name '{name}' must be a relative path inside the artifacts directory"),
         ));
     }
-    let path = artifacts_dir(ctx)?.join(name);
+    let path = ctx.artifacts_dir()?.join(name);
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
     }
@@ -50,9 +43,6 @@ pub fn write_artifact(ctx: &HostCtx, name: &str, content: &str) -> std::io::Resu
 impl NativeModule for Fs {
     fn name(&self) -> &'static str {
         "fs"
-    }
-    fn summary(&self) -> &'static str {
-        "Read files relative to the playbook; write artifacts"
     }
     fn build(&self, ctx: &HostCtx) -> Module {
         let mut b = ModuleBuilder::new("Files. Relative paths resolve against the playbook's directory.");

@@ -1,20 +1,18 @@
 //! `log`: messages and steps.
 
-use super::{ModuleBuilder, NativeModule, is_terminated, short_message};
+use super::{ModuleBuilder, NativeModule};
 use crate::ctx::HostCtx;
+use crate::error::{is_terminated, short_message};
 use crate::events::{Level, Outcome};
 use crate::task;
 use rhai::{Dynamic, FnPtr, Module, NativeCallContext};
 
 /// The `log` module.
-pub struct Log;
+pub(crate) struct Log;
 
 impl NativeModule for Log {
     fn name(&self) -> &'static str {
         "log"
-    }
-    fn summary(&self) -> &'static str {
-        "Log messages and group work into timed steps"
     }
     fn build(&self, ctx: &HostCtx) -> Module {
         let mut b = ModuleBuilder::new("Log messages and group work into timed steps.");
@@ -41,7 +39,7 @@ impl NativeModule for Log {
 }
 
 /// Run `work` as a step named `name`.
-pub fn step(
+pub(crate) fn step(
     ctx: &HostCtx,
     ncc: &NativeCallContext,
     name: &str,

@@ -3,13 +3,13 @@
 //! Each module is a thin adapter: argument conversion and documentation here, the work in plain
 //! Rust (often on [`HostCtx`]) that is testable without Rhai.
 
-pub mod data;
-pub mod env;
-pub mod fs;
-pub mod log;
-pub mod opts;
-pub mod time;
-pub mod wait;
+pub(crate) mod data;
+pub(crate) mod env;
+pub(crate) mod fs;
+pub(crate) mod log;
+pub(crate) mod opts;
+pub(crate) mod time;
+pub(crate) mod wait;
 
 use crate::ctx::HostCtx;
 use rhai::{
@@ -20,14 +20,12 @@ use rhai::{
 pub trait NativeModule: Send + Sync {
     /// The import name: `import "<name>" as x;`.
     fn name(&self) -> &'static str;
-    /// One line for `kmsctl docs`.
-    fn summary(&self) -> &'static str;
     /// Build the module for a run.
     fn build(&self, ctx: &HostCtx) -> Module;
 }
 
 /// The modules this crate provides.
-pub fn core_modules() -> Vec<Box<dyn NativeModule>> {
+pub(crate) fn core_modules() -> Vec<Box<dyn NativeModule>> {
     vec![
         Box::new(log::Log),
         Box::new(wait::Wait),
@@ -44,7 +42,7 @@ static TYPE_NAMES: std::sync::Mutex<std::collections::BTreeMap<&'static str, &'s
     std::sync::Mutex::new(std::collections::BTreeMap::new());
 
 /// A module holding only the display names of every native custom type registered so far.
-pub fn type_names_module() -> Module {
+pub(crate) fn type_names_module() -> Module {
     let mut m = Module::new();
     for (rust, display) in TYPE_NAMES.lock().expect("type names").iter() {
         m.set_custom_type_raw(*rust, *display);
@@ -161,36 +159,4 @@ fn doc_comment(text: &str) -> String {
         .map(|l| if l.is_empty() { "///".to_string() } else { format!("/// {l}") })
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-/// The message of a script error, without positions, for logs and step summaries.
-pub fn short_message(e: &rhai::EvalAltResult) -> String {
-    let mut e = e;
-    while let rhai::EvalAltResult::ErrorInFunctionCall(_, _, inner, _)
-    | rhai::EvalAltResult::ErrorInModule(_, inner, _) = e
-    {
-        e = inner;
-    }
-    match e {
-        rhai::EvalAltResult::ErrorRuntime(v, _) => match v.read_lock::<rhai::Map>() {
-            Some(m) => m.get("message").map(crate::value::display).unwrap_or_else(|| crate::value::display(v)),
-            None => crate::value::display(v),
-        },
-        rhai::EvalAltResult::ErrorTerminated(..) => "cancelled".to_string(),
-        other => without_position(&other.to_string()).to_string(),
-    }
-}
-
-/// Rhai appends ` (line 3, position 7)` to error messages; diagnostics show positions
-/// themselves.
-pub fn without_position(msg: &str) -> &str {
-    match msg.rfind(" (line ") {
-        Some(i) if msg.ends_with(')') => &msg[..i],
-        _ => msg,
-    }
-}
-
-/// Is this a cancellation (uncatchable termination), possibly wrapped in call frames?
-pub fn is_terminated(e: &rhai::EvalAltResult) -> bool {
-    matches!(e.unwrap_inner(), rhai::EvalAltResult::ErrorTerminated(..))
 }

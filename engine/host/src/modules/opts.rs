@@ -9,7 +9,7 @@ use rhai::{Array, Dynamic, EvalAltResult, Map};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-type R<T> = Result<T, Box<EvalAltResult>>;
+use crate::error::ScriptResult as R;
 
 /// A function's options map.
 pub struct Opts<'a> {
@@ -22,7 +22,7 @@ impl<'a> Opts<'a> {
     pub fn new(map: &'a Map, func: &'a str, allowed: &[&str]) -> R<Self> {
         for k in map.keys() {
             if !allowed.contains(&k.as_str()) {
-                let hint = crate::params::suggest(k, allowed.iter().copied())
+                let hint = crate::suggest::suggest(k, allowed.iter().copied())
                     .map(|s| format!(" (did you mean '{s}'?)"))
                     .unwrap_or_default();
                 return Err(usage_err(format!(

@@ -4,13 +4,13 @@ use super::{ModuleBuilder, NativeModule};
 use crate::ctx::HostCtx;
 use crate::duration;
 use crate::error::usage_err;
-use rhai::{Dynamic, EvalAltResult, INT, Module};
+use rhai::{Dynamic, INT, Module};
 use std::time::Duration;
 
 /// The `time` module.
-pub struct Time;
+pub(crate) struct Time;
 
-type R<T> = Result<T, Box<EvalAltResult>>;
+use crate::error::ScriptResult as R;
 
 fn d(v: &Dynamic) -> R<Duration> {
     duration::from_dynamic(v).map_err(usage_err)
@@ -19,9 +19,6 @@ fn d(v: &Dynamic) -> R<Duration> {
 impl NativeModule for Time {
     fn name(&self) -> &'static str {
         "time"
-    }
-    fn summary(&self) -> &'static str {
-        "Clocks and duration arithmetic"
     }
     fn build(&self, ctx: &HostCtx) -> Module {
         let mut b = ModuleBuilder::new("Clocks and durations. Durations are strings like \"90s\", \"5m\", \"1h30m\".");

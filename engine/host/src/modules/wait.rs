@@ -1,18 +1,19 @@
 //! `wait`: sleeping, retrying, polling and deadlines. Everything here is cancellable.
 
-use super::{ModuleBuilder, NativeModule, is_terminated, short_message};
+use super::{ModuleBuilder, NativeModule};
 use crate::ctx::HostCtx;
 use crate::duration;
 use crate::error::{ErrorKind, Failure, to_rhai, usage_err};
+use crate::error::{is_terminated, short_message};
 use crate::events::Level;
 use crate::task::{self, CancelReason};
 use rhai::{Dynamic, EvalAltResult, FnPtr, Map, Module, NativeCallContext};
 use std::time::{Duration, Instant};
 
 /// The `wait` module.
-pub struct Wait;
+pub(crate) struct Wait;
 
-type R<T> = Result<T, Box<EvalAltResult>>;
+use crate::error::ScriptResult as R;
 
 fn dur(v: &Dynamic, what: &str) -> R<Duration> {
     duration::from_dynamic(v).map_err(|e| usage_err(format!("{what}: {e}")))
@@ -36,14 +37,14 @@ fn check_keys(opts: &Map, allowed: &[&str], func: &str) -> R<()> {
 
 /// A point in time scripts can check against.
 #[derive(Clone, Debug)]
-pub struct Deadline {
+pub(crate) struct Deadline {
     at: Instant,
     total: Duration,
 }
 
 impl Deadline {
     /// Time left (zero when passed).
-    pub fn remaining(&self) -> Duration {
+    pub(crate) fn remaining(&self) -> Duration {
         self.at.saturating_duration_since(Instant::now())
     }
 }
@@ -51,9 +52,6 @@ impl Deadline {
 impl NativeModule for Wait {
     fn name(&self) -> &'static str {
         "wait"
-    }
-    fn summary(&self) -> &'static str {
-        "Sleep, retry with backoff, poll a condition, bound work with a timeout"
     }
     fn build(&self, ctx: &HostCtx) -> Module {
         let mut b = ModuleBuilder::new("Sleep, retry with backoff, poll a condition, bound work with a timeout.");
@@ -168,7 +166,7 @@ fn retry(ctx: &HostCtx, ncc: &NativeCallContext, work: &FnPtr, opts: &Map) -> R<
 }
 
 /// The `kind` of a script error (`"script"` when it has none).
-pub fn error_kind(e: &EvalAltResult) -> String {
+pub(crate) fn error_kind(e: &EvalAltResult) -> String {
     match e.unwrap_inner() {
         EvalAltResult::ErrorRuntime(v, _) => {
             v.read_lock::<Map>().and_then(|m| m.get("kind").map(|k| k.to_string())).unwrap_or_else(|| "script".into())

@@ -1,11 +1,12 @@
 //! The command line after `kmsctl run PLAYBOOK`: run options and playbook parameters, mixed in
 //! any order.
 
-use super::{ParamError, ParamSpec, ParamType, kebab, suggest};
+use super::{ParamError, ParamSpec, ParamType, kebab};
+use crate::suggest::suggest;
 
 /// A run option of kmsctl itself (not a playbook parameter).
 #[derive(Debug)]
-pub struct RunOption {
+pub(crate) struct RunOption {
     /// Long name without `--`.
     pub name: &'static str,
     /// Short form.
@@ -17,7 +18,7 @@ pub struct RunOption {
 }
 
 /// kmsctl's run options. Playbooks cannot declare parameters with these names.
-pub const RESERVED: &[RunOption] = &[
+pub(crate) const RESERVED: &[RunOption] = &[
     RunOption {
         name: "values",
         short: Some('f'),
@@ -60,11 +61,11 @@ pub const RESERVED: &[RunOption] = &[
 ];
 
 /// Names playbooks cannot use besides [`RESERVED`]: kept for the planning modes.
-pub const RESERVED_FOR_LATER: &[&str] = &["plan", "diff"];
+pub(crate) const RESERVED_FOR_LATER: &[&str] = &["plan", "diff"];
 
 /// Where a parameter value came from. Later sources win: default < env < values file < command line.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Source {
+pub(crate) enum Source {
     /// The playbook's default.
     Default,
     /// An environment variable.
@@ -77,7 +78,7 @@ pub enum Source {
 
 /// One parameter assignment from the command line.
 #[derive(Clone, Debug, PartialEq)]
-pub struct RawArg {
+pub(crate) struct RawArg {
     /// Parameter name (snake_case).
     pub name: String,
     /// The text given (`"true"`/`"false"` for flags).
@@ -88,7 +89,7 @@ pub struct RawArg {
 
 /// The parsed command line of `kmsctl run`.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     /// `--values` files with their argument index.
     pub values: Vec<(String, usize)>,
     /// Parameter assignments in command-line order.
@@ -115,7 +116,7 @@ fn is_flag(tok: &str) -> bool {
 
 /// Parse the arguments after the playbook path. With `specs == None` only run options are
 /// read and parameters are skipped (the first pass, before the playbook is compiled).
-pub fn parse_args(args: &[String], specs: Option<&[ParamSpec]>) -> (RunArgs, Vec<ParamError>) {
+pub(crate) fn parse_args(args: &[String], specs: Option<&[ParamSpec]>) -> (RunArgs, Vec<ParamError>) {
     let mut out = RunArgs::default();
     let mut errors = Vec::new();
     let mut i = 0;

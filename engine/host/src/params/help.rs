@@ -16,7 +16,7 @@ fn show(v: &ParamValue) -> String {
 }
 
 /// The help text for a playbook: its doc comment, parameters and the run options.
-pub fn render_help(playbook: &str, doc: &str, specs: &[ParamSpec]) -> String {
+pub(crate) fn render_help(playbook: &str, doc: &str, specs: &[ParamSpec]) -> String {
     let mut o = String::new();
     let doc = doc.trim();
     if !doc.is_empty() {

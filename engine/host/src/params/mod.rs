@@ -14,20 +14,22 @@
 //! environment and values files come in as data, so the rules are table-tested.
 
 mod args;
+mod declared;
 mod help;
 mod resolve;
 mod spec;
 
-pub use args::{RESERVED, RESERVED_FOR_LATER, RawArg, RunArgs, RunOption, Source, parse_args};
-pub use help::render_help;
-pub use resolve::{Resolved, resolve};
-pub use spec::{ParamSpec, ParamType, parse_specs};
+pub(crate) use args::{RESERVED, RESERVED_FOR_LATER, RunArgs, Source, parse_args};
+pub(crate) use declared::declared;
+pub(crate) use help::render_help;
+pub(crate) use resolve::{Resolved, resolve};
+pub(crate) use spec::{ParamSpec, ParamType, parse_specs};
 
 use std::time::Duration;
 
 /// A validated parameter value.
 #[derive(Clone, Debug, PartialEq)]
-pub enum ParamValue {
+pub(crate) enum ParamValue {
     /// A string (or a secret string, per the spec).
     String(String),
     /// An integer.
@@ -44,7 +46,7 @@ pub enum ParamValue {
 
 /// A bad parameter: what, and where on the command line (an index into the arguments).
 #[derive(Clone, Debug, PartialEq)]
-pub struct ParamError {
+pub(crate) struct ParamError {
     /// The message, naming the parameter.
     pub message: String,
     /// Index of the offending argument, if it came from the command line.
@@ -64,19 +66,41 @@ impl ParamError {
 }
 
 /// `num_parties` → `num-parties`.
-pub fn kebab(name: &str) -> String {
+pub(crate) fn kebab(name: &str) -> String {
     name.replace('_', "-")
-}
-
-/// The closest of `candidates` to `input`, if close enough to suggest.
-pub fn suggest<'a>(input: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    candidates
-        .into_iter()
-        .map(|c| (strsim::jaro_winkler(input, c), c))
-        .filter(|(score, _)| *score > 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, c)| c)
 }
 
 #[cfg(test)]
 mod tests;
+
+/// Parameter errors, each pointing into the command line when it came from there.
+/// Secret values on the command line are masked before the spans are measured, so the
+/// pointers stay right.
+pub(crate) fn diags(
+    errors: &[ParamError],
+    program: &str,
+    args: &[String],
+    redactor: &crate::secret::Redactor,
+) -> Vec<crate::diagnostics::ScriptDiag> {
+    let mut line = format!("kmsctl run {program}");
+    let mut spans = Vec::new();
+    for a in args {
+        let a = redactor.redact(a);
+        line.push(' ');
+        spans.push((line.len(), a.len().max(1)));
+        line.push_str(&a);
+    }
+    errors
+        .iter()
+        .map(|e| {
+            let mut d = crate::diagnostics::ScriptDiag::new("kmsctl::params", e.message.clone());
+            if let Some(span) = e.arg.and_then(|i| spans.get(i)) {
+                d = d.at_text("command line", &line, *span, "here");
+            }
+            match &e.help {
+                Some(h) => d.help(h.clone()),
+                None => d,
+            }
+        })
+        .collect()
+}

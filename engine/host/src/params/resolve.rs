@@ -6,21 +6,21 @@ use std::collections::BTreeMap;
 
 /// The validated parameters of a run.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct Resolved {
+pub(crate) struct Resolved {
     /// Value (or `None` when unset and optional) and where it came from, by name.
     pub values: BTreeMap<String, (Option<ParamValue>, Source)>,
 }
 
 impl Resolved {
     /// The value of `name`.
-    pub fn get(&self, name: &str) -> Option<&ParamValue> {
+    pub(crate) fn get(&self, name: &str) -> Option<&ParamValue> {
         self.values.get(name).and_then(|(v, _)| v.as_ref())
     }
 }
 
 /// Resolve every parameter. `env` looks up environment variables; `files` are the parsed
 /// values files (path, content) in command-line order. Reports every problem at once.
-pub fn resolve(
+pub(crate) fn resolve(
     specs: &[ParamSpec],
     args: &RunArgs,
     env: &dyn Fn(&str) -> Option<String>,
@@ -105,7 +105,7 @@ pub fn resolve(
                 for k in map.keys() {
                     if !specs.iter().any(|s| s.name == k.replace('-', "_")) {
                         let names = specs.iter().map(|s| s.name.as_str());
-                        let hint = super::suggest(&k.replace('-', "_"), names)
+                        let hint = crate::suggest::suggest(&k.replace('-', "_"), names)
                             .map(|s| format!(" (did you mean '{s}'?)"))
                             .unwrap_or_default();
                         errors.push(ParamError::new(format!("{path}: unknown parameter '{k}'{hint}"), None));

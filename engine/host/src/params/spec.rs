@@ -1,13 +1,14 @@
 //! Parameter declarations, read from the playbook's `params()` array.
 
-use super::{ParamError, ParamValue, RESERVED, RESERVED_FOR_LATER, kebab, suggest};
+use super::{ParamError, ParamValue, RESERVED, RESERVED_FOR_LATER, kebab};
 use crate::duration;
+use crate::suggest::suggest;
 use rhai::{Dynamic, Map};
 use std::collections::BTreeSet;
 
 /// A parameter's type.
 #[derive(Clone, Debug, PartialEq)]
-pub enum ParamType {
+pub(crate) enum ParamType {
     /// Any text.
     String,
     /// A whole number.
@@ -26,7 +27,7 @@ pub enum ParamType {
 
 impl ParamType {
     /// The placeholder in help: `--num-parties <INT>`.
-    pub fn metavar(&self) -> String {
+    pub(crate) fn metavar(&self) -> String {
         match self {
             Self::String => "STRING".into(),
             Self::Int => "INT".into(),
@@ -39,7 +40,7 @@ impl ParamType {
     }
 
     /// How the type reads in help and errors.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             Self::String => "string".into(),
             Self::Int => "integer".into(),
@@ -54,7 +55,7 @@ impl ParamType {
 
 /// A declared parameter.
 #[derive(Clone, Debug, PartialEq)]
-pub struct ParamSpec {
+pub(crate) struct ParamSpec {
     /// snake_case name; scripts read `param::<name>`.
     pub name: String,
     /// Type.
@@ -81,22 +82,22 @@ pub struct ParamSpec {
 
 impl ParamSpec {
     /// The main flag, `--num-parties`.
-    pub fn flag(&self) -> String {
+    pub(crate) fn flag(&self) -> String {
         format!("--{}", kebab(&self.name))
     }
 
     /// The environment variable kmsctl reads for it: `KMSCTL_NUM_PARTIES`.
-    pub fn env_var(&self) -> String {
+    pub(crate) fn env_var(&self) -> String {
         format!("KMSCTL_{}", self.name.to_ascii_uppercase())
     }
 
     /// Every flag name (without `--`) that sets this parameter.
-    pub fn flag_names(&self) -> impl Iterator<Item = String> + '_ {
+    pub(crate) fn flag_names(&self) -> impl Iterator<Item = String> + '_ {
         std::iter::once(kebab(&self.name)).chain(self.aliases.iter().cloned())
     }
 
     /// Parse a value written as text (command line, environment, `--set`).
-    pub fn parse_text(&self, text: &str) -> Result<ParamValue, String> {
+    pub(crate) fn parse_text(&self, text: &str) -> Result<ParamValue, String> {
         let v = match &self.ty {
             ParamType::String => ParamValue::String(text.to_string()),
             ParamType::Int => ParamValue::Int(
@@ -132,7 +133,7 @@ impl ParamSpec {
     }
 
     /// Parse a value from a values file or a script default.
-    pub fn parse_data(&self, d: &Dynamic) -> Result<ParamValue, String> {
+    pub(crate) fn parse_data(&self, d: &Dynamic) -> Result<ParamValue, String> {
         if let Some(s) = d.clone().try_cast::<rhai::ImmutableString>() {
             return self.parse_text(&s);
         }
@@ -200,7 +201,7 @@ const SPEC_KEYS: &[&str] = &[
 const TYPES: &[&str] = &["string", "int", "bool", "duration", "list", "int_list", "enum"];
 
 /// Read the declarations returned by a playbook's `params()`. Reports every problem.
-pub fn parse_specs(decl: &Dynamic) -> Result<Vec<ParamSpec>, Vec<ParamError>> {
+pub(crate) fn parse_specs(decl: &Dynamic) -> Result<Vec<ParamSpec>, Vec<ParamError>> {
     let Some(items) = decl.clone().try_cast::<rhai::Array>() else {
         return Err(vec![ParamError::new(
             format!("params() must return an array of maps, got a {}", decl.type_name()),

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 /// How the human view draws.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum HumanStyle {
+pub(crate) enum HumanStyle {
     /// Spinners on a terminal.
     Live,
     /// Plain lines (not a terminal, or CI).
@@ -24,7 +24,7 @@ pub enum HumanStyle {
 
 impl HumanStyle {
     /// Live on an interactive stderr outside CI, plain otherwise.
-    pub fn detect() -> Self {
+    pub(crate) fn detect() -> Self {
         let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false");
         if !ci && console::Term::stderr().is_term() { Self::Live } else { Self::Plain }
     }
@@ -40,7 +40,7 @@ struct StepView {
 }
 
 /// The human sink.
-pub struct Human {
+pub(crate) struct Human {
     style: HumanStyle,
     verbose: bool,
     github: bool,
@@ -50,7 +50,7 @@ pub struct Human {
 
 impl Human {
     /// A human view; `verbose` shows debug logs.
-    pub fn new(style: HumanStyle, verbose: bool) -> Self {
+    pub(crate) fn new(style: HumanStyle, verbose: bool) -> Self {
         let mp = MultiProgress::with_draw_target(match style {
             HumanStyle::Live => ProgressDrawTarget::stderr_with_hz(10),
             HumanStyle::Plain => ProgressDrawTarget::hidden(),

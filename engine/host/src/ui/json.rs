@@ -5,11 +5,11 @@ use std::io::Write;
 use std::sync::Mutex;
 
 /// Writes one JSON object per event, one per line.
-pub struct JsonLines(Mutex<Box<dyn Write + Send>>);
+pub(crate) struct JsonLines(Mutex<Box<dyn Write + Send>>);
 
 impl JsonLines {
     /// Write to `w` (stdout or a file).
-    pub fn new(w: Box<dyn Write + Send>) -> Self {
+    pub(crate) fn new(w: Box<dyn Write + Send>) -> Self {
         Self(Mutex::new(w))
     }
 }

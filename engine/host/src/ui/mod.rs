@@ -4,12 +4,12 @@
 mod human;
 mod json;
 
-pub use human::{Human, HumanStyle};
-pub use json::JsonLines;
+pub(crate) use human::{Human, HumanStyle};
+pub(crate) use json::JsonLines;
 
 /// `--output`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum OutputMode {
+pub(crate) enum OutputMode {
     /// Progress and logs for people, on stderr.
     #[default]
     Human,

@@ -3,9 +3,9 @@
 use super::{Opts, R, TextOpts, exec, wire};
 use crate::docker::{self, BuildOptions, PCR_LABELS};
 use crate::run::Text;
-use kmsctl_host::error::usage_err;
-use kmsctl_host::modules::{ModuleBuilder, NativeModule};
+use kmsctl_host::usage_err;
 use kmsctl_host::{HostCtx, duration};
+use kmsctl_host::{ModuleBuilder, NativeModule};
 use rhai::{Array, Dynamic, Map, Module};
 use std::time::{Duration, Instant};
 
@@ -133,9 +133,6 @@ fn exists(ctx: &HostCtx, image: &str, opts: &Map) -> R<bool> {
 impl NativeModule for Docker {
     fn name(&self) -> &'static str {
         "docker"
-    }
-    fn summary(&self) -> &'static str {
-        "docker images: build, pull, labels, enclave PCRs, tag checks (docker CLI)"
     }
     fn build(&self, ctx: &HostCtx) -> Module {
         let mut b = ModuleBuilder::new(

@@ -3,9 +3,9 @@
 use super::{Opts, R, exec, strings, wire};
 use crate::kind::{self, Config, EnsureOptions};
 use kmsctl_host::HostCtx;
-use kmsctl_host::error::usage_err;
-use kmsctl_host::modules::{ModuleBuilder, NativeModule};
+use kmsctl_host::usage_err;
 use kmsctl_host::value::{Reveal, to_json};
+use kmsctl_host::{ModuleBuilder, NativeModule};
 use rhai::{Array, Dynamic, Map, Module};
 
 /// The `kind` native module.
@@ -58,9 +58,6 @@ fn load(ctx: &HostCtx, cluster: &str, images: &Dynamic, opts: &Map) -> R<()> {
 impl NativeModule for Kind {
     fn name(&self) -> &'static str {
         "kind"
-    }
-    fn summary(&self) -> &'static str {
-        "kind clusters: ensure, delete, list, load docker images (kind CLI)"
     }
     fn build(&self, ctx: &HostCtx) -> Module {
         let mut b = ModuleBuilder::new(

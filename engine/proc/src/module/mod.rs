@@ -6,22 +6,22 @@
 //! process group gracefully, and a cleanup hook per live group makes sure it is gone before
 //! kmsctl exits.
 
-pub mod docker;
-pub mod kind;
-pub mod proc;
+pub(crate) mod docker;
+pub(crate) mod kind;
+pub(crate) mod proc;
 
 use crate::error::ProcError;
 use crate::group::Group;
 use crate::run::{DEFAULT_GRACE, Logger, Output, Release, Supervisor, Text};
 use crate::tool::Tool;
-use kmsctl_host::error::to_rhai;
-use kmsctl_host::{HostCtx, Secret, duration, task};
+use kmsctl_host::to_rhai;
+use kmsctl_host::{HostCtx, Secret, duration};
 use rhai::{Array, Dynamic, EvalAltResult, INT, Map};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub(crate) type R<T> = Result<T, Box<EvalAltResult>>;
+pub(crate) use kmsctl_host::ScriptResult as R;
 
 /// The grace of cleanup hooks after Ctrl-C: the host gives each hook 300 ms then.
 const CANCELLED_GRACE: Duration = Duration::from_millis(200);
@@ -49,11 +49,7 @@ impl Supervisor for CtxSupervisor {
 
 /// Logs to the run's events, attributed to the calling script's step and task label.
 pub(crate) fn logger(ctx: &HostCtx) -> Logger {
-    let t = task::current();
-    let step = t.as_ref().and_then(|t| t.step);
-    let label = t.and_then(|t| t.label);
-    let events = ctx.events().clone();
-    Arc::new(move |level, msg| events.log(level, msg, step, label.as_deref()))
+    ctx.logger()
 }
 
 pub(crate) fn supervisor(ctx: &HostCtx) -> Arc<dyn Supervisor> {

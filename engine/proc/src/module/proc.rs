@@ -5,10 +5,10 @@ use crate::background::{Background, Pattern, Ready};
 use crate::capture::Keep;
 use crate::error::ProcError;
 use crate::run::{DEFAULT_GRACE, Spec};
-use kmsctl_host::error::usage_err;
-use kmsctl_host::events::Level;
-use kmsctl_host::modules::{ModuleBuilder, NativeModule};
+use kmsctl_host::Level;
+use kmsctl_host::usage_err;
 use kmsctl_host::{HostCtx, Secret};
+use kmsctl_host::{ModuleBuilder, NativeModule};
 use rhai::{Array, Dynamic, INT, Map, Module};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -20,7 +20,7 @@ pub struct Proc;
 
 /// A background process, as scripts hold it.
 #[derive(Clone)]
-pub struct ProcessHandle {
+pub(crate) struct ProcessHandle {
     bg: Arc<Background>,
     ctx: HostCtx,
 }
@@ -150,7 +150,7 @@ fn start(ctx: &HostCtx, prog: &str, a: Array, opts: Map) -> R<ProcessHandle> {
 }
 
 /// Where `program` would be found: an executable file on PATH, or the path itself.
-pub fn which(program: &str, resolve: impl Fn(&str) -> PathBuf) -> Option<PathBuf> {
+pub(crate) fn which(program: &str, resolve: impl Fn(&str) -> PathBuf) -> Option<PathBuf> {
     let executable = |p: &Path| p.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
     if program.contains('/') {
         let p = resolve(program);
@@ -173,9 +173,6 @@ impl ProcessHandle {
 impl NativeModule for Proc {
     fn name(&self) -> &'static str {
         "proc"
-    }
-    fn summary(&self) -> &'static str {
-        "External commands (no shell) and background processes stopped when the run ends"
     }
     fn build(&self, ctx: &HostCtx) -> Module {
         let mut b = ModuleBuilder::new(
