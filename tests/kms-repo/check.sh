@@ -310,6 +310,13 @@ has ConfigMap kms-core-2-core-config '^    \[threshold.tls.manual\]' 'PUB-p2/CAC
 nowhere 'kind: Job'
 toml_ok
 
+# The cert Job on kind (a kmsctl option, not a toolkit path): LocalStack, and no chart-made SA,
+# which would not exist yet while pre-install hooks run.
+render kind-certjob-party-1 kms-core-1 -f "$KT/values-kms-test.yaml" -f "$T/peers-kind.yaml" -f "$T/override-kind.yaml" \
+  $(party_sets 1 1) --set kmsCore.thresholdMode.tls.enabled=true --set kmsGenCertAndKeys.enabled=true
+has Job kms-core-1-gen-cert-and-keys 'aws s3 --endpoint-url http://localstack:4566 cp .* "s3://kms-public/PUB-p1/CACert/cert.pem"'
+lacks Job kms-core-1-gen-cert-and-keys 'serviceAccountName'
+
 # Metrics on: the ServiceMonitor appears only then.
 render kind-metrics kms-core-1 -f "$KT/values-kms-test.yaml" -f "$T/peers-kind.yaml" -f "$T/override-kind.yaml" \
   $(party_sets 1 1) --set kmsCore.serviceMonitor.enabled=true --set kmsCore.serviceMonitor.metricNamePrefix=ci_
