@@ -62,3 +62,25 @@ start) when one is named and the storage is real S3, else the bucket in values.
 {{- define "kms-core.pubPrefixOf" -}}
 {{- printf "PUB-p%v" . -}}
 {{- end -}}
+
+{{/*
+Resources of a container that runs the enclave: the core's resources plus the Nitro device and
+the enclave's memory as 1Gi hugepages (which Kubernetes only accepts beside cpu or memory).
+*/}}
+{{- define "kms-core.enclaveResources" -}}
+{{- $core := .Values.kmsCore -}}
+{{- $hp := printf "%dGi" (div (add $core.nitroEnclave.memoryMiB 1023) 1024) -}}
+resources:
+  requests:
+    {{- with $core.resources.requests }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+    aws.ec2.amazonaws.com/nitro_enclaves: "1"
+    hugepages-1Gi: {{ $hp }}
+  limits:
+    {{- with $core.resources.limits }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+    aws.ec2.amazonaws.com/nitro_enclaves: "1"
+    hugepages-1Gi: {{ $hp }}
+{{- end -}}
