@@ -51,7 +51,7 @@ fn table(rows: &[Row]) {
 }
 
 /// `kmsctl version` and `kmsctl check` over the project's playbooks, examples and stdlib.
-pub fn run(bin: &Path) {
+pub(crate) fn run(bin: &Path) {
     let root = crate::root();
     let count = ["playbooks", "examples", "stdlib"].iter().map(|d| walk(&root.join(d))).sum::<usize>();
     let rows = vec![

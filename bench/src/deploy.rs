@@ -83,7 +83,7 @@ struct Sample {
 }
 
 /// Run the scenario and print its tables.
-pub async fn run(kmsctl: PathBuf, runs: usize, parties: usize) -> Result<()> {
+pub(crate) async fn run(kmsctl: PathBuf, runs: usize, parties: usize) -> Result<()> {
     let env = Env::connect(kmsctl).await?;
     let out = scenario(&env, runs.max(1), parties.clamp(1, 13)).await;
     env.cleanup().await;

@@ -17,12 +17,12 @@ use kube::api::{Api, DeleteParams, ObjectMeta, PostParams};
 use tokio::process::Command;
 
 /// A benchmark error: what failed, in words.
-pub type Error = Box<dyn std::error::Error + Send + Sync>;
+pub(crate) type Error = Box<dyn std::error::Error + Send + Sync>;
 /// A benchmark result.
-pub type Result<T> = std::result::Result<T, Error>;
+pub(crate) type Result<T> = std::result::Result<T, Error>;
 
 /// The cluster, its tools, and what the scenario created (deleted by [`Env::cleanup`]).
-pub struct Env {
+pub(crate) struct Env {
     /// The cluster's admin kubeconfig.
     pub kubeconfig: PathBuf,
     /// kmsctl's own cluster handle (the in-process readiness engine uses it).
@@ -48,7 +48,7 @@ fn var(name: &str) -> Result<String> {
 
 impl Env {
     /// Connect to the test environment named by the `TESTENV_*` variables.
-    pub async fn connect(kmsctl: PathBuf) -> Result<Env> {
+    pub(crate) async fn connect(kmsctl: PathBuf) -> Result<Env> {
         let dir = PathBuf::from(var("TESTENV_DIR")?);
         let kubeconfig = PathBuf::from(var("TESTENV_KUBECONFIG")?);
         let opts = ConnectOptions { kubeconfig: Some(kubeconfig.clone()), context: None };
@@ -71,34 +71,34 @@ impl Env {
     }
 
     /// The kube client.
-    pub fn client(&self) -> kube::Client {
+    pub(crate) fn client(&self) -> kube::Client {
         self.cluster.client().clone()
     }
 
     /// A file path in the scratch dir.
-    pub fn path(&self, rel: &str) -> PathBuf {
+    pub(crate) fn path(&self, rel: &str) -> PathBuf {
         self.scratch.path().join(rel)
     }
 
     /// kubectl against the cluster.
-    pub fn kubectl(&self) -> Command {
+    pub(crate) fn kubectl(&self) -> Command {
         tool(&self.kubectl, &self.kubeconfig)
     }
 
     /// helm (v4, or v3 with `v3`) against the cluster.
-    pub fn helm(&self, v3: bool) -> Command {
+    pub(crate) fn helm(&self, v3: bool) -> Command {
         tool(if v3 { &self.helm3 } else { &self.helm }, &self.kubeconfig)
     }
 
     /// The kmsctl binary with `KUBECONFIG` pointing at the cluster, run in the scratch dir.
-    pub fn kmsctl(&self) -> Command {
+    pub(crate) fn kmsctl(&self) -> Command {
         let mut c = Command::new(&self.kmsctl);
         c.env("KUBECONFIG", &self.kubeconfig).current_dir(self.scratch.path()).kill_on_drop(true);
         c
     }
 
     /// A fresh namespace `<prefix>-<unique>`, deleted by [`Env::cleanup`].
-    pub async fn namespace(&self, prefix: &str) -> Result<String> {
+    pub(crate) async fn namespace(&self, prefix: &str) -> Result<String> {
         let name = unique(prefix);
         let ns =
             Namespace { metadata: ObjectMeta { name: Some(name.clone()), ..Default::default() }, ..Default::default() };
@@ -108,13 +108,13 @@ impl Env {
     }
 
     /// Remember a cluster-scoped object to delete at the end (`namespace`, a CRD, a kwok Stage).
-    pub fn created(&self, resource: &str, name: &str) {
+    pub(crate) fn created(&self, resource: &str, name: &str) {
         self.created.lock().expect("created").push((resource.into(), name.into()));
     }
 
     /// Delete what the scenario created, without waiting (a private environment goes down
     /// anyway; a shared one is left as it was).
-    pub async fn cleanup(&self) {
+    pub(crate) async fn cleanup(&self) {
         let all = std::mem::take(&mut *self.created.lock().expect("created"));
         for (resource, name) in all.iter().rev() {
             if resource == "namespace" {
@@ -128,7 +128,7 @@ impl Env {
 
     /// The API server's request counters for one resource of one group, by verb
     /// (`apiserver_request_total`, summed over codes and scopes).
-    pub async fn requests(&self, group: &str, resource: &str) -> Result<BTreeMap<String, f64>> {
+    pub(crate) async fn requests(&self, group: &str, resource: &str) -> Result<BTreeMap<String, f64>> {
         let req = http::Request::get("/metrics").body(Vec::new())?;
         let text = self.client().request_text(req).await?;
         Ok(requests_by_verb(&text, group, resource))
@@ -142,7 +142,7 @@ fn tool(bin: &Path, kubeconfig: &Path) -> Command {
 }
 
 /// `<prefix>-<base36 of the current milliseconds><counter>`: unique across runs of one machine.
-pub fn unique(prefix: &str) -> String {
+pub(crate) fn unique(prefix: &str) -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     let mut n = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64;
     let mut s = Vec::new();
@@ -155,7 +155,7 @@ pub fn unique(prefix: &str) -> String {
 }
 
 /// Sum `apiserver_request_total` over the series of `group`/`resource`, by verb.
-pub fn requests_by_verb(text: &str, group: &str, resource: &str) -> BTreeMap<String, f64> {
+pub(crate) fn requests_by_verb(text: &str, group: &str, resource: &str) -> BTreeMap<String, f64> {
     let mut out = BTreeMap::new();
     for line in text.lines() {
         let Some(rest) = line.strip_prefix("apiserver_request_total{") else { continue };
@@ -173,7 +173,7 @@ pub fn requests_by_verb(text: &str, group: &str, resource: &str) -> BTreeMap<Str
 }
 
 /// `after - before`, per verb.
-pub fn delta(before: &BTreeMap<String, f64>, after: &BTreeMap<String, f64>) -> BTreeMap<String, f64> {
+pub(crate) fn delta(before: &BTreeMap<String, f64>, after: &BTreeMap<String, f64>) -> BTreeMap<String, f64> {
     after
         .iter()
         .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0.0)))

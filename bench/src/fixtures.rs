@@ -25,7 +25,7 @@ use crate::env::{Env, Result, unique};
 const CONCURRENCY: usize = 16;
 
 /// The Widget CRD of this run.
-pub struct Widgets {
+pub(crate) struct Widgets {
     /// The CRD's unique group.
     pub group: String,
     /// `<group>/v1`.
@@ -36,7 +36,7 @@ pub struct Widgets {
 impl Widgets {
     /// Create the CRD (namespaced, kind `Widget`, no status subresource) and wait until it is
     /// Established.
-    pub async fn create(env: &Env) -> Result<Widgets> {
+    pub(crate) async fn create(env: &Env) -> Result<Widgets> {
         let group = format!("{}.kmsctl.test", unique("bench"));
         let crd: CustomResourceDefinition = serde_json::from_value(json!({
             "apiVersion": "apiextensions.k8s.io/v1",
@@ -62,12 +62,12 @@ impl Widgets {
     }
 
     /// The Widgets of a namespace.
-    pub fn api(&self, env: &Env, ns: &str) -> Api<DynamicObject> {
+    pub(crate) fn api(&self, env: &Env, ns: &str) -> Api<DynamicObject> {
         Api::namespaced_with(env.client(), ns, &self.ar)
     }
 
     /// Create not-ready Widgets.
-    pub async fn create_all(&self, env: &Env, ns: &str, names: &[String]) -> Result<()> {
+    pub(crate) async fn create_all(&self, env: &Env, ns: &str, names: &[String]) -> Result<()> {
         let api = self.api(env, ns);
         let ar = &self.ar;
         for_each(names, |name| {
@@ -79,7 +79,7 @@ impl Widgets {
     }
 
     /// Make Widgets ready (or not ready again): a merge patch of their conditions.
-    pub async fn set_ready(&self, env: &Env, ns: &str, names: &[String], ready: bool) -> Result<()> {
+    pub(crate) async fn set_ready(&self, env: &Env, ns: &str, names: &[String], ready: bool) -> Result<()> {
         let api = self.api(env, ns);
         let patch = json!({"status": widget_status(ready)});
         for_each(names, |name| {
@@ -93,7 +93,7 @@ impl Widgets {
 }
 
 /// A Widget's `status`: not ready (`Ready=False`, `Reconciling=True`) or ready.
-pub fn widget_status(ready: bool) -> Value {
+pub(crate) fn widget_status(ready: bool) -> Value {
     let cond = |ty: &str, status: bool, reason: &str| {
         json!({"type": ty, "status": if status { "True" } else { "False" }, "reason": reason,
                "message": "", "lastTransitionTime": "2026-01-01T00:00:00Z"})
@@ -113,7 +113,7 @@ where
 }
 
 /// Is a Widget ready (its `Ready` condition is `True`)?
-pub fn widget_ready(obj: &Value) -> bool {
+pub(crate) fn widget_ready(obj: &Value) -> bool {
     obj.pointer("/status/conditions")
         .and_then(Value::as_array)
         .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
@@ -121,7 +121,7 @@ pub fn widget_ready(obj: &Value) -> bool {
 
 /// Has a Deployment rolled out (the controller saw this generation, and every replica is
 /// updated, ready and available)? The `kubectl rollout status` definition, tool-independent.
-pub fn deployment_ready(obj: &Value) -> bool {
+pub(crate) fn deployment_ready(obj: &Value) -> bool {
     let n = |p: &str| obj.pointer(p).and_then(Value::as_i64).unwrap_or(0);
     let want = obj.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1);
     n("/status/observedGeneration") >= n("/metadata/generation")
@@ -134,7 +134,7 @@ pub fn deployment_ready(obj: &Value) -> bool {
 /// A kwok Stage that makes the pods labelled `testenv.kmsctl/stage=<returned name>` Running
 /// and Ready `delay_ms` after they are scheduled. Weight 1, so it wins over the baseline
 /// (weight 0) stages for those pods only.
-pub async fn ready_stage(env: &Env, delay_ms: u64) -> Result<String> {
+pub(crate) async fn ready_stage(env: &Env, delay_ms: u64) -> Result<String> {
     let name = unique("bench-stage");
     let spec = json!({
         "resourceRef": {"apiGroup": "v1", "kind": "Pod"},
@@ -162,7 +162,7 @@ const READY_STATUS: &str = include_str!("../../tests/fixtures/kwok-ready-status.
 /// The bench's own watch of one kind in one namespace: when each object was first seen ready.
 /// This is T0 of the latency rows — the moment the API server told a watcher, which is also
 /// the earliest moment any tool could know.
-pub struct Observer {
+pub(crate) struct Observer {
     seen: Arc<Mutex<HashMap<String, Instant>>>,
     changed: Arc<Notify>,
     task: tokio::task::JoinHandle<()>,
@@ -170,7 +170,7 @@ pub struct Observer {
 
 impl Observer {
     /// Start watching; returns once the initial list is in (nothing later is missed).
-    pub async fn start(api: Api<DynamicObject>, ready: fn(&Value) -> bool) -> Result<Observer> {
+    pub(crate) async fn start(api: Api<DynamicObject>, ready: fn(&Value) -> bool) -> Result<Observer> {
         let seen: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
         let changed = Arc::new(Notify::new());
         let (synced_tx, synced_rx) = tokio::sync::oneshot::channel();
@@ -204,7 +204,7 @@ impl Observer {
     }
 
     /// When `name` was first seen ready (waits up to `limit` for it).
-    pub async fn ready_at(&self, name: &str, limit: Duration) -> Result<Instant> {
+    pub(crate) async fn ready_at(&self, name: &str, limit: Duration) -> Result<Instant> {
         let wait = async {
             loop {
                 let notified = self.changed.notified();

@@ -39,7 +39,7 @@ const SAME_EVENT_MS: f64 = 5.0;
 const TARGET_MS: f64 = 100.0;
 
 /// Run the scenario and print its tables.
-pub async fn run(kmsctl: PathBuf, trials: usize, objects: usize) -> Result<()> {
+pub(crate) async fn run(kmsctl: PathBuf, trials: usize, objects: usize) -> Result<()> {
     let env = Env::connect(kmsctl).await?;
     let out = scenario(&env, trials.max(1), objects.max(1)).await;
     env.cleanup().await;

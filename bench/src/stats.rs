@@ -4,7 +4,7 @@ use std::time::Duration;
 
 /// Median, p90, min and max of a set of measurements, in milliseconds.
 #[derive(Clone, Copy, Debug)]
-pub struct Summary {
+pub(crate) struct Summary {
     /// Median (the mean of the middle two for an even count).
     pub median: f64,
     /// 90th percentile (nearest rank).
@@ -16,7 +16,7 @@ pub struct Summary {
 }
 
 /// Summarize measurements in milliseconds (at least one).
-pub fn summarize(values: &[f64]) -> Summary {
+pub(crate) fn summarize(values: &[f64]) -> Summary {
     assert!(!values.is_empty(), "nothing measured");
     let mut v = values.to_vec();
     v.sort_by(f64::total_cmp);
@@ -27,22 +27,22 @@ pub fn summarize(values: &[f64]) -> Summary {
 }
 
 /// A duration in milliseconds.
-pub fn millis(d: Duration) -> f64 {
+pub(crate) fn millis(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
 /// Milliseconds for humans: "42.1 ms" below 10 s, "12.34 s" above.
-pub fn ms(x: f64) -> String {
+pub(crate) fn ms(x: f64) -> String {
     if x.abs() < 10_000.0 { format!("{x:.1} ms") } else { format!("{:.2} s", x / 1000.0) }
 }
 
 /// Seconds, two decimals: "12.34 s".
-pub fn secs(x_ms: f64) -> String {
+pub(crate) fn secs(x_ms: f64) -> String {
     format!("{:.2} s", x_ms / 1000.0)
 }
 
 /// Print a markdown table.
-pub fn table(header: &[&str], rows: &[Vec<String>]) {
+pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) {
     println!("| {} |", header.join(" | "));
     let align: Vec<&str> = header.iter().enumerate().map(|(i, _)| if i == 0 { "---" } else { "---:" }).collect();
     println!("|{}|", align.join("|"));

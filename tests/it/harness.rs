@@ -1,7 +1,8 @@
-//! A small fluent harness around the kmsctl binary (in the style of just's `Test`).
+//! A small fluent harness around the kmsctl binary (in the style of just's `Test`): set up the
+//! files, arguments and the expected exit code first, then `run()`, which checks it.
 //!
 //! ```ignore
-//! kmsctl().file("p.rhai", "...").args(["run", "p.rhai", "--x", "1"]).run().code(0);
+//! let r = kmsctl().file("p.rhai", "...").args(["run", "p.rhai", "--x", "1"]).code(0).run();
 //! ```
 
 use std::io::{BufRead, BufReader};
@@ -9,25 +10,27 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 /// Path of the binary under test.
-pub fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_kmsctl")
+pub(crate) fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_kmsctl-dup")
 }
 
 /// A kmsctl invocation in a fresh temp directory.
-pub struct Kmsctl {
+#[must_use = "nothing runs until .run()"]
+pub(crate) struct Kmsctl {
     dir: tempfile::TempDir,
     args: Vec<String>,
     env: Vec<(String, String)>,
+    code: Option<i32>,
 }
 
 /// Start building an invocation.
-pub fn kmsctl() -> Kmsctl {
-    Kmsctl { dir: tempfile::tempdir().expect("temp dir"), args: Vec::new(), env: Vec::new() }
+pub(crate) fn kmsctl() -> Kmsctl {
+    Kmsctl { dir: tempfile::tempdir().expect("temp dir"), args: Vec::new(), env: Vec::new(), code: None }
 }
 
 impl Kmsctl {
     /// Write a file (relative to the temp dir), creating parent directories.
-    pub fn file(self, rel: &str, content: &str) -> Self {
+    pub(crate) fn file(self, rel: &str, content: &str) -> Self {
         let p = self.dir.path().join(rel);
         std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
         std::fs::write(&p, unindent(content)).expect("write");
@@ -35,13 +38,19 @@ impl Kmsctl {
     }
 
     /// Add arguments.
-    pub fn args<I: IntoIterator<Item = S>, S: AsRef<str>>(mut self, args: I) -> Self {
+    pub(crate) fn args<I: IntoIterator<Item = S>, S: AsRef<str>>(mut self, args: I) -> Self {
         self.args.extend(args.into_iter().map(|a| a.as_ref().to_string()));
         self
     }
 
+    /// Expect this exit code; `run()` fails the test (showing the output) otherwise.
+    pub(crate) fn code(mut self, want: i32) -> Self {
+        self.code = Some(want);
+        self
+    }
+
     /// Set an environment variable for the child.
-    pub fn env(mut self, k: &str, v: &str) -> Self {
+    pub(crate) fn env(mut self, k: &str, v: &str) -> Self {
         self.env.push((k.into(), v.into()));
         self
     }
@@ -62,26 +71,31 @@ impl Kmsctl {
         c
     }
 
-    /// Run to completion.
-    pub fn run(self) -> Run {
+    /// Run to completion and check the expected exit code.
+    #[track_caller]
+    pub(crate) fn run(self) -> Run {
         let out = self.command().output().expect("run kmsctl");
-        Run {
+        let run = Run {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
             dir: self.dir,
+        };
+        if let Some(want) = self.code {
+            run.code(want);
         }
+        run
     }
 
     /// Start in the background with stdout piped (for signal tests).
-    pub fn spawn(self) -> Running {
+    pub(crate) fn spawn(self) -> Running {
         let child = self.command().stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn kmsctl");
         Running { child, dir: self.dir }
     }
 }
 
 /// A finished invocation.
-pub struct Run {
+pub(crate) struct Run {
     /// Exit code.
     pub code: i32,
     /// Standard output.
@@ -94,23 +108,23 @@ pub struct Run {
 impl Run {
     /// Assert the exit code, showing the output when it differs.
     #[track_caller]
-    pub fn code(&self, want: i32) -> &Self {
+    pub(crate) fn code(&self, want: i32) -> &Self {
         assert_eq!(self.code, want, "exit code\n--- stdout\n{}\n--- stderr\n{}", self.stdout, self.stderr);
         self
     }
 
     /// The temp directory the command ran in.
-    pub fn path(&self) -> PathBuf {
+    pub(crate) fn path(&self) -> PathBuf {
         self.dir.path().to_path_buf()
     }
 
     /// stderr with timings and temp paths normalised, for snapshots.
-    pub fn stderr_normalized(&self) -> String {
+    pub(crate) fn stderr_normalized(&self) -> String {
         normalize(&self.stderr, self.dir.path())
     }
 
     /// The JSON events printed on stdout (`--output json`).
-    pub fn events(&self) -> Vec<serde_json::Value> {
+    pub(crate) fn events(&self) -> Vec<serde_json::Value> {
         self.stdout
             .lines()
             .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
@@ -119,7 +133,7 @@ impl Run {
 }
 
 /// A background invocation.
-pub struct Running {
+pub(crate) struct Running {
     /// The child process.
     pub child: Child,
     dir: tempfile::TempDir,
@@ -127,12 +141,12 @@ pub struct Running {
 
 impl Running {
     /// The temp directory it runs in.
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.dir.path()
     }
 
     /// Read stdout lines until one contains `needle` (the child must print JSON events).
-    pub fn wait_for_stdout(&mut self, needle: &str) -> BufReader<std::process::ChildStdout> {
+    pub(crate) fn wait_for_stdout(&mut self, needle: &str) -> BufReader<std::process::ChildStdout> {
         let mut r = BufReader::new(self.child.stdout.take().expect("stdout piped"));
         let mut line = String::new();
         loop {
@@ -145,14 +159,14 @@ impl Running {
     }
 
     /// Send a signal by PID (`INT`, `TERM`).
-    pub fn signal(&self, sig: &str) {
+    pub(crate) fn signal(&self, sig: &str) {
         let ok = Command::new("kill").args([format!("-{sig}"), self.child.id().to_string()]).status().expect("kill");
         assert!(ok.success());
     }
 }
 
 /// Replace durations and the temp dir so snapshots are stable.
-pub fn normalize(text: &str, dir: &Path) -> String {
+pub(crate) fn normalize(text: &str, dir: &Path) -> String {
     static DURATION: std::sync::LazyLock<regex::Regex> =
         std::sync::LazyLock::new(|| regex::Regex::new(r"\b\d+(\.\d+)?(ms|s|m|h)( \d+(ms|s|m))*\b").expect("regex"));
     let s = text.replace(&dir.display().to_string(), "[tmp]");
@@ -160,7 +174,7 @@ pub fn normalize(text: &str, dir: &Path) -> String {
 }
 
 /// Strip the common leading indentation of a raw string literal (and a leading newline).
-pub fn unindent(s: &str) -> String {
+pub(crate) fn unindent(s: &str) -> String {
     let s = s.strip_prefix('\n').unwrap_or(s);
     let indent = s.lines().filter(|l| !l.trim().is_empty()).map(|l| l.len() - l.trim_start().len()).min().unwrap_or(0);
     s.lines().map(|l| if l.len() >= indent { &l[indent..] } else { l.trim_start() }).collect::<Vec<_>>().join("\n")

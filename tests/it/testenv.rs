@@ -34,7 +34,7 @@ use kube::runtime::wait::{await_condition, conditions};
 use kube::{Client, Config};
 
 /// Everything a test needs to talk to the local environment.
-pub struct TestEnv {
+pub(crate) struct TestEnv {
     /// The state dir of the running environment.
     pub dir: PathBuf,
     /// The cluster's admin kubeconfig.
@@ -71,7 +71,7 @@ impl TestEnv {
     /// The environment, or `None` (after printing a SKIP line) when it is not up. Panics when
     /// `TESTENV_REQUIRED=1` and it is not up or not reachable, and always when it does not look
     /// like the local loopback test cluster.
-    pub async fn get() -> Option<TestEnv> {
+    pub(crate) async fn get() -> Option<TestEnv> {
         let required = var("TESTENV_REQUIRED").as_deref() == Some("1");
         let test = std::thread::current().name().unwrap_or("?").to_string();
         let (Some(kubeconfig), Some(aws_endpoint)) = (var("TESTENV_KUBECONFIG"), var("TESTENV_AWS_ENDPOINT")) else {
@@ -133,7 +133,7 @@ impl TestEnv {
     }
 
     /// The server's CA certificate (PEM), as the kubeconfig names it.
-    pub fn ca_pem(&self) -> Vec<u8> {
+    pub(crate) fn ca_pem(&self) -> Vec<u8> {
         let kc = Kubeconfig::read_from(&self.kubeconfig).expect("kubeconfig");
         let cluster = kc.clusters[0].cluster.as_ref().expect("cluster");
         if let Some(data) = &cluster.certificate_authority_data {
@@ -145,7 +145,7 @@ impl TestEnv {
     }
 
     /// A new namespace with a unique name; it is deleted (in the background) on drop.
-    pub async fn namespace(&self, prefix: &str) -> TestNamespace {
+    pub(crate) async fn namespace(&self, prefix: &str) -> TestNamespace {
         let name = unique(prefix);
         let ns = Namespace {
             metadata: ObjectMeta {
@@ -169,7 +169,7 @@ impl TestEnv {
 
     /// Environment for a child process (helm, kubectl, the kmsctl binary): the cluster's
     /// kubeconfig, moto, static AWS credentials, and private helm/kubectl homes for this test.
-    pub fn env_vars(&self) -> Vec<(String, OsString)> {
+    pub(crate) fn env_vars(&self) -> Vec<(String, OsString)> {
         let s = self.scratch.path();
         let mut v: Vec<(String, OsString)> = vec![
             ("KUBECONFIG".into(), self.kubeconfig.clone().into()),
@@ -195,7 +195,7 @@ impl TestEnv {
     }
 
     /// Apply [`TestEnv::env_vars`] to a command, and drop variables that would redirect it.
-    pub fn apply_env(&self, cmd: &mut tokio::process::Command) {
+    pub(crate) fn apply_env(&self, cmd: &mut tokio::process::Command) {
         for k in ["HELM_KUBECONTEXT", "HELM_NAMESPACE", "HELM_KUBEAPISERVER", "HELM_KUBETOKEN"] {
             cmd.env_remove(k);
         }
@@ -203,17 +203,17 @@ impl TestEnv {
     }
 
     /// `helm` (v4, the default) with the environment applied.
-    pub fn helm(&self) -> tokio::process::Command {
+    pub(crate) fn helm(&self) -> tokio::process::Command {
         self.tool(self.dir.join("bin/helm"))
     }
 
     /// `helm` v3 with the environment applied.
-    pub fn helm3(&self) -> tokio::process::Command {
+    pub(crate) fn helm3(&self) -> tokio::process::Command {
         self.tool(var("TESTENV_HELM3").map_or_else(|| self.dir.join("bin/helm3"), PathBuf::from))
     }
 
     /// `kubectl` (the server's version) with the environment applied.
-    pub fn kubectl(&self) -> tokio::process::Command {
+    pub(crate) fn kubectl(&self) -> tokio::process::Command {
         self.tool(self.dir.join("bin/kubectl"))
     }
 
@@ -226,7 +226,7 @@ impl TestEnv {
 
 /// A namespace a test owns. Dropped after a passing test, it is deleted (without waiting for
 /// the namespace controller); after a failing one it is kept for inspection.
-pub struct TestNamespace {
+pub(crate) struct TestNamespace {
     /// Its name.
     pub name: String,
     kubeconfig: PathBuf,
@@ -260,7 +260,7 @@ impl Drop for TestNamespace {
 }
 
 /// Run a command, panic with its output unless it succeeds, and return its stdout.
-pub async fn run(cmd: &mut tokio::process::Command) -> String {
+pub(crate) async fn run(cmd: &mut tokio::process::Command) -> String {
     let Output { status, stdout, stderr } = cmd.output().await.expect("spawn");
     let (out, err) = (String::from_utf8_lossy(&stdout), String::from_utf8_lossy(&stderr));
     assert!(status.success(), "{cmd:?} failed ({status}):\n--- stdout\n{out}\n--- stderr\n{err}");
@@ -269,7 +269,7 @@ pub async fn run(cmd: &mut tokio::process::Command) -> String {
 
 /// A short unique DNS-1123 label: `<prefix>-<8 base36 chars>` (prefix cut to 40 chars and
 /// lowercased; the result is at most 49 chars, so suffixes like `-core-12` still fit in 63).
-pub fn unique(prefix: &str) -> String {
+pub(crate) fn unique(prefix: &str) -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     let mut p: String =
         prefix.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).take(40).collect();
@@ -306,15 +306,15 @@ fn is_loopback_url(u: &str, scheme: &str) -> bool {
 }
 
 /// Await `fut` at most `secs` seconds, panicking with `what` on timeout.
-pub async fn within<T>(secs: u64, what: &str, fut: impl std::future::Future<Output = T>) -> T {
+pub(crate) async fn within<T>(secs: u64, what: &str, fut: impl std::future::Future<Output = T>) -> T {
     tokio::time::timeout(Duration::from_secs(secs), fut)
         .await
         .unwrap_or_else(|_| panic!("timed out after {secs}s waiting for {what}"))
 }
 
 /// Path of a chart under tests/charts.
-pub fn chart(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/charts").join(name)
+pub(crate) fn chart(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("charts").join(name)
 }
 
 #[test]

@@ -9,8 +9,6 @@
 //! The plain async Rust ([`config`]: region, profile, assume-role; [`eks`], [`s3`], [`sts`])
 //! knows nothing of Rhai and is the public API; `module` adapts it.
 
-#![warn(unreachable_pub)]
-
 mod cli;
 pub mod config;
 pub mod eks;

@@ -9,12 +9,12 @@ use aws_config::SdkConfig;
 use kmsctl_host::Level;
 use kmsctl_host::Opts;
 use kmsctl_host::value::from_json;
+use kmsctl_host::{BuiltModule, ModuleBuilder, NativeModule};
 use kmsctl_host::{HostCtx, Secret};
-use kmsctl_host::{ModuleBuilder, NativeModule};
 use kmsctl_host::{to_rhai, usage_err};
 use kmsctl_k8s::client::Cluster;
 use kmsctl_k8s::module::ClusterHandle;
-use rhai::{Array, Dynamic, Map, Module};
+use rhai::{Array, Dynamic, Map};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -224,7 +224,7 @@ impl NativeModule for Aws {
     fn name(&self) -> &'static str {
         "aws"
     }
-    fn build(&self, ctx: &HostCtx) -> Module {
+    fn build(&self, ctx: &HostCtx) -> BuiltModule {
         let mut b = ModuleBuilder::new(
             "AWS: EKS, S3, STS. Every function takes an optional last map with `region`, `profile` and\n\
              `role_arn` (a role to assume); otherwise the standard AWS chain applies (AWS_REGION, AWS_PROFILE,\n\
@@ -594,7 +594,7 @@ mod tests {
         let events = Events::new(Vec::new(), Redactor::new());
         let ctx = HostCtx::new(rt.handle().clone(), CancelScope::root(), events, Default::default());
         let mut e = rhai::Engine::new();
-        e.register_static_module("aws", Aws.build(&ctx).into());
+        e.register_static_module("aws", Aws.build(&ctx).functions.into());
         (rt, e)
     }
 

@@ -7,8 +7,6 @@
 //! uninstall, rollback, history and friends, including the recovery of releases left
 //! `pending-*`. `module` is the Rhai adapter.
 
-#![warn(unreachable_pub)]
-
 mod cli;
 mod error;
 mod module;

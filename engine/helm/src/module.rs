@@ -7,12 +7,12 @@ use crate::release;
 use crate::values::ValuesFiles;
 use kmsctl_host::Level;
 use kmsctl_host::value::{Reveal, from_json, to_json};
+use kmsctl_host::{BuiltModule, ModuleBuilder, NativeModule};
 use kmsctl_host::{HostCtx, Opts};
-use kmsctl_host::{ModuleBuilder, NativeModule};
 use kmsctl_host::{to_rhai, usage_err};
 use kmsctl_k8s::module::ClusterHandle;
 use kmsctl_k8s::readiness::WaitOptions;
-use rhai::{Array, Dynamic, EvalAltResult, INT, Map, Module};
+use rhai::{Array, Dynamic, EvalAltResult, INT, Map};
 use serde_json::Value;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -238,7 +238,7 @@ impl NativeModule for Helm {
     fn name(&self) -> &'static str {
         "helm"
     }
-    fn build(&self, ctx: &HostCtx) -> Module {
+    fn build(&self, ctx: &HostCtx) -> BuiltModule {
         let st = State { ctx: ctx.clone(), cli: Arc::default() };
         let mut b = ModuleBuilder::new(
             "Helm releases through the real helm binary (3 or 4, detected once; $KMSCTL_HELM overrides).\n\

@@ -276,12 +276,17 @@ pub(crate) struct LimitNames {
 
 /// Explain a runtime error: the innermost failure with its snippet, then one frame per call
 /// level (innermost first). `import_target(importer, path)` maps an import to the file name.
+///
+/// A `usage` error raised inside the stdlib (`is_stdlib`) is about the arguments its caller
+/// gave: it points at the innermost call from outside the stdlib, and the stdlib lines where it
+/// was raised follow as frames.
 pub(crate) fn runtime_failure(
     err: &EvalAltResult,
     entry: &str,
     sources: &Sources,
     limits: LimitNames,
     import_target: &dyn Fn(&str, &str) -> Option<String>,
+    is_stdlib: &dyn Fn(&str) -> bool,
 ) -> RunFailure {
     let mut frames: Vec<(String, Position, String)> = Vec::new();
     let mut cur = entry.to_string();
@@ -308,9 +313,27 @@ pub(crate) fn runtime_failure(
     let (kind, message, help) = leaf(e, limits);
     let terminated = matches!(e, EvalAltResult::ErrorTerminated(..));
     let code = format!("kmsctl::{kind}");
-    let mut diag = ScriptDiag::new(code, message).at(sources, &cur, e.position(), kind.as_str());
+    let mut at = (cur, e.position());
+    let mut inside = Vec::new();
+    if kind == ErrorKind::Usage
+        && is_stdlib(&at.0)
+        && let Some(i) = frames.iter().rposition(|(src, pos, _)| !is_stdlib(src) && !pos.is_none())
+    {
+        // frames[i] is the user's call into the stdlib; what lies below it becomes context.
+        let (src, pos, _) = frames[i].clone();
+        inside = frames.split_off(i + 1);
+        inside.reverse();
+        inside.insert(0, (at.0.clone(), at.1, "raised here".into()));
+        frames.truncate(i);
+        at = (src, pos);
+    }
+    let mut diag = ScriptDiag::new(code, message).at(sources, &at.0, at.1, kind.as_str());
     if let Some(h) = help {
         diag = diag.help(h);
+    }
+    for (src, pos, label) in inside {
+        let line = pos.line().unwrap_or(0);
+        diag = diag.related(ScriptDiag::frame(format!("inside {src}:{line}")).at(sources, &src, pos, &label));
     }
     for (src, pos, label) in frames.into_iter().rev() {
         if pos.is_none() {
@@ -367,6 +390,11 @@ fn leaf(e: &EvalAltResult, limits: LimitNames) -> (ErrorKind, String, Option<Str
         }
         E::ErrorTooManyModules(_) => (ErrorKind::Script, "too many modules loaded".into(), None),
         E::ErrorTooManyVariables(_) => (ErrorKind::Script, "too many variables".into(), None),
+        E::ErrorPropertyNotFound(text, _) => {
+            let (name, help) = text.split_once('\n').unwrap_or((text, ""));
+            let help = if help.is_empty() { None } else { Some(help.to_string()) };
+            (ErrorKind::Script, format!("this map has no property '{name}'"), help)
+        }
         E::ErrorVariableNotFound(name, _) if name.starts_with("param::") => (
             ErrorKind::Script,
             format!("unknown parameter {name}"),

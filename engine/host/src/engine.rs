@@ -71,6 +71,10 @@ pub(crate) fn build(ctx: &HostCtx, limits: &Limits, natives: &[Box<dyn NativeMod
     let mut e = Engine::new();
     limits.apply(&mut e);
     e.set_strict_variables(true);
+    // A misspelled key must not read as `()`: reads of missing properties fail, except the
+    // explicitly optional ones (`?.`, `??`, see vendor/README.md).
+    e.set_fail_on_invalid_map_property(true);
+    e.on_map_missing_property(|map, prop, _| Err(missing_property(map, prop)));
     e.register_static_module("param", Module::new().into());
 
     let c = ctx.clone();
@@ -132,9 +136,30 @@ pub(crate) fn build(ctx: &HostCtx, limits: &Limits, natives: &[Box<dyn NativeMod
             crate::parallel::parallel_map(&c, &ncc, items, f, &Map::new())
         });
 
-    let natives = natives.iter().map(|m| (m.name().to_string(), Shared::new(m.build(ctx)))).collect();
+    let mut functions = HashMap::new();
+    for m in natives {
+        let built = m.build(ctx);
+        functions.insert(m.name().to_string(), Shared::new(built.functions));
+        e.register_global_module(built.methods.into());
+    }
     e.register_global_module(crate::modules::type_names_module().into());
-    Built { engine: e, natives }
+    Built { engine: e, natives: functions }
+}
+
+/// The error for reading `prop` from a map that lacks it: the property, then (after a newline,
+/// for diagnostics to show as help) the closest key and the keys the map has.
+fn missing_property(map: &Map, prop: &str) -> Box<rhai::EvalAltResult> {
+    let keys: Vec<&str> = map.keys().map(|k| k.as_str()).collect();
+    let near = crate::suggest::suggest(prop, keys.iter().copied())
+        .map(|k| format!("did you mean '{k}'? "))
+        .unwrap_or_default();
+    let has = match keys.len() {
+        0 => "the map is empty".to_string(),
+        n if n <= 12 => format!("it has {}", keys.join(", ")),
+        n => format!("it has {} and {} more", keys[..12].join(", "), n - 12),
+    };
+    let help = format!("{near}{has}; read an optional key as m?.key, m.key ?? default, or check \"key\" in m");
+    Box::new(rhai::EvalAltResult::ErrorPropertyNotFound(format!("{prop}\n{help}"), rhai::Position::NONE))
 }
 
 fn register_secret(e: &mut Engine, ctx: &HostCtx) {
@@ -170,4 +195,68 @@ pub(crate) fn set_params(e: &mut Engine, values: Vec<(String, Dynamic)>) {
         m.set_var(k, v);
     }
     e.register_static_module("param", m.into());
+}
+
+#[cfg(test)]
+mod tests {
+    //! Map reads are strict except where `()` is asked for: these pin the engine setting and
+    //! the patch in vendor/rhai (an upgrade that loses it fails here).
+    use super::*;
+    use rhai::EvalAltResult;
+
+    fn eval(script: &str) -> Result<Dynamic, Box<EvalAltResult>> {
+        let (_rt, ctx, _) = crate::ctx::testing::ctx();
+        build(&ctx, &Limits::default(), &[]).engine.eval::<Dynamic>(script)
+    }
+
+    fn missing(script: &str) -> String {
+        match *eval(script).expect_err(script) {
+            EvalAltResult::ErrorPropertyNotFound(text, _) => text,
+            other => panic!("{script}: not a missing-property error: {other}"),
+        }
+    }
+
+    #[test]
+    fn a_misspelled_key_is_an_error_that_names_the_closest_one() {
+        let text = missing(r#"let cfg = #{ namespace: "x", release_prefix: "kms-core" }; `${cfg.release_prefx}-1`"#);
+        assert!(text.starts_with("release_prefx\n"), "{text}");
+        assert!(text.contains("did you mean 'release_prefix'?"), "{text}");
+        assert!(text.contains("it has namespace, release_prefix"), "{text}");
+        assert!(missing(r#"let m = #{}; m["k"]"#).contains("the map is empty"));
+        assert!(missing("let m = #{ a: #{} }; m.a.b").starts_with("b\n"));
+    }
+
+    #[test]
+    fn reads_next_to_elvis_are_optional() {
+        for script in [
+            "let o = #{}; o.status?.phase",
+            "let o = #{ status: #{} }; o.status?.phase",
+            "let o = #{}; o?.status",
+            r#"let m = #{}; m?["k"]"#,
+            r#"let m = #{}; m["k"]?.x"#,
+        ] {
+            assert!(eval(script).expect(script).is_unit(), "{script}");
+        }
+        // Only the reads next to `?.`: `phase` must exist once `status` does.
+        assert!(missing("let o = #{ status: #{ x: 1 } }; o?.status.phase").starts_with("phase\n"));
+    }
+
+    #[test]
+    fn the_chain_left_of_coalesce_is_optional_but_not_the_calls_it_makes() {
+        assert_eq!(eval(r#"let c = #{}; c.timeout ?? "5m""#).unwrap().cast::<String>(), "5m");
+        assert_eq!(eval("let m = #{}; m.a.b ?? 3").unwrap().as_int().unwrap(), 3);
+        assert_eq!(eval(r#"let m = #{}; m["k"] ?? 4"#).unwrap().as_int().unwrap(), 4);
+        assert_eq!(eval("let m = #{ t: 1 }; m.t ?? 2").unwrap().as_int().unwrap(), 1);
+        let e = eval("fn f(m) { m.missing } let c = #{}; f(c) ?? 1").expect_err("a read inside a call stays strict");
+        assert!(e.to_string().contains("missing"), "{e}");
+    }
+
+    #[test]
+    fn assignments_still_add_properties() {
+        assert_eq!(eval("let m = #{}; m.x = 1; m.x").unwrap().as_int().unwrap(), 1);
+        assert_eq!(eval(r#"let m = #{}; m["y"] = 2; m.y"#).unwrap().as_int().unwrap(), 2);
+        assert_eq!(eval("let m = #{ a: #{} }; m.a.b = 3; m.a.b").unwrap().as_int().unwrap(), 3);
+        assert!(!eval(r#"let m = #{ a: 1 }; "b" in m"#).unwrap().as_bool().unwrap());
+        assert!(eval(r#"let m = #{ a: 1 }; m.get("b")"#).unwrap().is_unit());
+    }
 }

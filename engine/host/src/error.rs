@@ -198,6 +198,10 @@ pub fn short_message(e: &EvalAltResult) -> String {
             None => crate::value::display(v),
         },
         EvalAltResult::ErrorTerminated(..) => "cancelled".to_string(),
+        // The engine's missing-property error carries its help after a newline.
+        EvalAltResult::ErrorPropertyNotFound(text, _) => {
+            format!("this map has no property '{}'", text.split('\n').next().unwrap_or(text))
+        }
         other => without_position(&other.to_string()).to_string(),
     }
 }

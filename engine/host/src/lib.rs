@@ -1,4 +1,3 @@
-#![warn(unreachable_pub)]
 //! The kmsctl host: a Rhai runtime for deployment playbooks.
 //!
 //! A playbook is compiled with everything it imports (`program`), its parameters are
@@ -38,7 +37,7 @@ pub use error::{
 pub use events::{Events, Level, Outcome};
 pub use modules::data::from_yaml_all;
 pub use modules::opts::Opts;
-pub use modules::{ModuleBuilder, NativeModule};
+pub use modules::{BuiltModule, ModuleBuilder, NativeModule};
 pub use run::{Checked, Host, Ran, RunError};
 pub use secret::{Redactor, Secret};
 pub use task::CancelScope;

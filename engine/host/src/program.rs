@@ -112,6 +112,8 @@ pub(crate) struct Unit {
     pub ast: Arc<AST>,
     /// The imports it makes: alias → what it resolves to.
     pub imports: Vec<Import>,
+    /// A `std/` module (embedded or from `--stdlib-dir`).
+    pub stdlib: bool,
 }
 
 /// What an `import` statement resolved to.
@@ -146,6 +148,11 @@ pub(crate) struct Program {
 }
 
 impl Program {
+    /// Is the file of this display name a stdlib module?
+    pub(crate) fn is_stdlib(&self, name: &str) -> bool {
+        self.units.get(name).is_some_and(|u| u.stdlib)
+    }
+
     /// The entry unit.
     pub(crate) fn entry_unit(&self) -> &Unit {
         &self.units[&self.entry]
@@ -249,6 +256,7 @@ impl<'a> Loader<'a> {
     }
 
     fn compile(&self, origin: Origin, sources: &Sources) -> Result<Unit, CompileError> {
+        let stdlib = matches!(origin, Origin::Std(_));
         let (name, path, text) = match origin {
             Origin::File(p) => {
                 let text = std::fs::read_to_string(&p)
@@ -274,7 +282,7 @@ impl<'a> Loader<'a> {
             message: e.err_type().to_string(),
         })?;
         ast.set_source(name.as_str());
-        Ok(Unit { name, path, ast: Arc::new(ast), imports: Vec::new() })
+        Ok(Unit { name, path, ast: Arc::new(ast), imports: Vec::new(), stdlib })
     }
 
     /// Resolve an import made by `unit`.

@@ -264,7 +264,9 @@ impl Host {
                     map_size: self.limits.max_map_size,
                 };
                 let targets = |importer: &str, path: &str| import_target(&program, importer, path);
-                let failure = diagnostics::runtime_failure(&e, &program.entry, &program.sources, limits, &targets);
+                let is_stdlib = |name: &str| program.is_stdlib(name);
+                let failure =
+                    diagnostics::runtime_failure(&e, &program.entry, &program.sources, limits, &targets, &is_stdlib);
                 let redactor = ctx.redactor().clone();
                 let diag = Box::new(failure.diag);
                 // Only the root scope's reason says the run was stopped from outside; a

@@ -16,9 +16,9 @@ use crate::report;
 use kmsctl_host::HostCtx;
 use kmsctl_host::Opts;
 use kmsctl_host::value::{Reveal, from_json, to_json};
-use kmsctl_host::{ModuleBuilder, NativeModule};
+use kmsctl_host::{BuiltModule, ModuleBuilder, NativeModule};
 use kmsctl_host::{to_rhai, usage_err};
-use rhai::{Array, Dynamic, EvalAltResult, FnPtr, INT, Map, Module, NativeCallContext};
+use rhai::{Array, Dynamic, EvalAltResult, FnPtr, INT, Map, NativeCallContext};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -356,7 +356,7 @@ impl NativeModule for K8s {
     fn name(&self) -> &'static str {
         "k8s"
     }
-    fn build(&self, ctx: &HostCtx) -> Module {
+    fn build(&self, ctx: &HostCtx) -> BuiltModule {
         let mut b = ModuleBuilder::new(
             "Kubernetes. `let kc = k8s::connect();` then `kc.apply(...)`, `kc.wait(...)`, `kc.get(...)`...\n\
              Waits watch the API server (no polling) and write a failure report when they fail.",

@@ -100,7 +100,7 @@ fn host() -> Host {
 }
 
 /// Run the CLI; returns the process exit code. Everything the commands print is printed here.
-pub(crate) fn main() -> i32 {
+pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

@@ -3,8 +3,6 @@
 //! A thin binary over the engine in `kmsctl-host`: parse the command line, pick the native
 //! modules, dispatch, and exit with the documented code.
 
-mod cli;
-
 fn main() {
-    std::process::exit(cli::main());
+    std::process::exit(kmsctl::main());
 }

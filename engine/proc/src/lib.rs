@@ -8,8 +8,6 @@
 //! pid reuse) and the CLI wrappers `kind` and `docker`; `module` holds the Rhai adapters. helm
 //! runs through [`start`] too, so every child of kmsctl is stopped the same way.
 
-#![warn(unreachable_pub)]
-
 mod background;
 mod capture;
 mod docker;

@@ -18,8 +18,7 @@ fn offline(k: crate::harness::Kmsctl) -> crate::harness::Kmsctl {
 
 #[test]
 fn eks_token_prints_an_exec_credential_with_a_fresh_token() {
-    let run = offline(kmsctl()).args(["eks", "token", "--cluster", "kms-ci", "--region", "eu-west-1"]).run();
-    run.code(0);
+    let run = offline(kmsctl()).args(["eks", "token", "--cluster", "kms-ci", "--region", "eu-west-1"]).code(0).run();
     assert_eq!(run.stderr, "", "nothing on stderr");
     let v: serde_json::Value = serde_json::from_str(run.stdout.trim()).expect("ExecCredential JSON");
     assert_eq!(v["kind"], "ExecCredential");
@@ -47,16 +46,15 @@ fn eks_token_answers_in_the_api_version_the_caller_asks_for() {
     let run = offline(kmsctl())
         .env("KUBERNETES_EXEC_INFO", info)
         .args(["eks", "token", "--cluster=kms", "--region=us-east-1"])
+        .code(0)
         .run();
-    run.code(0);
     let v: serde_json::Value = serde_json::from_str(run.stdout.trim()).expect("JSON");
     assert_eq!(v["apiVersion"], "client.authentication.k8s.io/v1");
 }
 
 #[test]
 fn eks_token_usage_errors_exit_2() {
-    let run = offline(kmsctl()).args(["eks", "token", "--region", "eu-west-1"]).run();
-    run.code(2);
+    let run = offline(kmsctl()).args(["eks", "token", "--region", "eu-west-1"]).code(2).run();
     assert!(run.stderr.contains("--cluster"), "{}", run.stderr);
     assert_eq!(run.stdout, "");
 }
@@ -67,8 +65,8 @@ fn eks_token_without_a_region_says_how_to_set_one() {
         .env("AWS_REGION", "")
         .env("AWS_DEFAULT_REGION", "")
         .args(["eks", "token", "--cluster", "kms"])
+        .code(2)
         .run();
-    run.code(2);
     assert!(run.stderr.contains("no AWS region"), "{}", run.stderr);
     assert_eq!(run.stdout, "");
 }

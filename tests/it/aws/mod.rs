@@ -17,10 +17,10 @@ use aws_sdk_eks::types::{NodegroupScalingConfig, VpcConfigRequest};
 use crate::testenv::TestEnv;
 
 /// moto's account.
-pub const ACCOUNT: &str = "123456789012";
+pub(crate) const ACCOUNT: &str = "123456789012";
 
 /// A configuration for moto with static test credentials.
-pub async fn sdk(env: &TestEnv) -> SdkConfig {
+pub(crate) async fn sdk(env: &TestEnv) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .endpoint_url(&env.aws_endpoint)
         .region(Region::new(env.region.clone()))
@@ -30,7 +30,7 @@ pub async fn sdk(env: &TestEnv) -> SdkConfig {
 }
 
 /// Create an EKS cluster in moto (ACTIVE at once, endpoint and CA of the local apiserver).
-pub async fn create_cluster(sdk: &SdkConfig, name: &str) {
+pub(crate) async fn create_cluster(sdk: &SdkConfig, name: &str) {
     aws_sdk_eks::Client::new(sdk)
         .create_cluster()
         .name(name)
@@ -43,7 +43,7 @@ pub async fn create_cluster(sdk: &SdkConfig, name: &str) {
 }
 
 /// Create a managed node group in moto.
-pub async fn create_nodegroup(sdk: &SdkConfig, cluster: &str, name: &str) {
+pub(crate) async fn create_nodegroup(sdk: &SdkConfig, cluster: &str, name: &str) {
     aws_sdk_eks::Client::new(sdk)
         .create_nodegroup()
         .cluster_name(cluster)
@@ -59,7 +59,7 @@ pub async fn create_nodegroup(sdk: &SdkConfig, cluster: &str, name: &str) {
 }
 
 /// Delete node groups and the cluster (moto refuses to delete a cluster with node groups).
-pub async fn delete_cluster(sdk: &SdkConfig, name: &str) {
+pub(crate) async fn delete_cluster(sdk: &SdkConfig, name: &str) {
     let eks = aws_sdk_eks::Client::new(sdk);
     for ng in kmsctl_aws::eks::list_nodegroups(&eks, name).await.unwrap_or_default() {
         let _ = eks.delete_nodegroup().cluster_name(name).nodegroup_name(ng).send().await;
@@ -68,7 +68,7 @@ pub async fn delete_cluster(sdk: &SdkConfig, name: &str) {
 }
 
 /// The environment's AWS_* variables, for children that must reach moto.
-pub fn aws_vars(env: &TestEnv) -> Vec<(String, String)> {
+pub(crate) fn aws_vars(env: &TestEnv) -> Vec<(String, String)> {
     env.env_vars()
         .into_iter()
         .filter(|(k, _)| k.starts_with("AWS_"))
@@ -79,13 +79,13 @@ pub fn aws_vars(env: &TestEnv) -> Vec<(String, String)> {
 /// An exec plugin for in-process kube clients of the test binary: a script that runs
 /// `kmsctl "$@"` with the environment's AWS variables (kube-rs passes the test process's own
 /// environment, which need not have them).
-pub fn plugin(env: &TestEnv, dir: &Path) -> PathBuf {
+pub(crate) fn plugin(env: &TestEnv, dir: &Path) -> PathBuf {
     wrapper(env, dir, "exec {kmsctl} \"$@\"\n")
 }
 
 /// Like [`plugin`], but it counts its runs in `dir/runs` and reports tokens as expiring in 30 s,
 /// inside kube-rs's refresh margin (60 s), so every request needs a fresh one.
-pub fn short_lived_plugin(env: &TestEnv, dir: &Path) -> PathBuf {
+pub(crate) fn short_lived_plugin(env: &TestEnv, dir: &Path) -> PathBuf {
     const BODY: &str = r#"echo run >> {runs}
 out=$({kmsctl} "$@") || exit $?
 exp=$(date -u -d '+30 seconds' +%Y-%m-%dT%H:%M:%SZ)

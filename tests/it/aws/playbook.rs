@@ -104,7 +104,7 @@ async fn a_playbook_uses_eks_s3_and_sts_and_kubectl_uses_its_kubeconfig() {
     let text = std::fs::read_to_string(&kubeconfig).expect("the playbook's kubeconfig");
     let plugin =
         text.lines().find_map(|l| l.trim().strip_prefix("command: ")).unwrap_or_default().trim_matches(['\'', '"']);
-    assert!(plugin.ends_with("/kmsctl"), "the exec plugin is this kmsctl binary:\n{text}");
+    assert_eq!(plugin, crate::harness::bin(), "the exec plugin is this kmsctl binary:\n{text}");
     assert!(!text.contains("k8s-aws-v1."), "no token on disk:\n{text}");
     #[cfg(unix)]
     {
@@ -124,5 +124,38 @@ async fn a_playbook_uses_eks_s3_and_sts_and_kubectl_uses_its_kubeconfig() {
     ]))
     .await;
     assert_eq!(whoami, format!("arn:aws:sts::{ACCOUNT}:user/moto"));
+    delete_cluster(&sdk, &cluster).await;
+}
+
+/// A handle's methods belong to its type, not to an import: a cluster from `aws::eks_connect`
+/// is used with `kc.list`, `kc.apply` and `kc.wait` by a playbook that never imports `k8s`
+/// (regression: every call failed with "Function not found: list (Cluster, ...)" while
+/// `kmsctl check` said ok).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_from_eks_connect_has_its_methods_without_importing_k8s() {
+    let env = testenv!();
+    let sdk = sdk(&env).await;
+    let cluster = unique("eks-methods");
+    create_cluster(&sdk, &cluster).await;
+    let ns = env.namespace("eks-methods").await;
+    let script = r#"
+import "aws" as aws;
+import "log" as log;
+
+let kc = aws::eks_connect("@CLUSTER@");
+let objs = kc.apply(`
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: from-eks, namespace: @NS@}
+data: {k: v}
+`);
+let ready = kc.wait(objs, #{ timeout: "1m" });
+let names = kc.list("ConfigMap", #{ namespace: "@NS@" }).map(|c| c.metadata.name);
+log::info(`applied: ${objs.len()} waited: ${ready.len()} listed: ${names.contains("from-eks")}`);
+"#;
+    kmsctl().file("p.rhai", script).args(["check", "p.rhai"]).code(0).run();
+    let r = playbook(&env, script, &[("CLUSTER", &cluster), ("NS", &ns.name)]).await;
+    r.code(0);
+    assert_eq!(logged(&r.events(), "applied: "), "1 waited: 1 listed: true");
     delete_cluster(&sdk, &cluster).await;
 }

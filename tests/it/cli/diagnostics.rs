@@ -8,8 +8,8 @@ fn a_syntax_error_in_an_imported_stdlib_module() {
         .file("stdlib/kms.rhai", "fn values(n) {\n    let x = #{ parties: n ;\n    x\n}\n")
         .file("p.rhai", "import \"std/kms\" as kms;\nlet v = kms::values(4);\n")
         .args(["run", "p.rhai", "--stdlib-dir", "stdlib"])
+        .code(2)
         .run();
-    r.code(2);
     insta::assert_snapshot!(r.stderr_normalized());
 }
 
@@ -44,8 +44,8 @@ fn a_runtime_error_three_calls_deep() {
             "#,
         )
         .args(["run", "p.rhai", "--stdlib-dir", "stdlib"])
+        .code(1)
         .run();
-    r.code(1);
     insta::assert_snapshot!(r.stderr_normalized());
 }
 
@@ -57,8 +57,8 @@ fn an_unknown_native_function_is_caught_before_running() {
             "import \"log\" as log;\nimport \"fs\" as fs;\nfs::write(\"ran.txt\", \"x\");\nlog::inf(\"hello\");\n",
         )
         .args(["run", "p.rhai"])
+        .code(2)
         .run();
-    r.code(2);
     insta::assert_snapshot!(r.stderr_normalized());
     assert!(!r.path().join("ran.txt").exists());
 }
@@ -70,8 +70,8 @@ fn an_unknown_module_lists_what_exists() {
         .file("stdlib/nodes.rhai", "fn y() {}\n")
         .file("p.rhai", "import \"std/node\" as x;\nimport \"k9s\" as k;\n")
         .args(["run", "p.rhai", "--stdlib-dir", "stdlib"])
+        .code(2)
         .run();
-    r.code(2);
     // The list of native modules grows with the product; the snapshot is about the shape.
     let re = regex::Regex::new(r"native modules: [a-z0-9,\s]+;").expect("regex");
     insta::assert_snapshot!(re.replace(&r.stderr_normalized(), "native modules: [list];"));
@@ -82,15 +82,13 @@ fn an_undeclared_parameter_is_caught_before_running() {
     let r = kmsctl()
         .file("p.rhai", "fn params() {[ #{ name: \"num_parties\", type: \"int\", default_value: 4 } ]}\nlet n = param::num_partys;\n")
         .args(["run", "p.rhai"])
-        .run();
-    r.code(2);
+        .code(2).run();
     insta::assert_snapshot!(r.stderr_normalized());
 }
 
 #[test]
 fn runaway_recursion_names_the_limit() {
-    let r = kmsctl().file("p.rhai", "fn down(n) { down(n + 1) }\ndown(0);\n").args(["run", "p.rhai"]).run();
-    r.code(1);
+    let r = kmsctl().file("p.rhai", "fn down(n) { down(n + 1) }\ndown(0);\n").args(["run", "p.rhai"]).code(1).run();
     assert!(r.stderr.contains("the script exceeded the call depth limit of 96"), "{}", r.stderr);
 }
 
@@ -100,8 +98,7 @@ fn size_limits_name_the_limit() {
         ("let s = \"x\";\nloop { s += s; }\n", "Length of string exceeds its size limit of 67108864 bytes"),
         ("let a = [0];\nloop { a += a; }\n", "Size of array/BLOB exceeds its size limit of 1000000 items"),
     ] {
-        let r = kmsctl().file("p.rhai", script).args(["run", "p.rhai"]).run();
-        r.code(1);
+        let r = kmsctl().file("p.rhai", script).args(["run", "p.rhai"]).code(1).run();
         assert!(r.stderr.contains(want), "{}", r.stderr);
     }
 }
@@ -112,11 +109,11 @@ fn the_error_kind_picks_the_exit_code() {
         let r = kmsctl()
             .file("p.rhai", &format!("throw #{{ kind: \"{kind}\", message: \"boom\" }};\n"))
             .args(["run", "p.rhai"])
+            .code(code)
             .run();
-        r.code(code);
         assert!(r.stderr.contains("boom"));
     }
-    kmsctl().file("p.rhai", "throw \"plain\";\n").args(["run", "p.rhai"]).run().code(1);
+    kmsctl().file("p.rhai", "throw \"plain\";\n").args(["run", "p.rhai"]).code(1).run();
 }
 
 #[test]
@@ -135,8 +132,8 @@ fn host_errors_are_catchable_values_with_kind_and_message() {
             "#,
         )
         .args(["run", "p.rhai"])
+        .code(0)
         .run();
-    r.code(0);
     assert!(
         r.stderr.contains("caught kind=not_found message=environment variable KMSCTL_TEST_SURELY_UNSET is not set"),
         "{}",
@@ -149,8 +146,8 @@ fn json_output_reports_the_error_as_an_event() {
     let r = kmsctl()
         .file("p.rhai", "throw #{ kind: \"failed\", message: \"it broke\" };\n")
         .args(["run", "p.rhai", "--output", "json"])
+        .code(1)
         .run();
-    r.code(1);
     let ev = r.events();
     let err = ev.iter().find(|e| e["event"] == "error").expect("an error event");
     assert_eq!(err["kind"], "failed");
@@ -167,8 +164,8 @@ fn playbook_relative_imports_resolve_and_cycles_are_refused() {
         .file("pb/lib/b.rhai", "fn g() { 42 }\n")
         .file("pb/p.rhai", "import \"./lib/a\" as a;\nimport \"log\" as log;\nlog::info(`got ${a::f()}`);\n")
         .args(["run", "pb/p.rhai"])
+        .code(0)
         .run();
-    r.code(0);
     assert!(r.stderr.contains("got 42"), "{}", r.stderr);
 
     let r = kmsctl()
@@ -176,7 +173,7 @@ fn playbook_relative_imports_resolve_and_cycles_are_refused() {
         .file("lib/b.rhai", "import \"./a\" as a;\n")
         .file("p.rhai", "import \"./lib/a\" as a;\n")
         .args(["run", "p.rhai"])
+        .code(2)
         .run();
-    r.code(2);
     assert!(r.stderr.contains("import cycle: lib/a.rhai → lib/b.rhai → lib/a.rhai"), "{}", r.stderr);
 }

@@ -6,9 +6,10 @@ mod diagnostics;
 mod params;
 mod runtime;
 mod secrets;
+mod strict;
 
 /// A playbook declaring a subset of deploy.sh's flags, used by several tests.
-pub const DEPLOY: &str = r#"
+pub(crate) const DEPLOY: &str = r#"
     //! Deploy the KMS (a test stand-in that only logs).
 
     fn params() {[

@@ -66,8 +66,8 @@ fn every_error_is_reported_and_nothing_runs() {
         .file("deploy.rhai", DEPLOY)
         .file("values.yaml", "num_partys: 3\n")
         .args(["run", "deploy.rhai", "--values", "values.yaml", "--num-parties", "0", "--target", "gke", "--bogus"])
+        .code(2)
         .run();
-    r.code(2);
     insta::assert_snapshot!(r.stderr_normalized());
     assert!(!r.path().join("ran.txt").exists(), "the playbook must not run on bad parameters");
 }
@@ -80,8 +80,8 @@ fn values_files_env_and_flags_layer() {
         .env("KMSCTL_TARGET", "kind-ci")
         .env("KMSCTL_NAMESPACE", "from-env")
         .args(["run", "deploy.rhai", "-f", "values.yaml", "--set", "cleanup=true"])
+        .code(0)
         .run();
-    r.code(0);
     assert!(r.stderr.contains("kind-ci from-file threshold v9 7 true false"), "{}", r.stderr);
 }
 

@@ -18,8 +18,8 @@ fn steps_show_progress_and_a_summary() {
             "#,
         )
         .args(["run", "p.rhai"])
+        .code(0)
         .run();
-    r.code(0);
     insta::assert_snapshot!(r.stderr_normalized());
 }
 
@@ -37,8 +37,7 @@ fn parallel_returns_results_in_order_and_labels_output() {
             "#,
         )
         .args(["run", "p.rhai", "--output", "json"])
-        .run();
-    r.code(0);
+        .code(0).run();
     let ev = r.events();
     let msgs: Vec<String> =
         ev.iter().filter(|e| e["event"] == "log").map(|e| format!("{} {}", e["label"], e["message"])).collect();
@@ -63,8 +62,8 @@ fn the_first_parallel_failure_cancels_the_others() {
             "#,
         )
         .args(["run", "p.rhai", "--output", "json"])
+        .code(1)
         .run();
-    r.code(1);
     let ev = r.events();
     let outcome = |name: &str| {
         ev.iter()
@@ -93,8 +92,8 @@ fn parallel_map_passes_each_item_to_its_task() {
             "#,
         )
         .args(["run", "p.rhai", "--output", "json"])
+        .code(0)
         .run();
-    r.code(0);
     let ev = r.events();
     let steps: Vec<&str> =
         ev.iter().filter(|e| e["event"] == "step_started").map(|e| e["name"].as_str().unwrap()).collect();
@@ -113,8 +112,8 @@ fn parallel_without_fail_fast_reports_every_failure() {
             "parallel(#{ a: || throw \"A broke\", b: || 2, c: || throw \"C broke\" }, #{ fail_fast: false });\n",
         )
         .args(["run", "p.rhai"])
+        .code(1)
         .run();
-    r.code(1);
     assert!(r.stderr.contains("2 of 3 tasks failed: a: A broke; c: C broke"), "{}", r.stderr);
 }
 
@@ -170,8 +169,8 @@ fn the_run_deadline_exits_3() {
     let r = kmsctl()
         .file("p.rhai", "import \"wait\" as wait;\nwait::sleep(\"120s\");\n")
         .args(["run", "p.rhai", "--timeout", "300ms"])
+        .code(3)
         .run();
-    r.code(3);
     assert!(r.stderr.contains("the run exceeded --timeout 300ms"), "{}", r.stderr);
 }
 
@@ -195,8 +194,7 @@ fn wait_helpers_time_out_retry_and_poll() {
             "#,
         )
         .args(["run", "p.rhai"])
-        .run();
-    r.code(0);
+        .code(0).run();
     assert!(r.stderr.contains("timeout: timed out after 50ms | 3 | ready after 4 | auth"), "{}", r.stderr);
 }
 
@@ -210,8 +208,7 @@ fn the_summary_lists_what_cleanup_closed() {
             "import \"proc\" as proc;\nimport \"log\" as log;\nlet p = proc::start(\"sleep\", [\"30\"]);\nlog::step(\"work\", || log::info(`pid ${p.pid()}`));\n",
         )
         .args(["run", "p.rhai"])
-        .run();
-    r.code(0);
+        .code(0).run();
     let line =
         r.stderr.lines().find(|l| l.trim_start().starts_with("closed:")).unwrap_or_else(|| panic!("{}", r.stderr));
     assert!(line.contains("process sleep 30 (pid "), "{line}");

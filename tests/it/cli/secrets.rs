@@ -32,8 +32,8 @@ fn secrets_are_masked_in_human_output_errors_and_artifacts() {
         .file("p.rhai", PLAYBOOK)
         .env("DEMO_TOKEN", SECRET)
         .args(["run", "p.rhai", "--password", SECRET, "--artifacts", "out"])
+        .code(1)
         .run();
-    r.code(1);
     check_clean(&r.stderr, "stderr");
     check_clean(&r.stdout, "stdout");
     assert!(r.stderr.contains("token ***, password ***"), "{}", r.stderr);
@@ -55,8 +55,8 @@ fn secrets_are_masked_in_json_output() {
         .env("DEMO_TOKEN", SECRET)
         .env("KMSCTL_PASSWORD", SECRET)
         .args(["run", "p.rhai", "--output", "json"])
+        .code(1)
         .run();
-    r.code(1);
     check_clean(&r.stdout, "stdout");
     check_clean(&r.stderr, "stderr");
     let started = r.events().into_iter().find(|e| e["event"] == "run_started").unwrap();

@@ -40,12 +40,12 @@ use crate::testenv::{TestEnv, run, unique, within};
 /// points elsewhere), events as JSON lines on stdout, artifacts under `art/` of its temp dir,
 /// and a 5-minute deadline so that a hang fails the test instead of stalling the suite.
 /// `@KEY@` placeholders in the script are replaced by `vars`.
-pub fn playbook(env: &TestEnv, script: &str, vars: &[(&str, &str)]) -> Kmsctl {
+pub(crate) fn playbook(env: &TestEnv, script: &str, vars: &[(&str, &str)]) -> Kmsctl {
     named_playbook(env, "p.rhai", script, vars)
 }
 
 /// [`playbook`] with a file name of its own (the ownership label names the playbook's stem).
-pub fn named_playbook(env: &TestEnv, file: &str, script: &str, vars: &[(&str, &str)]) -> Kmsctl {
+pub(crate) fn named_playbook(env: &TestEnv, file: &str, script: &str, vars: &[(&str, &str)]) -> Kmsctl {
     const OPTIONS: [&str; 6] = ["--output", "json", "--artifacts", "art", "--timeout", "5m"];
     kmsctl()
         .file(file, &fill(script, vars))
@@ -55,7 +55,7 @@ pub fn named_playbook(env: &TestEnv, file: &str, script: &str, vars: &[(&str, &s
 }
 
 /// Replace `@KEY@` placeholders.
-pub fn fill(text: &str, vars: &[(&str, &str)]) -> String {
+pub(crate) fn fill(text: &str, vars: &[(&str, &str)]) -> String {
     let mut s = text.to_string();
     for (k, v) in vars {
         s = s.replace(&format!("@{k}@"), v);
@@ -67,18 +67,18 @@ pub fn fill(text: &str, vars: &[(&str, &str)]) -> String {
 }
 
 /// Run to completion without blocking the test's runtime (its servers and watches go on).
-pub async fn finish(k: Kmsctl) -> Run {
+pub(crate) async fn finish(k: Kmsctl) -> Run {
     tokio::task::spawn_blocking(move || k.run()).await.expect("kmsctl run")
 }
 
 /// The messages of `log` events.
-pub fn logs(events: &[Value]) -> Vec<String> {
+pub(crate) fn logs(events: &[Value]) -> Vec<String> {
     events.iter().filter(|e| e["event"] == "log").map(|e| e["message"].as_str().unwrap_or_default().into()).collect()
 }
 
 /// The one log message starting with `prefix`, without it.
 #[track_caller]
-pub fn logged(events: &[Value], prefix: &str) -> String {
+pub(crate) fn logged(events: &[Value], prefix: &str) -> String {
     let all = logs(events);
     let found: Vec<&String> = all.iter().filter(|m| m.starts_with(prefix)).collect();
     assert_eq!(found.len(), 1, "want one log line starting with {prefix:?}; logs: {all:#?}");
@@ -86,7 +86,7 @@ pub fn logged(events: &[Value], prefix: &str) -> String {
 }
 
 /// The messages of `progress` events.
-pub fn progress(events: &[Value]) -> Vec<String> {
+pub(crate) fn progress(events: &[Value]) -> Vec<String> {
     events
         .iter()
         .filter(|e| e["event"] == "progress")
@@ -96,14 +96,14 @@ pub fn progress(events: &[Value]) -> Vec<String> {
 
 /// The `error` event: (kind, message).
 #[track_caller]
-pub fn error_of(events: &[Value]) -> (String, String) {
+pub(crate) fn error_of(events: &[Value]) -> (String, String) {
     let e = events.iter().find(|e| e["event"] == "error").unwrap_or_else(|| panic!("no error event: {events:#?}"));
     (e["kind"].as_str().unwrap_or_default().into(), e["message"].as_str().unwrap_or_default().into())
 }
 
 /// The `step_finished` event of the step named `name`.
 #[track_caller]
-pub fn step<'a>(events: &'a [Value], name: &str) -> &'a Value {
+pub(crate) fn step<'a>(events: &'a [Value], name: &str) -> &'a Value {
     events
         .iter()
         .find(|e| e["event"] == "step_finished" && e["name"] == name)
@@ -112,13 +112,13 @@ pub fn step<'a>(events: &'a [Value], name: &str) -> &'a Value {
 
 /// The `run_finished` event.
 #[track_caller]
-pub fn run_finished(events: &[Value]) -> &Value {
+pub(crate) fn run_finished(events: &[Value]) -> &Value {
     events.iter().find(|e| e["event"] == "run_finished").unwrap_or_else(|| panic!("no run_finished: {events:#?}"))
 }
 
 /// A kmsctl run in the background whose JSON events the test reads as they come. Killed (by
 /// its PID) if the test ends before it does.
-pub struct Live {
+pub(crate) struct Live {
     running: Option<Running>,
     lines: tokio::sync::mpsc::UnboundedReceiver<String>,
     seen: Vec<Value>,
@@ -127,7 +127,7 @@ pub struct Live {
 
 impl Live {
     /// Start `k` (built with [`playbook`]).
-    pub fn start(k: Kmsctl) -> Live {
+    pub(crate) fn start(k: Kmsctl) -> Live {
         let mut running = k.spawn();
         let stdout = running.child.stdout.take().expect("stdout piped");
         let mut stderr_pipe = running.child.stderr.take().expect("stderr piped");
@@ -155,7 +155,7 @@ impl Live {
     }
 
     /// The next event matching `pred`, within 60 seconds.
-    pub async fn until(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    pub(crate) async fn until(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
         let found = tokio::time::timeout(Duration::from_secs(60), async {
             while let Some(line) = self.lines.recv().await {
                 let v = Self::parse(&line);
@@ -179,7 +179,7 @@ impl Live {
     }
 
     /// The next log event whose message starts with `prefix`: the rest of the message.
-    pub async fn log(&mut self, prefix: &str) -> String {
+    pub(crate) async fn log(&mut self, prefix: &str) -> String {
         let v = self
             .until(&format!("a log line starting with {prefix:?}"), |e| {
                 e["event"] == "log" && e["message"].as_str().is_some_and(|m| m.starts_with(prefix))
@@ -189,7 +189,7 @@ impl Live {
     }
 
     /// The next progress event containing `needle`.
-    pub async fn progress(&mut self, needle: &str) -> String {
+    pub(crate) async fn progress(&mut self, needle: &str) -> String {
         let v = self
             .until(&format!("progress mentioning {needle:?}"), |e| {
                 e["event"] == "progress" && e["message"].as_str().is_some_and(|m| m.contains(needle))
@@ -199,12 +199,12 @@ impl Live {
     }
 
     /// Send a signal (`INT`, `TERM`) to kmsctl, by its PID.
-    pub fn signal(&self, sig: &str) {
+    pub(crate) fn signal(&self, sig: &str) {
         self.running.as_ref().expect("running").signal(sig);
     }
 
     /// Wait (at most 60s) until kmsctl exits: its exit code and every event.
-    pub async fn end(mut self) -> Ended {
+    pub(crate) async fn end(mut self) -> Ended {
         let mut running = self.running.take().expect("running");
         let (running, status) = within(
             60,
@@ -235,7 +235,7 @@ impl Drop for Live {
 }
 
 /// A background run that has ended.
-pub struct Ended {
+pub(crate) struct Ended {
     /// Exit code.
     pub code: i32,
     /// Every event it printed.
@@ -249,14 +249,14 @@ pub struct Ended {
 impl Ended {
     /// Assert the exit code, showing the events when it differs.
     #[track_caller]
-    pub fn code(&self, want: i32) {
+    pub(crate) fn code(&self, want: i32) {
         assert_eq!(self.code, want, "exit code; events: {:#?}\nstderr: {}", self.events, self.stderr);
     }
 }
 
 /// Deletes a cluster-scoped object (or a namespace) when dropped, with kubectl, without
 /// waiting: kwok objects, CRDs and namespaces a test created under unique names.
-pub struct Cleanup {
+pub(crate) struct Cleanup {
     kubectl: PathBuf,
     vars: Vec<(String, std::ffi::OsString)>,
     resource: String,
@@ -265,7 +265,7 @@ pub struct Cleanup {
 
 impl Cleanup {
     /// Delete `resource/name` (e.g. `stages.kwok.x-k8s.io`, `namespace`) at the end of the test.
-    pub fn new(env: &TestEnv, resource: &str, name: &str) -> Self {
+    pub(crate) fn new(env: &TestEnv, resource: &str, name: &str) -> Self {
         Self {
             kubectl: env.dir.join("bin/kubectl"),
             vars: env.env_vars(),
@@ -294,7 +294,7 @@ impl Drop for Cleanup {
 
 /// A cluster-scoped kwok object (`Stage`, `ClusterLogs`, `ClusterExec`, `ClusterPortForward`)
 /// with a unique name made from `prefix`; deleted at the end of the test.
-pub async fn kwok(env: &TestEnv, kind: &str, prefix: &str, spec: Value) -> (String, Cleanup) {
+pub(crate) async fn kwok(env: &TestEnv, kind: &str, prefix: &str, spec: Value) -> (String, Cleanup) {
     let plural = match kind {
         "Stage" => "stages",
         "ClusterLogs" => "clusterlogs",
@@ -314,7 +314,7 @@ pub async fn kwok(env: &TestEnv, kind: &str, prefix: &str, spec: Value) -> (Stri
 
 /// A Stage for the pods labelled `testenv.kmsctl/stage=<its name>` in phase Pending: weight 1,
 /// so it wins over the baseline stages for those pods only. Returns the label value.
-pub async fn pod_stage(env: &TestEnv, prefix: &str, delay_ms: u64, status_template: &str) -> (String, Cleanup) {
+pub(crate) async fn pod_stage(env: &TestEnv, prefix: &str, delay_ms: u64, status_template: &str) -> (String, Cleanup) {
     let name = unique(prefix);
     let mut spec = json!({
         "resourceRef": {"apiGroup": "v1", "kind": "Pod"},
@@ -342,10 +342,10 @@ pub async fn pod_stage(env: &TestEnv, prefix: &str, delay_ms: u64, status_templa
 }
 
 /// kwok's pod-ready status (the baseline `pod-ready` stage, shortened).
-pub const READY_STATUS: &str = include_str!("../../fixtures/kwok-ready-status.yaml");
+pub(crate) const READY_STATUS: &str = include_str!("../../fixtures/kwok-ready-status.yaml");
 
 /// A kubelet whose containers keep exiting with code 1: CrashLoopBackOff after 4 restarts.
-pub const CRASH_LOOP_STATUS: &str = r#"{{ $now := Now }}
+pub(crate) const CRASH_LOOP_STATUS: &str = r#"{{ $now := Now }}
 phase: Running
 startTime: {{ $now | Quote }}
 conditions:
@@ -368,7 +368,7 @@ containerStatuses:
 "#;
 
 /// A container that ran and exited with code 1: the pod fails.
-pub const FAILED_STATUS: &str = r#"{{ $now := Now }}
+pub(crate) const FAILED_STATUS: &str = r#"{{ $now := Now }}
 phase: Failed
 startTime: {{ $now | Quote }}
 conditions:
@@ -386,13 +386,13 @@ containerStatuses:
 "#;
 
 /// Log lines in the CRI format kwok reads (`<time> <stream> F <line>`), one second apart.
-pub fn cri_log(lines: &[&str]) -> String {
+pub(crate) fn cri_log(lines: &[&str]) -> String {
     lines.iter().enumerate().map(|(i, l)| format!("2026-01-01T00:00:{:02}.000000000Z stdout F {l}\n", i % 60)).collect()
 }
 
 /// A CRD of a group no other test uses (`<prefix>-<unique>.kmsctl.test`), kind `Widget`,
 /// namespaced, with a status subresource and any fields. Deleted at the end of the test.
-pub struct Crd {
+pub(crate) struct Crd {
     /// `widgets.<group>`.
     pub name: String,
     /// The unique group.
@@ -403,7 +403,7 @@ pub struct Crd {
 }
 
 /// The CRD document of a [`Crd`] group.
-pub fn crd_doc(group: &str) -> Value {
+pub(crate) fn crd_doc(group: &str) -> Value {
     json!({
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
@@ -423,14 +423,14 @@ pub fn crd_doc(group: &str) -> Value {
 
 impl Crd {
     /// A unique group name for a CRD (not created yet), and its cleanup.
-    pub fn reserve(env: &TestEnv, prefix: &str) -> (String, Cleanup) {
+    pub(crate) fn reserve(env: &TestEnv, prefix: &str) -> (String, Cleanup) {
         let group = format!("{}.kmsctl.test", unique(prefix));
         let cleanup = Cleanup::new(env, "customresourcedefinitions.apiextensions.k8s.io", &format!("widgets.{group}"));
         (group, cleanup)
     }
 
     /// Create the CRD and wait until it is Established.
-    pub async fn create(env: &TestEnv, prefix: &str) -> Crd {
+    pub(crate) async fn create(env: &TestEnv, prefix: &str) -> Crd {
         let (group, cleanup) = Self::reserve(env, prefix);
         let doc: k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition =
             serde_json::from_value(crd_doc(&group)).expect("CRD");
@@ -444,14 +444,14 @@ impl Crd {
     }
 
     /// The Widgets of a namespace.
-    pub fn api(&self, env: &TestEnv, ns: &str) -> Api<DynamicObject> {
+    pub(crate) fn api(&self, env: &TestEnv, ns: &str) -> Api<DynamicObject> {
         let gvk = GroupVersionKind::gvk(&self.group, "v1", "Widget");
         Api::namespaced_with(env.client.clone(), ns, &ApiResource::from_gvk_with_plural(&gvk, "widgets"))
     }
 
     /// Create a Widget and set its status conditions (the status subresource ignores them on
     /// create).
-    pub async fn widget(&self, env: &TestEnv, ns: &str, name: &str, conditions: Value) {
+    pub(crate) async fn widget(&self, env: &TestEnv, ns: &str, name: &str, conditions: Value) {
         let api = self.api(env, ns);
         let gvk = GroupVersionKind::gvk(&self.group, "v1", "Widget");
         let ar = ApiResource::from_gvk_with_plural(&gvk, "widgets");
@@ -461,7 +461,7 @@ impl Crd {
     }
 
     /// Replace a Widget's status conditions.
-    pub async fn set_conditions(&self, env: &TestEnv, ns: &str, name: &str, conditions: Value) {
+    pub(crate) async fn set_conditions(&self, env: &TestEnv, ns: &str, name: &str, conditions: Value) {
         self.api(env, ns)
             .patch_status(name, &PatchParams::default(), &Patch::Merge(json!({"status": {"conditions": conditions}})))
             .await
@@ -470,18 +470,18 @@ impl Crd {
 }
 
 /// A status condition.
-pub fn cond(ty: &str, status: &str, reason: &str, message: &str) -> Value {
+pub(crate) fn cond(ty: &str, status: &str, reason: &str, message: &str) -> Value {
     json!({"type": ty, "status": status, "reason": reason, "message": message,
            "lastTransitionTime": "2026-01-01T00:00:00Z"})
 }
 
 /// The API server's metrics, as text.
-pub async fn metrics(env: &TestEnv) -> String {
+pub(crate) async fn metrics(env: &TestEnv) -> String {
     run(env.kubectl().args(["get", "--raw", "/metrics"])).await
 }
 
 /// The sum of metric `name` over series with all labels in `with` and none in `without`.
-pub fn metric(text: &str, name: &str, with: &[(&str, &str)], without: &[(&str, &str)]) -> f64 {
+pub(crate) fn metric(text: &str, name: &str, with: &[(&str, &str)], without: &[(&str, &str)]) -> f64 {
     let mut sum = 0.0;
     for line in text.lines() {
         let Some(rest) = line.strip_prefix(name).and_then(|r| r.strip_prefix('{')) else { continue };
@@ -496,13 +496,13 @@ pub fn metric(text: &str, name: &str, with: &[(&str, &str)], without: &[(&str, &
 
 /// A file in the artifacts directory of a finished run.
 #[track_caller]
-pub fn artifact(dir: &Path, rel: &str) -> String {
+pub(crate) fn artifact(dir: &Path, rel: &str) -> String {
     let p = dir.join("art").join(rel);
     std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
 /// Every file under `dir`, recursively, with its text (binary files lossily).
-pub fn all_files(dir: &Path) -> Vec<(PathBuf, String)> {
+pub(crate) fn all_files(dir: &Path) -> Vec<(PathBuf, String)> {
     let mut out = Vec::new();
     let Ok(rd) = std::fs::read_dir(dir) else { return out };
     for e in rd.flatten() {

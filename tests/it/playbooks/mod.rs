@@ -10,7 +10,7 @@ use crate::k8s::{finish, logged};
 use crate::testenv::{TestEnv, testenv, unique};
 
 fn root() -> String {
-    concat!(env!("CARGO_MANIFEST_DIR"), "/../..").to_string()
+    concat!(env!("CARGO_MANIFEST_DIR"), "/..").to_string()
 }
 
 /// `kmsctl run playbooks/<name>` from the repository, against the test cluster.
@@ -139,8 +139,7 @@ async fn collect_logs_writes_a_file_per_container() {
 #[test]
 fn deploy_help_lists_the_toolkit_flags() {
     let root = root();
-    let r = kmsctl().args(["run", &format!("{root}/playbooks/deploy.rhai"), "--help"]).run();
-    r.code(0);
+    let r = kmsctl().args(["run", &format!("{root}/playbooks/deploy.rhai"), "--help"]).code(0).run();
     let canonical = std::fs::canonicalize(&root).expect("root").display().to_string();
     insta::assert_snapshot!(r.stdout.replace(&canonical, "[root]"));
 }
@@ -152,8 +151,8 @@ fn a_typo_in_the_deployment_type_is_refused_before_anything_runs() {
     let r = kmsctl()
         .env("KUBECONFIG", "/nonexistent")
         .args(["run", &format!("{root}/playbooks/deploy.rhai"), "--deployment-type", "treshold", "--namespace", &name])
+        .code(2)
         .run();
-    r.code(2);
     assert!(
         r.stderr.contains("--deployment-type must be one of: threshold, centralized; got 'treshold'"),
         "{}",

@@ -61,8 +61,7 @@ fn ensure_creates_once_recreates_on_request_loads_and_deletes() {
         .env("PATH", &fake.path_env())
         .env("FAKE_DIR", &fake.dir().display().to_string())
         .args(["run", "p.rhai"])
-        .run();
-    r.code(0);
+        .code(0).run();
     let calls = fake.calls();
     let temp = calls[2].rsplit(' ').next().unwrap().to_string();
     assert!(temp.contains("kmsctl-kind-") && temp.ends_with(".yaml"), "{temp}");
@@ -123,8 +122,8 @@ fn failures_quote_kind_and_bad_names_never_reach_it() {
         .env("FAKE_DIR", &fake.dir().display().to_string())
         .env("FAKE_FAIL", "1")
         .args(["run", "p.rhai"])
+        .code(1)
         .run();
-    r.code(1);
     assert!(r.stderr.contains("usage: '--help' is not a valid kind cluster name"), "{}", r.stderr);
     assert!(r.stderr.contains("unknown option 'recreat' (did you mean 'recreate'?)"), "{}", r.stderr);
     assert!(
@@ -148,16 +147,16 @@ fn kmsctl_kind_overrides_the_binary() {
         .env("KMSCTL_KIND", &bin.display().to_string())
         .env("FAKE_DIR", &fake.dir().display().to_string())
         .args(["run", "p.rhai"])
+        .code(0)
         .run();
-    r.code(0);
     assert!(r.stderr.contains(r#"["one", "two"]"#), "{}", r.stderr);
 
     let r = kmsctl()
         .file("p.rhai", "import \"kind\" as kind;\nkind::clusters();\n")
         .env("KMSCTL_KIND", "/nonexistent/kind")
         .args(["run", "p.rhai"])
+        .code(4)
         .run();
-    r.code(4);
     assert!(r.stderr.contains("program '/nonexistent/kind' not found"), "{}", r.stderr);
     assert!(r.stderr.contains("KMSCTL_KIND"), "{}", r.stderr);
 }

@@ -69,8 +69,8 @@ fn run_captures_output_and_exit_codes_without_a_shell() {
             "#,
         )
         .args(["run", "p.rhai"])
+        .code(0)
         .run();
-    r.code(0);
     let out: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(r.path().join("out.json")).unwrap()).unwrap();
     let f = &out["failing"];
@@ -115,8 +115,8 @@ fn output_lines_go_to_the_debug_log() {
             "#,
         )
         .args(["run", "p.rhai", "--output", "json"])
+        .code(0)
         .run();
-    r.code(0);
     let logs: Vec<(String, String)> = r
         .events()
         .iter()
@@ -145,8 +145,7 @@ fn a_timeout_stops_the_whole_process_group() {
             "#,
         )
         .args(["run", "p.rhai"])
-        .run();
-    r.code(0);
+        .code(0).run();
     assert!(
         r.stderr.contains("timeout: `sh -c") && r.stderr.contains("timed out after 500ms and was stopped: waiting"),
         "{}",
@@ -236,8 +235,7 @@ fn a_background_process_and_its_children_stop_when_the_run_ends() {
             "#,
         )
         .args(["run", "p.rhai"])
-        .run();
-    r.code(0);
+        .code(0).run();
     assert!(r.stderr.contains("running=true out=ready\n code=()"), "{}", r.stderr);
     assert_gone(&[read_pid(&r.path(), "child.txt"), read_pid(&r.path(), "grandchild.txt")]);
 }
@@ -261,8 +259,7 @@ fn ready_waits_for_a_line_and_fails_clearly_otherwise() {
             "#,
         )
         .args(["run", "p.rhai"])
-        .run();
-    r.code(0);
+        .code(0).run();
     let s = &r.stderr;
     assert!(s.contains(": server listening on :8080"), "{s}");
     assert!(s.contains("wait: timeout `sh -c 'sleep 0.3;"), "{s}");

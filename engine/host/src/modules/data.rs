@@ -1,11 +1,11 @@
 //! `data`: YAML, JSON, base64, deep merge and path lookup.
 
-use super::{ModuleBuilder, NativeModule};
+use super::{BuiltModule, ModuleBuilder, NativeModule};
 use crate::ctx::HostCtx;
 use crate::error::{ErrorKind, Failure, to_rhai, usage_err};
 use crate::value::{Reveal, from_json, to_json};
 use base64::Engine as _;
-use rhai::{Array, Dynamic, EvalAltResult, Map, Module};
+use rhai::{Array, Dynamic, EvalAltResult, Map};
 
 /// The `data` module.
 pub(crate) struct Data;
@@ -73,7 +73,7 @@ impl NativeModule for Data {
     fn name(&self) -> &'static str {
         "data"
     }
-    fn build(&self, _ctx: &HostCtx) -> Module {
+    fn build(&self, _ctx: &HostCtx) -> BuiltModule {
         let mut b = ModuleBuilder::new(
             "YAML, JSON, base64, deep merge and path lookup. Secrets inside values render as \"***\".",
         );
@@ -151,6 +151,17 @@ impl NativeModule for Data {
         b.func("keys_sorted", &["value: map", "array"], "The keys of a map, sorted.", |m: Map| -> Array {
             m.keys().map(|k| Dynamic::from(k.to_string())).collect()
         });
+        b.func(
+            "closest",
+            &["word: string", "candidates: array", "string"],
+            "The candidate closest to `word` if one is close enough to suggest (did-you-mean), else `()`.",
+            |w: &str, c: Array| -> Dynamic {
+                let names: Vec<String> = c.iter().map(crate::value::display).collect();
+                crate::suggest::suggest(w, names.iter().map(String::as_str))
+                    .map(|s| Dynamic::from(s.to_string()))
+                    .unwrap_or(Dynamic::UNIT)
+            },
+        );
         b.build()
     }
 }

@@ -1,10 +1,10 @@
 //! `env`: environment variables, plain or as secrets.
 
-use super::{ModuleBuilder, NativeModule};
+use super::{BuiltModule, ModuleBuilder, NativeModule};
 use crate::ctx::HostCtx;
 use crate::error::{ErrorKind, Failure, to_rhai};
 use crate::secret::Secret;
-use rhai::{Dynamic, EvalAltResult, Module};
+use rhai::{Dynamic, EvalAltResult};
 
 /// The `env` module.
 pub(crate) struct Env;
@@ -26,7 +26,7 @@ impl NativeModule for Env {
     fn name(&self) -> &'static str {
         "env"
     }
-    fn build(&self, ctx: &HostCtx) -> Module {
+    fn build(&self, ctx: &HostCtx) -> BuiltModule {
         let mut b = ModuleBuilder::new("Environment variables. Empty values count as unset.");
         b.func("get", &["name: string", "string"], "The variable's value, or `()` when unset.", |n: &str| {
             var(n).map(Dynamic::from).unwrap_or(Dynamic::UNIT)

@@ -1,11 +1,11 @@
 //! `fs`: files next to the playbook, and the artifacts directory.
 
 use super::data;
-use super::{ModuleBuilder, NativeModule};
+use super::{BuiltModule, ModuleBuilder, NativeModule};
 use crate::ctx::HostCtx;
 use crate::error::{ErrorKind, Failure, to_rhai};
 use crate::value::from_json;
-use rhai::{Array, Dynamic, EvalAltResult, Module};
+use rhai::{Array, Dynamic, EvalAltResult};
 use std::path::{Path, PathBuf};
 
 /// The `fs` module.
@@ -44,7 +44,7 @@ impl NativeModule for Fs {
     fn name(&self) -> &'static str {
         "fs"
     }
-    fn build(&self, ctx: &HostCtx) -> Module {
+    fn build(&self, ctx: &HostCtx) -> BuiltModule {
         let mut b = ModuleBuilder::new("Files. Relative paths resolve against the playbook's directory.");
         let c = ctx.clone();
         b.func("read", &["path: string", "string"], "Read a text file.", move |p: &str| read(&c, p).map(|(_, t)| t));

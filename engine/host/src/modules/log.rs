@@ -1,11 +1,11 @@
 //! `log`: messages and steps.
 
-use super::{ModuleBuilder, NativeModule};
+use super::{BuiltModule, ModuleBuilder, NativeModule};
 use crate::ctx::HostCtx;
 use crate::error::{is_terminated, short_message};
 use crate::events::{Level, Outcome};
 use crate::task;
-use rhai::{Dynamic, FnPtr, Module, NativeCallContext};
+use rhai::{Dynamic, FnPtr, NativeCallContext};
 
 /// The `log` module.
 pub(crate) struct Log;
@@ -14,7 +14,7 @@ impl NativeModule for Log {
     fn name(&self) -> &'static str {
         "log"
     }
-    fn build(&self, ctx: &HostCtx) -> Module {
+    fn build(&self, ctx: &HostCtx) -> BuiltModule {
         let mut b = ModuleBuilder::new("Log messages and group work into timed steps.");
         for (name, level, doc) in [
             ("info", Level::Info, "Log a message."),

@@ -21,7 +21,18 @@ pub trait NativeModule: Send + Sync {
     /// The import name: `import "<name>" as x;`.
     fn name(&self) -> &'static str;
     /// Build the module for a run.
-    fn build(&self, ctx: &HostCtx) -> Module;
+    fn build(&self, ctx: &HostCtx) -> BuiltModule;
+}
+
+/// A native module built for a run: the functions scripts call through the import
+/// (`k8s::connect()`), and the methods of its types (`kc.apply(..)`), which the engine registers
+/// globally so they work on a value however a script got it (from `aws::eks_connect`, a stdlib
+/// function, a parameter) — with or without importing the module that defines them.
+pub struct BuiltModule {
+    /// `module::function(..)`: reachable through `import`.
+    pub functions: Module,
+    /// `value.method(..)`: global.
+    pub methods: Module,
 }
 
 /// The modules this crate provides.
@@ -50,9 +61,10 @@ pub(crate) fn type_names_module() -> Module {
     m
 }
 
-/// Builds a [`Module`] with documented functions.
+/// Builds a [`BuiltModule`] with documented functions and methods.
 pub struct ModuleBuilder {
     module: Module,
+    methods: Module,
 }
 
 impl ModuleBuilder {
@@ -60,7 +72,7 @@ impl ModuleBuilder {
     pub fn new(doc: &str) -> Self {
         let mut module = Module::new();
         module.set_doc(doc_comment(doc));
-        Self { module }
+        Self { module, methods: Module::new() }
     }
 
     /// Add a function callable as `module::name(..)`. `params` are `"name: type"` strings with
@@ -88,7 +100,7 @@ impl ModuleBuilder {
         self
     }
 
-    /// Add a method on a custom type (global, so `x.name()` works after import).
+    /// Add a method on a custom type (global: `x.name()` works wherever `x` goes).
     pub fn method<A: 'static, const N: usize, const X: bool, R, const F: bool, FUNC>(
         &mut self,
         name: &str,
@@ -105,7 +117,7 @@ impl ModuleBuilder {
             .with_params_info(params)
             .with_comments([doc_comment(doc)])
             .set_into_module_raw(
-                &mut self.module,
+                &mut self.methods,
                 FUNC::param_types(),
                 with_call_site(f.into_rhai_function(true, true)),
             );
@@ -120,8 +132,8 @@ impl ModuleBuilder {
     }
 
     /// The module.
-    pub fn build(self) -> Module {
-        self.module
+    pub fn build(self) -> BuiltModule {
+        BuiltModule { functions: self.module, methods: self.methods }
     }
 }
 

@@ -1,10 +1,10 @@
 //! `time`: clocks and duration arithmetic.
 
-use super::{ModuleBuilder, NativeModule};
+use super::{BuiltModule, ModuleBuilder, NativeModule};
 use crate::ctx::HostCtx;
 use crate::duration;
 use crate::error::usage_err;
-use rhai::{Dynamic, INT, Module};
+use rhai::{Dynamic, INT};
 use std::time::Duration;
 
 /// The `time` module.
@@ -20,7 +20,7 @@ impl NativeModule for Time {
     fn name(&self) -> &'static str {
         "time"
     }
-    fn build(&self, ctx: &HostCtx) -> Module {
+    fn build(&self, ctx: &HostCtx) -> BuiltModule {
         let mut b = ModuleBuilder::new("Clocks and durations. Durations are strings like \"90s\", \"5m\", \"1h30m\".");
         b.func("now", &["string"], "The current UTC time, RFC 3339.", || jiff::Timestamp::now().to_string());
         b.func("unix", &["int"], "Seconds since the Unix epoch.", || jiff::Timestamp::now().as_second() as INT);

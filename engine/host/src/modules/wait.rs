@@ -1,13 +1,13 @@
 //! `wait`: sleeping, retrying, polling and deadlines. Everything here is cancellable.
 
-use super::{ModuleBuilder, NativeModule};
+use super::{BuiltModule, ModuleBuilder, NativeModule};
 use crate::ctx::HostCtx;
 use crate::duration;
 use crate::error::{ErrorKind, Failure, to_rhai, usage_err};
 use crate::error::{is_terminated, short_message};
 use crate::events::Level;
 use crate::task::{self, CancelReason};
-use rhai::{Dynamic, EvalAltResult, FnPtr, Map, Module, NativeCallContext};
+use rhai::{Dynamic, EvalAltResult, FnPtr, Map, NativeCallContext};
 use std::time::{Duration, Instant};
 
 /// The `wait` module.
@@ -53,7 +53,7 @@ impl NativeModule for Wait {
     fn name(&self) -> &'static str {
         "wait"
     }
-    fn build(&self, ctx: &HostCtx) -> Module {
+    fn build(&self, ctx: &HostCtx) -> BuiltModule {
         let mut b = ModuleBuilder::new("Sleep, retry with backoff, poll a condition, bound work with a timeout.");
         b.ty::<Deadline>("Deadline");
         let c = ctx.clone();

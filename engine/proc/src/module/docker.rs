@@ -4,9 +4,9 @@ use super::{Opts, R, TextOpts, exec, wire};
 use crate::docker::{self, BuildOptions, PCR_LABELS};
 use crate::run::Text;
 use kmsctl_host::usage_err;
+use kmsctl_host::{BuiltModule, ModuleBuilder, NativeModule};
 use kmsctl_host::{HostCtx, duration};
-use kmsctl_host::{ModuleBuilder, NativeModule};
-use rhai::{Array, Dynamic, Map, Module};
+use rhai::{Array, Dynamic, Map};
 use std::time::{Duration, Instant};
 
 /// The `docker` native module.
@@ -134,7 +134,7 @@ impl NativeModule for Docker {
     fn name(&self) -> &'static str {
         "docker"
     }
-    fn build(&self, ctx: &HostCtx) -> Module {
+    fn build(&self, ctx: &HostCtx) -> BuiltModule {
         let mut b = ModuleBuilder::new(
             "docker images through the docker CLI (`docker` on PATH, or the binary named by KMSCTL_DOCKER).\n\
              Output lines go to the debug log. Secret values never reach docker's command line.",

@@ -5,8 +5,8 @@ use crate::kind::{self, Config, EnsureOptions};
 use kmsctl_host::HostCtx;
 use kmsctl_host::usage_err;
 use kmsctl_host::value::{Reveal, to_json};
-use kmsctl_host::{ModuleBuilder, NativeModule};
-use rhai::{Array, Dynamic, Map, Module};
+use kmsctl_host::{BuiltModule, ModuleBuilder, NativeModule};
+use rhai::{Array, Dynamic, Map};
 
 /// The `kind` native module.
 pub struct Kind;
@@ -59,7 +59,7 @@ impl NativeModule for Kind {
     fn name(&self) -> &'static str {
         "kind"
     }
-    fn build(&self, ctx: &HostCtx) -> Module {
+    fn build(&self, ctx: &HostCtx) -> BuiltModule {
         let mut b = ModuleBuilder::new(
             "kind clusters through the kind CLI (`kind` on PATH, or the binary named by KMSCTL_KIND).\n\
              The cluster's kube context is `kind-<name>`. Output lines go to the debug log.",

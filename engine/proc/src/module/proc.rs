@@ -7,9 +7,9 @@ use crate::error::ProcError;
 use crate::run::{DEFAULT_GRACE, Spec};
 use kmsctl_host::Level;
 use kmsctl_host::usage_err;
+use kmsctl_host::{BuiltModule, ModuleBuilder, NativeModule};
 use kmsctl_host::{HostCtx, Secret};
-use kmsctl_host::{ModuleBuilder, NativeModule};
-use rhai::{Array, Dynamic, INT, Map, Module};
+use rhai::{Array, Dynamic, INT, Map};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -174,7 +174,7 @@ impl NativeModule for Proc {
     fn name(&self) -> &'static str {
         "proc"
     }
-    fn build(&self, ctx: &HostCtx) -> Module {
+    fn build(&self, ctx: &HostCtx) -> BuiltModule {
         let mut b = ModuleBuilder::new(
             "External commands, without a shell: `proc::run(\"kubectl\", [\"version\"])`. Arguments go to the\n\
              program as they are; secrets go through `env` or `stdin` (a secret argument is refused).\n\

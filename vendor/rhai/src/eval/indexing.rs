@@ -106,10 +106,20 @@ impl Engine {
                     self.make_type_mismatch_err::<crate::ImmutableString>(idx.type_name(), idx_pos)
                 })?;
 
-                #[cfg(not(feature = "no_object"))]
-                #[cfg(feature = "internals")]
-                if let Some(ref cb) = self.missing_map_property {
-                    if !map.contains_key(index.as_str()) {
+                if _add_if_not_found && (map.is_empty() || !map.contains_key(index.as_str())) {
+                    map.insert(index.clone().into(), Dynamic::UNIT);
+                }
+
+                // kmsctl patch: an optional read of a missing property is `()`; the callback
+                // sees only the other reads (not writes, which add the property above), so it
+                // can explain a missing property without breaking assignments.
+                if !map.contains_key(index.as_str()) {
+                    if optional_read {
+                        return Ok(Target::from(Dynamic::UNIT));
+                    }
+                    #[cfg(not(feature = "no_object"))]
+                    #[cfg(feature = "internals")]
+                    if let Some(ref cb) = self.missing_map_property {
                         let context =
                             super::EvalContext::new(self, global, caches, _scope, _this_ptr);
                         return cb(map, index.as_str(), context)
@@ -117,13 +127,9 @@ impl Engine {
                     }
                 }
 
-                if _add_if_not_found && (map.is_empty() || !map.contains_key(index.as_str())) {
-                    map.insert(index.clone().into(), Dynamic::UNIT);
-                }
-
                 if let Some(value) = map.get_mut(index.as_str()) {
                     value.try_into()
-                } else if self.fail_on_invalid_map_property() && !optional_read {
+                } else if self.fail_on_invalid_map_property() {
                     Err(ERR::ErrorPropertyNotFound(index.to_string(), idx_pos).into())
                 } else {
                     Ok(Target::from(Dynamic::UNIT))

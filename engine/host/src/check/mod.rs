@@ -1,8 +1,11 @@
-//! Static checks beyond the parser: calls to functions that do not exist and references to
-//! parameters that are not declared, with "did you mean" suggestions.
+//! Static checks beyond the parser: calls to functions that do not exist, references to
+//! parameters that are not declared, and reads of keys a map literal never set, with "did you
+//! mean" suggestions.
 //!
 //! `kmsctl run` applies the certain checks (qualified calls into known modules, `param::`);
 //! `kmsctl check` also flags unqualified calls and methods no module defines.
+
+mod maps;
 
 use crate::diagnostics::CompileError;
 use crate::program::{ImportTarget, Program};
@@ -113,6 +116,7 @@ pub(crate) fn lint(
 
     let mut errors = Vec::new();
     for unit in program.units.values() {
+        errors.extend(maps::unknown_key_reads(unit));
         let mut local = Known::default();
         for f in unit.ast.iter_functions() {
             local.add(f.name, f.params.len());

@@ -1,0 +1,6 @@
+//! kmsctl's command line as a library: the binary is one call to [`main`], and the integration
+//! tests build the same `main` into a binary of their own (`tests/helpers/kmsctl-dup.rs`).
+
+mod cli;
+
+pub use cli::main;
