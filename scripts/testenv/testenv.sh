@@ -242,6 +242,14 @@ kind: KwokctlConfiguration
 options:
   runtime: binary
   bindAddress: 127.0.0.1
+  # kwokctl's own choice counts down from 32767, so environments started at the same time
+  # (scripts/test starts one per profile) would pick the same ports: take the kernel's.
+  kubeApiserverPort: $(free_port)
+  etcdPort: $(free_port)
+  etcdPeerPort: $(free_port)
+  kubeControllerManagerPort: $(free_port)
+  kubeSchedulerPort: $(free_port)
+  kwokControllerPort: $(free_port)
   kubeVersion: $TESTENV_K8S_VERSION
   etcdVersion: $TESTENV_ETCD_VERSION
   cacheDir: $TESTENV_DIR/kwok/cache

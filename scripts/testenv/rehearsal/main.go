@@ -3,6 +3,7 @@
 //
 //	rehearsal run --kubeconfig FILE [--ready-file FILE]   the pod gate (controller.go)
 //	rehearsal render-profile FILE                          a profile's Nodes and StorageClasses
+//	rehearsal measure --kubeconfig FILE [--n 30]           the gate's added time to Ready
 package main
 
 import (
@@ -34,6 +35,8 @@ func main() {
 			usage()
 		}
 		err = renderProfile(os.Args[2])
+	case "measure":
+		err = measure(os.Args[2:])
 	default:
 		usage()
 	}
@@ -44,7 +47,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: rehearsal run --kubeconfig FILE [--ready-file FILE] | rehearsal render-profile FILE")
+	fmt.Fprintln(os.Stderr, "usage: rehearsal run --kubeconfig FILE [--ready-file FILE] | rehearsal render-profile FILE | rehearsal measure --kubeconfig FILE")
 	os.Exit(2)
 }
 
