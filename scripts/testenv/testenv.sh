@@ -207,7 +207,39 @@ unset KUBECONFIG   # only ever use the cluster's own kubeconfig, passed explicit
 export KUBECACHEDIR="$TESTENV_DIR/kube-cache"   # kubectl's discovery cache, not ~/.kube/cache
 
 kc() { "$K8S_BIN/kubectl" --kubeconfig "$KUBECONFIG_FILE" "$@"; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# free_ports N: N distinct unused ports, for components that bind them seconds later. Taken
+# from 20000-29999, below the kernel's ephemeral range (where any client socket could take
+# one meanwhile) and kwokctl's countdown from 32767, and recorded for 10 minutes in a
+# machine-wide file, so environments started at the same time never pick the same ones.
+free_ports() {
+  python3 - "$1" "${TMPDIR:-/tmp}/kmsctl-testenv-ports.json" <<'PY'
+import fcntl, json, os, random, socket, sys, time
+n, reg = int(sys.argv[1]), sys.argv[2]
+lo, hi = map(int, open("/proc/sys/net/ipv4/ip_local_port_range").read().split())
+with open(reg + ".lock", "a") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    try:
+        taken = {int(p): t for p, t in json.load(open(reg)).items() if time.time() - t < 600}
+    except (OSError, ValueError):
+        taken = {}
+    out = []
+    while len(out) < n:
+        p = random.randrange(20000, 30000)
+        if p in taken or p in out or lo <= p <= hi:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", p))
+            except OSError:
+                continue
+        out.append(p)
+    taken.update({p: time.time() for p in out})
+    with open(reg + ".tmp", "w") as f:
+        json.dump(taken, f)
+    os.replace(reg + ".tmp", reg)
+print(*out)
+PY
+}
 # A live process (a zombie is not: orphans may be left unreaped where pid 1 does not reap).
 alive() {
   local st
@@ -235,7 +267,7 @@ healthy() {
   curl -fsS -o /dev/null "http://127.0.0.1:$(moto_port)/moto-api/data.json" 2>/dev/null
 }
 
-write_kwokctl_config() {
+write_kwokctl_config() {  # $1..$6: apiserver, etcd, etcd peer, controller-manager, scheduler, kwok ports
   cat > "$TESTENV_DIR/kwokctl.yaml" <<YAML
 apiVersion: config.kwok.x-k8s.io/v1alpha1
 kind: KwokctlConfiguration
@@ -243,13 +275,13 @@ options:
   runtime: binary
   bindAddress: 127.0.0.1
   # kwokctl's own choice counts down from 32767, so environments started at the same time
-  # (scripts/test starts one per profile) would pick the same ports: take the kernel's.
-  kubeApiserverPort: $(free_port)
-  etcdPort: $(free_port)
-  etcdPeerPort: $(free_port)
-  kubeControllerManagerPort: $(free_port)
-  kubeSchedulerPort: $(free_port)
-  kwokControllerPort: $(free_port)
+  # (scripts/test starts one per profile) would pick the same ports.
+  kubeApiserverPort: $1
+  etcdPort: $2
+  etcdPeerPort: $3
+  kubeControllerManagerPort: $4
+  kubeSchedulerPort: $5
+  kwokControllerPort: $6
   kubeVersion: $TESTENV_K8S_VERSION
   etcdVersion: $TESTENV_ETCD_VERSION
   cacheDir: $TESTENV_DIR/kwok/cache
@@ -421,10 +453,12 @@ cmd_up() {
   mkdir -p "$TESTENV_DIR" && touch "$MARKER"
 
   local hook_port moto_port api kt
-  hook_port="$(free_port)"; moto_port="$(free_port)"
+  local -a ports
+  read -r -a ports < <(free_ports 8)
+  hook_port=${ports[0]} moto_port=${ports[1]}
   printf 'moto_port=%s\nwebhook_port=%s\n' "$moto_port" "$hook_port" > "$TESTENV_DIR/ports"
   write_webhook_kubeconfig "$hook_port"
-  write_kwokctl_config
+  write_kwokctl_config "${ports[@]:2}"
   log "starting etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok-controller"
   kt=$(now_ms)
   PATH="$K8S_BIN:$KWOK_BIN:$PATH" "$KWOK_BIN/kwokctl" create cluster --name "$NAME" \
