@@ -187,7 +187,7 @@ cmd_build() {
 # State layout under $TESTENV_DIR (all of it is removed by `down`):
 #   .kmsctl-testenv     marker: `down` refuses to delete a directory without it
 #   kwok/               KWOK_WORKDIR: clusters/testenv/{kubeconfig.yaml,pki,pids,logs,...}
-#   bin/                helm (v4), helm3, kubectl, kwokctl, crane symlinks for PATH
+#   bin/                helm (v4), helm3, kubectl, kwokctl, crane, rehearsal symlinks for PATH
 #   aws_fake.{pid,log}  moto + token webhook; webhook/ holds its TLS cert and kubeconfig
 #   rehearsal.{pid,log} the rehearsal controller (rehearsal.ready once its caches synced)
 #   env                 the file to source (written last: it exists only once `up` succeeded)
@@ -410,6 +410,7 @@ write_env() {  # $1 moto port
   ln -sf "$K8S_BIN/kubectl" "$TESTENV_DIR/bin/kubectl"
   ln -sf "$KWOK_BIN/kwokctl" "$TESTENV_DIR/bin/kwokctl"
   ln -sf "$CRANE_BIN/crane" "$TESTENV_DIR/bin/crane"
+  ln -sf "$REHEARSAL_BIN/rehearsal" "$TESTENV_DIR/bin/rehearsal"   # e.g. rehearsal measure
   local aws="http://127.0.0.1:$1"
   {
     echo "# kmsctl test environment: source this file. Written by scripts/testenv/testenv.sh up."

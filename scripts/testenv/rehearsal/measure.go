@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -105,11 +106,48 @@ func measure(args []string) error {
 		}
 		return out, nil
 	}
+	// A burst, as a helm install of 13 parties makes: all created at once, time until the last is Ready.
+	burst := func(variant string, labels map[string]string) (time.Duration, error) {
+		w, err := client.CoreV1().Pods(ns).Watch(ctx, metav1.ListOptions{})
+		if err != nil {
+			return 0, err
+		}
+		defer w.Stop()
+		t0 := time.Now()
+		for i := range *n {
+			pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("%s-burst-%d", variant, i), Labels: labels},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "main", Image: "x"}}}}
+			if _, err := client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+				return 0, err
+			}
+		}
+		readyPods := map[string]bool{}
+		deadline := time.After(60 * time.Second)
+		for len(readyPods) < *n {
+			select {
+			case ev := <-w.ResultChan():
+				if p, ok := ev.Object.(*corev1.Pod); ok && strings.HasPrefix(p.Name, variant+"-burst-") && ready(p) {
+					readyPods[p.Name] = true
+				}
+			case <-deadline:
+				return 0, fmt.Errorf("%s burst: %d of %d Ready after 60s", variant, len(readyPods), *n)
+			}
+		}
+		return time.Since(t0), nil
+	}
 	ungatedT, err := run("ungated", map[string]string{"testenv.kmsctl/stage": ns})
 	if err != nil {
 		return err
 	}
 	gatedT, err := run("gated", nil)
+	if err != nil {
+		return err
+	}
+	ungatedB, err := burst("ungated", map[string]string{"testenv.kmsctl/stage": ns})
+	if err != nil {
+		return err
+	}
+	gatedB, err := burst("gated", nil)
 	if err != nil {
 		return err
 	}
@@ -122,6 +160,8 @@ func measure(args []string) error {
 	fmt.Printf("  ungated (kwok pod-ready alone)  p50 %6.1f  p90 %6.1f\n", q(ungatedT, 0.5), q(ungatedT, 0.9))
 	fmt.Printf("  gated (rehearsal admission)     p50 %6.1f  p90 %6.1f\n", q(gatedT, 0.5), q(gatedT, 0.9))
 	fmt.Printf("  added by the gate               p50 %6.1f\n", q(gatedT, 0.5)-q(ungatedT, 0.5))
+	fmt.Printf("%d pods created at once, until the last is Ready (ms): ungated %.1f, gated %.1f\n", *n,
+		float64(ungatedB.Microseconds())/1000, float64(gatedB.Microseconds())/1000)
 	return nil
 }
 
