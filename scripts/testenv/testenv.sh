@@ -223,7 +223,9 @@ with open(reg + ".lock", "a") as lock:
     except (OSError, ValueError):
         taken = {}
     out = []
-    while len(out) < n:
+    for _ in range(100000):
+        if len(out) == n:
+            break
         p = random.randrange(20000, 30000)
         if p in taken or p in out or lo <= p <= hi:
             continue
@@ -233,6 +235,8 @@ with open(reg + ".lock", "a") as lock:
             except OSError:
                 continue
         out.append(p)
+    if len(out) < n:
+        sys.exit("no free ports in 20000-29999")
     taken.update({p: time.time() for p in out})
     with open(reg + ".tmp", "w") as f:
         json.dump(taken, f)
