@@ -3,8 +3,11 @@
 #
 #   etcd + kube-apiserver + kube-controller-manager + kube-scheduler (real upstream binaries,
 #   built from the Go module proxy and version-stamped), kwok (simulated nodes: pods become
-#   Ready, Job pods Succeeded), helm, and moto (fake AWS: EKS/STS/S3) with an EKS
-#   token-review webhook. Everything binds to 127.0.0.1 on free ports.
+#   Ready, Job pods Succeeded), the rehearsal controller (rehearsal/: a pod becomes Ready only
+#   once every ConfigMap, Secret, key and imagePullSecret it uses exists; until then it shows
+#   the kubelet's CreateContainerConfigError / FailedMount / ImagePullBackOff), helm, and moto
+#   (fake AWS: EKS/STS/S3) with an EKS token-review webhook. Everything binds to 127.0.0.1 on
+#   free ports.
 #
 #   scripts/testenv/testenv.sh build    build and cache the binaries (idempotent)
 #   scripts/testenv/testenv.sh up       build if needed, start, wait until ready, write the env file
@@ -14,9 +17,12 @@
 #   scripts/testenv/testenv.sh status   print whether it is up and what runs (exit 0 = healthy)
 #   scripts/testenv/testenv.sh logs     print component logs (CI prints them on failure)
 #   scripts/testenv/testenv.sh env      print the path of the env file to source
+#   scripts/testenv/testenv.sh unit     the rehearsal controller's Go unit tests
 #
 # Settings (environment): TESTENV_DIR (state; default ${TMPDIR:-/tmp}/kmsctl-testenv),
-# TESTENV_NODES (simulated nodes, default 3), TESTENV_CACHE (binaries), TESTENV_*_VERSION.
+# TESTENV_PROFILE (the nodes and StorageClasses of profiles/<name>.yaml: generic (default;
+# TESTENV_NODES untainted nodes, default 3), kind (TESTENV_KIND_WORKER_CPU/_MEMORY), eks),
+# TESTENV_CACHE (binaries), TESTENV_*_VERSION.
 # `up` writes $TESTENV_DIR/env; source it to get TESTENV_KUBECONFIG, TESTENV_AWS_ENDPOINT,
 # helm/kubectl on PATH and AWS_* pointing at moto. It never sets KUBECONFIG and never touches
 # ~/.kube: use `kubectl --kubeconfig "$TESTENV_KUBECONFIG"`.
@@ -24,8 +30,9 @@
 # kwok's lifecycle comes from Stage objects (stages.yaml, applied by `up`); tests may add
 # their own at run time (see stages.yaml for how to keep them to their own pods).
 #
-# Binaries are cached per version under $TESTENV_CACHE (outside the repo). Each is built in a
-# temp dir and renamed into place, so a half build is never used.
+# Binaries are cached per version (the rehearsal controller: per hash of its sources) under
+# $TESTENV_CACHE (outside the repo). Each is built in a temp dir and renamed into place, so a
+# half build is never used.
 set -euo pipefail
 
 # ---- versions --------------------------------------------------------------------------
@@ -37,6 +44,7 @@ set -euo pipefail
 : "${TESTENV_CRANE_VERSION:=v0.22.1}"   # crane: an OCI registry for helm's oci:// charts
 : "${TESTENV_MOTO_VERSION:=5.2.5}"
 : "${TESTENV_NODES:=3}"
+: "${TESTENV_PROFILE:=generic}"
 # ---- locations -------------------------------------------------------------------------
 : "${TESTENV_CACHE:=${XDG_CACHE_HOME:-$HOME/.cache}/kmsctl-testenv}"
 : "${TESTENV_DIR:=${TMPDIR:-/tmp}/kmsctl-testenv}"
@@ -49,6 +57,9 @@ HELM_BIN="$TESTENV_CACHE/bin/helm-$TESTENV_HELM_VERSION"
 HELM3_BIN="$TESTENV_CACHE/bin/helm-$TESTENV_HELM3_VERSION"
 CRANE_BIN="$TESTENV_CACHE/bin/crane-$TESTENV_CRANE_VERSION"
 MOTO_VENV="$TESTENV_CACHE/venv-moto-$TESTENV_MOTO_VERSION"
+REHEARSAL_SRC="$HERE/rehearsal"
+# Keyed by its sources (not its tests), so an edit rebuilds it.
+REHEARSAL_BIN="$TESTENV_CACHE/bin/rehearsal-$(cd "$REHEARSAL_SRC" && cat go.mod go.sum $(ls ./*.go | grep -v _test.go) | sha256sum | cut -c1-16)"
 
 log() { printf '[testenv %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -140,6 +151,21 @@ build_crane() {
   mv "$CRANE_BIN.tmp" "$CRANE_BIN"
 }
 
+# The rehearsal controller shares kwok's k8s.io modules (v0.36.x), so its build is mostly cached.
+build_rehearsal() {
+  [[ -x "$REHEARSAL_BIN/rehearsal" ]] && return 0
+  go_env
+  cd "$REHEARSAL_SRC"
+  rm -rf "$REHEARSAL_BIN.tmp" && mkdir -p "$REHEARSAL_BIN.tmp"
+  go build -ldflags "-s -w" -o "$REHEARSAL_BIN.tmp/rehearsal" .
+  mv "$REHEARSAL_BIN.tmp" "$REHEARSAL_BIN"
+}
+
+cmd_unit() {
+  go_env
+  cd "$REHEARSAL_SRC" && go test -count=1 ./...
+}
+
 build_moto() {  # moto[server] would pull ~320 MB; s3 + flask is enough for the server
   [[ -f "$MOTO_VENV/.complete" ]] && return 0
   rm -rf "$MOTO_VENV" && python3 -m venv "$MOTO_VENV"
@@ -152,7 +178,7 @@ cmd_build() {
   local t; t=$(now_ms)
   (  # a subshell: the build steps cd into their source dirs
     exec 9>"$TESTENV_CACHE/.lock"; flock 9   # one builder at a time
-    timed build_moto; timed build_etcd; timed build_kwok; timed build_helm; timed build_helm3; timed build_crane; timed build_k8s
+    timed build_moto; timed build_etcd; timed build_kwok; timed build_helm; timed build_helm3; timed build_crane; timed build_rehearsal; timed build_k8s
   )
   log "build done in $(secs $(($(now_ms) - t))) (cache: $TESTENV_CACHE)"
 }
@@ -161,8 +187,9 @@ cmd_build() {
 # State layout under $TESTENV_DIR (all of it is removed by `down`):
 #   .kmsctl-testenv     marker: `down` refuses to delete a directory without it
 #   kwok/               KWOK_WORKDIR: clusters/testenv/{kubeconfig.yaml,pki,pids,logs,...}
-#   bin/                helm (v4), helm3, kubectl, kwokctl, crane symlinks for PATH
+#   bin/                helm (v4), helm3, kubectl, kwokctl, crane, rehearsal symlinks for PATH
 #   aws_fake.{pid,log}  moto + token webhook; webhook/ holds its TLS cert and kubeconfig
+#   rehearsal.{pid,log} the rehearsal controller (rehearsal.ready once its caches synced)
 #   env                 the file to source (written last: it exists only once `up` succeeded)
 export KWOK_WORKDIR="$TESTENV_DIR/kwok"
 CLUSTER_DIR="$KWOK_WORKDIR/clusters/$NAME"
@@ -172,12 +199,51 @@ MARKER="$TESTENV_DIR/.kmsctl-testenv"
 AWS_PID="$TESTENV_DIR/aws_fake.pid"
 AWS_LOG="$TESTENV_DIR/aws_fake.log"
 HOOK_DIR="$TESTENV_DIR/webhook"
+REHEARSAL_PID="$TESTENV_DIR/rehearsal.pid"
+REHEARSAL_LOG="$TESTENV_DIR/rehearsal.log"
+PROFILE_FILE="$HERE/profiles/$TESTENV_PROFILE.yaml"
 : "${TESTENV_REGION:=us-east-1}"
 unset KUBECONFIG   # only ever use the cluster's own kubeconfig, passed explicitly
 export KUBECACHEDIR="$TESTENV_DIR/kube-cache"   # kubectl's discovery cache, not ~/.kube/cache
 
 kc() { "$K8S_BIN/kubectl" --kubeconfig "$KUBECONFIG_FILE" "$@"; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# free_ports N: N distinct unused ports, for components that bind them seconds later. Taken
+# from 20000-29999, below the kernel's ephemeral range (where any client socket could take
+# one meanwhile) and kwokctl's countdown from 32767, and recorded for 10 minutes in a
+# machine-wide file, so environments started at the same time never pick the same ones.
+free_ports() {
+  python3 - "$1" "${TMPDIR:-/tmp}/kmsctl-testenv-ports.json" <<'PY'
+import fcntl, json, os, random, socket, sys, time
+n, reg = int(sys.argv[1]), sys.argv[2]
+lo, hi = map(int, open("/proc/sys/net/ipv4/ip_local_port_range").read().split())
+with open(reg + ".lock", "a") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    try:
+        taken = {int(p): t for p, t in json.load(open(reg)).items() if time.time() - t < 600}
+    except (OSError, ValueError):
+        taken = {}
+    out = []
+    for _ in range(100000):
+        if len(out) == n:
+            break
+        p = random.randrange(20000, 30000)
+        if p in taken or p in out or lo <= p <= hi:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", p))
+            except OSError:
+                continue
+        out.append(p)
+    if len(out) < n:
+        sys.exit("no free ports in 20000-29999")
+    taken.update({p: time.time() for p in out})
+    with open(reg + ".tmp", "w") as f:
+        json.dump(taken, f)
+    os.replace(reg + ".tmp", reg)
+print(*out)
+PY
+}
 # A live process (a zombie is not: orphans may be left unreaped where pid 1 does not reap).
 alive() {
   local st
@@ -200,17 +266,26 @@ healthy() {
   local f
   for f in "$CLUSTER_DIR"/pids/*.pid; do alive "$(cat "$f")" || return 1; done
   runs "$(cat "$AWS_PID" 2>/dev/null)" aws_fake.py || return 1
+  runs "$(cat "$REHEARSAL_PID" 2>/dev/null)" "$REHEARSAL_BIN/rehearsal" || return 1
   kc get --raw /readyz >/dev/null 2>&1 || return 1
   curl -fsS -o /dev/null "http://127.0.0.1:$(moto_port)/moto-api/data.json" 2>/dev/null
 }
 
-write_kwokctl_config() {
+write_kwokctl_config() {  # $1..$6: apiserver, etcd, etcd peer, controller-manager, scheduler, kwok ports
   cat > "$TESTENV_DIR/kwokctl.yaml" <<YAML
 apiVersion: config.kwok.x-k8s.io/v1alpha1
 kind: KwokctlConfiguration
 options:
   runtime: binary
   bindAddress: 127.0.0.1
+  # kwokctl's own choice counts down from 32767, so environments started at the same time
+  # (scripts/test starts one per profile) would pick the same ports.
+  kubeApiserverPort: $1
+  etcdPort: $2
+  etcdPeerPort: $3
+  kubeControllerManagerPort: $4
+  kubeSchedulerPort: $5
+  kwokControllerPort: $6
   kubeVersion: $TESTENV_K8S_VERSION
   etcdVersion: $TESTENV_ETCD_VERSION
   cacheDir: $TESTENV_DIR/kwok/cache
@@ -275,34 +350,24 @@ make_webhook_cert() {
     -keyout "$HOOK_DIR/tls.key" -out "$HOOK_DIR/tls.crt" 2>/dev/null
 }
 
-apply_nodes() {
-  local i zones=(a b c) types=(m5.xlarge m5.2xlarge c5.xlarge)
-  for ((i = 0; i < TESTENV_NODES; i++)); do
-    cat <<YAML
-apiVersion: v1
-kind: Node
-metadata:
-  name: testenv-node-$i
-  annotations:
-    kwok.x-k8s.io/node: fake
-    node.alpha.kubernetes.io/ttl: "0"
-  labels:
-    type: kwok
-    kubernetes.io/hostname: testenv-node-$i
-    kubernetes.io/os: linux
-    kubernetes.io/arch: amd64
-    node.kubernetes.io/instance-type: ${types[i % 3]}
-    topology.kubernetes.io/region: $TESTENV_REGION
-    topology.kubernetes.io/zone: $TESTENV_REGION${zones[i % 3]}
-    eks.amazonaws.com/nodegroup: testenv-ng-$((i % 3))
-    eks.amazonaws.com/capacityType: ON_DEMAND
-spec: {}
-status:
-  allocatable: {cpu: "16", memory: 64Gi, pods: "110", ephemeral-storage: 100Gi}
-  capacity: {cpu: "16", memory: 64Gi, pods: "110", ephemeral-storage: 100Gi}
----
-YAML
-  done | kc apply -f - >/dev/null
+# The profile's Nodes and StorageClasses (profiles/<name>.yaml, rendered by the controller).
+apply_profile() {
+  TESTENV_NODES="$TESTENV_NODES" TESTENV_REGION="$TESTENV_REGION" \
+    "$REHEARSAL_BIN/rehearsal" render-profile "$PROFILE_FILE" | kc apply -f - >/dev/null
+}
+
+start_rehearsal() {
+  setsid "$REHEARSAL_BIN/rehearsal" run --kubeconfig "$KUBECONFIG_FILE" \
+    --ready-file "$TESTENV_DIR/rehearsal.ready" >"$REHEARSAL_LOG" 2>&1 </dev/null &
+  echo $! > "$REHEARSAL_PID"
+}
+
+stop_pid() {  # stop_pid PIDFILE WANT: TERM (then KILL) the process if it still runs WANT
+  local pid; pid="$(cat "$1" 2>/dev/null || true)"
+  runs "$pid" "$2" || return 0
+  kill "$pid"
+  for _ in {1..50}; do alive "$pid" || break; sleep 0.1; done
+  if alive "$pid"; then kill -KILL "$pid"; fi
 }
 
 start_aws() {  # $1 moto port, $2 webhook port, $3 apiserver endpoint
@@ -349,6 +414,7 @@ write_env() {  # $1 moto port
   ln -sf "$K8S_BIN/kubectl" "$TESTENV_DIR/bin/kubectl"
   ln -sf "$KWOK_BIN/kwokctl" "$TESTENV_DIR/bin/kwokctl"
   ln -sf "$CRANE_BIN/crane" "$TESTENV_DIR/bin/crane"
+  ln -sf "$REHEARSAL_BIN/rehearsal" "$TESTENV_DIR/bin/rehearsal"   # e.g. rehearsal measure
   local aws="http://127.0.0.1:$1"
   {
     echo "# kmsctl test environment: source this file. Written by scripts/testenv/testenv.sh up."
@@ -357,7 +423,8 @@ write_env() {  # $1 moto port
     printf 'export TESTENV_KUBECONFIG=%q\n' "$KUBECONFIG_FILE"
     printf 'export TESTENV_AWS_ENDPOINT=%q\n' "$aws"
     printf 'export TESTENV_K8S_VERSION=%q\n' "$TESTENV_K8S_VERSION"
-    printf 'export TESTENV_NODES=%q\n' "$TESTENV_NODES"
+    printf 'export TESTENV_NODES=%q\n' "$(kc get nodes --no-headers | wc -l)"
+    printf 'export TESTENV_PROFILE=%q\n' "$TESTENV_PROFILE"
     printf 'export TESTENV_HELM3=%q\n' "$HELM3_BIN/helm"
     # shellcheck disable=SC2016  # $PATH is expanded when the file is sourced
     printf 'export PATH=%q:"$PATH"\n' "$TESTENV_DIR/bin"
@@ -385,15 +452,18 @@ cmd_up() {
     cmd_down
   fi
   [[ "$TESTENV_NODES" =~ ^[1-9][0-9]*$ ]] || die "TESTENV_NODES must be a positive number"
+  [[ -f "$PROFILE_FILE" ]] || die "no profile '$TESTENV_PROFILE' ($PROFILE_FILE)"
   command -v openssl >/dev/null || die "openssl not found (needed for the webhook's TLS cert)"
   command -v curl >/dev/null || die "curl not found"
   mkdir -p "$TESTENV_DIR" && touch "$MARKER"
 
   local hook_port moto_port api kt
-  hook_port="$(free_port)"; moto_port="$(free_port)"
+  local -a ports
+  read -r -a ports < <(free_ports 8)
+  hook_port=${ports[0]} moto_port=${ports[1]}
   printf 'moto_port=%s\nwebhook_port=%s\n' "$moto_port" "$hook_port" > "$TESTENV_DIR/ports"
   write_webhook_kubeconfig "$hook_port"
-  write_kwokctl_config
+  write_kwokctl_config "${ports[@]:2}"
   log "starting etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok-controller"
   kt=$(now_ms)
   PATH="$K8S_BIN:$KWOK_BIN:$PATH" "$KWOK_BIN/kwokctl" create cluster --name "$NAME" \
@@ -408,18 +478,21 @@ cmd_up() {
   step kwok-crds until_ok 60 "kwok's CRDs" kc wait --for condition=Established --timeout 5s \
     crd/{stages,clusterlogs,logs,clusterexecs,execs,clusterportforwards,portforwards}.kwok.x-k8s.io
   step stages kc apply -f "$HERE/stages.yaml" >/dev/null
-  step nodes apply_nodes
+  start_rehearsal   # its caches sync while the nodes come up
+  step nodes apply_profile
   step nodes-ready kc wait --for condition=Ready node --all --timeout 120s >/dev/null
+  step rehearsal until_ok 30 "the rehearsal controller (see $REHEARSAL_LOG)" test -f "$TESTENV_DIR/rehearsal.ready"
+  runs "$(cat "$REHEARSAL_PID")" "$REHEARSAL_BIN/rehearsal" || die "the rehearsal controller is not running (see $REHEARSAL_LOG)"
   step default-sa until_ok 120 "the default ServiceAccount" kc -n default get serviceaccount default
   kc -n kube-system create configmap testenv-marker --from-literal=owner=kmsctl-testenv \
-    --from-literal=dir="$TESTENV_DIR" >/dev/null
+    --from-literal=dir="$TESTENV_DIR" --from-literal=profile="$TESTENV_PROFILE" >/dev/null
 
   make_webhook_cert
   step aws-fake start_aws "$moto_port" "$hook_port" "$api"
   step eks-token-check check_eks_token "$moto_port" "$api"
   write_env "$moto_port"
   log "up in $(secs $(($(now_ms) - t0))): apiserver $api, moto http://127.0.0.1:$moto_port," \
-    "$TESTENV_NODES nodes"
+    "$TESTENV_PROFILE profile"
   log "source $ENV_FILE"
   echo "$ENV_FILE"
 }
@@ -428,12 +501,8 @@ cmd_down() {
   local t0 f pid; t0=$(now_ms)
   if [[ ! -e "$TESTENV_DIR" ]]; then log "nothing to stop ($TESTENV_DIR does not exist)"; return 0; fi
   [[ -f "$MARKER" ]] || die "$TESTENV_DIR was not created by testenv.sh up; not touching it"
-  pid="$(cat "$AWS_PID" 2>/dev/null || true)"
-  if runs "$pid" aws_fake.py; then
-    kill "$pid"
-    for _ in {1..50}; do alive "$pid" || break; sleep 0.1; done
-    if alive "$pid"; then kill -KILL "$pid"; fi
-  fi
+  stop_pid "$AWS_PID" aws_fake.py
+  stop_pid "$REHEARSAL_PID" "rehearsal run --kubeconfig $KUBECONFIG_FILE"
   # kwokctl kills the components by the pid files it wrote; drop any pid file whose process
   # is gone or is no longer the component (pid reuse), so nothing else is ever signalled.
   for f in "$CLUSTER_DIR"/pids/*.pid; do
@@ -454,7 +523,7 @@ cmd_down() {
 cmd_status() {
   if [[ ! -e "$TESTENV_DIR" ]]; then echo "down ($TESTENV_DIR does not exist)"; return 3; fi
   local f name pid rc=0
-  for f in "$CLUSTER_DIR"/pids/*.pid "$AWS_PID"; do
+  for f in "$CLUSTER_DIR"/pids/*.pid "$AWS_PID" "$REHEARSAL_PID"; do
     [[ -f "$f" ]] || continue
     name="$(basename "$f" .pid)"; pid="$(cat "$f")"
     if alive "$pid"; then printf '  %-24s pid %-8s running\n' "$name" "$pid"
@@ -474,7 +543,7 @@ cmd_status() {
 
 cmd_logs() {
   local f n="${TESTENV_LOG_LINES:-200}"
-  for f in "$TESTENV_DIR/kwokctl-create.log" "$CLUSTER_DIR"/logs/*.log "$AWS_LOG"; do
+  for f in "$TESTENV_DIR/kwokctl-create.log" "$CLUSTER_DIR"/logs/*.log "$AWS_LOG" "$REHEARSAL_LOG"; do
     [[ -f "$f" ]] || continue
     echo "===== $f (last $n lines)"
     tail -n "$n" "$f"
@@ -493,5 +562,6 @@ case "${1:-}" in
   status) cmd_status ;;
   logs) cmd_logs ;;
   env) cmd_env ;;
-  *) echo "usage: $0 build|up|down|status|logs|env" >&2; exit 2 ;;
+  unit) cmd_unit ;;
+  *) echo "usage: $0 build|up|down|status|logs|env|unit" >&2; exit 2 ;;
 esac

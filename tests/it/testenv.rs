@@ -63,6 +63,20 @@ macro_rules! testenv {
 }
 pub(crate) use testenv;
 
+/// `let env = testenv_profile!("kind");`: the environment of a rehearsal profile
+/// (`TESTENV_PROFILE`, scripts/testenv/profiles/), which `scripts/test` brings up next to the
+/// default one and names in `TESTENV_ENV_<PROFILE>` (the path of its env file). Skips like
+/// `testenv!()` without it; under `TESTENV_REQUIRED=1` a missing one fails the test.
+macro_rules! testenv_profile {
+    ($profile:expr) => {
+        match $crate::testenv::TestEnv::of_profile($profile).await {
+            Some(env) => env,
+            None => return,
+        }
+    };
+}
+pub(crate) use testenv_profile;
+
 fn var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
@@ -127,6 +141,61 @@ impl TestEnv {
             api_server,
             aws_endpoint,
             region: var("AWS_REGION").unwrap_or_else(|| "us-east-1".into()),
+            client,
+            scratch: tempfile::Builder::new().prefix("kmsctl-testenv-").tempdir().expect("temp dir"),
+        })
+    }
+
+    /// The environment of `profile` (see [`testenv_profile!`]): its env file is read, not the
+    /// process environment, and its marker must name the profile.
+    pub async fn of_profile(profile: &str) -> Option<TestEnv> {
+        let required = var("TESTENV_REQUIRED").as_deref() == Some("1");
+        let test = std::thread::current().name().unwrap_or("?").to_string();
+        let key = format!("TESTENV_ENV_{}", profile.to_ascii_uppercase());
+        let Some(file) = var(&key) else {
+            if required {
+                panic!(
+                    "TESTENV_REQUIRED=1 but there is no {profile} environment: {key} is not set (scripts/test \
+                     brings it up; by hand: TESTENV_PROFILE={profile} TESTENV_DIR=... testenv.sh up, then \
+                     {key}=$TESTENV_DIR/env)"
+                );
+            }
+            eprintln!("SKIP {test}: no {profile} environment ({key} is not set)");
+            return None;
+        };
+        let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("reading {key}={file}: {e}"));
+        let vars = env_file_vars(&text);
+        let get = |k: &str| vars.get(k).cloned().unwrap_or_else(|| panic!("{file} does not set {k}"));
+        let kubeconfig = PathBuf::from(get("TESTENV_KUBECONFIG"));
+        let aws_endpoint = get("TESTENV_AWS_ENDPOINT");
+        assert_eq!(get("TESTENV_PROFILE"), profile, "{key}={file} is not a {profile} environment");
+        let kc = Kubeconfig::read_from(&kubeconfig)
+            .unwrap_or_else(|e| panic!("reading the kubeconfig {}: {e}", kubeconfig.display()));
+        let api_server = current_server(&kc).unwrap_or_default();
+        assert!(is_loopback_url(&api_server, "https"), "{file}: '{api_server}' is not https://127.0.0.1:<port>");
+        assert!(is_loopback_url(&aws_endpoint, "http"), "{file}: '{aws_endpoint}' is not http://127.0.0.1:<port>");
+        let config =
+            Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await.expect("kube config from env file");
+        let client = Client::try_from(config).expect("kube client");
+        let marker = Api::<ConfigMap>::namespaced(client.clone(), "kube-system").get_opt("testenv-marker").await;
+        match marker {
+            Ok(Some(m)) => {
+                let p = m.data.as_ref().and_then(|d| d.get("profile")).map(String::as_str);
+                assert_eq!(p, Some(profile), "{api_server}: the testenv-marker names another profile");
+            }
+            Ok(None) => panic!("{api_server} has no kube-system/testenv-marker ConfigMap: refusing to change it"),
+            Err(e) if required => panic!("{profile} environment at {api_server} is not reachable: {e}"),
+            Err(e) => {
+                eprintln!("SKIP {test}: {profile} environment at {api_server} not reachable: {e}");
+                return None;
+            }
+        }
+        Some(TestEnv {
+            dir: PathBuf::from(get("TESTENV_DIR")),
+            kubeconfig,
+            api_server,
+            aws_endpoint,
+            region: vars.get("AWS_REGION").cloned().unwrap_or_else(|| "us-east-1".into()),
             client,
             scratch: tempfile::Builder::new().prefix("kmsctl-testenv-").tempdir().expect("temp dir"),
         })
@@ -289,6 +358,35 @@ pub(crate) fn unique(prefix: &str) -> String {
     format!("{p}-{suffix}")
 }
 
+/// `NAME=VALUE` words of the env file's `export` lines (values as bash's `printf %q` writes
+/// them; `$` expansions such as PATH's are not resolved).
+fn env_file_vars(text: &str) -> std::collections::HashMap<String, String> {
+    let mut vars = std::collections::HashMap::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("export ") else { continue };
+        let (mut word, mut escaped, mut words) = (String::new(), false, Vec::new());
+        for c in rest.chars() {
+            if escaped {
+                word.push(c);
+                escaped = false;
+                continue;
+            }
+            match c {
+                '\\' => escaped = true,
+                ' ' => words.push(std::mem::take(&mut word)),
+                _ => word.push(c),
+            }
+        }
+        words.push(word);
+        for w in words {
+            if let Some((k, v)) = w.split_once('=') {
+                vars.insert(k.to_string(), v.to_string());
+            }
+        }
+    }
+    vars
+}
+
 fn current_server(kc: &Kubeconfig) -> Option<String> {
     let ctx_name = kc.current_context.as_deref()?;
     let ctx = kc.contexts.iter().find(|c| c.name == ctx_name)?.context.as_ref()?;
@@ -339,4 +437,13 @@ fn only_loopback_servers_are_accepted() {
     assert!(!is_loopback_url("https://ABC.gr7.eu-west-1.eks.amazonaws.com", "https"));
     assert!(!is_loopback_url("https://127.0.0.1.nip.io:6443", "https"));
     assert!(!is_loopback_url("https://127.0.0.1:6443/proxy", "https"));
+}
+
+#[test]
+fn env_file_vars_reads_printf_q_values() {
+    let v = env_file_vars(
+        "# comment\nexport TESTENV_DIR=/tmp/a\\ b\nexport HELM_CACHE_HOME=/x HELM_DATA_HOME=/y\nexport PATH=/p:\"$PATH\"\n",
+    );
+    assert_eq!(v["TESTENV_DIR"], "/tmp/a b");
+    assert_eq!((v["HELM_CACHE_HOME"].as_str(), v["HELM_DATA_HOME"].as_str()), ("/x", "/y"));
 }

@@ -7,5 +7,6 @@
 mod aws;
 mod helm;
 mod nodes;
+mod rehearsal;
 mod report;
 mod stages;

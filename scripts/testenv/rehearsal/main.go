@@ -1,0 +1,87 @@
+// rehearsal: the cross-object checks of a kubelet that kwok's stages cannot express, for the
+// test environment (scripts/testenv/testenv.sh builds, starts and stops it).
+//
+//	rehearsal run --kubeconfig FILE [--ready-file FILE]   the pod gate (controller.go)
+//	rehearsal render-profile FILE                          a profile's Nodes and StorageClasses
+//	rehearsal measure --kubeconfig FILE [--n 30]           the gate's added time to Ready
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+func main() {
+	log.SetFlags(log.Ldate | log.Ltime | log.Lmicroseconds)
+	if len(os.Args) < 2 {
+		usage()
+	}
+	var err error
+	switch os.Args[1] {
+	case "run":
+		err = run(os.Args[2:])
+	case "render-profile":
+		if len(os.Args) != 3 {
+			usage()
+		}
+		err = renderProfile(os.Args[2])
+	case "measure":
+		err = measure(os.Args[2:])
+	default:
+		usage()
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "rehearsal:", err)
+		os.Exit(1)
+	}
+}
+
+func usage() {
+	fmt.Fprintln(os.Stderr, "usage: rehearsal run --kubeconfig FILE [--ready-file FILE] | rehearsal render-profile FILE | rehearsal measure --kubeconfig FILE")
+	os.Exit(2)
+}
+
+func run(args []string) error {
+	fs := flag.NewFlagSet("run", flag.ExitOnError)
+	kubeconfig := fs.String("kubeconfig", "", "the cluster's kubeconfig")
+	readyFile := fs.String("ready-file", "", "written once the caches have synced")
+	workers := fs.Int("workers", 4, "pods handled at once")
+	backoff := fs.Duration("pull-backoff", 2*time.Second, "how long ErrImagePull shows before ImagePullBackOff")
+	_ = fs.Parse(args)
+	if *kubeconfig == "" {
+		return fmt.Errorf("--kubeconfig is required")
+	}
+	cfg, err := clientcmd.BuildConfigFromFlags("", *kubeconfig)
+	if err != nil {
+		return err
+	}
+	cfg.QPS, cfg.Burst = 200, 400 // on every deploy's critical path: no client-side throttling
+	cfg.UserAgent = "testenv-rehearsal"
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	factory := informers.NewSharedInformerFactory(client, 0)
+	c := NewController(client, factory)
+	c.PullBackOff = *backoff
+	return c.Run(ctx, factory, *workers, func() {
+		log.Printf("caches synced; gating pods (annotation %s)", AdmittedAnnotation)
+		if *readyFile != "" {
+			if err := os.WriteFile(*readyFile, []byte("ready\n"), 0o644); err != nil {
+				log.Printf("ready file: %v", err)
+			}
+		}
+	})
+}
