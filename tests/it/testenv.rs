@@ -148,7 +148,7 @@ impl TestEnv {
 
     /// The environment of `profile` (see [`testenv_profile!`]): its env file is read, not the
     /// process environment, and its marker must name the profile.
-    pub async fn of_profile(profile: &str) -> Option<TestEnv> {
+    pub(crate) async fn of_profile(profile: &str) -> Option<TestEnv> {
         let required = var("TESTENV_REQUIRED").as_deref() == Some("1");
         let test = std::thread::current().name().unwrap_or("?").to_string();
         let key = format!("TESTENV_ENV_{}", profile.to_ascii_uppercase());
