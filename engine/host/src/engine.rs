@@ -188,13 +188,19 @@ fn register_secret(e: &mut Engine, ctx: &HostCtx) {
         .register_into_engine(e, |v: Dynamic| v.is::<Secret>());
 }
 
-/// Put the resolved parameter values in place of the `param` placeholder.
-pub(crate) fn set_params(e: &mut Engine, values: Vec<(String, Dynamic)>) {
+/// Put the resolved parameter values in place of the `param` placeholder: each as
+/// `param::name`, and all of them as the map `param::all` (for stdlib functions that take a
+/// playbook's whole contract).
+pub(crate) fn set_params(e: &mut Engine, values: Vec<(String, Dynamic)>) -> Map {
     let mut m = Module::new();
+    let mut all = Map::new();
     for (k, v) in values {
+        all.insert(k.as_str().into(), v.clone());
         m.set_var(k, v);
     }
+    m.set_var("all", all.clone());
     e.register_static_module("param", m.into());
+    all
 }
 
 #[cfg(test)]

@@ -15,32 +15,20 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::error::ScriptResult as R;
+use crate::modules::opts::Opts;
 
 /// One unit of work: a label, a closure and the arguments to call it with.
 type Task = (String, FnPtr, Vec<Dynamic>);
 
-fn check_opts(opts: &Map, func: &str) -> R<()> {
-    for k in opts.keys() {
-        if !["max", "labels", "fail_fast"].contains(&k.as_str()) {
-            return Err(usage_err(format!("{func}: unknown option '{k}'; options are max, labels, fail_fast")));
-        }
-    }
-    Ok(())
-}
+const OPTIONS: &[&str] = &["max", "labels", "fail_fast"];
 
-fn labels(opts: &Map, n: usize, default: impl Fn(usize) -> String, func: &str) -> R<Vec<String>> {
-    let labels: Vec<String> = match opts.get("labels") {
-        Some(l) => l
-            .clone()
-            .into_array()
-            .map_err(|_| usage_err(format!("{func}: labels must be an array of strings")))?
-            .iter()
-            .map(crate::value::display)
-            .collect(),
+fn labels(o: &Opts, n: usize, default: impl Fn(usize) -> String) -> R<Vec<String>> {
+    let labels: Vec<String> = match o.get("labels") {
+        Some(_) => o.strings("labels")?,
         None => (0..n).map(default).collect(),
     };
     if labels.len() != n {
-        return Err(usage_err(format!("{func}: {} labels for {n} tasks", labels.len())));
+        return Err(o.usage(format!("{} labels for {n} tasks", labels.len())));
     }
     Ok(labels)
 }
@@ -48,43 +36,41 @@ fn labels(opts: &Map, n: usize, default: impl Fn(usize) -> String, func: &str) -
 /// Run `tasks` (an array of closures, or a map of label → closure) concurrently.
 /// Options: `max` (concurrency, default all), `labels` (for an array), `fail_fast` (default true).
 pub(crate) fn parallel(ctx: &HostCtx, ncc: &NativeCallContext, tasks: Dynamic, opts: &Map) -> R<Dynamic> {
-    check_opts(opts, "parallel")?;
+    let o = Opts::new(opts, "parallel", OPTIONS)?;
     if tasks.is_map() {
         let items = tasks
             .cast::<Map>()
             .into_iter()
             .map(|(k, v)| closure(v, &k).map(|f| (k.to_string(), f, Vec::new())))
             .collect::<R<_>>()?;
-        return run(ctx, ncc, items, opts, true);
+        return run(ctx, ncc, items, &o, true);
     }
     if !tasks.is_array() {
         return Err(usage_err(format!("parallel: expected an array or a map of closures, got {}", tasks.type_name())));
     }
     let a = tasks.cast::<Array>();
-    let labels = labels(opts, a.len(), |i| format!("task-{}", i + 1), "parallel")?;
+    let labels = labels(&o, a.len(), |i| format!("task-{}", i + 1))?;
     let items = a.into_iter().zip(labels).map(|(v, l)| closure(v, &l).map(|f| (l, f, Vec::new()))).collect::<R<_>>()?;
-    run(ctx, ncc, items, opts, false)
+    run(ctx, ncc, items, &o, false)
 }
 
 /// Call `f(item)` for every item concurrently; results in order. Labels default to the items.
 /// Passing the item as an argument avoids the closure-capture trap of building tasks in a loop.
 pub(crate) fn parallel_map(ctx: &HostCtx, ncc: &NativeCallContext, items: Array, f: FnPtr, opts: &Map) -> R<Dynamic> {
-    check_opts(opts, "parallel_map")?;
-    let labels = labels(opts, items.len(), |i| crate::value::display(&items[i]), "parallel_map")?;
+    let o = Opts::new(opts, "parallel_map", OPTIONS)?;
+    let labels = labels(&o, items.len(), |i| crate::value::display(&items[i]))?;
     let tasks = items.into_iter().zip(labels).map(|(item, l)| (l, f.clone(), vec![item])).collect();
-    run(ctx, ncc, tasks, opts, false)
+    run(ctx, ncc, tasks, &o, false)
 }
 
-fn run(ctx: &HostCtx, ncc: &NativeCallContext, items: Vec<Task>, opts: &Map, as_map: bool) -> R<Dynamic> {
+fn run(ctx: &HostCtx, ncc: &NativeCallContext, items: Vec<Task>, o: &Opts, as_map: bool) -> R<Dynamic> {
     let n = items.len();
-    let max = match opts.get("max") {
-        Some(v) => {
-            v.as_int().ok().filter(|m| *m >= 1).ok_or_else(|| usage_err("parallel: max must be an integer >= 1"))?
-                as usize
-        }
+    let max = match o.int("max")? {
+        Some(m) if m >= 1 => m as usize,
+        Some(_) => return Err(o.usage("max must be an integer >= 1")),
         None => n.max(1),
     };
-    let fail_fast = opts.get("fail_fast").map(|v| v.as_bool().unwrap_or(true)).unwrap_or(true);
+    let fail_fast = o.bool("fail_fast", true)?;
 
     let parent = task::current().unwrap_or_else(|| TaskState { scope: ctx.root().clone(), step: None, label: None });
     let group = parent.scope.child();

@@ -211,6 +211,8 @@ impl Host {
             Ok(p) => Arc::new(p),
             Err(errors) => return Err(report.compile(&errors, loader.sources())),
         };
+        // Before params(): it may import a stdlib module that declares a shared contract.
+        engine.set_module_resolver(ProgramResolver::new(program.clone(), built.natives.clone()));
         let specs = match params::declared(&engine, &program) {
             Ok(s) => s,
             Err(errors) => return Err(report.compile(&errors, &program.sources)),
@@ -240,8 +242,10 @@ impl Host {
             masked.insert(spec.name.clone(), to_json(&v, Reveal::Mask).unwrap_or_default());
             values.push((spec.name.clone(), v));
         }
-        engine::set_params(&mut engine, values);
-        engine.set_module_resolver(ProgramResolver::new(program.clone(), built.natives));
+        let all = engine::set_params(&mut engine, values);
+        if let Err(e) = params::validate(&engine, &program, &specs, args, all) {
+            return Err(report.params(&[e], &program.entry, args, ctx.redactor()));
+        }
         events
             .emit(EventBody::RunStarted { playbook: program.entry.clone(), params: serde_json::Value::Object(masked) });
 
@@ -295,7 +299,7 @@ impl Host {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(RunError::Runtime)?;
         let events = Events::new(Vec::new(), Redactor::new());
         let ctx = HostCtx::new(rt.handle().clone(), CancelScope::root(), events, Settings::default());
-        let built = engine::build(&ctx, &self.limits, &self.natives);
+        let mut built = engine::build(&ctx, &self.limits, &self.natives);
         let names = self.names();
         let mut files = Vec::new();
         for p in paths {
@@ -305,14 +309,15 @@ impl Host {
         files.dedup();
         let mut diags = Vec::new();
         let mut count = 0;
-        let lint_program = |p: &Program, declared: Option<&[String]>| {
-            check::lint(&built.engine, p, &built.natives, check::Strictness::Check, declared)
-        };
         for f in &files {
             count += 1;
             let loader = Loader::new(&built.engine, &stdlib, &names);
-            match loader.load_file(f) {
+            let loaded = loader.load_file(f);
+            let sources = loader.sources().clone();
+            match loaded {
                 Ok(p) => {
+                    let p = Arc::new(p);
+                    built.engine.set_module_resolver(ProgramResolver::new(p.clone(), built.natives.clone()));
                     let mut errors = Vec::new();
                     let declared = match params::declared(&built.engine, &p) {
                         Ok(specs) => Some(specs.into_iter().map(|s| s.name).collect::<Vec<_>>()),
@@ -321,11 +326,12 @@ impl Host {
                             None
                         }
                     };
-                    let mut lint = lint_program(&p, declared.as_deref());
+                    let mut lint =
+                        check::lint(&built.engine, &p, &built.natives, check::Strictness::Check, declared.as_deref());
                     lint.append(&mut errors);
                     diags.extend(lint.iter().map(|e| e.to_diag(&p.sources)));
                 }
-                Err(errors) => diags.extend(errors.iter().map(|e| e.to_diag(loader.sources()))),
+                Err(errors) => diags.extend(errors.iter().map(|e| e.to_diag(&sources))),
             }
         }
         if stdlib_dir.is_some() || paths.is_empty() {
@@ -333,7 +339,11 @@ impl Host {
                 count += 1;
                 let loader = Loader::new(&built.engine, &stdlib, &names);
                 match loader.load_std(&name) {
-                    Ok(p) => diags.extend(lint_program(&p, None).iter().map(|e| e.to_diag(&p.sources))),
+                    Ok(p) => diags.extend(
+                        check::lint(&built.engine, &p, &built.natives, check::Strictness::Check, None)
+                            .iter()
+                            .map(|e| e.to_diag(&p.sources)),
+                    ),
                     Err(errors) => diags.extend(errors.iter().map(|e| e.to_diag(loader.sources()))),
                 }
             }

@@ -221,6 +221,7 @@ pub(crate) fn lint(
                 }
                 Some(Call::Param(name, pos)) => {
                     if let Some(declared) = declared
+                        && name != "all"
                         && !declared.iter().any(|d| d == name)
                     {
                         let help = crate::suggest::suggest(name, declared.iter().map(String::as_str))

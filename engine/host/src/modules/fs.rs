@@ -123,6 +123,17 @@ impl NativeModule for Fs {
             "The absolute path a relative path resolves to.",
             move |p: &str| c.resolve_path(p).display().to_string(),
         );
+        b.func(
+            "from_cwd",
+            &["path: string", "string"],
+            "The absolute path of `path` taken relative to the directory kmsctl was started in (for\n\
+             command-line paths such as --kms-repo, which users give relative to their shell).",
+            |p: &str| -> R<String> {
+                let cwd = std::env::current_dir().map_err(|e| io_err(Path::new("."), e))?;
+                let path = Path::new(p);
+                Ok(if path.is_absolute() { path.to_path_buf() } else { cwd.join(path) }.display().to_string())
+            },
+        );
         b.build()
     }
 }

@@ -1,5 +1,6 @@
 //! `wait`: sleeping, retrying, polling and deadlines. Everything here is cancellable.
 
+use super::opts::Opts;
 use super::{BuiltModule, ModuleBuilder, NativeModule};
 use crate::ctx::HostCtx;
 use crate::duration;
@@ -19,21 +20,6 @@ fn dur(v: &Dynamic, what: &str) -> R<Duration> {
     duration::from_dynamic(v).map_err(|e| usage_err(format!("{what}: {e}")))
 }
 
-fn opt_dur(opts: &Map, key: &str, default: Duration) -> R<Duration> {
-    match opts.get(key) {
-        Some(v) if !v.is_unit() => dur(v, key),
-        _ => Ok(default),
-    }
-}
-
-fn check_keys(opts: &Map, allowed: &[&str], func: &str) -> R<()> {
-    for k in opts.keys() {
-        if !allowed.contains(&k.as_str()) {
-            return Err(usage_err(format!("{func}: unknown option '{k}'; options are {}", allowed.join(", "))));
-        }
-    }
-    Ok(())
-}
 
 /// A point in time scripts can check against.
 #[derive(Clone, Debug)]
@@ -123,21 +109,14 @@ impl NativeModule for Wait {
 }
 
 fn retry(ctx: &HostCtx, ncc: &NativeCallContext, work: &FnPtr, opts: &Map) -> R<Dynamic> {
-    check_keys(opts, &["attempts", "backoff", "max_backoff", "on"], "wait::retry")?;
-    let attempts = match opts.get("attempts") {
-        Some(v) => v
-            .as_int()
-            .ok()
-            .filter(|n| *n >= 1)
-            .ok_or_else(|| usage_err("wait::retry: attempts must be an integer >= 1"))?,
-        None => 5,
-    };
-    let mut backoff = opt_dur(opts, "backoff", Duration::from_secs(1))?;
-    let max_backoff = opt_dur(opts, "max_backoff", Duration::from_secs(30))?;
-    let kinds: Option<Vec<String>> = opts.get("on").map(|v| match v.clone().into_array() {
-        Ok(a) => a.iter().map(|x| x.to_string()).collect(),
-        Err(_) => vec![v.to_string()],
-    });
+    let o = Opts::new(opts, "wait::retry", &["attempts", "backoff", "max_backoff", "on"])?;
+    let attempts = o.int("attempts")?.unwrap_or(5);
+    if attempts < 1 {
+        return Err(o.usage("attempts must be an integer >= 1"));
+    }
+    let mut backoff = o.duration("backoff")?.unwrap_or(Duration::from_secs(1));
+    let max_backoff = o.duration("max_backoff")?.unwrap_or(Duration::from_secs(30));
+    let kinds: Option<Vec<String>> = o.get("on").is_some().then(|| o.strings("on")).transpose()?;
     let mut n = 1;
     loop {
         match work.call_within_context::<Dynamic>(ncc, ()) {
@@ -180,10 +159,10 @@ fn truthy(v: &Dynamic) -> bool {
 }
 
 fn poll(ctx: &HostCtx, ncc: &NativeCallContext, check: &FnPtr, opts: &Map) -> R<Dynamic> {
-    check_keys(opts, &["interval", "timeout", "what"], "wait::poll")?;
-    let interval = opt_dur(opts, "interval", Duration::from_secs(2))?;
-    let limit = opt_dur(opts, "timeout", Duration::from_secs(300))?;
-    let what = opts.get("what").map(|w| w.to_string()).unwrap_or_else(|| "the condition".into());
+    let o = Opts::new(opts, "wait::poll", &["interval", "timeout", "what"])?;
+    let interval = o.duration("interval")?.unwrap_or(Duration::from_secs(2));
+    let limit = o.duration("timeout")?.unwrap_or(Duration::from_secs(300));
+    let what = o.str("what")?.unwrap_or_else(|| "the condition".into());
     let start = Instant::now();
     loop {
         let v = check.call_within_context::<Dynamic>(ncc, ())?;

@@ -60,8 +60,9 @@ pub(crate) const RESERVED: &[RunOption] = &[
     RunOption { name: "help", short: Some('h'), value: None, doc: "Show this playbook's parameters" },
 ];
 
-/// Names playbooks cannot use besides [`RESERVED`]: kept for the planning modes.
-pub(crate) const RESERVED_FOR_LATER: &[&str] = &["plan", "diff"];
+/// Names playbooks cannot use besides [`RESERVED`]: kept for the planning modes, and `all`
+/// (`param::all` is the map of every parameter).
+pub(crate) const RESERVED_FOR_LATER: &[&str] = &["plan", "diff", "all"];
 
 /// Where a parameter value came from. Later sources win: default < env < values file < command line.
 #[derive(Clone, Debug, PartialEq)]

@@ -20,7 +20,7 @@ mod resolve;
 mod spec;
 
 pub(crate) use args::{RESERVED, RESERVED_FOR_LATER, RunArgs, Source, parse_args};
-pub(crate) use declared::declared;
+pub(crate) use declared::{declared, validate};
 pub(crate) use help::render_help;
 pub(crate) use resolve::{Resolved, resolve};
 pub(crate) use spec::{ParamSpec, ParamType, parse_specs};
