@@ -103,7 +103,8 @@ pub(crate) fn create_args(
     a
 }
 
-/// Make sure cluster `name` exists: create it when missing; with `recreate`, delete it first.
+/// Make sure cluster `name` exists and its context `kind-<name>` is the kubeconfig's current
+/// one: create it when missing (kind sets the context); with `recreate`, delete it first.
 pub(crate) async fn ensure_cluster(t: &Tool, name: &str, o: &EnsureOptions) -> Result<Ensured, ProcError> {
     validate_name(name)?;
     if let Some(i) = &o.image {
@@ -116,7 +117,10 @@ pub(crate) async fn ensure_cluster(t: &Tool, name: &str, o: &EnsureOptions) -> R
     }
     let exists = clusters(t).await?.iter().any(|c| c == name);
     if exists && !o.recreate {
-        t.note(Level::Debug, format!("kind cluster '{name}' exists"));
+        // As the toolkit's `kubectl config use-context kind-<name>`: the context exists in the
+        // kubeconfig (it may have been edited since) and is the current one.
+        t.note(Level::Debug, format!("kind cluster '{name}' exists; exporting its kubeconfig"));
+        t.ok(vec!["export".into(), "kubeconfig".into(), "--name".into(), name.into()]).await?;
         return Ok(Ensured { created: false, recreated: false });
     }
     if exists {

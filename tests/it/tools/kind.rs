@@ -27,6 +27,8 @@ const KIND: &str = r#"
       "delete cluster")
         grep -vx "$name" "$d/clusters" > "$d/clusters.new"; mv "$d/clusters.new" "$d/clusters"
         echo "Deleting cluster \"$name\" ..." >&2 ;;
+      "export kubeconfig")
+        echo "Set kubectl context to \"kind-$name\"" >&2 ;;
       "load docker-image")
         echo "Image: \"$3\" with ID \"sha256:1\" not yet present on node, loading..." >&2 ;;
       *) echo "fake kind: unexpected: $*" >&2; exit 1 ;;
@@ -34,7 +36,8 @@ const KIND: &str = r#"
 "#;
 
 /// Uses a fake kind on PATH because no container engine runs on test machines: checks the
-/// exact command lines of ensure (create once, recreate on request), load and delete.
+/// exact command lines of ensure (create once, export the kubeconfig of an existing one,
+/// recreate on request), load and delete.
 #[test]
 fn ensure_creates_once_recreates_on_request_loads_and_deletes() {
     let fake = Fake::new();
@@ -72,6 +75,7 @@ fn ensure_creates_once_recreates_on_request_loads_and_deletes() {
             "kind get clusters".into(),
             format!("kind create cluster --name kms-test --config {temp}"),
             "kind get clusters".into(),
+            "kind export kubeconfig --name kms-test".into(),
             "kind get clusters".into(),
             "kind delete cluster --name kms-test".into(),
             "kind create cluster --name kms-test --config kind-config.yaml --wait 60s".into(),
@@ -87,7 +91,7 @@ fn ensure_creates_once_recreates_on_request_loads_and_deletes() {
     assert!(config.contains("kind: Cluster") && config.contains("apiVersion: kind.x-k8s.io/v1alpha4"), "{config}");
     assert!(config.contains("role: control-plane") && config.contains("role: worker"), "{config}");
     assert_eq!(fake.read("config-3.mode").trim(), "600", "the rendered config is private");
-    assert_eq!(fake.read("config-7.yaml"), "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\n");
+    assert_eq!(fake.read("config-8.yaml"), "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\n");
     assert!(!std::path::Path::new(&temp).exists(), "the temp config is removed");
     let out: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(r.path().join("out.json")).unwrap()).unwrap();
