@@ -152,11 +152,7 @@ impl Cluster {
     /// # Errors
     ///
     /// [`K8sError::NotFound`] when the cluster does not serve the kind; discovery's own errors.
-    pub async fn resolve(
-        &self,
-        api_version: &str,
-        kind: &str,
-    ) -> Result<(ApiResource, ApiCapabilities), K8sError> {
+    pub async fn resolve(&self, api_version: &str, kind: &str) -> Result<(ApiResource, ApiCapabilities), K8sError> {
         let (group, version) = match api_version.split_once('/') {
             Some((g, v)) => (g, v),
             None => ("", api_version),

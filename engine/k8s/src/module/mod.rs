@@ -317,14 +317,17 @@ impl NativeModule for K8s {
             register!(b.method(
                 fname,
                 "Create or update a Secret/ConfigMap from a map of values (strings or secrets). Options:\n\
-                 labels, type (Secrets; default Opaque), files (a map of key → file path, read relative to the playbook)."
+                 labels, type (Secrets; default Opaque), files (a map of key → file path, read relative to\n\
+                 the playbook)."
             ) |kc: &mut ClusterHandle, namespace: &str, name: &str, data: Map| [options] -> Dynamic {
                 data_object(kc, kind, namespace, name, &data, options)
             });
         }
 
-        register!(b.method("logs", "A container's logs. Options: namespace, container, previous, tail (lines), since (duration).")
-            |kc: &mut ClusterHandle, pod: &str| [options] -> String {
+        register!(b.method(
+            "logs",
+            "A container's logs. Options: namespace, container, previous, tail (lines), since (duration)."
+        ) |kc: &mut ClusterHandle, pod: &str| [options] -> String {
             let o = Opts::new(options, "logs", &["namespace", "container", "previous", "tail", "since"])?;
             let lo = LogOptions {
                 container: o.str("container")?,
@@ -340,7 +343,8 @@ impl NativeModule for K8s {
              container, previous, tail }`; dir is relative to the artifacts directory (default \"logs\").\n\
              Returns #{pod, container, previous, path, error} per file."
         ) |kc: &mut ClusterHandle, options: Map| -> Array {
-            let o = Opts::new(&options, "collect_logs", &["namespace", "selector", "dir", "container", "previous", "tail"])?;
+            let allowed = ["namespace", "selector", "dir", "container", "previous", "tail"];
+            let o = Opts::new(&options, "collect_logs", &allowed)?;
             let base = artifacts_dir(&kc.ctx).map_err(|e| usage_err(e.to_string()))?;
             let dir = base.join(o.str("dir")?.unwrap_or_else(|| "logs".into()));
             let lo = LogOptions {
@@ -350,7 +354,8 @@ impl NativeModule for K8s {
                 since_seconds: None,
             };
             let selector = o.str("selector")?;
-            let files = kc.ctx.block_on(logs::collect(&kc.cluster, &kc.namespace(&o)?, selector.as_deref(), &dir, &lo))?;
+            let ns = kc.namespace(&o)?;
+            let files = kc.ctx.block_on(logs::collect(&kc.cluster, &ns, selector.as_deref(), &dir, &lo))?;
             Ok(files.into_iter().map(|f| from_json(serde_json::to_value(f).unwrap_or_default())).collect())
         });
         register!(b.method(
@@ -372,8 +377,8 @@ impl NativeModule for K8s {
             let stdin = o.exposed("stdin")?;
             let command: Vec<String> = command.iter().map(display).collect();
             let ns = kc.namespace(&o)?;
-            let run = exec::exec(&kc.cluster, &ns, pod, container.as_deref(), &command, stdin.as_deref().map(str::as_bytes));
-            let out = kc.ctx.block_on(run)?;
+            let stdin = stdin.as_deref().map(str::as_bytes);
+            let out = kc.ctx.block_on(exec::exec(&kc.cluster, &ns, pod, container.as_deref(), &command, stdin))?;
             let mut m = Map::new();
             m.insert("code".into(), (out.code as INT).into());
             m.insert("stdout".into(), out.stdout.into());
@@ -388,8 +393,9 @@ impl NativeModule for K8s {
         ) |kc: &mut ClusterHandle, target: &str, options: Map| -> PortForwardHandle {
             let o = Opts::new(&options, "port_forward", &["namespace", "port", "local_port"])?;
             let port = o.int("port")?.ok_or_else(|| usage_err("port_forward: port is required"))?;
-            let to_port =
-                |p: i64, what: &str| u16::try_from(p).map_err(|_| usage_err(format!("port_forward: {what} {p} is not a port")));
+            let to_port = |p: i64, what: &str| {
+                u16::try_from(p).map_err(|_| usage_err(format!("port_forward: {what} {p} is not a port")))
+            };
             let spec = ForwardSpec {
                 namespace: kc.namespace(&o)?,
                 target: ForwardTarget::parse(target),
@@ -408,10 +414,12 @@ impl NativeModule for K8s {
         register!(b.method("local_port", "The forward's local port.") |forward: &mut PortForwardHandle| -> INT {
             Ok(forward.local.port() as INT)
         });
-        register!(b.method("address", "The forward's local address, `127.0.0.1:<port>`.") |forward: &mut PortForwardHandle| -> String {
+        register!(b.method("address", "The forward's local address, `127.0.0.1:<port>`.")
+            |forward: &mut PortForwardHandle| -> String {
             Ok(forward.local.to_string())
         });
-        register!(b.method("stop", "Stop the forward now (it also stops when the run ends).") |forward: &mut PortForwardHandle| -> () {
+        register!(b.method("stop", "Stop the forward now (it also stops when the run ends).")
+            |forward: &mut PortForwardHandle| -> () {
             forward.stop.cancel();
             forward.ctx.remove_cleanup(forward.cleanup);
             Ok(())
