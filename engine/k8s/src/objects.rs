@@ -186,7 +186,7 @@ pub(crate) async fn delete(cluster: &Cluster, q: &Query, name: &str, wait: Optio
                 _ => String::new(),
             };
             Err(K8sError::Timeout {
-                message: format!("{what} still exists after {}{why}{extra}", kmsctl_host::duration::format(limit)),
+                message: format!("{what} still exists after {}{why}{extra}", crate::format_duration(limit)),
                 details: Details { finalizers: Some(finalizers), ..Default::default() },
             })
         }

@@ -286,7 +286,7 @@ pub(crate) fn timeout_failure(states: &[State<'_>], opts: &WaitOptions) -> WaitF
     let more = if pending.len() > 5 { format!(" and {} more", pending.len() - 5) } else { String::new() };
     let message = format!(
         "timed out after {} waiting for {what}: {} of {n} not ready: {}{more}",
-        kmsctl_host::duration::format(opts.timeout),
+        crate::format_duration(opts.timeout),
         pending.len(),
         list.join(", ")
     );

@@ -100,17 +100,21 @@ struct Group {
 }
 
 impl Group {
-    /// The objects of this group's store that `target` is about.
-    fn matching(&self, target: &Target) -> Objects {
-        match target {
-            Target::Object(o) => {
-                let mut key = ObjectRef::new_with(&o.name, self.ar.clone());
-                if let (true, Some(ns)) = (self.namespaced, &o.namespace) {
-                    key = key.within(ns);
-                }
-                self.store.get(&key).into_iter().collect()
-            }
-            Target::Selector { .. } => self.store.state(),
+    /// The store's key of an object target; `None` for a selector target.
+    fn key_of(&self, target: &Target) -> Option<ObjectRef<Watched>> {
+        let Target::Object(o) = target else { return None };
+        let key = ObjectRef::new_with(&o.name, self.ar.clone());
+        Some(match (self.namespaced, &o.namespace) {
+            (true, Some(ns)) => key.within(ns),
+            _ => key,
+        })
+    }
+
+    /// The objects of the store a target is about: its object, or every match of its selector.
+    fn matching(&self, key: Option<&ObjectRef<Watched>>) -> Objects {
+        match key {
+            Some(key) => self.store.get(key).into_iter().collect(),
+            None => self.store.state(),
         }
     }
 }
@@ -235,6 +239,8 @@ pub(crate) async fn wait_with(
         })
         .collect();
     let mut events = stream::select_all(streams);
+    let keys: Vec<Option<ObjectRef<Watched>>> =
+        targets.iter().zip(&target_group).map(|(t, gi)| groups[*gi].key_of(t)).collect();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let deadline = tokio::time::sleep(opts.timeout);
@@ -264,7 +270,8 @@ pub(crate) async fn wait_with(
         }
 
         // One pass over a snapshot of the stores.
-        let held: Vec<Objects> = targets.iter().zip(&target_group).map(|(t, gi)| groups[*gi].matching(t)).collect();
+        let held: Vec<Objects> =
+            keys.iter().zip(&target_group).map(|(k, gi)| groups[*gi].matching(k.as_ref())).collect();
         let target_objects: Vec<Vec<&Value>> = held.iter().map(|h| json(h)).collect();
         let companion_held: HashMap<&str, (Objects, Objects)> = companions
             .iter()
@@ -361,7 +368,7 @@ fn per_object_timeout(
                 let message = format!(
                     "{} not ready after {}: {}",
                     ObjRef::of(v.object),
-                    kmsctl_host::duration::format(limit),
+                    crate::format_duration(limit),
                     v.assessment.message
                 );
                 late = Some(s.failure(true, message));

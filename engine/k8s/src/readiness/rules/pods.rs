@@ -7,6 +7,7 @@ use serde_json::Value;
 use super::{Assessment, RuleOptions, cond_text, plural, timestamp};
 use crate::json::{at, condition, condition_is, is_terminating, one_line, str_at};
 
+/// Container waiting reasons that will not resolve by waiting.
 const FATAL_WAITING: &[&str] = &[
     "CrashLoopBackOff",
     "ImagePullBackOff",
