@@ -196,6 +196,10 @@ async fn apply_one(cluster: &Cluster, doc: &Value, opts: &ApplyOptions) -> Resul
 
 /// Parse a multi-document YAML (or JSON) text into objects; empty documents are skipped, and
 /// `kind: List` documents are expanded.
+///
+/// # Errors
+///
+/// [`K8sError::Usage`] with the parser's message for text that is not YAML.
 pub fn parse_manifests(text: &str) -> Result<Vec<Value>, K8sError> {
     let docs: Vec<Value> =
         serde_saphyr::from_multiple(text).map_err(|e| K8sError::Usage(format!("invalid YAML: {e}")))?;

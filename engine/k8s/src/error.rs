@@ -3,7 +3,9 @@
 
 use std::path::PathBuf;
 
-/// A Kubernetes operation failed.
+/// A Kubernetes operation failed. Scripts see the variant as the error's kind: `usage`
+/// (Config, Usage), `unavailable`, `auth`, `not_found`, `conflict`, `failed` (Rejected, Failed),
+/// `timeout`.
 #[derive(Debug, thiserror::Error)]
 pub enum K8sError {
     /// The kubeconfig or context is unusable (missing file, unknown context, bad credentials
