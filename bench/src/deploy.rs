@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
-use kmsctl_k8s::apply::parse_manifests;
+use kmsctl_k8s::parse_manifests;
 use kube::api::{Api, ApiResource, Patch, PatchParams};
 use serde_json::{Value, json};
 use tokio::io::AsyncReadExt;

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
-use kmsctl_k8s::client::{Cluster, ConnectOptions};
+use kmsctl_k8s::{Cluster, ConnectOptions};
 use kube::api::{Api, DeleteParams, ObjectMeta, PostParams};
 use tokio::process::Command;
 

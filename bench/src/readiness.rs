@@ -15,8 +15,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
-use kmsctl_k8s::object::ObjRef;
-use kmsctl_k8s::readiness::{self, Target, WaitOptions};
+use kmsctl_k8s::ObjRef;
+use kmsctl_k8s::{Target, WaitOptions};
 use kube::api::{Api, ApiResource, PostParams};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
@@ -58,7 +58,7 @@ async fn scenario(env: &Env, trials: usize, objects: usize) -> Result<()> {
 /// Who waits, in the latency and request-count rows.
 #[derive(Clone, Copy, PartialEq)]
 enum Tool {
-    /// `kmsctl_k8s::readiness::wait`, in this process.
+    /// `kmsctl_k8s::wait`, in this process.
     Engine,
     /// The kmsctl binary running a playbook; done when the process exits.
     Kmsctl,
@@ -97,7 +97,7 @@ impl Tool {
 async fn engine_wait(env: &Env, targets: Vec<Target>, waiting: oneshot::Sender<()>) -> Result<Instant> {
     let mut waiting = Some(waiting);
     let opts = WaitOptions { timeout: Duration::from_secs(600), ..Default::default() };
-    let outcome = readiness::wait(&env.cluster, &targets, &opts, &mut |_| {
+    let outcome = kmsctl_k8s::wait(&env.cluster, &targets, &opts, &mut |_| {
         if let Some(w) = waiting.take() {
             let _ = w.send(());
         }

@@ -467,14 +467,14 @@ pub async fn connect(
     context: &str,
     exec: &ExecAuth,
     kubeconfig_path: &Path,
-) -> Result<kmsctl_k8s::client::Cluster, AwsError> {
+) -> Result<kmsctl_k8s::Cluster, AwsError> {
     let kc = kubeconfig(cluster, context, exec)?;
     write_kubeconfig(kubeconfig_path, kc.clone(), false, true)?;
     let options = KubeConfigOptions { context: Some(context.to_string()), ..Default::default() };
     let config = kube::Config::from_custom_kubeconfig(kc, &options)
         .await
         .map_err(|e| AwsError::failed(format!("EKS cluster {}: {e}", cluster.name)))?;
-    kmsctl_k8s::client::Cluster::from_config(config, context.to_string(), Some(PathBuf::from(kubeconfig_path)))
+    kmsctl_k8s::Cluster::from_config(config, context.to_string(), Some(PathBuf::from(kubeconfig_path)))
         .await
         .map_err(|e| from_k8s(&cluster.name, e))
 }

@@ -4,7 +4,7 @@
 
 use crate::client::Cluster;
 use crate::error::K8sError;
-use crate::object::{ObjRef, str_at};
+use crate::json::{ObjRef, str_at};
 use crate::readiness::{self, Target, WaitOptions};
 use futures::future::try_join_all;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
@@ -14,23 +14,23 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// The label kmsctl puts on everything it applies.
-pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "kmsctl");
+pub(crate) const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "kmsctl");
 
 /// How to apply.
 #[derive(Clone, Debug)]
-pub struct ApplyOptions {
+pub(crate) struct ApplyOptions {
     /// Namespace for namespaced objects that name none (default: the context's).
-    pub namespace: Option<String>,
+    pub(crate) namespace: Option<String>,
     /// Server-side apply field manager.
-    pub field_manager: String,
+    pub(crate) field_manager: String,
     /// Take ownership of fields other managers own.
-    pub force: bool,
+    pub(crate) force: bool,
     /// Labels added to every object (ownership); [`MANAGED_BY`] is always added.
-    pub labels: BTreeMap<String, String>,
+    pub(crate) labels: BTreeMap<String, String>,
     /// Server-side dry run: validate and compute the result, change nothing.
-    pub dry_run: bool,
+    pub(crate) dry_run: bool,
     /// How long to wait for CRDs to become Established.
-    pub crd_timeout: Duration,
+    pub(crate) crd_timeout: Duration,
 }
 
 impl Default for ApplyOptions {
@@ -96,7 +96,7 @@ fn is_first(obj: &Value) -> bool {
 }
 
 /// Check documents before touching the cluster: every problem, with its document number.
-pub fn validate(docs: &[Value]) -> Result<(), K8sError> {
+pub(crate) fn validate(docs: &[Value]) -> Result<(), K8sError> {
     let mut problems = Vec::new();
     for (i, d) in docs.iter().enumerate() {
         let n = i + 1;
@@ -121,7 +121,7 @@ pub fn validate(docs: &[Value]) -> Result<(), K8sError> {
 }
 
 /// Apply `docs`; returns the objects as the server stored them, in input order.
-pub async fn apply(cluster: &Cluster, docs: Vec<Value>, opts: &ApplyOptions) -> Result<Vec<Value>, K8sError> {
+pub(crate) async fn apply(cluster: &Cluster, docs: Vec<Value>, opts: &ApplyOptions) -> Result<Vec<Value>, K8sError> {
     validate(&docs)?;
     let mut out: Vec<Option<Value>> = vec![None; docs.len()];
     let (first, rest): (Vec<usize>, Vec<usize>) = (0..docs.len()).partition(|i| is_first(&docs[*i]));
@@ -196,6 +196,10 @@ async fn apply_one(cluster: &Cluster, doc: &Value, opts: &ApplyOptions) -> Resul
 
 /// Parse a multi-document YAML (or JSON) text into objects; empty documents are skipped, and
 /// `kind: List` documents are expanded.
+///
+/// # Errors
+///
+/// [`K8sError::Usage`] with the parser's message for text that is not YAML.
 pub fn parse_manifests(text: &str) -> Result<Vec<Value>, K8sError> {
     let docs: Vec<Value> =
         serde_saphyr::from_multiple(text).map_err(|e| K8sError::Usage(format!("invalid YAML: {e}")))?;

@@ -7,7 +7,7 @@ use kube::discovery::{ApiCapabilities, ApiResource, Discovery};
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
-/// How to connect.
+/// Which kubeconfig and context to connect with.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct ConnectOptions {
     /// A kubeconfig file; default `$KUBECONFIG`, then `~/.kube/config`.
@@ -16,7 +16,8 @@ pub struct ConnectOptions {
     pub context: Option<String>,
 }
 
-/// A connected cluster. Cheap to clone.
+/// A connected cluster: the kube client, the context it came from, and a discovery cache shared
+/// by every clone (clones are cheap).
 #[derive(Clone)]
 pub struct Cluster(Arc<Inner>);
 
@@ -30,6 +31,11 @@ struct Inner {
 
 impl Cluster {
     /// Connect with a kubeconfig and check the API server answers.
+    ///
+    /// # Errors
+    ///
+    /// [`K8sError::Config`] for an unreadable kubeconfig or an unknown context, and what the
+    /// API server's version check fails with ([`K8sError::Unreachable`], [`K8sError::Auth`]).
     pub async fn connect(opts: &ConnectOptions) -> Result<Self, K8sError> {
         let kc = match &opts.kubeconfig {
             Some(p) => Kubeconfig::read_from(p).map_err(|e| K8sError::Config(format!("{}: {e}", p.display())))?,
@@ -62,6 +68,11 @@ impl Cluster {
 
     /// Connect with a ready-made client configuration (EKS builds one in-process).
     /// `kubeconfig` is a file with the same context, for tools that need one (helm, kubectl).
+    ///
+    /// # Errors
+    ///
+    /// [`K8sError::Config`] when no client can be built from `config`, and what the API
+    /// server's version check fails with.
     pub async fn from_config(
         config: kube::Config,
         context: String,
@@ -76,17 +87,33 @@ impl Cluster {
         Ok(Self(Arc::new(Inner { client, context, server, kubeconfig, discovery: RwLock::new(None) })))
     }
 
-    /// The kube client.
+    /// A cluster nobody answers for (a closed local port), for tests of what happens before
+    /// and around API calls.
+    #[cfg(test)]
+    pub(crate) fn unreachable() -> Self {
+        let config = kube::Config::new("http://127.0.0.1:1".parse().expect("url"));
+        let client = Client::try_from(config).expect("client");
+        let server = "http://127.0.0.1:1".to_string();
+        Self(Arc::new(Inner {
+            client,
+            context: "offline".into(),
+            server,
+            kubeconfig: None,
+            discovery: RwLock::new(None),
+        }))
+    }
+
+    /// The kube client, for callers that make their own requests (helm reads release records).
     pub fn client(&self) -> &Client {
         &self.0.client
     }
 
-    /// The context name.
+    /// The context's name, as the kubeconfig spells it.
     pub fn context(&self) -> &str {
         &self.0.context
     }
 
-    /// The API server URL.
+    /// The API server's URL.
     pub fn server(&self) -> &str {
         &self.0.server
     }
@@ -97,13 +124,17 @@ impl Cluster {
         self.0.kubeconfig.as_deref()
     }
 
-    /// The default namespace of the context.
+    /// The context's default namespace (`default` when it names none).
     pub fn default_namespace(&self) -> &str {
         self.0.client.default_namespace()
     }
 
     /// Fail unless the context name matches one of `patterns` (`*` and `?` wildcards), so a
     /// playbook for kind cannot touch a production cluster by accident.
+    ///
+    /// # Errors
+    ///
+    /// [`K8sError::Usage`] naming the context and the patterns.
     pub fn require_context(&self, patterns: &[String]) -> Result<(), K8sError> {
         if patterns.iter().any(|p| glob(p, &self.0.context)) {
             return Ok(());
@@ -117,6 +148,10 @@ impl Cluster {
 
     /// Find the API resource for `apiVersion` + `kind`, running discovery once (and again when
     /// the kind is unknown, e.g. right after its CRD was installed).
+    ///
+    /// # Errors
+    ///
+    /// [`K8sError::NotFound`] when the cluster does not serve the kind; discovery's own errors.
     pub async fn resolve(&self, api_version: &str, kind: &str) -> Result<(ApiResource, ApiCapabilities), K8sError> {
         let (group, version) = match api_version.split_once('/') {
             Some((g, v)) => (g, v),
@@ -135,7 +170,7 @@ impl Cluster {
     }
 
     /// Run discovery again.
-    pub async fn refresh_discovery(&self) -> Result<Arc<Discovery>, K8sError> {
+    pub(crate) async fn refresh_discovery(&self) -> Result<Arc<Discovery>, K8sError> {
         let d = match Discovery::new(self.0.client.clone()).run_aggregated().await {
             Ok(d) => d,
             Err(_) => Discovery::new(self.0.client.clone())
@@ -149,13 +184,13 @@ impl Cluster {
     }
 
     /// Forget discovery results (after installing CRDs).
-    pub fn invalidate_discovery(&self) {
+    pub(crate) fn invalidate_discovery(&self) {
         *self.0.discovery.write().expect("discovery lock") = None;
     }
 }
 
 /// Shell-style wildcard match: `*` any run, `?` one character.
-pub fn glob(pattern: &str, text: &str) -> bool {
+pub(crate) fn glob(pattern: &str, text: &str) -> bool {
     fn m(p: &[char], t: &[char]) -> bool {
         match (p.first(), t.first()) {
             (None, None) => true,

@@ -1,18 +1,21 @@
-//! Errors of the k8s module, each with a stable kind for scripts and exit codes.
+//! The one error type of the crate. Each variant maps to a stable kind for scripts and exit
+//! codes (in the Rhai adapter); the variants say what went wrong, not where.
 
-use kmsctl_host::{ErrorKind, HostFailure};
-use rhai::Map;
+use std::path::PathBuf;
 
-/// A Kubernetes operation failed.
+/// A Kubernetes operation failed. Scripts see the variant as the error's kind: `usage`
+/// (Config, Usage), `unavailable`, `auth`, `not_found`, `conflict`, `failed` (Rejected, Failed),
+/// `timeout`.
 #[derive(Debug, thiserror::Error)]
 pub enum K8sError {
-    /// The kubeconfig or context is unusable.
+    /// The kubeconfig or context is unusable (missing file, unknown context, bad credentials
+    /// plugin).
     #[error("{0}")]
     Config(String),
-    /// The API server could not be reached.
+    /// The API server could not be reached or did not answer in time.
     #[error("cannot reach the cluster: {0}")]
     Unreachable(String),
-    /// The API server refused our credentials.
+    /// The API server refused our credentials (HTTP 401).
     #[error("the cluster refused the credentials: {0}")]
     Auth(String),
     /// The object or kind does not exist.
@@ -24,29 +27,41 @@ pub enum K8sError {
     /// The API server rejected the request (invalid object, forbidden).
     #[error("{0}")]
     Rejected(String),
-    /// A manifest or argument is wrong.
+    /// A manifest or argument is wrong; nothing was sent.
     #[error("{0}")]
     Usage(String),
-    /// An awaited object failed.
+    /// An awaited object failed: it will not become ready without a change.
     #[error("{message}")]
     Failed {
         /// What failed and why.
         message: String,
-        /// Extra fields for the script (object, report path).
-        details: Map,
+        /// The object to look at, and where its failure report is.
+        details: Details,
     },
-    /// A wait ran out of time.
+    /// A wait or a delete ran out of time.
     #[error("{message}")]
     Timeout {
         /// What was still pending.
         message: String,
-        /// Extra fields for the script.
-        details: Map,
+        /// The object that blocked, its report, what held it.
+        details: Details,
     },
 }
 
+/// What a failed wait or delete adds to its message, for scripts to act on (`e.object`,
+/// `e.report`, `e.finalizers`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Details {
+    /// The blocking object, e.g. `Pod kms/kms-core-1-0`.
+    pub object: Option<String>,
+    /// The directory the failure report was written to.
+    pub report: Option<PathBuf>,
+    /// The finalizers holding an object that would not go away.
+    pub finalizers: Option<Vec<String>>,
+}
+
 impl K8sError {
-    /// Classify a kube client error.
+    /// Classify a kube client error; `context` says what was being done ("get Pod x").
     pub fn from_kube(context: &str, e: kube::Error) -> Self {
         match &e {
             kube::Error::Api(status) => {
@@ -62,24 +77,12 @@ impl K8sError {
             _ => Self::Unreachable(format!("{context}: {e}")),
         }
     }
-}
 
-impl HostFailure for K8sError {
-    fn kind(&self) -> ErrorKind {
+    /// The details of a failure or timeout, to add to (the report path); `None` otherwise.
+    pub(crate) fn details_mut(&mut self) -> Option<&mut Details> {
         match self {
-            Self::Config(_) | Self::Usage(_) => ErrorKind::Usage,
-            Self::Unreachable(_) => ErrorKind::Unavailable,
-            Self::Auth(_) => ErrorKind::Auth,
-            Self::NotFound(_) => ErrorKind::NotFound,
-            Self::Conflict(_) => ErrorKind::Conflict,
-            Self::Rejected(_) | Self::Failed { .. } => ErrorKind::Failed,
-            Self::Timeout { .. } => ErrorKind::Timeout,
-        }
-    }
-    fn details(&self) -> Map {
-        match self {
-            Self::Failed { details, .. } | Self::Timeout { details, .. } => details.clone(),
-            _ => Map::new(),
+            Self::Failed { details, .. } | Self::Timeout { details, .. } => Some(details),
+            _ => None,
         }
     }
 }

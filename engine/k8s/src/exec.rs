@@ -8,18 +8,18 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// What a command printed and how it exited.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ExecOutput {
+pub(crate) struct ExecOutput {
     /// Exit code (0 on success).
-    pub code: i64,
+    pub(crate) code: i64,
     /// Standard output.
-    pub stdout: String,
+    pub(crate) stdout: String,
     /// Standard error.
-    pub stderr: String,
+    pub(crate) stderr: String,
 }
 
 /// Run `command` (no shell unless you call one) in `pod`'s `container` (default: the pod's
 /// default container, see [`crate::logs::container_or_default`]), feeding `stdin` when given.
-pub async fn exec(
+pub(crate) async fn exec(
     cluster: &Cluster,
     namespace: &str,
     pod: &str,

@@ -1,23 +1,38 @@
 //! kmsctl's `k8s` module: Kubernetes for playbooks.
 //!
-//! The plain async Rust lives in the submodules and is usable without Rhai: [`client`]
-//! (kubeconfig, contexts, context guards), [`apply`] (server-side apply with discovery and
-//! ordering), [`objects`] (get, list, patch, delete, namespaces, secrets), [`readiness`] (the
-//! watch-based readiness engine; its rules are pure functions over JSON), [`report`] (the
-//! failure report written when a wait fails), [`logs`], [`exec`], [`portforward`]. The Rhai
-//! adapter is [`module`].
+//! Three layers, as in kube-rs, each usable without the one above:
+//! - pure logic over JSON objects, no I/O and no Rhai: the readiness rules ([`assess`],
+//!   [`pod_blocker`]), which pods a workload owns, where a wait stands, and the failure
+//!   report's rendering ([`FailureReport::summary`]);
+//! - plain async Rust on kube: connecting ([`Cluster`]), server-side apply, objects, logs,
+//!   exec, port-forwards, the watch-based waiter ([`wait`]) and collecting a report
+//!   ([`FailureReport::collect`]);
+//! - the Rhai adapter ([`K8s`], [`ClusterHandle`]): argument conversion and registration only.
+//!
+//! Modules are private; this is the surface other crates use.
+#![warn(unreachable_pub)]
 
-pub mod apply;
-pub mod client;
-pub mod error;
-pub mod exec;
-pub mod logs;
-pub mod module;
-pub mod object;
-pub mod objects;
-pub mod portforward;
-pub mod readiness;
-pub mod report;
+mod apply;
+mod client;
+mod error;
+mod exec;
+mod json;
+mod logs;
+mod module;
+mod objects;
+mod portforward;
+mod readiness;
+mod report;
 
-pub use error::K8sError;
-pub use module::K8s;
+/// Durations in messages, as scripts write them (`5m`, `1h30m`): the host's format.
+pub(crate) use kmsctl_host::duration::format as format_duration;
+
+pub use apply::parse_manifests;
+pub use client::{Cluster, ConnectOptions};
+pub use error::{Details, K8sError};
+pub use json::ObjRef;
+pub use module::{ClusterHandle, K8s};
+pub use readiness::{
+    Assessment, Health, Progress, RuleOptions, Target, WaitFailure, WaitOptions, assess, pod_blocker, wait,
+};
+pub use report::{ClaimReport, ConditionLine, ContainerReport, EventLine, FailureReport, LogTail, PodReport};

@@ -2,7 +2,7 @@
 
 use crate::client::Cluster;
 use crate::error::K8sError;
-use crate::object::{at, str_at};
+use crate::json::{at, str_at};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams, LogParams};
 use serde_json::Value;
@@ -10,19 +10,19 @@ use std::path::{Path, PathBuf};
 
 /// Which logs.
 #[derive(Clone, Debug, Default)]
-pub struct LogOptions {
+pub(crate) struct LogOptions {
     /// Container (default: the pod's default container, see [`container_or_default`]).
-    pub container: Option<String>,
+    pub(crate) container: Option<String>,
     /// The previous (crashed) container's logs.
-    pub previous: bool,
+    pub(crate) previous: bool,
     /// Only the last N lines.
-    pub tail: Option<i64>,
+    pub(crate) tail: Option<i64>,
     /// Only lines newer than this many seconds.
-    pub since_seconds: Option<i64>,
+    pub(crate) since_seconds: Option<i64>,
 }
 
 /// One container's logs.
-pub async fn logs(cluster: &Cluster, namespace: &str, pod: &str, opts: &LogOptions) -> Result<String, K8sError> {
+pub(crate) async fn logs(cluster: &Cluster, namespace: &str, pod: &str, opts: &LogOptions) -> Result<String, K8sError> {
     let api: Api<Pod> = Api::namespaced(cluster.client().clone(), namespace);
     let container = container_or_default(&api, namespace, pod, opts.container.as_deref()).await?;
     let lp = LogParams {
@@ -38,7 +38,7 @@ pub async fn logs(cluster: &Cluster, namespace: &str, pod: &str, opts: &LogOptio
 /// The container to use: the one asked for, else the pod's default as kubectl picks it (the
 /// `kubectl.kubernetes.io/default-container` annotation, else the first container). The API
 /// server itself refuses logs and exec without a container name when a pod has several.
-pub async fn container_or_default(
+pub(crate) async fn container_or_default(
     api: &Api<Pod>,
     namespace: &str,
     pod: &str,
@@ -55,23 +55,23 @@ pub async fn container_or_default(
 
 /// A log file written by [`collect`].
 #[derive(Clone, Debug, serde::Serialize)]
-pub struct LogFile {
+pub(crate) struct LogFile {
     /// Pod.
-    pub pod: String,
+    pub(crate) pod: String,
     /// Container.
-    pub container: String,
+    pub(crate) container: String,
     /// Previous container's logs.
-    pub previous: bool,
+    pub(crate) previous: bool,
     /// Where they were written.
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
     /// Why the logs could not be fetched (the file then holds this note).
-    pub error: Option<String>,
+    pub(crate) error: Option<String>,
 }
 
 /// Write the logs of every container of the pods matching `selector` (all pods when `None`)
 /// to `dir/<pod>.<container>.log` (and `.previous.log` for restarted containers). A pod whose
 /// logs cannot be read gets a file saying why, so a CI artifact never silently lacks a party.
-pub async fn collect(
+pub(crate) async fn collect(
     cluster: &Cluster,
     namespace: &str,
     selector: Option<&str>,

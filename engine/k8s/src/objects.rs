@@ -3,8 +3,8 @@
 
 use crate::apply::{self, ApplyOptions};
 use crate::client::Cluster;
-use crate::error::K8sError;
-use crate::object::{ObjRef, at, str_at};
+use crate::error::{Details, K8sError};
+use crate::json::at;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::discovery::{ApiResource, Scope};
 use kube::runtime::wait::{await_condition, conditions};
@@ -12,9 +12,10 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-/// Which object(s): kind (with optional apiVersion) and namespace.
+/// Which objects a call is about: a kind (with its apiVersion, or found by discovery), a
+/// namespace, and for lists label and field selectors.
 #[derive(Clone, Debug, Default)]
-pub struct Selector {
+pub(crate) struct Query {
     /// `apps/v1`; found by discovery when empty.
     pub api_version: Option<String>,
     /// Kind, e.g. `StatefulSet`.
@@ -51,15 +52,15 @@ fn well_known(kind: &str) -> Option<&'static str> {
 }
 
 /// The API for a kind in a namespace, and the kind's scope.
-pub async fn api_for(cluster: &Cluster, sel: &Selector) -> Result<(Api<DynamicObject>, ApiResource, bool), K8sError> {
-    let (ar, caps) = match (&sel.api_version, well_known(&sel.kind)) {
-        (Some(v), _) => cluster.resolve(v, &sel.kind).await?,
-        (None, Some(v)) => cluster.resolve(v, &sel.kind).await?,
-        (None, None) => resolve_kind(cluster, &sel.kind).await?,
+pub(crate) async fn api_for(cluster: &Cluster, q: &Query) -> Result<(Api<DynamicObject>, ApiResource, bool), K8sError> {
+    let (ar, caps) = match (&q.api_version, well_known(&q.kind)) {
+        (Some(v), _) => cluster.resolve(v, &q.kind).await?,
+        (None, Some(v)) => cluster.resolve(v, &q.kind).await?,
+        (None, None) => resolve_kind(cluster, &q.kind).await?,
     };
     let namespaced = caps.scope == Scope::Namespaced;
     let api = if namespaced {
-        let ns = sel.namespace.clone().unwrap_or_else(|| cluster.default_namespace().to_string());
+        let ns = q.namespace.clone().unwrap_or_else(|| cluster.default_namespace().to_string());
         Api::namespaced_with(cluster.client().clone(), &ns, &ar)
     } else {
         Api::all_with(cluster.client().clone(), &ar)
@@ -97,26 +98,25 @@ fn with_type(v: DynamicObject, ar: &ApiResource) -> Value {
 }
 
 /// The object, or `None` when it does not exist.
-pub async fn get(cluster: &Cluster, sel: &Selector, name: &str) -> Result<Option<Value>, K8sError> {
-    let (api, ar, _) = api_for(cluster, sel).await?;
+pub(crate) async fn get(cluster: &Cluster, q: &Query, name: &str) -> Result<Option<Value>, K8sError> {
+    let (api, ar, _) = api_for(cluster, q).await?;
     api.get_opt(name)
         .await
         .map(|o| o.map(|o| with_type(o, &ar)))
-        .map_err(|e| K8sError::from_kube(&format!("get {} {name}", sel.kind), e))
+        .map_err(|e| K8sError::from_kube(&format!("get {} {name}", q.kind), e))
 }
 
 /// Every object of a kind matching the selectors.
-pub async fn list(cluster: &Cluster, sel: &Selector) -> Result<Vec<Value>, K8sError> {
-    let (api, ar, _) = api_for(cluster, sel).await?;
-    let lp =
-        ListParams { label_selector: sel.labels.clone(), field_selector: sel.fields.clone(), ..Default::default() };
-    let list = api.list(&lp).await.map_err(|e| K8sError::from_kube(&format!("list {}", sel.kind), e))?;
+pub(crate) async fn list(cluster: &Cluster, q: &Query) -> Result<Vec<Value>, K8sError> {
+    let (api, ar, _) = api_for(cluster, q).await?;
+    let lp = ListParams { label_selector: q.labels.clone(), field_selector: q.fields.clone(), ..Default::default() };
+    let list = api.list(&lp).await.map_err(|e| K8sError::from_kube(&format!("list {}", q.kind), e))?;
     Ok(list.items.into_iter().map(|o| with_type(o, &ar)).collect())
 }
 
 /// How to patch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PatchKind {
+pub(crate) enum PatchKind {
     /// JSON merge patch (RFC 7386).
     Merge,
     /// Strategic merge patch (built-in kinds only).
@@ -126,17 +126,17 @@ pub enum PatchKind {
 }
 
 /// Patch an object; returns it as stored.
-pub async fn patch(
+pub(crate) async fn patch(
     cluster: &Cluster,
-    sel: &Selector,
+    q: &Query,
     name: &str,
     body: Value,
     kind: PatchKind,
     manager: &str,
 ) -> Result<Value, K8sError> {
-    let (api, ar, _) = api_for(cluster, sel).await?;
+    let (api, ar, _) = api_for(cluster, q).await?;
     let pp = PatchParams { field_manager: Some(manager.to_string()), ..Default::default() };
-    let what = format!("patch {} {name}", sel.kind);
+    let what = format!("patch {} {name}", q.kind);
     let r = match kind {
         PatchKind::Merge => api.patch(name, &pp, &Patch::Merge(&body)).await,
         PatchKind::Strategic => api.patch(name, &pp, &Patch::Strategic(&body)).await,
@@ -151,9 +151,9 @@ pub async fn patch(
 
 /// Delete an object. With `wait`, wait until it is gone; on timeout the error names the
 /// finalizers that hold it. Returns whether it existed.
-pub async fn delete(cluster: &Cluster, sel: &Selector, name: &str, wait: Option<Duration>) -> Result<bool, K8sError> {
-    let (api, ar, _) = api_for(cluster, sel).await?;
-    let what = format!("{} {name}", sel.kind);
+pub(crate) async fn delete(cluster: &Cluster, q: &Query, name: &str, wait: Option<Duration>) -> Result<bool, K8sError> {
+    let (api, ar, _) = api_for(cluster, q).await?;
+    let what = format!("{} {name}", q.kind);
     let existing = match api.get_opt(name).await.map_err(|e| K8sError::from_kube(&format!("get {what}"), e))? {
         Some(o) => o,
         None => return Ok(false),
@@ -176,11 +176,6 @@ pub async fn delete(cluster: &Cluster, sel: &Selector, name: &str, wait: Option<
                 .and_then(Value::as_array)
                 .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
                 .unwrap_or_default();
-            let mut details = rhai::Map::new();
-            details.insert(
-                "finalizers".into(),
-                rhai::Dynamic::from_array(finalizers.iter().map(|f| f.clone().into()).collect()),
-            );
             let why = if finalizers.is_empty() {
                 String::new()
             } else {
@@ -191,8 +186,8 @@ pub async fn delete(cluster: &Cluster, sel: &Selector, name: &str, wait: Option<
                 _ => String::new(),
             };
             Err(K8sError::Timeout {
-                message: format!("{what} still exists after {}{why}{extra}", kmsctl_host::duration::format(limit)),
-                details,
+                message: format!("{what} still exists after {}{why}{extra}", crate::format_duration(limit)),
+                details: Details { finalizers: Some(finalizers), ..Default::default() },
             })
         }
     }
@@ -215,19 +210,19 @@ fn namespace_conditions(o: &Value) -> String {
 /// Create the namespace (with labels) if missing; returns it. An existing namespace is left as
 /// it is, but for `labels` it lacks, which are added. (Not a server-side apply: that would
 /// remove the labels an earlier apply by kmsctl set and this call does not repeat.)
-pub async fn ensure_namespace(
+pub(crate) async fn ensure_namespace(
     cluster: &Cluster,
     name: &str,
     labels: &BTreeMap<String, String>,
 ) -> Result<Value, K8sError> {
-    let sel = Selector { kind: "Namespace".into(), ..Default::default() };
-    if let Some(existing) = get(cluster, &sel, name).await? {
+    let q = Query { kind: "Namespace".into(), ..Default::default() };
+    if let Some(existing) = get(cluster, &q, name).await? {
         let current = at(&existing, &["metadata", "labels"]).and_then(Value::as_object);
         if labels.iter().all(|(k, v)| current.and_then(|c| c.get(k)).and_then(Value::as_str) == Some(v.as_str())) {
             return Ok(existing);
         }
         let body = json!({ "metadata": { "labels": labels } });
-        return patch(cluster, &sel, name, body, PatchKind::Merge, "kmsctl").await;
+        return patch(cluster, &q, name, body, PatchKind::Merge, "kmsctl").await;
     }
     let doc = json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": name, "labels": labels } });
     let opts = ApplyOptions { labels: labels.clone(), ..Default::default() };
@@ -235,20 +230,20 @@ pub async fn ensure_namespace(
 }
 
 /// Delete the namespace if it exists, wait until it is gone, create it again.
-pub async fn recreate_namespace(
+pub(crate) async fn recreate_namespace(
     cluster: &Cluster,
     name: &str,
     labels: &BTreeMap<String, String>,
     timeout: Duration,
 ) -> Result<Value, K8sError> {
-    let sel = Selector { kind: "Namespace".into(), ..Default::default() };
-    delete(cluster, &sel, name, Some(timeout)).await?;
+    let q = Query { kind: "Namespace".into(), ..Default::default() };
+    delete(cluster, &q, name, Some(timeout)).await?;
     ensure_namespace(cluster, name, labels).await
 }
 
 /// A Secret or ConfigMap document from string values (Secret values are base64-encoded into
 /// `data`, so nothing secret sits in plain `stringData` of the applied intent).
-pub fn data_object(
+pub(crate) fn data_object(
     kind: &str,
     namespace: &str,
     name: &str,
@@ -265,14 +260,4 @@ pub fn data_object(
         doc["data"] = data.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
     }
     doc
-}
-
-/// The reference of an object given as JSON, for messages.
-pub fn describe(o: &Value) -> String {
-    ObjRef::of(o).to_string()
-}
-
-/// The name of an object.
-pub fn name_of(o: &Value) -> &str {
-    str_at(o, &["metadata", "name"]).unwrap_or_default()
 }

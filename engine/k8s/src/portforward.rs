@@ -1,11 +1,11 @@
 //! Port-forwards managed by the host: a local listener on 127.0.0.1 whose every connection
 //! opens its own stream to the pod. A Service target picks a ready pod per connection, and a
 //! pod target is looked up again, so a forward keeps working when the pod restarts. The caller
-//! registers [`Forward::stop`] as a cleanup hook so forwards end with the run.
+//! registers [`Forward::stopper`] as a cleanup hook so forwards end with the run.
 
 use crate::client::Cluster;
 use crate::error::K8sError;
-use crate::object::{at, condition_is, str_at};
+use crate::json::{at, condition_is, str_at};
 use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::{Api, ListParams};
 use serde_json::Value;
@@ -20,7 +20,7 @@ const CHECK_GRACE: Duration = Duration::from_millis(500);
 
 /// What to forward to.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ForwardTarget {
+pub(crate) enum ForwardTarget {
     /// A pod by name.
     Pod(String),
     /// A Service: its selector picks a ready pod, its port maps to the pod's target port.
@@ -29,7 +29,7 @@ pub enum ForwardTarget {
 
 impl ForwardTarget {
     /// `svc/name`, `service/name`, `pod/name` or a bare pod name.
-    pub fn parse(s: &str) -> Self {
+    pub(crate) fn parse(s: &str) -> Self {
         match s.split_once('/') {
             Some(("svc" | "service" | "services", n)) => Self::Service(n.to_string()),
             Some(("pod" | "pods", n)) => Self::Pod(n.to_string()),
@@ -40,20 +40,20 @@ impl ForwardTarget {
 
 /// A forward to set up.
 #[derive(Clone, Debug)]
-pub struct ForwardSpec {
+pub(crate) struct ForwardSpec {
     /// Namespace of the target.
-    pub namespace: String,
+    pub(crate) namespace: String,
     /// Pod or Service.
-    pub target: ForwardTarget,
+    pub(crate) target: ForwardTarget,
     /// The port on the pod, or the Service port.
-    pub remote_port: u16,
+    pub(crate) remote_port: u16,
     /// The local port on 127.0.0.1 (0 picks a free one).
-    pub local_port: u16,
+    pub(crate) local_port: u16,
 }
 
 impl ForwardSpec {
     /// `127.0.0.1:50100 → svc/kms-core:50100 (ns)`.
-    pub fn describe(&self, local: Option<SocketAddr>) -> String {
+    pub(crate) fn describe(&self, local: Option<SocketAddr>) -> String {
         let target = match &self.target {
             ForwardTarget::Pod(p) => format!("pod/{p}"),
             ForwardTarget::Service(s) => format!("svc/{s}"),
@@ -64,29 +64,24 @@ impl ForwardSpec {
 }
 
 /// A running forward.
-pub struct Forward {
+pub(crate) struct Forward {
     /// The local address.
-    pub local: SocketAddr,
+    pub(crate) local: SocketAddr,
     /// A one-line description.
-    pub description: String,
+    pub(crate) description: String,
     stop: CancellationToken,
 }
 
 impl Forward {
-    /// Stop accepting connections and close open ones.
-    pub fn stop(&self) {
-        self.stop.cancel();
-    }
-
     /// A handle that stops the forward (for cleanup hooks).
-    pub fn stopper(&self) -> CancellationToken {
+    pub(crate) fn stopper(&self) -> CancellationToken {
         self.stop.clone()
     }
 }
 
 /// Start a forward: check the target, bind the local port, prove a stream can be opened, then
 /// serve connections until stopped.
-pub async fn start(cluster: &Cluster, spec: ForwardSpec) -> Result<Forward, K8sError> {
+pub(crate) async fn start(cluster: &Cluster, spec: ForwardSpec) -> Result<Forward, K8sError> {
     let (pod, port) = resolve(cluster, &spec).await?;
     let pods: Api<Pod> = Api::namespaced(cluster.client().clone(), &spec.namespace);
     // Readiness check: the API server and the node agree to forward this port, and the node

@@ -7,8 +7,7 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Event, PersistentVolumeClaim, Pod, Service};
-use kmsctl_k8s::readiness::rules::{self, Health, RuleOptions};
-use kmsctl_k8s::report;
+use kmsctl_k8s::{FailureReport, Health, RuleOptions, assess, pod_blocker};
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams,
 };
@@ -88,7 +87,7 @@ async fn report_of_a_crash_looping_deployment_pod() {
                 .items
                 .iter()
                 .map(|p| serde_json::to_value(p).expect("pod json"))
-                .find(|p| rules::pod_blocker(p, k8s_openapi::jiff::Timestamp::now(), &opts).is_some());
+                .find(|p| pod_blocker(p, k8s_openapi::jiff::Timestamp::now(), &opts).is_some());
             if let Some(p) = found {
                 return p;
             }
@@ -98,7 +97,7 @@ async fn report_of_a_crash_looping_deployment_pod() {
     .await;
     let pod_name = pod["metadata"]["name"].as_str().expect("pod name").to_string();
     let rs_name = pod["metadata"]["ownerReferences"][0]["name"].as_str().expect("owner").to_string();
-    let blocker = rules::pod_blocker(&pod, k8s_openapi::jiff::Timestamp::now(), &opts).expect("blocker");
+    let blocker = pod_blocker(&pod, k8s_openapi::jiff::Timestamp::now(), &opts).expect("blocker");
     assert_eq!(blocker, "CrashLoopBackOff in container kms-core (exit code 1, 4 restarts)");
 
     // No kubelet means no BackOff event: post the one it would have posted.
@@ -120,7 +119,7 @@ async fn report_of_a_crash_looping_deployment_pod() {
     events.create(&PostParams::default(), &backoff).await.expect("create Event");
 
     let reason = format!("pod {pod_name}: {blocker}");
-    let r = report::collect(&env.client, &pod, &reason).await;
+    let r = FailureReport::collect(&env.client, &pod, &reason).await;
 
     assert_eq!(r.object.kind, "Pod");
     assert_eq!(r.object.name, pod_name);
@@ -176,8 +175,8 @@ async fn report_of_a_crash_looping_deployment_pod() {
 
     // Reported from the Deployment instead: its pods are found by its selector.
     let deploy = serde_json::to_value(deployments.get("kms-core").await.expect("get Deployment")).expect("json");
-    assert_eq!(rules::assess(&deploy, k8s_openapi::jiff::Timestamp::now(), &opts).health, Health::Progressing);
-    let r = report::collect(&env.client, &deploy, "timed out after 5m").await;
+    assert_eq!(assess(&deploy, k8s_openapi::jiff::Timestamp::now(), &opts).health, Health::Progressing);
+    let r = FailureReport::collect(&env.client, &deploy, "timed out after 5m").await;
     assert!(r.owners.is_empty());
     assert_eq!(r.pods.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), [pod_name.as_str()]);
     assert!(r.events.iter().any(|e| e.reason == "SuccessfulCreate" && e.object == format!("ReplicaSet {rs_name}")));
@@ -196,7 +195,7 @@ where
     let mut last = String::new();
     let done = tokio::time::timeout(Duration::from_secs(60), async {
         loop {
-            let a = rules::assess(&get().await, k8s_openapi::jiff::Timestamp::now(), &opts);
+            let a = assess(&get().await, k8s_openapi::jiff::Timestamp::now(), &opts);
             assert_ne!(a.health, Health::Failed, "{what}: {}", a.message);
             last = a.message;
             if a.health == Health::Ready {
@@ -236,7 +235,7 @@ async fn rules_agree_with_real_controllers() {
     let created = deployments.create(&pp, &deploy).await.expect("create Deployment");
     let opts = RuleOptions::default();
     let now = k8s_openapi::jiff::Timestamp::now;
-    assert_eq!(rules::assess(&v(&created), now(), &opts).health, Health::Progressing, "no status yet");
+    assert_eq!(assess(&v(&created), now(), &opts).health, Health::Progressing, "no status yet");
     // Ordinals 5, 6, 7.
     let sts: StatefulSet = serde_json::from_value(json!({"metadata": {"name": "db"}, "spec": {
         "replicas": 3, "ordinals": {"start": 5}, "serviceName": "db", "selector": {"matchLabels": {"app": "db"}},
@@ -275,7 +274,7 @@ async fn rules_agree_with_real_controllers() {
     // (complete-looking) status, which must not count as ready.
     let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": "main", "image": "zama-ai/kms-core-service:v0.13.0"}]}}}});
     let patched = deployments.patch("web", &PatchParams::default(), &Patch::Strategic(&patch)).await.expect("patch");
-    assert_eq!(rules::assess(&v(&patched), now(), &opts).health, Health::Progressing);
+    assert_eq!(assess(&v(&patched), now(), &opts).health, Health::Progressing);
     assert_eq!(
         until_ready("Deployment rollout", || async { v(deployments.get("web").await.expect("get")) }).await,
         "2 of 2 replicas ready"

@@ -18,8 +18,10 @@
 mod apply;
 mod failures;
 mod objects;
+mod ownership;
 mod pods;
 mod portforward;
+mod reasons;
 mod relist;
 mod wait;
 mod watches;

@@ -221,3 +221,32 @@ async fn require_context_refuses_other_clusters() {
     r.code(0);
     assert!(cms.get_opt("touched").await.expect("get").is_some());
 }
+
+/// `kc.events` used to report any failure to list events as "cannot reach the cluster"; the
+/// API server's answer (here: a name the field selector cannot hold) is the error now.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_fail_with_the_api_servers_reason() {
+    let env = testenv!();
+    let ns = env.namespace("events-error").await;
+    let r = finish(playbook(
+        &env,
+        r#"
+        import "k8s" as k8s;
+        import "log" as log;
+        let kc = k8s::connect();
+        log::info(`none: ${kc.events("Pod", "nothing-here", #{ namespace: "@NS@" }).len()}`);
+        let r = "no error";
+        try { kc.events("Pod", "a,b", #{ namespace: "@NS@" }); } catch (e) { r = `${e.kind}: ${e.message}`; }
+        log::info(`bad name: ${r}`);
+        "#,
+        &[("NS", &ns.name)],
+    ))
+    .await;
+    r.code(0);
+    let ev = r.events();
+    assert_eq!(logged(&ev, "none: "), "0");
+    assert_eq!(
+        logged(&ev, "bad name: "),
+        "failed: events of Pod a,b: invalid selector: 'involvedObject.kind=Pod,involvedObject.name=a,b'; can't understand 'b'"
+    );
+}

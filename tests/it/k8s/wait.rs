@@ -1,11 +1,11 @@
 //! `kc.wait(...)`: built-in kinds reaching Ready, custom resources with Ready/Stalled
-//! conditions, selector targets with `min`, predicates, the per-object and global timeouts,
-//! `fail_fast: false`.
+//! conditions, selector targets with `min`, predicates, the per-object and global timeouts
+//! (the per-object one counted from when each object appears), `fail_fast: false`.
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Service};
-use kube::api::{Api, ListParams};
+use kube::api::{Api, ListParams, PostParams};
 use serde_json::json;
 
 use super::{Crd, Live, artifact, cond, error_of, finish, logged, logs, playbook, progress, step};
@@ -325,4 +325,39 @@ async fn timeouts_exit_3_and_name_what_is_pending() {
     let ms = step(&ev, "wait for 2 objects")["duration_ms"].as_u64().expect("duration");
     assert!((2000..60_000).contains(&ms), "per-object timeout after {ms}ms");
     assert!(progress(&ev).iter().any(|p| p.contains(&format!("{pvc} (pending)"))), "{:?}", progress(&ev));
+}
+
+/// `per_object_timeout` is each object's own: an object created during the wait gets its full
+/// time from when it appears (it used to be a second deadline from the start of the wait,
+/// which failed here with "not found yet").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_per_object_timeout_counts_from_when_the_object_appears() {
+    let env = testenv!();
+    let ns = env.namespace("wait-per-object").await;
+    let mut live = Live::start(playbook(
+        &env,
+        r#"
+        import "k8s" as k8s;
+        let kc = k8s::connect();
+        kc.wait(#{ kind: "PersistentVolumeClaim", name: "late", namespace: "@NS@" },
+            #{ per_object_timeout: "3s", timeout: "2m" });
+        "#,
+        &[("NS", &ns.name)],
+    ));
+    let pvc = format!("PersistentVolumeClaim {}/late", ns.name);
+    live.progress(&format!("{pvc} (not found yet)")).await;
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    let claim: PersistentVolumeClaim = serde_json::from_value(json!({"metadata": {"name": "late"},
+        "spec": {"storageClassName": "no-such-class", "accessModes": ["ReadWriteOnce"],
+                 "resources": {"requests": {"storage": "1Gi"}}}}))
+    .expect("pvc");
+    let created = std::time::Instant::now();
+    Api::<PersistentVolumeClaim>::namespaced(env.client.clone(), &ns.name)
+        .create(&PostParams::default(), &claim)
+        .await
+        .expect("create PVC");
+    let ended = live.end().await;
+    ended.code(3);
+    assert_eq!(error_of(&ended.events), ("timeout".into(), format!("{pvc} not ready after 3s: pending")));
+    assert!(created.elapsed().as_millis() >= 2500, "3s after it appeared, not after the wait started");
 }

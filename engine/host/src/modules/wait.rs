@@ -20,7 +20,6 @@ fn dur(v: &Dynamic, what: &str) -> R<Duration> {
     duration::from_dynamic(v).map_err(|e| usage_err(format!("{what}: {e}")))
 }
 
-
 /// A point in time scripts can check against.
 #[derive(Clone, Debug)]
 pub(crate) struct Deadline {

@@ -50,7 +50,8 @@ pub(crate) fn validate(
         Err(e) => e,
     };
     let mut inner: &rhai::EvalAltResult = &thrown;
-    while let rhai::EvalAltResult::ErrorInFunctionCall(_, _, e, _) | rhai::EvalAltResult::ErrorInModule(_, e, _) = inner {
+    while let rhai::EvalAltResult::ErrorInFunctionCall(_, _, e, _) | rhai::EvalAltResult::ErrorInModule(_, e, _) = inner
+    {
         inner = e;
     }
     let (message, param, hint) = match inner {
@@ -65,8 +66,6 @@ pub(crate) fn validate(
         other => (format!("validate() failed: {}", crate::error::short_message(other)), None, None),
     };
     let (parsed, _) = super::parse_args(args, Some(specs));
-    let arg = param.as_deref().and_then(|p| {
-        parsed.params.iter().rev().find(|r: &&RawArg| r.name == p).map(|r| r.arg)
-    });
+    let arg = param.as_deref().and_then(|p| parsed.params.iter().rev().find(|r: &&RawArg| r.name == p).map(|r| r.arg));
     Err(ParamError { message, arg, help: hint })
 }

@@ -1,10 +1,18 @@
 //! The readiness engine: is an object ready, still progressing, or failed?
 //!
-//! [`rules`] decides from an object's JSON alone (kstatus semantics, with its gaps fixed: Jobs
-//! must complete, LoadBalancers need an address, crashing pods fail their workload fast). The
-//! waiter watches objects and re-assesses on every change.
+//! Pure parts decide from JSON alone: [`rules`] (one object, kstatus semantics with its gaps
+//! fixed), `ownership` (which pods a workload runs) and `targets` (a wait's targets over a
+//! snapshot of what is watched). The `waiter` is the I/O: watches feeding reflector stores,
+//! re-assessed on every change.
 
-pub mod rules;
-pub mod waiter;
+mod ownership;
+pub(crate) mod rules;
+mod targets;
+mod waiter;
 
-pub use waiter::{Predicate, Progress, Target, WaitFailure, WaitOptions, labels_match, wait, wait_with};
+pub(crate) use ownership::{owner_ref, owns, pod_selector};
+pub use rules::{Assessment, Health, RuleOptions, assess, pod_blocker};
+pub(crate) use targets::Predicate;
+pub use targets::{Progress, Target, WaitFailure, WaitOptions};
+pub use waiter::wait;
+pub(crate) use waiter::wait_with;

@@ -1,146 +1,87 @@
 //! Waiting until objects are ready, by watching them.
 //!
 //! Targets are grouped by kind and namespace, so waiting on 1,000 objects costs a handful of
-//! watches, not a request per object per poll. Workloads also get one pod watch per namespace:
-//! a crashing or unschedulable pod fails its Deployment, StatefulSet or Job at once instead of
-//! after its progress deadline. Every change is re-assessed immediately; a one-second tick
-//! re-assesses time-based rules (grace periods, per-object timeouts). The watcher relists on
-//! expired resource versions and retries transient errors with backoff; a forbidden or missing
-//! resource fails the wait at once.
+//! watches, not a request per object per poll. Workloads also get a pod watch per namespace
+//! (and a ReplicaSet watch where there are Deployments, whose pods they own through them): a
+//! crashing or unschedulable pod fails its own workload at once instead of after its progress
+//! deadline. Each watch feeds a reflector store; every change is re-assessed immediately, and
+//! a one-second tick re-assesses time-based rules (grace periods, per-object timeouts). The
+//! watcher relists on expired resource versions and retries transient errors with backoff; a
+//! forbidden or missing resource fails the wait at once.
 
-use super::rules::{self, Assessment, Health, RuleOptions};
-use crate::client::Cluster;
-use crate::error::K8sError;
-use crate::object::{ObjRef, at, str_at};
-use futures::stream::{self, BoxStream, StreamExt};
-use kube::api::{Api, DynamicObject};
-use kube::discovery::{ApiResource, Scope};
-use kube::runtime::WatchStreamExt;
-use kube::runtime::watcher::{self, Event};
-use serde_json::Value;
-use std::collections::{BTreeMap, HashMap};
+use std::borrow::Cow;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// What to wait for.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Target {
-    /// One object.
-    Object(ObjRef),
-    /// Every object of a kind matching a label selector, and at least `min` of them.
-    Selector {
-        /// `apps/v1`.
-        api_version: String,
-        /// `Deployment`.
-        kind: String,
-        /// Namespace (`None`: cluster-scoped, or all namespaces).
-        namespace: Option<String>,
-        /// Label selector, e.g. `app=kms-core`.
-        selector: String,
-        /// Minimum number of matching objects.
-        min: usize,
-    },
-}
+use futures::stream::{self, BoxStream, StreamExt};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{Api, DynamicObject};
+use kube::core::{DynamicResourceScope, Resource};
+use kube::discovery::{ApiResource, Scope};
+use kube::runtime::WatchStreamExt;
+use kube::runtime::reflector::{ObjectRef, Store, store::Writer};
+use kube::runtime::watcher::{self, Event};
+use serde_json::Value;
 
-impl std::fmt::Display for Target {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Target::Object(o) => write!(f, "{o}"),
-            Target::Selector { kind, namespace, selector, .. } => match namespace {
-                Some(ns) => write!(f, "{kind} {ns}/[{selector}]"),
-                None => write!(f, "{kind} [{selector}]"),
-            },
-        }
-    }
-}
+use super::ownership;
+use super::rules::Health;
+use super::targets::{
+    Context, Predicate, Progress, State, Target, WaitFailure, WaitOptions, assess_target, timeout_failure,
+};
+use crate::client::Cluster;
+use crate::json::ObjRef;
 
-/// How to wait.
+/// A watched object as the JSON the rules read; its metadata is parsed once, for the store.
 #[derive(Clone, Debug)]
-pub struct WaitOptions {
-    /// Deadline for the whole wait.
-    pub timeout: Duration,
-    /// Deadline for each object, from the start of the wait.
-    pub per_object_timeout: Option<Duration>,
-    /// Stop at the first failed object (otherwise keep waiting: it may recover).
-    pub fail_fast: bool,
-    /// Rule settings.
-    pub rules: RuleOptions,
-    /// What is being waited for, for messages ("parties").
-    pub what: Option<String>,
+struct Watched {
+    meta: ObjectMeta,
+    json: Value,
 }
 
-impl Default for WaitOptions {
-    fn default() -> Self {
-        Self {
-            timeout: Duration::from_secs(300),
-            per_object_timeout: None,
-            fail_fast: true,
-            rules: RuleOptions::default(),
-            what: None,
-        }
+impl Resource for Watched {
+    type DynamicType = ApiResource;
+    type Scope = DynamicResourceScope;
+
+    fn kind(ar: &ApiResource) -> Cow<'_, str> {
+        DynamicObject::kind(ar)
+    }
+    fn group(ar: &ApiResource) -> Cow<'_, str> {
+        DynamicObject::group(ar)
+    }
+    fn version(ar: &ApiResource) -> Cow<'_, str> {
+        DynamicObject::version(ar)
+    }
+    fn plural(ar: &ApiResource) -> Cow<'_, str> {
+        DynamicObject::plural(ar)
+    }
+    fn meta(&self) -> &ObjectMeta {
+        &self.meta
+    }
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.meta
     }
 }
 
-/// Where a wait stands, for progress views.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Progress {
-    /// Number of targets.
-    pub total: usize,
-    /// Targets ready.
-    pub ready: usize,
-    /// The targets still pending and why.
-    pub pending: Vec<(String, String)>,
-}
-
-impl Progress {
-    /// "3/13 ready; waiting for StatefulSet kms/x (0 of 1 ready), ..."
-    pub fn summary(&self, max: usize) -> String {
-        let mut s = format!("{}/{} ready", self.ready, self.total);
-        if !self.pending.is_empty() {
-            let shown: Vec<String> = self.pending.iter().take(max).map(|(t, m)| format!("{t} ({m})")).collect();
-            s.push_str(&format!("; waiting for {}", shown.join(", ")));
-            if self.pending.len() > max {
-                s.push_str(&format!(" and {} more", self.pending.len() - max));
-            }
-        }
-        s
+impl<'de> serde::Deserialize<'de> for Watched {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let json = Value::deserialize(d)?;
+        let meta = match json.get("metadata") {
+            Some(m) => ObjectMeta::deserialize(m).map_err(serde::de::Error::custom)?,
+            None => ObjectMeta::default(),
+        };
+        Ok(Self { meta, json })
     }
 }
 
-/// Why a wait did not succeed.
-#[derive(Debug)]
-pub struct WaitFailure {
-    /// A deadline passed (otherwise an object failed or a watch was refused).
-    pub timeout: bool,
-    /// One-line explanation.
-    pub message: String,
-    /// The object that blocked the wait (the failed one, or the first still pending).
-    pub blocking: Option<Value>,
-    /// Its assessment message.
-    pub reason: String,
-}
-
-impl WaitFailure {
-    /// As a script-facing error.
-    pub fn into_error(self) -> K8sError {
-        let mut details = rhai::Map::new();
-        if let Some(b) = &self.blocking {
-            details.insert("object".into(), ObjRef::of(b).to_string().into());
-        }
-        if self.timeout {
-            K8sError::Timeout { message: self.message, details }
-        } else {
-            K8sError::Failed { message: self.message, details }
-        }
-    }
-}
-
-/// A rule supplied by the caller (a Rhai predicate): `None` defers to the built-in rules.
-pub type Predicate<'a> = dyn FnMut(&Value) -> Result<Option<Assessment>, String> + 'a;
+/// A snapshot of a store.
+type Objects = Vec<Arc<Watched>>;
 
 /// The watch events of one group, tagged with the group's index.
-type GroupEvents = BoxStream<'static, (usize, Result<Event<DynamicObject>, watcher::Error>)>;
+type GroupEvents = BoxStream<'static, (usize, Result<Event<Watched>, watcher::Error>)>;
 
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// One watch: a kind in a namespace, narrowed to a selector or to the only name asked for.
+#[derive(Clone, PartialEq, Eq)]
 struct GroupKey {
     api_version: String,
     kind: String,
@@ -154,12 +95,41 @@ struct Group {
     ar: ApiResource,
     namespaced: bool,
     synced: bool,
-    store: BTreeMap<(String, String), Value>,
-    buffer: Option<BTreeMap<(String, String), Value>>,
+    store: Store<Watched>,
+    writer: Option<Writer<Watched>>,
 }
 
-/// Wait until every target is ready. Returns the ready objects (selector targets expand to
-/// every match).
+impl Group {
+    /// The store's key of an object target; `None` for a selector target.
+    fn key_of(&self, target: &Target) -> Option<ObjectRef<Watched>> {
+        let Target::Object(o) = target else { return None };
+        let key = ObjectRef::new_with(&o.name, self.ar.clone());
+        Some(match (self.namespaced, &o.namespace) {
+            (true, Some(ns)) => key.within(ns),
+            _ => key,
+        })
+    }
+
+    /// The objects of the store a target is about: its object, or every match of its selector.
+    fn matching(&self, key: Option<&ObjectRef<Watched>>) -> Objects {
+        match key {
+            Some(key) => self.store.get(key).into_iter().collect(),
+            None => self.store.state(),
+        }
+    }
+}
+
+fn json(objects: &[Arc<Watched>]) -> Vec<&Value> {
+    objects.iter().map(|w| &w.json).collect()
+}
+
+/// Wait until every target is ready, reporting progress whenever it changes. Returns the ready
+/// objects (selector targets expand to every match).
+///
+/// # Errors
+///
+/// A [`WaitFailure`]: an object failed (with `fail_fast`), a deadline passed, or a watch was
+/// refused (forbidden, no such kind).
 pub async fn wait(
     cluster: &Cluster,
     targets: &[Target],
@@ -170,7 +140,11 @@ pub async fn wait(
 }
 
 /// [`wait`] with a caller rule consulted before the built-in ones.
-pub async fn wait_with(
+///
+/// # Errors
+///
+/// As [`wait`]; an `Err` from the predicate fails its object.
+pub(crate) async fn wait_with(
     cluster: &Cluster,
     targets: &[Target],
     opts: &WaitOptions,
@@ -181,14 +155,12 @@ pub async fn wait_with(
     if targets.is_empty() {
         return Ok(Vec::new());
     }
-    let start = Instant::now();
-    let fail = |message: String| WaitFailure { timeout: false, message, blocking: None, reason: String::new() };
+    let fail = |e: crate::K8sError| WaitFailure::plain(e.to_string());
 
-    // Resolve kinds and build one watch per (kind, namespace[, selector]).
     let mut groups: Vec<Group> = Vec::new();
     let mut target_group: Vec<usize> = Vec::new();
-    let mut pod_namespaces: Vec<String> = Vec::new();
     let single_names = single_name_groups(targets);
+    let (mut pod_namespaces, mut rs_namespaces) = (BTreeSet::new(), BTreeSet::new());
     for t in targets {
         let (api_version, kind, namespace, selector, name) = match t {
             Target::Object(o) => (&o.api_version, &o.kind, o.namespace.clone(), None, Some(o.name.clone())),
@@ -196,59 +168,50 @@ pub async fn wait_with(
                 (api_version, kind, namespace.clone(), Some(selector.clone()), None)
             }
         };
-        let (ar, caps) = cluster.resolve(api_version, kind).await.map_err(|e| fail(e.to_string()))?;
+        let (ar, caps) = cluster.resolve(api_version, kind).await.map_err(fail)?;
         let namespaced = caps.scope == Scope::Namespaced;
         let namespace = if namespaced { namespace } else { None };
-        let key = GroupKey {
-            api_version: api_version.clone(),
-            kind: kind.clone(),
-            namespace: namespace.clone(),
-            name: name
-                .filter(|n| single_names.contains(&(api_version.clone(), kind.clone(), namespace.clone(), n.clone()))),
-            selector,
-        };
-        let idx = match groups.iter().position(|g| g.key == key) {
-            Some(i) => i,
-            None => {
-                groups.push(Group { key, ar, namespaced, synced: false, store: BTreeMap::new(), buffer: None });
-                groups.len() - 1
-            }
-        };
-        target_group.push(idx);
-        if is_workload_kind(kind)
-            && let Some(ns) = namespace
-            && !pod_namespaces.contains(&ns)
+        let only_name = name.filter(|n| single_names.contains(&(api_version, kind, namespace.as_ref(), n)));
+        let key =
+            GroupKey { api_version: api_version.clone(), kind: kind.clone(), namespace, selector, name: only_name };
+        if ownership::is_workload(api_version, kind)
+            && let Some(ns) = &key.namespace
         {
-            pod_namespaces.push(ns);
+            pod_namespaces.insert(ns.clone());
+            if kind == "Deployment" {
+                rs_namespaces.insert(ns.clone());
+            }
         }
+        target_group.push(group_index(&mut groups, key, ar, namespaced));
     }
-    let pod_group_start = groups.len();
-    if !pod_namespaces.is_empty() {
-        let (ar, _) = cluster.resolve("v1", "Pod").await.map_err(|e| fail(e.to_string()))?;
-        for ns in &pod_namespaces {
+    // The pods (and ReplicaSets) of each namespace with workloads, whatever their labels.
+    let mut companions: HashMap<String, (usize, Option<usize>)> = HashMap::new();
+    for (api_version, kind, namespaces) in [("v1", "Pod", &pod_namespaces), ("apps/v1", "ReplicaSet", &rs_namespaces)] {
+        if namespaces.is_empty() {
+            continue;
+        }
+        let (ar, _) = cluster.resolve(api_version, kind).await.map_err(fail)?;
+        for ns in namespaces {
             let key = GroupKey {
-                api_version: "v1".into(),
-                kind: "Pod".into(),
+                api_version: api_version.into(),
+                kind: kind.into(),
                 namespace: Some(ns.clone()),
                 selector: None,
                 name: None,
             };
-            groups.push(Group {
-                key,
-                ar: ar.clone(),
-                namespaced: true,
-                synced: false,
-                store: BTreeMap::new(),
-                buffer: None,
-            });
+            let i = group_index(&mut groups, key, ar.clone(), true);
+            let entry = companions.entry(ns.clone()).or_insert((i, None));
+            if kind == "ReplicaSet" {
+                entry.1 = Some(i);
+            }
         }
     }
 
     let streams: Vec<GroupEvents> = groups
-        .iter()
+        .iter_mut()
         .enumerate()
         .map(|(i, g)| {
-            let api: Api<DynamicObject> = match (&g.key.namespace, g.namespaced) {
+            let api: Api<Watched> = match (&g.key.namespace, g.namespaced) {
                 (Some(ns), true) => Api::namespaced_with(cluster.client().clone(), ns, &g.ar),
                 _ => Api::all_with(cluster.client().clone(), &g.ar),
             };
@@ -259,69 +222,106 @@ pub async fn wait_with(
             if let Some(n) = &g.key.name {
                 cfg = cfg.fields(&format!("metadata.name={n}"));
             }
-            watcher::watcher(api, cfg).default_backoff().map(move |e| (i, e)).boxed()
+            let ar = g.ar.clone();
+            let writer = g.writer.take().expect("a writer per group");
+            watcher::watcher(api, cfg)
+                .default_backoff()
+                // Objects from list responses carry no apiVersion/kind; the rules need them.
+                .modify(move |o: &mut Watched| {
+                    if o.json.get("kind").and_then(Value::as_str).is_none_or(str::is_empty) {
+                        o.json["kind"] = Value::String(ar.kind.clone());
+                        o.json["apiVersion"] = Value::String(ar.api_version.clone());
+                    }
+                })
+                .reflect(writer)
+                .map(move |e| (i, e))
+                .boxed()
         })
         .collect();
     let mut events = stream::select_all(streams);
+    let keys: Vec<Option<ObjectRef<Watched>>> =
+        targets.iter().zip(&target_group).map(|(t, gi)| groups[*gi].key_of(t)).collect();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let deadline = tokio::time::sleep(opts.timeout);
     tokio::pin!(deadline);
     let mut last_progress: Option<Progress> = None;
     let mut errors_in_a_row: HashMap<usize, u32> = HashMap::new();
+    // When each object was first seen, per target: the per-object timeout counts from there.
+    let mut first_seen: HashMap<(usize, String), Instant> = HashMap::new();
 
     loop {
         // Apply everything already queued before assessing: fewer, more consistent assessments.
-        tokio::select! {
+        let timed_out = tokio::select! {
             biased;
-            _ = &mut deadline => {
-                let states = assess_all(targets, &target_group, &groups, pod_group_start, opts, &mut predicate);
-                return Err(timeout_failure(targets, &states, opts));
-            }
+            _ = &mut deadline => true,
             ev = events.next() => {
-                let Some((gi, ev)) = ev else { return Err(fail("every watch ended".into())) };
-                handle(&mut groups[gi], ev, gi, &mut errors_in_a_row).map_err(fail)?;
+                let Some((gi, ev)) = ev else { return Err(WaitFailure::plain("every watch ended".into())) };
+                handle(&mut groups[gi], ev, gi, &mut errors_in_a_row).map_err(WaitFailure::plain)?;
                 while let Some(Some((gi, ev))) = futures::FutureExt::now_or_never(events.next()) {
-                    handle(&mut groups[gi], ev, gi, &mut errors_in_a_row).map_err(fail)?;
+                    handle(&mut groups[gi], ev, gi, &mut errors_in_a_row).map_err(WaitFailure::plain)?;
                 }
+                false
             }
-            _ = tick.tick() => {}
-        }
-        if !groups.iter().all(|g| g.synced) {
+            _ = tick.tick() => false,
+        };
+        if !timed_out && !groups.iter().all(|g| g.synced) {
             continue;
         }
-        let states = assess_all(targets, &target_group, &groups, pod_group_start, opts, &mut predicate);
-        let ready = states.iter().filter(|s| s.assessment.health == Health::Ready).count();
+
+        // One pass over a snapshot of the stores.
+        let held: Vec<Objects> =
+            keys.iter().zip(&target_group).map(|(k, gi)| groups[*gi].matching(k.as_ref())).collect();
+        let target_objects: Vec<Vec<&Value>> = held.iter().map(|h| json(h)).collect();
+        let companion_held: HashMap<&str, (Objects, Objects)> = companions
+            .iter()
+            .map(|(ns, (pods, rs))| {
+                (ns.as_str(), (groups[*pods].store.state(), rs.map(|r| groups[r].store.state()).unwrap_or_default()))
+            })
+            .collect();
+        let companion_json: HashMap<&str, (Vec<&Value>, Vec<&Value>)> =
+            companion_held.iter().map(|(ns, (p, r))| (*ns, (json(p), json(r)))).collect();
+        let now = jiff::Timestamp::now();
+        let states: Vec<State> = targets
+            .iter()
+            .zip(&target_group)
+            .zip(&target_objects)
+            .map(|((t, gi), objects)| {
+                let (pods, replicasets) = groups[*gi]
+                    .key
+                    .namespace
+                    .as_deref()
+                    .and_then(|ns| companion_json.get(ns))
+                    .map(|(p, r)| (p.as_slice(), r.as_slice()))
+                    .unwrap_or_default();
+                let cx = Context { pods, replicasets, now, rules: &opts.rules };
+                assess_target(t, objects, &cx, &mut predicate)
+            })
+            .collect();
+
+        if timed_out {
+            return Err(timeout_failure(&states, opts));
+        }
+        let ready = states.iter().filter(|s| s.is_ready()).count();
         if ready == targets.len() {
-            return Ok(states.into_iter().flat_map(|s| s.objects).collect());
+            return Ok(target_objects.into_iter().flatten().cloned().collect());
         }
         if opts.fail_fast
             && let Some(s) = states.iter().find(|s| s.assessment.health == Health::Failed)
         {
-            return Err(WaitFailure {
-                timeout: false,
-                message: format!("{}: {}", s.target, s.assessment.message),
-                blocking: s.blocking.clone(),
-                reason: s.reason(),
-            });
+            return Err(s.failure(false, format!("{}: {}", s.target, s.assessment.message)));
         }
         if let Some(limit) = opts.per_object_timeout
-            && start.elapsed() >= limit
-            && let Some(s) = states.iter().find(|s| s.assessment.health != Health::Ready)
+            && let Some(f) = per_object_timeout(&states, &mut first_seen, limit)
         {
-            return Err(WaitFailure {
-                timeout: true,
-                message: format!("{} not ready after {}s: {}", s.target, limit.as_secs(), s.assessment.message),
-                blocking: s.blocking.clone(),
-                reason: s.reason(),
-            });
+            return Err(f);
         }
         let p = Progress {
             total: targets.len(),
             ready,
             pending: states
                 .iter()
-                .filter(|s| s.assessment.health != Health::Ready)
+                .filter(|s| !s.is_ready())
                 .map(|s| (s.target.clone(), s.assessment.message.clone()))
                 .collect(),
         };
@@ -332,61 +332,64 @@ pub async fn wait_with(
     }
 }
 
-/// Names that are the only target of their kind and namespace get a name-scoped watch.
-fn single_name_groups(targets: &[Target]) -> Vec<(String, String, Option<String>, String)> {
-    let mut count: HashMap<(String, String, Option<String>), Vec<String>> = HashMap::new();
-    for t in targets {
-        if let Target::Object(o) = t {
-            count.entry((o.api_version.clone(), o.kind.clone(), o.namespace.clone())).or_default().push(o.name.clone());
-        }
+/// The group for `key`, added (with its store) if new.
+fn group_index(groups: &mut Vec<Group>, key: GroupKey, ar: ApiResource, namespaced: bool) -> usize {
+    if let Some(i) = groups.iter().position(|g| g.key == key) {
+        return i;
     }
-    count
-        .into_iter()
-        .filter(|(_, names)| names.len() == 1)
-        .map(|((a, k, n), names)| (a, k, n, names[0].clone()))
-        .collect()
+    let writer = Writer::new(ar.clone());
+    groups.push(Group { key, store: writer.as_reader(), writer: Some(writer), ar, namespaced, synced: false });
+    groups.len() - 1
 }
 
+/// Names that are the only target of their kind and namespace get a name-scoped watch.
+fn single_name_groups(targets: &[Target]) -> Vec<(&String, &String, Option<&String>, &String)> {
+    let mut names: HashMap<(&String, &String, Option<&String>), Vec<&String>> = HashMap::new();
+    for t in targets {
+        if let Target::Object(o) = t {
+            names.entry((&o.api_version, &o.kind, o.namespace.as_ref())).or_default().push(&o.name);
+        }
+    }
+    names.into_iter().filter(|(_, n)| n.len() == 1).map(|((a, k, ns), n)| (a, k, ns, n[0])).collect()
+}
+
+/// The first object not ready `limit` after the wait first saw it, as a timeout.
+fn per_object_timeout(
+    states: &[State<'_>],
+    first_seen: &mut HashMap<(usize, String), Instant>,
+    limit: Duration,
+) -> Option<WaitFailure> {
+    let now = Instant::now();
+    let mut late = None;
+    for (i, s) in states.iter().enumerate() {
+        for v in &s.verdicts {
+            let seen = *first_seen.entry((i, ObjRef::of(v.object).to_string())).or_insert(now);
+            if late.is_none() && v.assessment.health != Health::Ready && now - seen >= limit {
+                let message = format!(
+                    "{} not ready after {}: {}",
+                    ObjRef::of(v.object),
+                    crate::format_duration(limit),
+                    v.assessment.message
+                );
+                late = Some(s.failure(true, message));
+            }
+        }
+    }
+    late
+}
+
+/// Apply one watch event; `Err` for errors that retrying will not fix.
 fn handle(
     g: &mut Group,
-    ev: Result<Event<DynamicObject>, watcher::Error>,
+    ev: Result<Event<Watched>, watcher::Error>,
     gi: usize,
     errors: &mut HashMap<usize, u32>,
 ) -> Result<(), String> {
-    let to_value = |o: DynamicObject| -> ((String, String), Value) {
-        let mut v = serde_json::to_value(&o).unwrap_or_default();
-        // Objects from list responses carry no apiVersion/kind.
-        if v.get("kind").and_then(Value::as_str).is_none_or(str::is_empty) {
-            v["kind"] = Value::String(g.ar.kind.clone());
-            v["apiVersion"] = Value::String(g.ar.api_version.clone());
-        }
-        let key = (
-            str_at(&v, &["metadata", "namespace"]).unwrap_or_default().to_string(),
-            str_at(&v, &["metadata", "name"]).unwrap_or_default().to_string(),
-        );
-        (key, v)
-    };
     match ev {
         Ok(ev) => {
             errors.remove(&gi);
-            match ev {
-                Event::Init => g.buffer = Some(BTreeMap::new()),
-                Event::InitApply(o) => {
-                    let (k, v) = to_value(o);
-                    g.buffer.get_or_insert_with(BTreeMap::new).insert(k, v);
-                }
-                Event::InitDone => {
-                    g.store = g.buffer.take().unwrap_or_default();
-                    g.synced = true;
-                }
-                Event::Apply(o) => {
-                    let (k, v) = to_value(o);
-                    g.store.insert(k, v);
-                }
-                Event::Delete(o) => {
-                    let (k, _) = to_value(o);
-                    g.store.remove(&k);
-                }
+            if matches!(ev, Event::InitDone) {
+                g.synced = true;
             }
             Ok(())
         }
@@ -405,241 +408,5 @@ fn handle(
             }
             Ok(())
         }
-    }
-}
-
-struct State {
-    target: String,
-    assessment: Assessment,
-    /// The object to report on, and why it blocks (in its own terms).
-    blocking: Option<Value>,
-    blocking_reason: Option<String>,
-    objects: Vec<Value>,
-}
-
-impl State {
-    fn reason(&self) -> String {
-        self.blocking_reason.clone().unwrap_or_else(|| self.assessment.message.clone())
-    }
-}
-
-fn assess_all(
-    targets: &[Target],
-    target_group: &[usize],
-    groups: &[Group],
-    pod_group_start: usize,
-    opts: &WaitOptions,
-    predicate: &mut Option<&mut Predicate<'_>>,
-) -> Vec<State> {
-    let now = jiff::Timestamp::now();
-    targets
-        .iter()
-        .zip(target_group)
-        .map(|(t, gi)| {
-            let g = &groups[*gi];
-            let objects: Vec<Value> = match t {
-                Target::Object(o) => {
-                    let key = (
-                        if g.namespaced { o.namespace.clone().unwrap_or_default() } else { String::new() },
-                        o.name.clone(),
-                    );
-                    g.store.get(&key).cloned().into_iter().collect()
-                }
-                Target::Selector { .. } => g.store.values().cloned().collect(),
-            };
-            let pods: Vec<&Value> = groups[pod_group_start..]
-                .iter()
-                .filter(|pg| pg.key.namespace == g.key.namespace)
-                .flat_map(|pg| pg.store.values())
-                .collect();
-            let mut state = State {
-                target: t.to_string(),
-                assessment: ok(""),
-                blocking: None,
-                blocking_reason: None,
-                objects: Vec::new(),
-            };
-            match t {
-                Target::Object(_) if objects.is_empty() => {
-                    state.assessment = Assessment { health: Health::Progressing, message: "not found yet".into() };
-                }
-                Target::Selector { min, .. } if objects.len() < *min => {
-                    state.assessment = Assessment {
-                        health: Health::Progressing,
-                        message: format!("{} of at least {min} found", objects.len()),
-                    };
-                }
-                _ => {
-                    let mut not_ready = Vec::new();
-                    for o in &objects {
-                        let (a, blocking) = assess_one(o, &pods, now, opts, predicate);
-                        match a.health {
-                            Health::Ready => {}
-                            Health::Failed => {
-                                let msg = if objects.len() > 1 {
-                                    format!("{}: {}", ObjRef::of(o), a.message)
-                                } else {
-                                    a.message
-                                };
-                                state.assessment = Assessment { health: Health::Failed, message: msg };
-                                let (b, why) = blocking.map(|(b, r)| (b, Some(r))).unwrap_or_else(|| (o.clone(), None));
-                                state.blocking = Some(b);
-                                state.blocking_reason = why;
-                                break;
-                            }
-                            Health::Progressing => {
-                                if state.blocking.is_none() {
-                                    let (b, why) =
-                                        blocking.map(|(b, r)| (b, Some(r))).unwrap_or_else(|| (o.clone(), None));
-                                    state.blocking = Some(b);
-                                    state.blocking_reason = why;
-                                }
-                                not_ready.push(if objects.len() > 1 {
-                                    format!("{}: {}", name_of(o), a.message)
-                                } else {
-                                    a.message
-                                });
-                            }
-                        }
-                    }
-                    if state.assessment.health != Health::Failed {
-                        state.assessment = if not_ready.is_empty() {
-                            state.blocking = None;
-                            ok("ready")
-                        } else {
-                            Assessment { health: Health::Progressing, message: not_ready.join("; ") }
-                        };
-                    }
-                }
-            }
-            state.objects = objects;
-            state
-        })
-        .collect()
-}
-
-/// Kinds whose pods can fail them fast.
-fn is_workload_kind(kind: &str) -> bool {
-    matches!(kind, "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "Job")
-}
-
-fn ok(msg: &str) -> Assessment {
-    Assessment { health: Health::Ready, message: msg.into() }
-}
-
-fn name_of(o: &Value) -> &str {
-    str_at(o, &["metadata", "name"]).unwrap_or("?")
-}
-
-/// One object: the caller's predicate, else the built-in rules; a workload that is not ready
-/// fails when one of its pods is in a fatal state. Returns the blocking object and its own
-/// reason when it is not the object itself (the pod).
-fn assess_one(
-    o: &Value,
-    pods: &[&Value],
-    now: jiff::Timestamp,
-    opts: &WaitOptions,
-    predicate: &mut Option<&mut Predicate<'_>>,
-) -> (Assessment, Option<(Value, String)>) {
-    if let Some(p) = predicate {
-        match p(o) {
-            Ok(Some(a)) => return (a, None),
-            Ok(None) => {}
-            Err(e) => return (Assessment { health: Health::Failed, message: format!("predicate failed: {e}") }, None),
-        }
-    }
-    let a = rules::assess(o, now, &opts.rules);
-    if a.health != Health::Progressing || !rules::is_workload(o) {
-        return (a, None);
-    }
-    let selector = at(o, &["spec", "selector"]).cloned().unwrap_or(Value::Null);
-    for pod in pods.iter().filter(|p| labels_match(&selector, p)) {
-        if let Some(reason) = rules::pod_blocker(pod, now, &opts.rules) {
-            let msg = format!("pod {}: {reason}", name_of(pod));
-            return (Assessment { health: Health::Failed, message: msg }, Some(((*pod).clone(), reason)));
-        }
-    }
-    (a, None)
-}
-
-/// Does `obj`'s labels match a workload's `spec.selector` (matchLabels and matchExpressions)?
-pub fn labels_match(selector: &Value, obj: &Value) -> bool {
-    let labels = at(obj, &["metadata", "labels"]).and_then(Value::as_object);
-    let get = |k: &str| labels.and_then(|l| l.get(k)).and_then(Value::as_str);
-    if selector.is_null() {
-        return false;
-    }
-    if let Some(ml) = selector.get("matchLabels").and_then(Value::as_object)
-        && !ml.iter().all(|(k, v)| get(k) == v.as_str())
-    {
-        return false;
-    }
-    if let Some(exprs) = selector.get("matchExpressions").and_then(Value::as_array) {
-        for e in exprs {
-            let key = e.get("key").and_then(Value::as_str).unwrap_or_default();
-            let values: Vec<&str> = e
-                .get("values")
-                .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(Value::as_str).collect())
-                .unwrap_or_default();
-            let ok = match e.get("operator").and_then(Value::as_str) {
-                Some("In") => get(key).is_some_and(|v| values.contains(&v)),
-                Some("NotIn") => get(key).is_none_or(|v| !values.contains(&v)),
-                Some("Exists") => get(key).is_some(),
-                Some("DoesNotExist") => get(key).is_none(),
-                _ => false,
-            };
-            if !ok {
-                return false;
-            }
-        }
-    }
-    true
-}
-
-fn timeout_failure(targets: &[Target], states: &[State], opts: &WaitOptions) -> WaitFailure {
-    let pending: Vec<&State> = states.iter().filter(|s| s.assessment.health != Health::Ready).collect();
-    let what = opts
-        .what
-        .clone()
-        .unwrap_or_else(|| format!("{} object{}", targets.len(), if targets.len() == 1 { "" } else { "s" }));
-    let list: Vec<String> =
-        pending.iter().take(5).map(|s| format!("{} ({})", s.target, s.assessment.message)).collect();
-    let more = if pending.len() > 5 { format!(" and {} more", pending.len() - 5) } else { String::new() };
-    let first = pending.first();
-    WaitFailure {
-        timeout: true,
-        message: format!(
-            "timed out after {} waiting for {what}: {} of {} not ready: {}{more}",
-            kmsctl_host::duration::format(opts.timeout),
-            pending.len(),
-            targets.len(),
-            list.join(", ")
-        ),
-        blocking: first.and_then(|s| s.blocking.clone()),
-        reason: first.map(|s| s.reason()).unwrap_or_default(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::labels_match;
-    use serde_json::json;
-
-    #[test]
-    fn selectors_match_labels_and_expressions() {
-        let pod = json!({"metadata": {"labels": {"app": "kms-core", "tier": "b"}}});
-        assert!(labels_match(&json!({"matchLabels": {"app": "kms-core"}}), &pod));
-        assert!(!labels_match(&json!({"matchLabels": {"app": "other"}}), &pod));
-        assert!(labels_match(
-            &json!({"matchExpressions": [{"key": "tier", "operator": "In", "values": ["a", "b"]}]}),
-            &pod
-        ));
-        assert!(labels_match(&json!({"matchExpressions": [{"key": "x", "operator": "DoesNotExist"}]}), &pod));
-        assert!(!labels_match(
-            &json!({"matchExpressions": [{"key": "tier", "operator": "NotIn", "values": ["b"]}]}),
-            &pod
-        ));
-        assert!(!labels_match(&json!(null), &pod));
     }
 }

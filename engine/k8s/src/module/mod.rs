@@ -1,0 +1,451 @@
+//! The Rhai adapter: `import "k8s" as k8s;`, then `let kc = k8s::connect();` and methods on
+//! the cluster handle. Argument conversion, registration and documentation only; the work is
+//! in the rest of the crate, which knows nothing of Rhai.
+
+mod values;
+mod wait;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kmsctl_host::value::{Reveal, display, from_json, to_json};
+use kmsctl_host::{BuiltModule, CleanupId, HostCtx, Level, ModuleBuilder, NativeModule, Opts, to_rhai, usage_err};
+use rhai::{Array, Dynamic, EvalAltResult, FnPtr, INT, Map, NativeCallContext};
+use tokio_util::sync::CancellationToken;
+
+use self::values::{data_object, label_value, manifests, read_manifests, to_script, to_script_all};
+use crate::apply::{self, ApplyOptions};
+use crate::client::{Cluster, ConnectOptions};
+use crate::error::K8sError;
+use crate::exec;
+use crate::json::ObjRef;
+use crate::logs::{self, LogOptions};
+use crate::objects::{self, PatchKind, Query};
+use crate::portforward::{self, ForwardSpec, ForwardTarget};
+use crate::readiness::{Target, WaitOptions};
+use crate::report;
+
+/// What every native function returns.
+use kmsctl_host::ScriptResult as R;
+
+/// The `k8s` native module (`import "k8s" as k8s;`), for the host's module list.
+pub struct K8s;
+
+/// A connected cluster, as scripts hold it (`let kc = k8s::connect();`). Other modules take it
+/// as an argument (`helm::upgrade(kc, ..)`) and `aws::eks_connect` returns one.
+#[derive(Clone)]
+pub struct ClusterHandle {
+    cluster: Cluster,
+    ctx: HostCtx,
+}
+
+impl ClusterHandle {
+    /// A handle on a cluster connected by other means (EKS), for the run of `ctx`.
+    pub fn new(cluster: Cluster, ctx: HostCtx) -> Self {
+        Self { cluster, ctx }
+    }
+
+    /// The cluster, for modules that work on it directly (helm reads its kubeconfig, context
+    /// and client).
+    pub fn cluster(&self) -> &Cluster {
+        &self.cluster
+    }
+
+    /// The namespace option, else the context's default namespace.
+    fn namespace(&self, o: &Opts) -> R<String> {
+        Ok(o.str("namespace")?.unwrap_or_else(|| self.cluster.default_namespace().to_string()))
+    }
+
+    /// Server-side apply, labelled with the playbook; with `wait`, until ready.
+    fn apply_docs(&self, docs: Vec<serde_json::Value>, opts: &Map, func: &'static str) -> R<Array> {
+        let o =
+            Opts::new(opts, func, &["namespace", "labels", "field_manager", "force", "dry_run", "wait", "timeout"])?;
+        let mut labels = o.str_map("labels")?;
+        let playbook = label_value(&self.ctx.settings().playbook);
+        if !playbook.is_empty() {
+            labels.entry("kmsctl.io/playbook".into()).or_insert(playbook);
+        }
+        let ao = ApplyOptions {
+            namespace: o.str("namespace")?,
+            field_manager: o.str("field_manager")?.unwrap_or_else(|| "kmsctl".into()),
+            force: o.bool("force", true)?,
+            labels,
+            dry_run: o.bool("dry_run", false)?,
+            ..Default::default()
+        };
+        let applied = self.ctx.block_on(apply::apply(&self.cluster, docs, &ao))?;
+        self.ctx.log(Level::Debug, format!("applied {} object(s)", applied.len()));
+        if o.bool("wait", false)? {
+            let targets: Vec<Target> = applied.iter().map(|v| Target::Object(ObjRef::of(v))).collect();
+            let wo = WaitOptions {
+                timeout: o.duration("timeout")?.unwrap_or(Duration::from_secs(300)),
+                ..Default::default()
+            };
+            self.wait_targets(targets, wo, None, true)?;
+        }
+        Ok(to_script_all(&self.ctx, applied))
+    }
+
+    /// Which objects of `kind`: options namespace and api_version, and for `kc.list` selector
+    /// and fields; `other` are the function's own options, checked here and read by it.
+    fn query(&self, kind: &str, opts: &Map, func: &'static str, other: &[&str]) -> R<Query> {
+        let mut allowed = vec!["namespace", "api_version"];
+        allowed.extend_from_slice(other);
+        let o = Opts::new(opts, func, &allowed)?;
+        let listed = |k: &str| if other.contains(&k) { o.str(k) } else { Ok(None) };
+        Ok(Query {
+            api_version: o.str("api_version")?,
+            kind: kind.to_string(),
+            namespace: o.str("namespace")?,
+            labels: listed("selector")?,
+            fields: listed("fields")?,
+        })
+    }
+}
+
+/// A running port-forward, as scripts hold it.
+#[derive(Clone)]
+pub(crate) struct PortForwardHandle {
+    local: std::net::SocketAddr,
+    description: String,
+    stop: CancellationToken,
+    cleanup: CleanupId,
+    ctx: HostCtx,
+}
+
+fn err(e: K8sError) -> Box<EvalAltResult> {
+    to_rhai(&e)
+}
+
+/// A type's name in the signatures scripts and `kmsctl check` see.
+trait ScriptType {
+    const NAME: &'static str;
+}
+
+macro_rules! script_types {
+    ($($t:ty => $name:literal),* $(,)?) => { $(impl ScriptType for $t { const NAME: &'static str = $name; })* };
+}
+script_types!(
+    &mut ClusterHandle => "Cluster", &mut PortForwardHandle => "PortForward", ClusterHandle => "Cluster",
+    PortForwardHandle => "PortForward", &str => "string", String => "string", Map => "map", Array => "array",
+    Dynamic => "any", bool => "bool", INT => "int", () => "()",
+    // Not a script argument: Rhai passes the calling context.
+    NativeCallContext<'_> => "",
+);
+
+/// `["kc: Cluster", "name: string", .., "map"]`: parameters and return type, as
+/// [`ModuleBuilder`] documents them.
+fn signature(params: &[(&str, &str)], ret: &str) -> Vec<String> {
+    params.iter().filter(|(_, t)| !t.is_empty()).map(|(n, t)| format!("{n}: {t}")).chain([ret.to_string()]).collect()
+}
+
+/// Registers a native function (`b.func`) or method (`b.method`) from one closure-like body
+/// returning `R<T>`. A trailing `[options]` after the parameters registers both documented
+/// forms, with the options map and without it (the body then sees `#{}`), so the short form
+/// cannot drift from the long one.
+macro_rules! register {
+    ($b:ident.$reg:ident($name:expr, $doc:expr) || [$opts:ident] -> $ret:ty $body:block) => {{
+        let f = Arc::new(move |$opts: &Map| -> R<$ret> { $body });
+        let g = f.clone();
+        let ret = <$ret as ScriptType>::NAME;
+        $b.$reg($name, &strs(&signature(&[("options", "map")], ret)), $doc, move |o: Map| f(&o));
+        $b.$reg($name, &strs(&signature(&[], ret)), $doc, move || g(&Map::new()));
+    }};
+    ($b:ident.$reg:ident($name:expr, $doc:expr) |$($arg:ident: $ty:ty),*| [$opts:ident] -> $ret:ty $body:block) => {{
+        let f = Arc::new(move |$($arg: $ty,)* $opts: &Map| -> R<$ret> { $body });
+        let g = f.clone();
+        let params = [$((stringify!($arg), <$ty as ScriptType>::NAME)),*];
+        let ret = <$ret as ScriptType>::NAME;
+        let mut long = params.to_vec();
+        long.push(("options", "map"));
+        $b.$reg($name, &strs(&signature(&long, ret)), $doc, move |$($arg: $ty,)* o: Map| f($($arg,)* &o));
+        $b.$reg($name, &strs(&signature(&params, ret)), $doc, move |$($arg: $ty),*| g($($arg,)* &Map::new()));
+    }};
+    ($b:ident.$reg:ident($name:expr, $doc:expr) |$($arg:ident: $ty:ty),*| -> $ret:ty $body:block) => {{
+        let params = [$((stringify!($arg), <$ty as ScriptType>::NAME)),*];
+        $b.$reg($name, &strs(&signature(&params, <$ret as ScriptType>::NAME)), $doc,
+            move |$($arg: $ty),*| -> R<$ret> { $body });
+    }};
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+impl NativeModule for K8s {
+    fn name(&self) -> &'static str {
+        "k8s"
+    }
+
+    fn build(&self, ctx: &HostCtx) -> BuiltModule {
+        let mut b = ModuleBuilder::new(
+            "Kubernetes. `let kc = k8s::connect();` then `kc.apply(...)`, `kc.wait(...)`, `kc.get(...)`...\n\
+             Waits watch the API server (no polling) and write a failure report when they fail.",
+        );
+        b.ty::<ClusterHandle>("Cluster");
+        b.ty::<PortForwardHandle>("PortForward");
+
+        let cache: Arc<Mutex<HashMap<ConnectOptions, Cluster>>> = Arc::default();
+        let ctx = ctx.clone();
+        register!(b.func(
+            "connect",
+            "Connect with the kubeconfig's current context, or --context. Options: `#{ context: \"kind-kms\",\n\
+             kubeconfig: \"path\" }` (both optional; the path is relative to the playbook)."
+        ) || [options] -> ClusterHandle {
+            let o = Opts::new(options, "k8s::connect", &["context", "kubeconfig"])?;
+            let co = ConnectOptions {
+                kubeconfig: o.str("kubeconfig")?.map(|p| ctx.resolve_path(&p)),
+                context: o.str("context")?.or_else(|| ctx.settings().context.clone()),
+            };
+            let cached = cache.lock().expect("cache").get(&co).cloned();
+            let cluster = match cached {
+                Some(c) => c,
+                None => {
+                    let c = ctx.block_on(Cluster::connect(&co))?;
+                    cache.lock().expect("cache").insert(co, c.clone());
+                    c
+                }
+            };
+            Ok(ClusterHandle { cluster, ctx: ctx.clone() })
+        });
+
+        register!(b.method("context", "The context's name.") |kc: &mut ClusterHandle| -> String {
+            Ok(kc.cluster.context().to_string())
+        });
+        register!(b.method("server", "The API server's URL.") |kc: &mut ClusterHandle| -> String {
+            Ok(kc.cluster.server().to_string())
+        });
+        register!(b.method("default_namespace", "The context's default namespace.") |kc: &mut ClusterHandle| -> String {
+            Ok(kc.cluster.default_namespace().to_string())
+        });
+        register!(b.method(
+            "require_context",
+            "Refuse to go on unless the context matches a pattern (`*`, `?`): `kc.require_context([\"kind-*\"])`."
+        ) |kc: &mut ClusterHandle, patterns: Dynamic| -> () {
+            let patterns: Vec<String> = match patterns.clone().into_array() {
+                Ok(a) => a.iter().map(|x| x.to_string()).collect(),
+                Err(_) => vec![patterns.to_string()],
+            };
+            kc.cluster.require_context(&patterns).map_err(err)
+        });
+
+        register!(b.method(
+            "apply",
+            "Server-side apply YAML text, an object map, or an array of them. Namespaces and CRDs go first\n\
+             (CRDs are waited for), then the rest in Helm's order. Options: namespace, labels,\n\
+             field_manager (\"kmsctl\"), force (true), dry_run, wait (wait until ready), timeout.\n\
+             Returns the objects as stored."
+        ) |kc: &mut ClusterHandle, manifest: Dynamic| [options] -> Array {
+            kc.apply_docs(manifests(&manifest)?, options, "apply")
+        });
+        register!(b.method(
+            "apply_file",
+            "Apply a YAML file (or every .yaml/.yml/.json file of a directory), relative to the playbook.\n\
+             Options as for apply."
+        ) |kc: &mut ClusterHandle, path: &str| [options] -> Array {
+            let docs = read_manifests(&kc.ctx.resolve_path(path))?;
+            kc.apply_docs(docs, options, "apply_file")
+        });
+
+        register!(b.method("get", "The object, or `()` when it does not exist. Options: namespace, api_version.")
+            |kc: &mut ClusterHandle, kind: &str, name: &str| [options] -> Dynamic {
+            let q = kc.query(kind, options, "get", &[])?;
+            let v = kc.ctx.block_on(objects::get(&kc.cluster, &q, name))?;
+            Ok(v.map(|v| to_script(&kc.ctx, v)).unwrap_or(Dynamic::UNIT))
+        });
+        register!(b.method("list", "Objects of a kind. Options: namespace, selector (labels), fields, api_version.")
+            |kc: &mut ClusterHandle, kind: &str| [options] -> Array {
+            let q = kc.query(kind, options, "list", &["selector", "fields"])?;
+            Ok(to_script_all(&kc.ctx, kc.ctx.block_on(objects::list(&kc.cluster, &q))?))
+        });
+        register!(b.method(
+            "patch",
+            "Patch an object; returns it. Options: namespace, api_version, type (\"merge\" (default),\n\
+             \"strategic\", \"json\")."
+        ) |kc: &mut ClusterHandle, kind: &str, name: &str, patch: Dynamic| [options] -> Dynamic {
+            let q = kc.query(kind, options, "patch", &["type"])?;
+            let pk = match Opts::new(options, "patch", &["namespace", "api_version", "type"])?.str("type")?.as_deref() {
+                None | Some("merge") => PatchKind::Merge,
+                Some("strategic") => PatchKind::Strategic,
+                Some("json") => PatchKind::Json,
+                Some(other) => {
+                    return Err(usage_err(format!("patch: type must be merge, strategic or json, got '{other}'")));
+                }
+            };
+            let body = to_json(&patch, Reveal::Expose).map_err(usage_err)?;
+            let v = kc.ctx.block_on(objects::patch(&kc.cluster, &q, name, body, pk, "kmsctl"))?;
+            Ok(to_script(&kc.ctx, v))
+        });
+        register!(b.method(
+            "delete",
+            "Delete an object; true if it existed. Options: namespace, api_version, wait (true: until gone),\n\
+             timeout (\"2m\"). A timed-out wait names the finalizers holding the object."
+        ) |kc: &mut ClusterHandle, kind: &str, name: &str| [options] -> bool {
+            let q = kc.query(kind, options, "delete", &["wait", "timeout"])?;
+            let o = Opts::new(options, "delete", &["namespace", "api_version", "wait", "timeout"])?;
+            let wait = match o.bool("wait", true)? {
+                true => Some(o.duration("timeout")?.unwrap_or(Duration::from_secs(120))),
+                false => None,
+            };
+            kc.ctx.block_on(objects::delete(&kc.cluster, &q, name, wait))
+        });
+        register!(b.method("ensure_namespace", "Create the namespace if missing; returns it. Options: labels.")
+            |kc: &mut ClusterHandle, name: &str| [options] -> Dynamic {
+            let labels = Opts::new(options, "ensure_namespace", &["labels"])?.str_map("labels")?;
+            let v = kc.ctx.block_on(objects::ensure_namespace(&kc.cluster, name, &labels))?;
+            Ok(to_script(&kc.ctx, v))
+        });
+        register!(b.method(
+            "recreate_namespace",
+            "Delete the namespace (waiting until gone), then create it. Options: labels, timeout (\"2m\")."
+        ) |kc: &mut ClusterHandle, name: &str| [options] -> Dynamic {
+            let o = Opts::new(options, "recreate_namespace", &["labels", "timeout"])?;
+            let (labels, timeout) = (o.str_map("labels")?, o.duration("timeout")?.unwrap_or(Duration::from_secs(120)));
+            let v = kc.ctx.block_on(objects::recreate_namespace(&kc.cluster, name, &labels, timeout))?;
+            Ok(to_script(&kc.ctx, v))
+        });
+        for (fname, kind) in [("secret", "Secret"), ("config_map", "ConfigMap")] {
+            register!(b.method(
+                fname,
+                "Create or update a Secret/ConfigMap from a map of values (strings or secrets). Options:\n\
+                 labels, type (Secrets; default Opaque), files (a map of key → file path, read relative to\n\
+                 the playbook)."
+            ) |kc: &mut ClusterHandle, namespace: &str, name: &str, data: Map| [options] -> Dynamic {
+                data_object(kc, kind, namespace, name, &data, options)
+            });
+        }
+
+        register!(b.method(
+            "logs",
+            "A container's logs. Options: namespace, container, previous, tail (lines), since (duration)."
+        ) |kc: &mut ClusterHandle, pod: &str| [options] -> String {
+            let o = Opts::new(options, "logs", &["namespace", "container", "previous", "tail", "since"])?;
+            let lo = LogOptions {
+                container: o.str("container")?,
+                previous: o.bool("previous", false)?,
+                tail: o.int("tail")?,
+                since_seconds: o.duration("since")?.map(|d| d.as_secs() as i64),
+            };
+            kc.ctx.block_on(logs::logs(&kc.cluster, &kc.namespace(&o)?, pod, &lo))
+        });
+        register!(b.method(
+            "collect_logs",
+            "Write the logs of every container of matching pods to files: `#{ namespace, selector, dir,\n\
+             container, previous, tail }`; dir is relative to the artifacts directory (default \"logs\").\n\
+             Returns #{pod, container, previous, path, error} per file."
+        ) |kc: &mut ClusterHandle, options: Map| -> Array {
+            let allowed = ["namespace", "selector", "dir", "container", "previous", "tail"];
+            let o = Opts::new(&options, "collect_logs", &allowed)?;
+            let base = kc.ctx.artifacts_dir().map_err(|e| usage_err(e.to_string()))?;
+            let dir = base.join(o.str("dir")?.unwrap_or_else(|| "logs".into()));
+            let lo = LogOptions {
+                container: o.str("container")?,
+                previous: o.bool("previous", false)?,
+                tail: o.int("tail")?,
+                since_seconds: None,
+            };
+            let selector = o.str("selector")?;
+            let ns = kc.namespace(&o)?;
+            let files = kc.ctx.block_on(logs::collect(&kc.cluster, &ns, selector.as_deref(), &dir, &lo))?;
+            Ok(files.into_iter().map(|f| from_json(serde_json::to_value(f).unwrap_or_default())).collect())
+        });
+        register!(b.method(
+            "events",
+            "Recent events of an object, oldest first: #{time, type, reason, object, message, count}.\n\
+             Options: namespace."
+        ) |kc: &mut ClusterHandle, kind: &str, name: &str| [options] -> Array {
+            let ns = kc.namespace(&Opts::new(options, "events", &["namespace"])?)?;
+            let events = kc.ctx.block_on(report::events_of(kc.cluster.client(), &ns, kind, name))?;
+            Ok(events.into_iter().map(|e| from_json(serde_json::to_value(e).unwrap_or_default())).collect())
+        });
+        register!(b.method(
+            "exec",
+            "Run a command (no shell) in a pod: `kc.exec(pod, [\"ls\", \"/\"], #{ namespace, container, stdin })`.\n\
+             Returns #{code, stdout, stderr}; a non-zero code is not an error."
+        ) |kc: &mut ClusterHandle, pod: &str, command: Array| [options] -> Map {
+            let o = Opts::new(options, "exec", &["namespace", "container", "stdin"])?;
+            let container = o.str("container")?;
+            let stdin = o.exposed("stdin")?;
+            let command: Vec<String> = command.iter().map(display).collect();
+            let ns = kc.namespace(&o)?;
+            let stdin = stdin.as_deref().map(str::as_bytes);
+            let out = kc.ctx.block_on(exec::exec(&kc.cluster, &ns, pod, container.as_deref(), &command, stdin))?;
+            let mut m = Map::new();
+            m.insert("code".into(), (out.code as INT).into());
+            m.insert("stdout".into(), out.stdout.into());
+            m.insert("stderr".into(), out.stderr.into());
+            Ok(m)
+        });
+        register!(b.method(
+            "port_forward",
+            "Forward 127.0.0.1:local_port to a pod or service port: `kc.port_forward(\"svc/kms-core\", #{ namespace,\n\
+             port: 50100, local_port: 50100 })` (local_port 0 picks a free one). Checked before it returns,\n\
+             re-resolved per connection (survives pod restarts), stopped when the run ends."
+        ) |kc: &mut ClusterHandle, target: &str, options: Map| -> PortForwardHandle {
+            let o = Opts::new(&options, "port_forward", &["namespace", "port", "local_port"])?;
+            let port = o.int("port")?.ok_or_else(|| usage_err("port_forward: port is required"))?;
+            let to_port = |p: i64, what: &str| {
+                u16::try_from(p).map_err(|_| usage_err(format!("port_forward: {what} {p} is not a port")))
+            };
+            let spec = ForwardSpec {
+                namespace: kc.namespace(&o)?,
+                target: ForwardTarget::parse(target),
+                remote_port: to_port(port, "port")?,
+                local_port: to_port(o.int("local_port")?.unwrap_or(0), "local_port")?,
+            };
+            let fwd = kc.ctx.block_on(portforward::start(&kc.cluster, spec))?;
+            let stop = fwd.stopper();
+            let on_cleanup = stop.clone();
+            let cleanup = kc.ctx.on_cleanup(format!("port-forward {}", fwd.description), move || {
+                Box::pin(async move { on_cleanup.cancel() })
+            });
+            kc.ctx.log(Level::Info, format!("port-forward {}", fwd.description));
+            Ok(PortForwardHandle { local: fwd.local, description: fwd.description, stop, cleanup, ctx: kc.ctx.clone() })
+        });
+        register!(b.method("local_port", "The forward's local port.") |forward: &mut PortForwardHandle| -> INT {
+            Ok(forward.local.port() as INT)
+        });
+        register!(b.method("address", "The forward's local address, `127.0.0.1:<port>`.")
+            |forward: &mut PortForwardHandle| -> String {
+            Ok(forward.local.to_string())
+        });
+        register!(b.method("stop", "Stop the forward now (it also stops when the run ends).")
+            |forward: &mut PortForwardHandle| -> () {
+            forward.stop.cancel();
+            forward.ctx.remove_cleanup(forward.cleanup);
+            Ok(())
+        });
+        register!(b.method("to_string", "`port-forward 127.0.0.1:<port> → <namespace>/<target>:<port>`.")
+            |forward: &mut PortForwardHandle| -> String {
+            Ok(format!("port-forward {}", forward.description))
+        });
+        register!(b.method("to_string", "`cluster <context> (<server>)`.") |kc: &mut ClusterHandle| -> String {
+            Ok(format!("cluster {} ({})", kc.cluster.context(), kc.cluster.server()))
+        });
+
+        register!(b.method(
+            "wait",
+            "Wait until objects are ready, watching them. Targets: objects (e.g. what apply returned),\n\
+             #{kind, name, namespace}, or #{kind, namespace, selector, min}. Options: timeout (\"5m\"),\n\
+             per_object_timeout (each object's, from when the wait first sees it), fail_fast (true), what\n\
+             (for messages), unschedulable_grace (\"30s\"), report (true: write a failure report), predicate\n\
+             (|obj| -> bool or #{ready, failed, message}; replaces the built-in rules; must not call k8s\n\
+             functions). Returns the ready objects. Throws `timeout` or `failed` with the blocking object\n\
+             and the report path."
+        ) |ncc: NativeCallContext, kc: &mut ClusterHandle, targets: Dynamic| [options] -> Array {
+            let predicate = options.get("predicate").and_then(|p| p.clone().try_cast::<FnPtr>());
+            if options.get("predicate").is_some_and(|p| !p.is_unit()) && predicate.is_none() {
+                return Err(usage_err("wait: predicate must be a closure like |obj| obj.status.phase == \"Bound\""));
+            }
+            let (wo, report) = wait::wait_options(options)?;
+            let targets = kc.targets(&targets)?;
+            let objs = kc.wait_targets(targets, wo, predicate.as_ref().map(|p| (&ncc, p)), report)?;
+            Ok(to_script_all(&kc.ctx, objs))
+        });
+        b.build()
+    }
+}
+
+#[cfg(test)]
+mod tests;
