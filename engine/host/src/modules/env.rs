@@ -58,6 +58,16 @@ impl NativeModule for Env {
             "The variable as a secret, or `()` when unset.",
             move |n: &str| var(n).map(|v| Dynamic::from(c.secret(v))).unwrap_or(Dynamic::UNIT),
         );
+        b.func(
+            "kmsctl",
+            &["string"],
+            "The path of the running kmsctl binary (to run another playbook in the background).",
+            || -> R<String> {
+                std::env::current_exe().map(|p| p.display().to_string()).map_err(|e| {
+                    to_rhai(&Failure::new(ErrorKind::Io, format!("cannot tell where kmsctl runs from: {e}")))
+                })
+            },
+        );
         b.build()
     }
 }

@@ -123,6 +123,20 @@ impl NativeModule for Fs {
             "The absolute path a relative path resolves to.",
             move |p: &str| c.resolve_path(p).display().to_string(),
         );
+        let c = ctx.clone();
+        b.func(
+            "remove",
+            &["path: string", "bool"],
+            "Remove a file (relative to the playbook); false when it did not exist.",
+            move |p: &str| -> R<bool> {
+                let path = c.resolve_path(p);
+                match std::fs::remove_file(&path) {
+                    Ok(()) => Ok(true),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+                    Err(e) => Err(io_err(&path, e)),
+                }
+            },
+        );
         b.func(
             "from_cwd",
             &["path: string", "string"],
