@@ -20,11 +20,11 @@ const kindVersion = "v0.30.0-testenv"
 
 // KindCluster is the record of one stand-in cluster.
 type KindCluster struct {
-	Name       string    `json:"name"`
-	Created    time.Time `json:"created"`
-	Kubeconfig string    `json:"kubeconfig"` // the file its context was written to
-	Image      string    `json:"image"`
-	Config     string    `json:"config,omitempty"` // the --config given ("" = kind's default)
+	Name       string           `json:"name"`
+	Created    time.Time        `json:"created"`
+	Kubeconfig string           `json:"kubeconfig"` // the file its context was written to
+	Image      string           `json:"image"`
+	Config     string           `json:"config,omitempty"` // the --config given ("" = kind's default)
 	Nodes      []KindNodeRecord `json:"nodes"`
 	// Namespaces that existed when it was created (the others go when it is deleted).
 	Namespaces []string `json:"namespaces"`
@@ -710,4 +710,3 @@ func mergeNames(a, b []string) []string {
 	sort.Strings(out)
 	return out
 }
-

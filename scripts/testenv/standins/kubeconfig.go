@@ -82,9 +82,9 @@ func loadKubeconfig(path string) (*clientcmdapi.Config, error) {
 
 // Credentials are an apiserver and an identity for it, with the certificates inline.
 type Credentials struct {
-	Server                                 string
+	Server                                string
 	CAData, ClientCertData, ClientKeyData []byte
-	Token                                  string
+	Token                                 string
 }
 
 // CredentialsFrom reads the current context of a kubeconfig (the test environment's admin
