@@ -181,6 +181,11 @@ func dockerBuild(e *Env, cmd string, args []string, buildx bool) error {
 			*push = true
 		}
 	}
+	for _, t := range *tags {
+		if _, err := ParseRef(t); err != nil {
+			return exitf(1, "ERROR: invalid tag %q: %v", t, err)
+		}
+	}
 	ctxArg := fs.Arg(0)
 	rec := &BuildRecord{Context: ctxArg, Target: *target, Platform: *platform, Load: *load, Push: *push, Buildx: buildx}
 	// The context: a directory that exists (a URL is taken as is; "-" is a Dockerfile on stdin).
@@ -264,11 +269,6 @@ func dockerBuild(e *Env, cmd string, args []string, buildx bool) error {
 	for _, l := range *labels {
 		k, v, _ := strings.Cut(l, "=")
 		labelVals[k] = v
-	}
-	for _, t := range *tags {
-		if _, err := ParseRef(t); err != nil {
-			return exitf(1, "ERROR: invalid tag %q: %v", t, err)
-		}
 	}
 	if *push && len(*tags) == 0 {
 		return exitf(1, "ERROR: failed to build: tag is needed when pushing to registry")

@@ -68,10 +68,11 @@ type Registry struct {
 }
 
 var (
-	// A reference: [host[:port]/]path[:tag][@digest], lower-case path components.
-	refRE    = regexp.MustCompile(`^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$`)
-	idRE     = regexp.MustCompile(`^(sha256:)?[a-f0-9]{12,64}$`)
-	upperRef = regexp.MustCompile(`[A-Z]`)
+	domainRE    = regexp.MustCompile(`^[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?$`)
+	componentRE = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$`)
+	tagRE       = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+	digestRE    = regexp.MustCompile(`^sha256:[a-f0-9]{64}$`)
+	idRE        = regexp.MustCompile(`^(sha256:)?[a-f0-9]{12,64}$`)
 )
 
 // ParseRef checks a reference like docker does and returns its canonical form: the name as
@@ -79,20 +80,37 @@ var (
 // prefixes the default registry and library/; these records keep names as a pod spec writes
 // them, so `core-service:dev` is the same string everywhere.)
 func ParseRef(ref string) (string, error) {
-	if !refRE.MatchString(ref) {
-		name := ref
-		if i := strings.LastIndexAny(ref, ":@"); i > strings.LastIndex(ref, "/") && i > 0 {
-			name = ref[:i]
-		}
-		if upperRef.MatchString(name) {
-			return "", fmt.Errorf("invalid reference format: repository name (%s) must be lowercase", name)
-		}
+	name, digest, hasDigest := strings.Cut(ref, "@")
+	if hasDigest && !digestRE.MatchString(digest) {
 		return "", fmt.Errorf("invalid reference format")
 	}
-	if strings.Contains(ref, "@") {
-		return ref, nil
+	tag := ""
+	if i := strings.LastIndex(name, ":"); i > strings.LastIndex(name, "/") {
+		name, tag = name[:i], name[i+1:]
+		if !tagRE.MatchString(tag) {
+			return "", fmt.Errorf("invalid reference format")
+		}
 	}
-	if last := ref[strings.LastIndex(ref, "/")+1:]; !strings.Contains(last, ":") {
+	parts := strings.Split(name, "/")
+	// The first component is a registry host when it looks like one (a dot, a port, localhost).
+	if len(parts) > 1 && (strings.ContainsAny(parts[0], ".:") || parts[0] == "localhost") {
+		if !domainRE.MatchString(parts[0]) {
+			return "", fmt.Errorf("invalid reference format")
+		}
+		parts = parts[1:]
+	}
+	for _, p := range parts {
+		if !componentRE.MatchString(p) {
+			if strings.ToLower(p) != p && componentRE.MatchString(strings.ToLower(p)) {
+				return "", fmt.Errorf("invalid reference format: repository name (%s) must be lowercase", name)
+			}
+			return "", fmt.Errorf("invalid reference format")
+		}
+	}
+	switch {
+	case hasDigest:
+		return ref, nil
+	case tag == "":
 		return ref + ":latest", nil
 	}
 	return ref, nil
