@@ -31,7 +31,7 @@ check() {
   if [[ "$rc" == "$want" ]] && { [[ -z "$grep" ]] || grep -qF -- "$grep" "$T/out"; }; then
     PASSED=$((PASSED + 1)); echo "  ok    $name"
   else
-    FAILED=$((FAILED + 1)); echo "  FAIL  $name (exit $rc, want $want${grep:+, output with '$grep'}):"
+    FAILED=$((FAILED + 1)); echo "  FAIL  $name (exit $rc, want $want${grep:+, output with \"$grep\"}):"
     sed 's/^/        /' "$T/out" | tail -n 20
   fi
 }
@@ -105,9 +105,9 @@ live() {
   check "no kind cluster exists yet" 0 "No kind clusters found." kind get clusters
   check "kind create cluster with the KMS kind config" 0 'Set kubectl context to "kind-livecheck"' \
     kind create cluster --name "$name" --config "$KIND_CONFIG" --wait 30s
-  expect "its context is current" "kind-$name" "$($k config current-context)"
+  expect "its context is current" "kind-$name" "$("$k" config current-context)"
   expect "the worker's allocatable memory less system-reserved and eviction" "259996Mi" \
-    "$($k get node kind-worker -o jsonpath='{.status.allocatable.memory}')"
+    "$("$k" get node kind-worker -o jsonpath='{.status.allocatable.memory}')"
   check "a second create of the same name" 1 'node(s) already exist for a cluster with the name "livecheck"' \
     kind create cluster --name "$name" --config "$KIND_CONFIG"
   check "docker build" 0 "" docker buildx build -f "$KMS_REPO/docker/core/service/Dockerfile" -t core-service:latest-dev \
@@ -115,23 +115,22 @@ live() {
   check "kind load docker-image onto the worker" 0 'not yet present on node "livecheck-worker", loading...' \
     kind load docker-image core-service:latest-dev --name "$name" --nodes "$name-worker"
   expect "the worker's status.images lists it" "core-service:latest-dev" \
-    "$($k get node kind-worker -o jsonpath='{.status.images[*].names[0]}')"
+    "$("$k" get node kind-worker -o jsonpath='{.status.images[*].names[0]}')"
 
   # A pod and Service with no forward of their own: the baseline answers through kwok.
-  $k create namespace "$ns" >/dev/null
-  $k -n "$ns" run core --image=core-service:latest-dev --port=50100 >/dev/null
-  $k -n "$ns" expose pod core --port=50100 >/dev/null
-  check "the pod becomes Ready" 0 "condition met" $k -n "$ns" wait --for=condition=Ready pod/core --timeout=60s
-  local i
-  for i in $(seq 50); do
-    $k get clusterportforward testenv-baseline -o jsonpath='{.spec.selector.matchNamespaces}' | grep -q "\"$ns\"" && break
+  "$k" create namespace "$ns" >/dev/null
+  "$k" -n "$ns" run core --image=core-service:latest-dev --port=50100 >/dev/null
+  "$k" -n "$ns" expose pod core --port=50100 >/dev/null
+  check "the pod becomes Ready" 0 "condition met" "$k" -n "$ns" wait --for=condition=Ready pod/core --timeout=60s
+  for _ in $(seq 50); do
+    "$k" get clusterportforward testenv-baseline -o jsonpath='{.spec.selector.matchNamespaces}' | grep -q "\"$ns\"" && break
     sleep 0.1
   done
-  check "the baseline covers the new namespace" 0 "\"$ns\"" $k get clusterportforward testenv-baseline -o jsonpath='{.spec.selector.matchNamespaces}'
-  $k -n "$ns" port-forward svc/core 0:50100 >"$T/pf.log" 2>&1 &
+  check "the baseline covers the new namespace" 0 "\"$ns\"" "$k" get clusterportforward testenv-baseline -o jsonpath='{.spec.selector.matchNamespaces}'
+  "$k" -n "$ns" port-forward svc/core 0:50100 >"$T/pf.log" 2>&1 &
   PF_PID=$!
   local port=""
-  for i in $(seq 100); do
+  for _ in $(seq 100); do
     port="$(sed -n 's/^Forwarding from 127.0.0.1:\([0-9]*\) .*/\1/p' "$T/pf.log" | head -n1)"
     [[ -n "$port" ]] && break
     sleep 0.1
@@ -148,11 +147,11 @@ live() {
     env TESTENV_DIR="$TESTENV_DIR" "$ROOT/scripts/rehearse" --which playbooks/deploy.rhai
 
   check "kind delete cluster" 0 'Deleted nodes: ["livecheck-control-plane" "livecheck-worker"]' kind delete cluster --name "$name"
-  check "the namespace created in the cluster is gone" 1 "NotFound" $k --kubeconfig "$TESTENV_KUBECONFIG" get namespace "$ns"
+  check "the namespace created in the cluster is gone" 1 "NotFound" "$k" --kubeconfig "$TESTENV_KUBECONFIG" get namespace "$ns"
   expect "the worker's allocatable is back" "256Gi" \
-    "$($k --kubeconfig "$TESTENV_KUBECONFIG" get node kind-worker -o jsonpath='{.status.allocatable.memory}')"
-  expect "its images are gone" "" "$($k --kubeconfig "$TESTENV_KUBECONFIG" get node kind-worker -o jsonpath='{.status.images}')"
-  expect "the context is gone" "" "$($k config get-contexts -o name | grep "kind-$name" || true)"
+    "$("$k" --kubeconfig "$TESTENV_KUBECONFIG" get node kind-worker -o jsonpath='{.status.allocatable.memory}')"
+  expect "its images are gone" "" "$("$k" --kubeconfig "$TESTENV_KUBECONFIG" get node kind-worker -o jsonpath='{.status.images}')"
+  expect "the context is gone" "" "$("$k" config get-contexts -o name | grep "kind-$name" || true)"
   check "kind get clusters: none again" 0 "No kind clusters found." kind get clusters
   rm -rf "$TESTENV_DIR/docker"   # the build record (the kind records are gone with the cluster)
 }

@@ -7,7 +7,11 @@
 #   once every ConfigMap, Secret, key and imagePullSecret it uses exists; until then it shows
 #   the kubelet's CreateContainerConfigError / FailedMount / ImagePullBackOff), helm, and moto
 #   (fake AWS: EKS/STS/S3) with an EKS token-review webhook. Everything binds to 127.0.0.1 on
-#   free ports.
+#   free ports. For rehearsals there is no container engine: standins/ is kind and docker
+#   (a kind cluster is this environment's nodes and a kind-<name> context; docker records
+#   builds, pulls and pushes with their labels; see standins/README.md), and the controller
+#   answers port-forwards no test forward claims (a ClusterPortForward, testenv-baseline, to a
+#   loopback server that gives HTTP 200 and a fixed body; see rehearsal/forward.go).
 #
 #   scripts/testenv/testenv.sh build    build and cache the binaries (idempotent)
 #   scripts/testenv/testenv.sh up       build if needed, start, wait until ready, write the env file
@@ -17,20 +21,27 @@
 #   scripts/testenv/testenv.sh status   print whether it is up and what runs (exit 0 = healthy)
 #   scripts/testenv/testenv.sh logs     print component logs (CI prints them on failure)
 #   scripts/testenv/testenv.sh env      print the path of the env file to source
-#   scripts/testenv/testenv.sh unit     the rehearsal controller's Go unit tests
+#   scripts/testenv/testenv.sh unit     Go unit tests of the controller and the stand-ins, then selftest
+#   scripts/testenv/testenv.sh selftest the built stand-ins run as kind/docker, no cluster (and
+#                                       scripts/rehearse --which)
+#   scripts/testenv/testenv.sh livecheck  the stand-ins and the port-forward baseline against this
+#                                       running environment (kind profile); leaves it as it was
 #
 # Settings (environment): TESTENV_DIR (state; default ${TMPDIR:-/tmp}/kmsctl-testenv),
 # TESTENV_PROFILE (the nodes and StorageClasses of profiles/<name>.yaml: generic (default;
-# TESTENV_NODES untainted nodes, default 3), kind (TESTENV_KIND_WORKER_CPU/_MEMORY), eks),
-# TESTENV_CACHE (binaries), TESTENV_*_VERSION.
+# TESTENV_NODES untainted nodes, default 3), kind (TESTENV_KIND_WORKER_CPU/_MEMORY), eks;
+# when set, `up` refuses an environment already up with another one), TESTENV_CACHE
+# (binaries), TESTENV_*_VERSION.
 # `up` writes $TESTENV_DIR/env; source it to get TESTENV_KUBECONFIG, TESTENV_AWS_ENDPOINT,
-# helm/kubectl on PATH and AWS_* pointing at moto. It never sets KUBECONFIG and never touches
-# ~/.kube: use `kubectl --kubeconfig "$TESTENV_KUBECONFIG"`.
+# TESTENV_PROFILE, TESTENV_STANDINS (the directory holding kind and docker; not put on PATH),
+# TESTENV_FORWARD_BASELINE (the baseline server's address), helm/kubectl/standins on PATH and
+# AWS_* pointing at moto. It never sets KUBECONFIG and never touches ~/.kube: use
+# `kubectl --kubeconfig "$TESTENV_KUBECONFIG"`.
 #
 # kwok's lifecycle comes from Stage objects (stages.yaml, applied by `up`); tests may add
 # their own at run time (see stages.yaml for how to keep them to their own pods).
 #
-# Binaries are cached per version (the rehearsal controller: per hash of its sources) under
+# Binaries are cached per version (the controller and the stand-ins: per hash of their sources) under
 # $TESTENV_CACHE (outside the repo). Each is built in a temp dir and renamed into place, so a
 # half build is never used.
 set -euo pipefail
@@ -212,7 +223,7 @@ cmd_build() {
 # State layout under $TESTENV_DIR (all of it is removed by `down`):
 #   .kmsctl-testenv     marker: `down` refuses to delete a directory without it
 #   kwok/               KWOK_WORKDIR: clusters/testenv/{kubeconfig.yaml,pki,pids,logs,...}
-#   bin/                helm (v4), helm3, kubectl, kwokctl, crane, rehearsal symlinks for PATH
+#   bin/                helm (v4), helm3, kubectl, kwokctl, crane, rehearsal, standins symlinks for PATH
 #   aws_fake.{pid,log}  moto + token webhook; webhook/ holds its TLS cert and kubeconfig
 #   rehearsal.{pid,log} the rehearsal controller (rehearsal.ready once its caches synced and
 #                       the port-forward baseline is in place)
