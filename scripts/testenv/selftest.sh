@@ -98,11 +98,17 @@ live() {
   # shellcheck source=/dev/null
   source "$envfile"
   local kc="$T/kubeconfig" k="$TESTENV_DIR/bin/kubectl" name=livecheck ns=livecheck-pf
+  local img="livecheck/core-service:$$"   # a tag of its own: the environment's records stay as they were
   kubectl --kubeconfig "$TESTENV_KUBECONFIG" config view --flatten >"$kc"
   export KUBECONFIG="$kc" PATH="$TESTENV_STANDINS:$PATH"
   unset KIND_CLUSTER_NAME
   echo "stand-ins on $TESTENV_DIR ($TESTENV_PROFILE profile):"
   check "no kind cluster exists yet" 0 "No kind clusters found." kind get clusters
+  if [[ -n "$(kind get clusters 2>/dev/null)" ]]; then
+    echo "  livecheck needs an environment without a kind cluster: delete it first" \
+      "(PATH=\$TESTENV_STANDINS:\$PATH KUBECONFIG=<its kubeconfig> kind delete cluster --name $(kind get clusters 2>/dev/null | head -n1))"
+    return 0
+  fi
   check "kind create cluster with the KMS kind config" 0 'Set kubectl context to "kind-livecheck"' \
     kind create cluster --name "$name" --config "$KIND_CONFIG" --wait 30s
   expect "its context is current" "kind-$name" "$("$k" config current-context)"
@@ -110,16 +116,16 @@ live() {
     "$("$k" get node kind-worker -o jsonpath='{.status.allocatable.memory}')"
   check "a second create of the same name" 1 'node(s) already exist for a cluster with the name "livecheck"' \
     kind create cluster --name "$name" --config "$KIND_CONFIG"
-  check "docker build" 0 "" docker buildx build -f "$KMS_REPO/docker/core/service/Dockerfile" -t core-service:latest-dev \
+  check "docker build" 0 "" docker buildx build -f "$KMS_REPO/docker/core/service/Dockerfile" -t "$img" \
     --build-arg RUST_IMAGE_VERSION=1.94 --load "$KMS_REPO"
   check "kind load docker-image onto the worker" 0 'not yet present on node "livecheck-worker", loading...' \
-    kind load docker-image core-service:latest-dev --name "$name" --nodes "$name-worker"
-  expect "the worker's status.images lists it" "core-service:latest-dev" \
+    kind load docker-image "$img" --name "$name" --nodes "$name-worker"
+  expect "the worker's status.images lists it" "$img" \
     "$("$k" get node kind-worker -o jsonpath='{.status.images[*].names[0]}')"
 
   # A pod and Service with no forward of their own: the baseline answers through kwok.
   "$k" create namespace "$ns" >/dev/null
-  "$k" -n "$ns" run core --image=core-service:latest-dev --port=50100 >/dev/null
+  "$k" -n "$ns" run core --image="$img" --port=50100 >/dev/null
   "$k" -n "$ns" expose pod core --port=50100 >/dev/null
   check "the pod becomes Ready" 0 "condition met" "$k" -n "$ns" wait --for=condition=Ready pod/core --timeout=60s
   for _ in $(seq 50); do
@@ -153,7 +159,7 @@ live() {
   expect "its images are gone" "" "$("$k" --kubeconfig "$TESTENV_KUBECONFIG" get node kind-worker -o jsonpath='{.status.images}')"
   expect "the context is gone" "" "$("$k" config get-contexts -o name | grep "kind-$name" || true)"
   check "kind get clusters: none again" 0 "No kind clusters found." kind get clusters
-  rm -rf "$TESTENV_DIR/docker"   # the build record (the kind records are gone with the cluster)
+  check "docker rmi of the check's image" 0 "Untagged: $img" docker rmi "$img"
 }
 
 if [[ "${1:-}" == "--live" ]]; then
