@@ -4,8 +4,9 @@
 #   etcd + kube-apiserver + kube-controller-manager + kube-scheduler (real upstream binaries,
 #   built from the Go module proxy and version-stamped), kwok (simulated nodes: pods become
 #   Ready, Job pods Succeeded), the rehearsal controller (rehearsal/: a pod becomes Ready only
-#   once every ConfigMap, Secret, key and imagePullSecret it uses exists; until then it shows
-#   the kubelet's CreateContainerConfigError / FailedMount / ImagePullBackOff), helm, and moto
+#   once every ConfigMap, Secret, key and imagePullSecret it uses exists and its images can be
+#   had; until then it shows the kubelet's CreateContainerConfigError / FailedMount /
+#   ImagePullBackOff / ErrImageNeverPull), helm, and moto
 #   (fake AWS: EKS/STS/S3) with an EKS token-review webhook. Everything binds to 127.0.0.1 on
 #   free ports. For rehearsals there is no container engine: standins/ is kind and docker
 #   (a kind cluster is this environment's nodes and a kind-<name> context; docker records
@@ -400,7 +401,8 @@ apply_profile() {
 
 start_rehearsal() {  # $1 = the port-forward baseline's port
   setsid "$REHEARSAL_BIN/rehearsal" run --kubeconfig "$KUBECONFIG_FILE" \
-    --ready-file "$TESTENV_DIR/rehearsal.ready" --forward-listen "127.0.0.1:$1" >"$REHEARSAL_LOG" 2>&1 </dev/null &
+    --ready-file "$TESTENV_DIR/rehearsal.ready" --forward-listen "127.0.0.1:$1" \
+    --registry-missing "$TESTENV_DIR/docker/missing" >"$REHEARSAL_LOG" 2>&1 </dev/null &
   echo $! > "$REHEARSAL_PID"
 }
 

@@ -2,8 +2,8 @@
 // test environment (scripts/testenv/testenv.sh builds, starts and stops it).
 //
 //	rehearsal run --kubeconfig FILE [--ready-file FILE] [--forward-listen 127.0.0.1:PORT]
-//	                                                       the pod gate (controller.go) and the
-//	                                                       port-forward baseline (forward.go)
+//	              [--registry-missing FILE]                the pod gate (controller.go, pull.go)
+//	                                                       and the port-forward baseline (forward.go)
 //	rehearsal render-profile FILE                          a profile's Nodes and StorageClasses
 //	rehearsal measure --kubeconfig FILE [--n 30]           the gate's added time to Ready
 package main
@@ -61,6 +61,7 @@ func run(args []string) error {
 	workers := fs.Int("workers", 4, "pods handled at once")
 	backoff := fs.Duration("pull-backoff", 2*time.Second, "how long ErrImagePull shows before ImagePullBackOff")
 	forwardListen := fs.String("forward-listen", "", "serve the port-forward baseline on this loopback address (host:port)")
+	registryMissing := fs.String("registry-missing", "", "the docker stand-in's list of images a pull does not get")
 	_ = fs.Parse(args)
 	if *kubeconfig == "" {
 		return fmt.Errorf("--kubeconfig is required")
@@ -80,6 +81,9 @@ func run(args []string) error {
 	factory := informers.NewSharedInformerFactory(client, 0)
 	c := NewController(client, factory)
 	c.PullBackOff = *backoff
+	if *registryMissing != "" {
+		c.Registry = &MissingList{Path: *registryMissing}
+	}
 	var baseline *ForwardBaseline
 	if *forwardListen != "" {
 		ln, err := ListenBaseline(*forwardListen)
