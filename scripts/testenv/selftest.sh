@@ -92,12 +92,25 @@ offline() {
   check "an unknown profile" 2 "no profile 'nope'" env TESTENV_DIR="$base" REHEARSAL_PROFILE=nope "$rehearse" --which x.rhai
 }
 
+# until_reason NS POD REASON: wait up to 10s for the pod's first container to wait for REASON;
+# prints the reason it has then.
+until_reason() {
+  local _ got=""
+  for _ in $(seq 100); do
+    got="$("$k" -n "$1" get pod "$2" -o jsonpath='{.status.containerStatuses[0].state.waiting.reason}' 2>/dev/null || true)"
+    [[ "$got" == "$3" ]] && break
+    sleep 0.1
+  done
+  echo "$got"
+}
+
 # The live checks, on a running kind-profile environment.
 live() {
   local envfile=$1
   # shellcheck source=/dev/null
   source "$envfile"
-  local kc="$T/kubeconfig" k="$TESTENV_DIR/bin/kubectl" name=livecheck ns=livecheck-pf
+  local kc="$T/kubeconfig" name=livecheck ns=livecheck-pf
+  k="$TESTENV_DIR/bin/kubectl"
   local img="livecheck/core-service:$$"   # a tag of its own: the environment's records stay as they were
   kubectl --kubeconfig "$TESTENV_KUBECONFIG" config view --flatten >"$kc"
   export KUBECONFIG="$kc" PATH="$TESTENV_STANDINS:$PATH"
@@ -118,16 +131,25 @@ live() {
     kind create cluster --name "$name" --config "$KIND_CONFIG"
   check "docker build" 0 "" docker buildx build -f "$KMS_REPO/docker/core/service/Dockerfile" -t "$img" \
     --build-arg RUST_IMAGE_VERSION=1.94 --load "$KMS_REPO"
+  # Image pulls as a kubelet does them: Never needs the image on the node.
+  "$k" create namespace "$ns" >/dev/null
+  "$k" -n "$ns" run core --image="$img" --image-pull-policy=Never --port=50100 >/dev/null
+  expect "a Never pod before the image is loaded" "ErrImageNeverPull" "$(until_reason "$ns" core ErrImageNeverPull)"
   check "kind load docker-image onto the worker" 0 'not yet present on node "livecheck-worker", loading...' \
     kind load docker-image "$img" --name "$name" --nodes "$name-worker"
   expect "the worker's status.images lists it" "$img" \
     "$("$k" get node kind-worker -o jsonpath='{.status.images[*].names[0]}')"
+  check "the pod becomes Ready once it is" 0 "condition met" "$k" -n "$ns" wait --for=condition=Ready pod/core --timeout=60s
+  # A pull of an image the registry records lack fails until they have it.
+  echo "$img-never-pushed" >>"$TESTENV_DIR/docker/missing"
+  "$k" -n "$ns" run pulled --image="$img-never-pushed" --image-pull-policy=Always >/dev/null
+  expect "an Always pod whose image docker/missing names" "ImagePullBackOff" "$(until_reason "$ns" pulled ImagePullBackOff)"
+  { grep -vxF "$img-never-pushed" "$TESTENV_DIR/docker/missing" || true; } >"$T/missing"
+  cat "$T/missing" >"$TESTENV_DIR/docker/missing"
+  check "and Ready once the list lets it through" 0 "condition met" "$k" -n "$ns" wait --for=condition=Ready pod/pulled --timeout=60s
 
-  # A pod and Service with no forward of their own: the baseline answers through kwok.
-  "$k" create namespace "$ns" >/dev/null
-  "$k" -n "$ns" run core --image="$img" --port=50100 >/dev/null
+  # A Service with no forward of its own: the baseline answers through kwok.
   "$k" -n "$ns" expose pod core --port=50100 >/dev/null
-  check "the pod becomes Ready" 0 "condition met" "$k" -n "$ns" wait --for=condition=Ready pod/core --timeout=60s
   for _ in $(seq 50); do
     "$k" get clusterportforward testenv-baseline -o jsonpath='{.spec.selector.matchNamespaces}' | grep -q "\"$ns\"" && break
     sleep 0.1
