@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -26,6 +27,9 @@ var predefinedArgs = map[string]bool{
 	"BUILDKIT_INLINE_CACHE": true, "BUILDKIT_MULTI_PLATFORM": true, "BUILDKIT_SYNTAX": true,
 	"SOURCE_DATE_EPOCH": true, "BUILDKIT_CONTEXT_KEEP_GIT_DIR": true,
 }
+
+// heredocRE is a heredoc marker: <<[-]["']NAME["'] (the quotes must pair).
+var heredocRE = regexp.MustCompile(`^<<(-?)(["']?)([A-Za-z_][A-Za-z0-9_]*)(["']?)$`)
 
 // Instruction is one logical line (continuations joined).
 type Instruction struct {
@@ -100,25 +104,30 @@ func SplitInstructions(text string) ([]Instruction, error) {
 		if !instructions[ins.Cmd] {
 			return nil, fmt.Errorf("dockerfile parse error on line %d: unknown instruction: %s", ins.Line, cmd)
 		}
-		// Heredocs (RUN/COPY/ADD <<EOF ... EOF): their body is not instructions.
+		// Heredocs (RUN/COPY/ADD <<EOF ... EOF): their body is not instructions. Only a word
+		// that is a whole heredoc marker counts, and only if its terminator follows (so a
+		// "<<" inside a quoted shell string never swallows the rest of the file).
 		if ins.Cmd == "RUN" || ins.Cmd == "COPY" || ins.Cmd == "ADD" {
 			for _, word := range strings.Fields(args) {
-				if !strings.HasPrefix(word, "<<") {
+				m := heredocRE.FindStringSubmatch(word)
+				if m == nil || (m[2] != m[4]) {
 					continue
 				}
-				ins.Heredoc = true
-				w := strings.TrimPrefix(word, "<<")
-				strip := strings.HasPrefix(w, "-")
-				w = strings.Trim(strings.TrimPrefix(w, "-"), `"'`)
-				for i+1 < len(lines) {
-					i++
-					line := lines[i]
+				strip, term := m[1] == "-", m[3]
+				end := -1
+				for j := i + 1; j < len(lines); j++ {
+					line := lines[j]
 					if strip {
 						line = strings.TrimLeft(line, "\t")
 					}
-					if line == w {
+					if line == term {
+						end = j
 						break
 					}
+				}
+				if end >= 0 {
+					ins.Heredoc = true
+					i = end
 				}
 			}
 		}

@@ -498,6 +498,12 @@ func TestDockerfileLabelsArgsAndStages(t *testing.T) {
 	if u := df.UnusedArgs(map[string]string{"VERSION": "2", "VERSON": "x", "HTTP_PROXY": "p"}); len(u) != 1 || u[0] != "VERSON" {
 		t.Errorf("unused %v", u)
 	}
+	// A "<<" in a quoted shell string is no heredoc: what follows is still read.
+	df, err = ParseDockerfile("FROM a\nRUN echo \"x <<b\" > f\nLABEL after=yes\nRUN cat <<-'EOF'\n\tLABEL inside=no\n\tEOF\n", nil)
+	must(t, err)
+	if l := df.Stages[0].Labels; l["after"] != "yes" || l["inside"] != "" {
+		t.Errorf("heredoc labels %v", l)
+	}
 	for src, want := range map[string]string{
 		"FROM a\nFROBNICATE x\n": "dockerfile parse error on line 2: unknown instruction: FROBNICATE",
 		"RUN x\n":                "dockerfile parse error on line 1: no build stage in current context",
