@@ -4,10 +4,15 @@
 #   etcd + kube-apiserver + kube-controller-manager + kube-scheduler (real upstream binaries,
 #   built from the Go module proxy and version-stamped), kwok (simulated nodes: pods become
 #   Ready, Job pods Succeeded), the rehearsal controller (rehearsal/: a pod becomes Ready only
-#   once every ConfigMap, Secret, key and imagePullSecret it uses exists; until then it shows
-#   the kubelet's CreateContainerConfigError / FailedMount / ImagePullBackOff), helm, and moto
+#   once every ConfigMap, Secret, key and imagePullSecret it uses exists and its images can be
+#   had; until then it shows the kubelet's CreateContainerConfigError / FailedMount /
+#   ImagePullBackOff / ErrImageNeverPull), helm, and moto
 #   (fake AWS: EKS/STS/S3) with an EKS token-review webhook. Everything binds to 127.0.0.1 on
-#   free ports.
+#   free ports. For rehearsals there is no container engine: standins/ is kind and docker
+#   (a kind cluster is this environment's nodes and a kind-<name> context; docker records
+#   builds, pulls and pushes with their labels; see standins/README.md), and the controller
+#   answers port-forwards no test forward claims (a ClusterPortForward, testenv-baseline, to a
+#   loopback server that gives HTTP 200 and a fixed body; see rehearsal/forward.go).
 #
 #   scripts/testenv/testenv.sh build    build and cache the binaries (idempotent)
 #   scripts/testenv/testenv.sh up       build if needed, start, wait until ready, write the env file
@@ -17,20 +22,27 @@
 #   scripts/testenv/testenv.sh status   print whether it is up and what runs (exit 0 = healthy)
 #   scripts/testenv/testenv.sh logs     print component logs (CI prints them on failure)
 #   scripts/testenv/testenv.sh env      print the path of the env file to source
-#   scripts/testenv/testenv.sh unit     the rehearsal controller's Go unit tests
+#   scripts/testenv/testenv.sh unit     Go unit tests of the controller and the stand-ins, then selftest
+#   scripts/testenv/testenv.sh selftest the built stand-ins run as kind/docker, no cluster (and
+#                                       scripts/rehearse --which)
+#   scripts/testenv/testenv.sh livecheck  the stand-ins and the port-forward baseline against this
+#                                       running environment (kind profile); leaves it as it was
 #
 # Settings (environment): TESTENV_DIR (state; default ${TMPDIR:-/tmp}/kmsctl-testenv),
 # TESTENV_PROFILE (the nodes and StorageClasses of profiles/<name>.yaml: generic (default;
-# TESTENV_NODES untainted nodes, default 3), kind (TESTENV_KIND_WORKER_CPU/_MEMORY), eks),
-# TESTENV_CACHE (binaries), TESTENV_*_VERSION.
+# TESTENV_NODES untainted nodes, default 3), kind (TESTENV_KIND_WORKER_CPU/_MEMORY), eks;
+# when set, `up` refuses an environment already up with another one), TESTENV_CACHE
+# (binaries), TESTENV_*_VERSION.
 # `up` writes $TESTENV_DIR/env; source it to get TESTENV_KUBECONFIG, TESTENV_AWS_ENDPOINT,
-# helm/kubectl on PATH and AWS_* pointing at moto. It never sets KUBECONFIG and never touches
-# ~/.kube: use `kubectl --kubeconfig "$TESTENV_KUBECONFIG"`.
+# TESTENV_PROFILE, TESTENV_STANDINS (the directory holding kind and docker; not put on PATH),
+# TESTENV_FORWARD_BASELINE (the baseline server's address), helm/kubectl/standins on PATH and
+# AWS_* pointing at moto. It never sets KUBECONFIG and never touches ~/.kube: use
+# `kubectl --kubeconfig "$TESTENV_KUBECONFIG"`.
 #
 # kwok's lifecycle comes from Stage objects (stages.yaml, applied by `up`); tests may add
 # their own at run time (see stages.yaml for how to keep them to their own pods).
 #
-# Binaries are cached per version (the rehearsal controller: per hash of its sources) under
+# Binaries are cached per version (the controller and the stand-ins: per hash of their sources) under
 # $TESTENV_CACHE (outside the repo). Each is built in a temp dir and renamed into place, so a
 # half build is never used.
 set -euo pipefail
@@ -44,6 +56,7 @@ set -euo pipefail
 : "${TESTENV_CRANE_VERSION:=v0.22.1}"   # crane: an OCI registry for helm's oci:// charts
 : "${TESTENV_MOTO_VERSION:=5.2.5}"
 : "${TESTENV_NODES:=3}"
+PROFILE_GIVEN=${TESTENV_PROFILE:+1}     # set by the caller (then `up` insists on it)
 : "${TESTENV_PROFILE:=generic}"
 # ---- locations -------------------------------------------------------------------------
 : "${TESTENV_CACHE:=${XDG_CACHE_HOME:-$HOME/.cache}/kmsctl-testenv}"
@@ -58,8 +71,11 @@ HELM3_BIN="$TESTENV_CACHE/bin/helm-$TESTENV_HELM3_VERSION"
 CRANE_BIN="$TESTENV_CACHE/bin/crane-$TESTENV_CRANE_VERSION"
 MOTO_VENV="$TESTENV_CACHE/venv-moto-$TESTENV_MOTO_VERSION"
 REHEARSAL_SRC="$HERE/rehearsal"
-# Keyed by its sources (not its tests), so an edit rebuilds it.
-REHEARSAL_BIN="$TESTENV_CACHE/bin/rehearsal-$(cd "$REHEARSAL_SRC" && cat go.mod go.sum $(ls ./*.go | grep -v _test.go) | sha256sum | cut -c1-16)"
+STANDINS_SRC="$HERE/standins"
+# Keyed by their sources (not their tests), so an edit rebuilds them.
+src_hash() { (cd "$1" && find . -name '*.go' ! -name '*_test.go' | LC_ALL=C sort | xargs cat go.mod go.sum | sha256sum | cut -c1-16); }
+REHEARSAL_BIN="$TESTENV_CACHE/bin/rehearsal-$(src_hash "$REHEARSAL_SRC")"
+STANDINS_BIN="$TESTENV_CACHE/bin/standins-$(src_hash "$STANDINS_SRC")"
 
 log() { printf '[testenv %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -161,9 +177,30 @@ build_rehearsal() {
   mv "$REHEARSAL_BIN.tmp" "$REHEARSAL_BIN"
 }
 
+# The kind and docker stand-ins (standins/): the same k8s.io modules, so also mostly cached.
+build_standins() {
+  [[ -x "$STANDINS_BIN/standins" ]] && return 0
+  go_env
+  cd "$STANDINS_SRC"
+  rm -rf "$STANDINS_BIN.tmp" && mkdir -p "$STANDINS_BIN.tmp"
+  go build -ldflags "-s -w" -o "$STANDINS_BIN.tmp/standins" .
+  mv "$STANDINS_BIN.tmp" "$STANDINS_BIN"
+}
+
+# Go unit tests of the controller and the stand-ins, then the stand-ins' shell-level check.
 cmd_unit() {
   go_env
-  cd "$REHEARSAL_SRC" && go test -count=1 ./...
+  (cd "$REHEARSAL_SRC" && go test -count=1 ./...)
+  (cd "$STANDINS_SRC" && go test -count=1 ./...)
+  cmd_selftest
+}
+
+# selftest: the built stand-ins as a playbook runs them (by the names kind and docker, state
+# in a scratch TESTENV_DIR, no cluster), and scripts/rehearse's choice of environment.
+cmd_selftest() {
+  mkdir -p "$TESTENV_CACHE"
+  ( exec 9>"$TESTENV_CACHE/.lock"; flock 9; build_standins )
+  "$HERE/selftest.sh" "$STANDINS_BIN/standins" "$HERE/../rehearse"
 }
 
 build_moto() {  # moto[server] would pull ~320 MB; s3 + flask is enough for the server
@@ -178,7 +215,7 @@ cmd_build() {
   local t; t=$(now_ms)
   (  # a subshell: the build steps cd into their source dirs
     exec 9>"$TESTENV_CACHE/.lock"; flock 9   # one builder at a time
-    timed build_moto; timed build_etcd; timed build_kwok; timed build_helm; timed build_helm3; timed build_crane; timed build_rehearsal; timed build_k8s
+    timed build_moto; timed build_etcd; timed build_kwok; timed build_helm; timed build_helm3; timed build_crane; timed build_rehearsal; timed build_standins; timed build_k8s
   )
   log "build done in $(secs $(($(now_ms) - t))) (cache: $TESTENV_CACHE)"
 }
@@ -187,9 +224,12 @@ cmd_build() {
 # State layout under $TESTENV_DIR (all of it is removed by `down`):
 #   .kmsctl-testenv     marker: `down` refuses to delete a directory without it
 #   kwok/               KWOK_WORKDIR: clusters/testenv/{kubeconfig.yaml,pki,pids,logs,...}
-#   bin/                helm (v4), helm3, kubectl, kwokctl, crane, rehearsal symlinks for PATH
+#   bin/                helm (v4), helm3, kubectl, kwokctl, crane, rehearsal, standins symlinks for PATH
 #   aws_fake.{pid,log}  moto + token webhook; webhook/ holds its TLS cert and kubeconfig
-#   rehearsal.{pid,log} the rehearsal controller (rehearsal.ready once its caches synced)
+#   rehearsal.{pid,log} the rehearsal controller (rehearsal.ready once its caches synced and
+#                       the port-forward baseline is in place)
+#   standins/           kind and docker: the stand-ins (symlinks; not on the env file's PATH)
+#   kind/, docker/      the stand-ins' records (created when they first run)
 #   env                 the file to source (written last: it exists only once `up` succeeded)
 export KWOK_WORKDIR="$TESTENV_DIR/kwok"
 CLUSTER_DIR="$KWOK_WORKDIR/clusters/$NAME"
@@ -260,6 +300,9 @@ until_ok() {  # until_ok SECONDS WHAT CMD...: retry CMD every 0.2s
   done
 }
 moto_port() { sed -n 's/^moto_port=//p' "$TESTENV_DIR/ports" 2>/dev/null; }
+forward_port() { sed -n 's/^forward_port=//p' "$TESTENV_DIR/ports" 2>/dev/null; }
+# The profile a running environment was brought up with.
+running_profile() { sed -n 's/^export TESTENV_PROFILE=//p' "$ENV_FILE" 2>/dev/null; }
 
 healthy() {
   [[ -f "$ENV_FILE" && -f "$KUBECONFIG_FILE" ]] || return 1
@@ -356,9 +399,10 @@ apply_profile() {
     "$REHEARSAL_BIN/rehearsal" render-profile "$PROFILE_FILE" | kc apply -f - >/dev/null
 }
 
-start_rehearsal() {
+start_rehearsal() {  # $1 = the port-forward baseline's port
   setsid "$REHEARSAL_BIN/rehearsal" run --kubeconfig "$KUBECONFIG_FILE" \
-    --ready-file "$TESTENV_DIR/rehearsal.ready" >"$REHEARSAL_LOG" 2>&1 </dev/null &
+    --ready-file "$TESTENV_DIR/rehearsal.ready" --forward-listen "127.0.0.1:$1" \
+    --registry-missing "$TESTENV_DIR/docker/missing" >"$REHEARSAL_LOG" 2>&1 </dev/null &
   echo $! > "$REHEARSAL_PID"
 }
 
@@ -407,8 +451,19 @@ PY
   log "EKS token accepted by kube-apiserver as $user"
 }
 
+# kind and docker for rehearsals, in a directory of their own: the env file does not put them
+# on PATH (tests have their own fakes, and nothing else should find a "docker" here);
+# scripts/rehearse puts them first on the playbook's PATH and in KMSCTL_KIND / KMSCTL_DOCKER.
+link_standins() {
+  mkdir -p "$TESTENV_DIR/standins" "$TESTENV_DIR/bin"
+  ln -sfn "$STANDINS_BIN/standins" "$TESTENV_DIR/standins/kind"
+  ln -sfn "$STANDINS_BIN/standins" "$TESTENV_DIR/standins/docker"
+  ln -sfn "$STANDINS_BIN/standins" "$TESTENV_DIR/bin/standins"   # standins registry add ...
+}
+
 write_env() {  # $1 moto port
   mkdir -p "$TESTENV_DIR/bin"
+  link_standins
   ln -sf "$HELM_BIN/helm" "$TESTENV_DIR/bin/helm"
   ln -sf "$HELM3_BIN/helm" "$TESTENV_DIR/bin/helm3"
   ln -sf "$K8S_BIN/kubectl" "$TESTENV_DIR/bin/kubectl"
@@ -426,6 +481,8 @@ write_env() {  # $1 moto port
     printf 'export TESTENV_NODES=%q\n' "$(kc get nodes --no-headers | wc -l)"
     printf 'export TESTENV_PROFILE=%q\n' "$TESTENV_PROFILE"
     printf 'export TESTENV_HELM3=%q\n' "$HELM3_BIN/helm"
+    printf 'export TESTENV_STANDINS=%q\n' "$TESTENV_DIR/standins"
+    printf 'export TESTENV_FORWARD_BASELINE=%q\n' "127.0.0.1:$(forward_port)"
     # shellcheck disable=SC2016  # $PATH is expanded when the file is sourced
     printf 'export PATH=%q:"$PATH"\n' "$TESTENV_DIR/bin"
     printf 'export KUBECACHEDIR=%q\n' "$KUBECACHEDIR"
@@ -443,7 +500,13 @@ cmd_up() {
   local t0; t0=$(now_ms)
   cmd_build
   if healthy; then
-    log "already up and healthy"
+    local running; running="$(running_profile)"
+    if [[ -n "$PROFILE_GIVEN" && "$running" != "$TESTENV_PROFILE" ]]; then
+      die "$TESTENV_DIR is up with profile '$running', not '$TESTENV_PROFILE': bring it down first" \
+        "(TESTENV_DIR=$TESTENV_DIR $0 down) or use another TESTENV_DIR"
+    fi
+    link_standins   # the current build of the stand-ins
+    log "already up and healthy ($running profile)"
     echo "$ENV_FILE"
     return 0
   fi
@@ -457,13 +520,13 @@ cmd_up() {
   command -v curl >/dev/null || die "curl not found"
   mkdir -p "$TESTENV_DIR" && touch "$MARKER"
 
-  local hook_port moto_port api kt
+  local hook_port moto_port fwd_port api kt
   local -a ports
-  read -r -a ports < <(free_ports 8)
-  hook_port=${ports[0]} moto_port=${ports[1]}
-  printf 'moto_port=%s\nwebhook_port=%s\n' "$moto_port" "$hook_port" > "$TESTENV_DIR/ports"
+  read -r -a ports < <(free_ports 9)
+  hook_port=${ports[0]} moto_port=${ports[1]} fwd_port=${ports[2]}
+  printf 'moto_port=%s\nwebhook_port=%s\nforward_port=%s\n' "$moto_port" "$hook_port" "$fwd_port" > "$TESTENV_DIR/ports"
   write_webhook_kubeconfig "$hook_port"
-  write_kwokctl_config "${ports[@]:2}"
+  write_kwokctl_config "${ports[@]:3}"
   log "starting etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok-controller"
   kt=$(now_ms)
   PATH="$K8S_BIN:$KWOK_BIN:$PATH" "$KWOK_BIN/kwokctl" create cluster --name "$NAME" \
@@ -478,11 +541,13 @@ cmd_up() {
   step kwok-crds until_ok 60 "kwok's CRDs" kc wait --for condition=Established --timeout 5s \
     crd/{stages,clusterlogs,logs,clusterexecs,execs,clusterportforwards,portforwards}.kwok.x-k8s.io
   step stages kc apply -f "$HERE/stages.yaml" >/dev/null
-  start_rehearsal   # its caches sync while the nodes come up
+  start_rehearsal "$fwd_port"   # its caches sync while the nodes come up
   step nodes apply_profile
   step nodes-ready kc wait --for condition=Ready node --all --timeout 120s >/dev/null
   step rehearsal until_ok 30 "the rehearsal controller (see $REHEARSAL_LOG)" test -f "$TESTENV_DIR/rehearsal.ready"
   runs "$(cat "$REHEARSAL_PID")" "$REHEARSAL_BIN/rehearsal" || die "the rehearsal controller is not running (see $REHEARSAL_LOG)"
+  kc get clusterportforward testenv-baseline >/dev/null 2>&1 \
+    || die "the rehearsal controller did not make the port-forward baseline (see $REHEARSAL_LOG)"
   step default-sa until_ok 120 "the default ServiceAccount" kc -n default get serviceaccount default
   kc -n kube-system create configmap testenv-marker --from-literal=owner=kmsctl-testenv \
     --from-literal=dir="$TESTENV_DIR" --from-literal=profile="$TESTENV_PROFILE" >/dev/null
@@ -536,6 +601,8 @@ cmd_status() {
     echo "  apiserver not ready"; rc=1
   fi
   [[ -n "$(moto_port)" ]] && echo "  moto http://127.0.0.1:$(moto_port)"
+  [[ -n "$(forward_port)" ]] && echo "  port-forward baseline 127.0.0.1:$(forward_port)"
+  [[ -f "$ENV_FILE" ]] && echo "  profile $(running_profile)"
   if (( rc == 0 )) && [[ -f "$ENV_FILE" ]]; then echo "up: source $ENV_FILE"
   else echo "NOT healthy (see: $0 logs)"; rc=1; fi
   return "$rc"
@@ -548,6 +615,16 @@ cmd_logs() {
     echo "===== $f (last $n lines)"
     tail -n "$n" "$f"
   done
+}
+
+# livecheck: the stand-ins and the port-forward baseline against this running environment (it
+# must have the kind profile): a kind cluster from the KMS kind config, a build loaded onto
+# the worker, a port-forward through the baseline, and a delete that leaves the nodes as
+# they were. scripts/test runs it on its kind environment.
+cmd_livecheck() {
+  healthy || die "not up: run '$0 up' first (TESTENV_PROFILE=kind)"
+  [[ "$(running_profile)" == kind ]] || die "livecheck needs the kind profile; $TESTENV_DIR runs '$(running_profile)'"
+  "$HERE/selftest.sh" --live "$ENV_FILE"
 }
 
 cmd_env() {
@@ -563,5 +640,7 @@ case "${1:-}" in
   logs) cmd_logs ;;
   env) cmd_env ;;
   unit) cmd_unit ;;
-  *) echo "usage: $0 build|up|down|status|logs|env|unit" >&2; exit 2 ;;
+  selftest) cmd_selftest ;;
+  livecheck) cmd_livecheck ;;
+  *) echo "usage: $0 build|up|down|status|logs|env|unit|selftest|livecheck" >&2; exit 2 ;;
 esac

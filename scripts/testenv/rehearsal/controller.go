@@ -13,6 +13,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -34,6 +35,7 @@ type Controller struct {
 	client  kubernetes.Interface
 	pods    corelisters.PodLister
 	podIdx  cache.Indexer
+	nodes   corelisters.NodeLister
 	cms     corelisters.ConfigMapLister
 	secrets corelisters.SecretLister
 	synced  []cache.InformerSynced
@@ -41,6 +43,10 @@ type Controller struct {
 	events  record.EventBroadcaster
 	// How long ErrImagePull shows before ImagePullBackOff (a kubelet's first back-off is 10s).
 	PullBackOff time.Duration
+	// What a pull cannot get (nil: every pull succeeds); pods with pull failures are checked
+	// again every PullRecheck, so a change to it shows.
+	Registry    Registry
+	PullRecheck time.Duration
 
 	mu        sync.Mutex
 	recorders map[string]record.EventRecorder // by node: the event source is that node's kubelet
@@ -55,16 +61,20 @@ func NewController(client kubernetes.Interface, factory informers.SharedInformer
 	podInf := factory.Core().V1().Pods()
 	cmInf := factory.Core().V1().ConfigMaps()
 	secInf := factory.Core().V1().Secrets()
+	nodeInf := factory.Core().V1().Nodes()
 	c := &Controller{
-		client:      client,
-		pods:        podInf.Lister(),
-		podIdx:      podInf.Informer().GetIndexer(),
-		cms:         cmInf.Lister(),
-		secrets:     secInf.Lister(),
-		synced:      []cache.InformerSynced{podInf.Informer().HasSynced, cmInf.Informer().HasSynced, secInf.Informer().HasSynced},
+		client:  client,
+		pods:    podInf.Lister(),
+		podIdx:  podInf.Informer().GetIndexer(),
+		nodes:   nodeInf.Lister(),
+		cms:     cmInf.Lister(),
+		secrets: secInf.Lister(),
+		synced: []cache.InformerSynced{podInf.Informer().HasSynced, cmInf.Informer().HasSynced, secInf.Informer().HasSynced,
+			nodeInf.Informer().HasSynced},
 		queue:       workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]()),
 		events:      record.NewBroadcaster(),
 		PullBackOff: 2 * time.Second,
+		PullRecheck: 2 * time.Second,
 		recorders:   map[string]record.EventRecorder{},
 		seen:        map[string]time.Time{},
 		written:     map[types.UID]string{},
@@ -98,7 +108,25 @@ func NewController(client kubernetes.Interface, factory informers.SharedInformer
 			AddFunc: nsHandler, UpdateFunc: func(_, obj any) { nsHandler(obj) }, DeleteFunc: nsHandler,
 		})
 	}
+	// A node's images changing (kind load docker-image) retries the pods bound to it.
+	_, _ = nodeInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		UpdateFunc: func(old, obj any) {
+			o, ok1 := old.(*corev1.Node)
+			n, ok2 := obj.(*corev1.Node)
+			if ok1 && ok2 && !equality.Semantic.DeepEqual(o.Status.Images, n.Status.Images) {
+				c.retryNode(n.Name)
+			}
+		},
+	})
 	return c
+}
+
+func (c *Controller) retryNode(node string) {
+	for _, o := range c.podIdx.List() {
+		if pod, ok := o.(*corev1.Pod); ok && pod.Spec.NodeName == node && c.pending(pod) {
+			c.enqueue(pod)
+		}
+	}
 }
 
 func metaOf(obj any) (metav1.Object, error) {
@@ -255,6 +283,17 @@ func (c *Controller) sync(ctx context.Context, k string) (time.Duration, error) 
 	if err != nil {
 		return 0, err
 	}
+	if MayFailPull(pod, c.Registry) {
+		// Only now does the node matter: a kubelet sees the pod once it is bound.
+		if pod.Spec.NodeName == "" {
+			return 0, nil
+		}
+		var images []corev1.ContainerImage
+		if n, err := c.nodes.Get(pod.Spec.NodeName); err == nil {
+			images = n.Status.Images
+		}
+		v = v.WithPulls(pod, PullProblems(pod, images, c.Registry))
+	}
 	if v.OK() {
 		return 0, c.admit(ctx, pod, k)
 	}
@@ -289,7 +328,7 @@ func (c *Controller) admit(ctx context.Context, pod *corev1.Pod, k string) error
 func (c *Controller) refuse(ctx context.Context, pod *corev1.Pod, v Verdict) (time.Duration, error) {
 	pull, retry := "", time.Duration(0)
 	c.mu.Lock()
-	if len(v.Mounts) == 0 && len(v.PullSecrets) > 0 {
+	if len(v.Mounts) == 0 && v.needsPullPhase() {
 		since, ok := c.pullSince[pod.UID]
 		if !ok {
 			since = time.Now()
@@ -306,6 +345,9 @@ func (c *Controller) refuse(ctx context.Context, pod *corev1.Pod, v Verdict) (ti
 	sig := v.Signature() + "#" + pull
 	same := c.written[pod.UID] == sig
 	c.mu.Unlock()
+	if len(v.Pulls) > 0 && (retry == 0 || retry > c.PullRecheck) {
+		retry = c.PullRecheck // the registry's records or the node's images may change
+	}
 	if same {
 		return retry, nil
 	}

@@ -1,7 +1,9 @@
 // rehearsal: the cross-object checks of a kubelet that kwok's stages cannot express, for the
 // test environment (scripts/testenv/testenv.sh builds, starts and stops it).
 //
-//	rehearsal run --kubeconfig FILE [--ready-file FILE]   the pod gate (controller.go)
+//	rehearsal run --kubeconfig FILE [--ready-file FILE] [--forward-listen 127.0.0.1:PORT]
+//	              [--registry-missing FILE]                the pod gate (controller.go, pull.go)
+//	                                                       and the port-forward baseline (forward.go)
 //	rehearsal render-profile FILE                          a profile's Nodes and StorageClasses
 //	rehearsal measure --kubeconfig FILE [--n 30]           the gate's added time to Ready
 package main
@@ -16,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
@@ -47,7 +50,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: rehearsal run --kubeconfig FILE [--ready-file FILE] | rehearsal render-profile FILE | rehearsal measure --kubeconfig FILE")
+	fmt.Fprintln(os.Stderr, "usage: rehearsal run --kubeconfig FILE [--ready-file FILE] [--forward-listen 127.0.0.1:PORT] | rehearsal render-profile FILE | rehearsal measure --kubeconfig FILE")
 	os.Exit(2)
 }
 
@@ -57,6 +60,8 @@ func run(args []string) error {
 	readyFile := fs.String("ready-file", "", "written once the caches have synced")
 	workers := fs.Int("workers", 4, "pods handled at once")
 	backoff := fs.Duration("pull-backoff", 2*time.Second, "how long ErrImagePull shows before ImagePullBackOff")
+	forwardListen := fs.String("forward-listen", "", "serve the port-forward baseline on this loopback address (host:port)")
+	registryMissing := fs.String("registry-missing", "", "the docker stand-in's list of images a pull does not get")
 	_ = fs.Parse(args)
 	if *kubeconfig == "" {
 		return fmt.Errorf("--kubeconfig is required")
@@ -76,8 +81,35 @@ func run(args []string) error {
 	factory := informers.NewSharedInformerFactory(client, 0)
 	c := NewController(client, factory)
 	c.PullBackOff = *backoff
+	if *registryMissing != "" {
+		c.Registry = &MissingList{Path: *registryMissing}
+	}
+	var baseline *ForwardBaseline
+	if *forwardListen != "" {
+		ln, err := ListenBaseline(*forwardListen)
+		if err != nil {
+			return err
+		}
+		dyn, err := dynamic.NewForConfig(cfg)
+		if err != nil {
+			return err
+		}
+		baseline = NewForwardBaseline(dyn, factory, ln)
+		go ServeBaseline(ctx, ln)
+		go baseline.Run(ctx)
+		log.Printf("port-forward baseline: serving on %s", ln.Addr())
+	}
 	return c.Run(ctx, factory, *workers, func() {
 		log.Printf("caches synced; gating pods (annotation %s)", AdmittedAnnotation)
+		if baseline != nil {
+			select {
+			case <-baseline.Synced():
+				log.Printf("port-forward baseline: %s in place", BaselineName)
+			case <-time.After(20 * time.Second):
+				log.Printf("port-forward baseline: not in place after 20s (still trying)")
+			case <-ctx.Done():
+			}
+		}
 		if *readyFile != "" {
 			if err := os.WriteFile(*readyFile, []byte("ready\n"), 0o644); err != nil {
 				log.Printf("ready file: %v", err)

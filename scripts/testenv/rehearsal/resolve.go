@@ -39,10 +39,12 @@ type Verdict struct {
 	PullSecrets []string
 	// Init containers run in order, so at most the first failing one; every failing main one.
 	Containers []ContainerFailure
+	// Images the node cannot have (pull.go; set by the controller once the pod has a node).
+	Pulls []PullFailure
 }
 
 func (v Verdict) OK() bool {
-	return len(v.Mounts) == 0 && len(v.PullSecrets) == 0 && len(v.Containers) == 0
+	return len(v.Mounts) == 0 && len(v.PullSecrets) == 0 && len(v.Containers) == 0 && len(v.Pulls) == 0
 }
 
 func optional(b *bool) bool { return b != nil && *b }
@@ -245,6 +247,9 @@ func (v Verdict) Signature() string {
 	}
 	for _, c := range v.Containers {
 		parts = append(parts, fmt.Sprintf("c:%t:%s:%s", c.Init, c.Container, c.Message))
+	}
+	for _, p := range v.Pulls {
+		parts = append(parts, fmt.Sprintf("i:%t:%s:%s:%s", p.Init, p.Container, p.Reason, p.Image))
 	}
 	sort.Strings(parts)
 	return strings.Join(parts, "|")

@@ -90,8 +90,17 @@ func Status(pod *corev1.Pod, v Verdict, pull string, now time.Time) corev1.PodSt
 		for _, f := range v.Containers {
 			byName[fmt.Sprint(f.Init, f.Container)] = f
 		}
+		pullBy := map[string]PullFailure{}
+		for _, p := range v.Pulls {
+			pullBy[fmt.Sprint(p.Init, p.Container)] = p
+		}
 		initsDone = true
 		for i := range inits {
+			if p, ok := pullBy[fmt.Sprint(true, inits[i].Name)]; ok {
+				initStatus[i] = pullWaiting(&inits[i], p, pull)
+				initsDone = false
+				break
+			}
 			if f, ok := byName[fmt.Sprint(true, inits[i].Name)]; ok {
 				initStatus[i] = waiting(&inits[i], "CreateContainerConfigError", f.Message)
 				initsDone = false
@@ -101,6 +110,10 @@ func Status(pod *corev1.Pod, v Verdict, pull string, now time.Time) corev1.PodSt
 		}
 		if initsDone {
 			for i := range mains {
+				if p, ok := pullBy[fmt.Sprint(false, mains[i].Name)]; ok {
+					mainStatus[i] = pullWaiting(&mains[i], p, pull)
+					continue
+				}
 				if f, ok := byName[fmt.Sprint(false, mains[i].Name)]; ok {
 					mainStatus[i] = waiting(&mains[i], "CreateContainerConfigError", f.Message)
 				}
@@ -146,6 +159,17 @@ func Status(pod *corev1.Pod, v Verdict, pull string, now time.Time) corev1.PodSt
 	return st
 }
 
+// pullWaiting is a container waiting on its image: ErrImageNeverPull, or the pull phase.
+func pullWaiting(c *corev1.Container, p PullFailure, phase string) corev1.ContainerStatus {
+	switch {
+	case p.Reason == ErrImageNeverPull:
+		return waiting(c, ErrImageNeverPull, p.Message)
+	case phase == ImagePullBackOff:
+		return waiting(c, ImagePullBackOff, fmt.Sprintf("Back-off pulling image %q: ErrImagePull: %s", c.Image, p.Message))
+	}
+	return waiting(c, ErrImagePull, p.Message)
+}
+
 // Event is one event a kubelet records for the pod (FieldPath names a container, or is empty).
 type Event struct {
 	Type, Reason, Message, FieldPath string
@@ -189,6 +213,21 @@ func Events(pod *corev1.Pod, v Verdict, pull string) []Event {
 				Event{corev1.EventTypeWarning, "Failed", "Error: ErrImagePull", fp})
 		}
 	default:
+		for _, p := range v.Pulls {
+			fp := fieldPath(p.Init, p.Container)
+			switch {
+			case p.Reason == ErrImageNeverPull:
+				ev = append(ev, Event{corev1.EventTypeWarning, ErrImageNeverPull, p.Message, fp},
+					Event{corev1.EventTypeWarning, "Failed", "Error: " + ErrImageNeverPull, fp})
+			case pull == ImagePullBackOff:
+				ev = append(ev, Event{corev1.EventTypeNormal, "BackOff", fmt.Sprintf("Back-off pulling image %q", p.Image), fp},
+					Event{corev1.EventTypeWarning, "Failed", "Error: ImagePullBackOff", fp})
+			default:
+				ev = append(ev, Event{corev1.EventTypeNormal, "Pulling", fmt.Sprintf("Pulling image %q", p.Image), fp},
+					Event{corev1.EventTypeWarning, "Failed", fmt.Sprintf("Failed to pull image %q: %s", p.Image, p.Message), fp},
+					Event{corev1.EventTypeWarning, "Failed", "Error: ErrImagePull", fp})
+			}
+		}
 		for _, c := range v.Containers {
 			ev = append(ev, Event{corev1.EventTypeWarning, "Failed", "Error: " + c.Message, fieldPath(c.Init, c.Container)})
 		}
