@@ -96,6 +96,7 @@ fn host() -> Host {
         Box::new(kmsctl_proc::Kind),
         Box::new(kmsctl_proc::Docker),
         Box::new(kmsctl_aws::Aws),
+        Box::new(kmsctl_tls::Tls),
     ])
 }
 

@@ -76,6 +76,7 @@ fn every_type_that_crosses_modules_has_a_test_without_the_import() {
         Box::new(kmsctl_proc::Kind),
         Box::new(kmsctl_proc::Docker),
         Box::new(kmsctl_aws::Aws),
+        Box::new(kmsctl_tls::Tls),
     ];
     let sigs = |m: &rhai::Module| m.gen_fn_signatures_with_mapper(|s| s.into()).collect::<Vec<String>>();
     let mut returns = Vec::new();
