@@ -224,8 +224,8 @@ fn confirm_without_a_terminal_returns_the_default() {
             r#"
             import "env" as env;
             import "log" as log;
-            log::info(`terminal=${env::is_terminal()} yes=${env::confirm("Create the cluster?", #{ default: true })} no=${env::confirm("Delete it?")}`);
-            try { env::confirm("x", #{ defualt: true }); } catch (e) { log::info(e.message); }
+            log::info(`terminal=${env::is_terminal()} yes=${env::confirm("Create the cluster?", #{ default_value: true })} no=${env::confirm("Delete it?")}`);
+            try { env::confirm("x", #{ "default": true }); } catch (e) { log::info(e.message); }
             "#,
         )
         .args(["run", "p.rhai"])
@@ -235,7 +235,7 @@ fn confirm_without_a_terminal_returns_the_default() {
         "Create the cluster? → yes (the default: no terminal to ask)",
         "Delete it? → no (the default: no terminal to ask)",
         "terminal=false yes=true no=false",
-        "env::confirm: unknown option 'defualt' (did you mean 'default'?)",
+        "env::confirm: unknown option 'default' (did you mean 'default_value'?)",
     ] {
         assert!(r.stderr.contains(want), "{want:?} missing from\n{}", r.stderr);
     }

@@ -351,7 +351,7 @@ fn a_detached_process_outlives_its_run_and_a_later_run_stops_it() {
     struct Reap(u32);
     impl Drop for Reap {
         fn drop(&mut self) {
-            let _ = std::process::Command::new("kill").args(["-KILL", &format!("-{}", self.0)]).status();
+            let _ = std::process::Command::new("kill").args(["-KILL", "--", &format!("-{}", self.0)]).status();
         }
     }
     let _reap = Reap(pid);
@@ -432,6 +432,6 @@ fn stop_pid_refuses_a_pid_that_is_not_the_process_asked_for() {
     std::thread::sleep(Duration::from_millis(300));
     assert!(!dir.path().join("got").exists(), "a refused stop must signal nothing");
     assert!(!gone(pid) && !gone(inner));
-    let _ = std::process::Command::new("kill").args(["-KILL", &format!("-{pid}")]).status();
+    let _ = std::process::Command::new("kill").args(["-KILL", "--", &format!("-{pid}")]).status();
     let _ = other.wait();
 }

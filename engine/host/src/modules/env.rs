@@ -159,10 +159,11 @@ impl NativeModule for Env {
             &["question: string", "options: map", "bool"],
             "Ask a yes/no question on the terminal (the live view pauses meanwhile); an empty answer is the\n\
              default. Without a terminal (env::is_terminal() is false) it returns the default at once and\n\
-             never reads stdin. The answer is logged. Options: default (false).",
+             never reads stdin. The answer is logged. Options: default_value (false; `default` is a reserved\n\
+             word in Rhai).",
             move |q: &str, o: Map| -> R<bool> {
-                let o = Opts::new(&o, "env::confirm", &["default"])?;
-                confirm(&c, q, o.bool("default", false)?, interactive())
+                let o = Opts::new(&o, "env::confirm", &["default_value"])?;
+                confirm(&c, q, o.bool("default_value", false)?, interactive())
             },
         );
         let c = ctx.clone();
