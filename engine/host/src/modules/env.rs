@@ -80,8 +80,12 @@ fn ask(ctx: &HostCtx, question: &str, default: bool) -> R<bool> {
         let _ = write!(err, "{question} {hint} ");
         let _ = err.flush();
         drop(err);
-        let line = ctx.block_on(async { Ok::<_, Failure>(lines.recv().await.flatten()) })?;
-        let Some(line) = line else { return Ok(default) };
+        let line = ctx.block_on(async { Ok::<_, Failure>(lines.recv().await.flatten()) });
+        // Cancelled (Ctrl-C) or at the end of stdin, the user typed no newline: end the line.
+        let Ok(Some(line)) = line else {
+            eprintln!();
+            return line.map(|_| default);
+        };
         match parse_answer(&line, default) {
             Some(b) => return Ok(b),
             None => eprintln!("Please answer y or n."),
