@@ -20,12 +20,19 @@ pub(crate) struct Kmsctl {
     dir: tempfile::TempDir,
     args: Vec<String>,
     env: Vec<(String, String)>,
+    env_removed: Vec<String>,
     code: Option<i32>,
 }
 
 /// Start building an invocation.
 pub(crate) fn kmsctl() -> Kmsctl {
-    Kmsctl { dir: tempfile::tempdir().expect("temp dir"), args: Vec::new(), env: Vec::new(), code: None }
+    Kmsctl {
+        dir: tempfile::tempdir().expect("temp dir"),
+        args: Vec::new(),
+        env: Vec::new(),
+        env_removed: Vec::new(),
+        code: None,
+    }
 }
 
 impl Kmsctl {
@@ -55,6 +62,12 @@ impl Kmsctl {
         self
     }
 
+    /// Remove an environment variable the child would inherit from the test process.
+    pub(crate) fn env_remove(mut self, k: &str) -> Self {
+        self.env_removed.push(k.into());
+        self
+    }
+
     fn command(&self) -> Command {
         let mut c = Command::new(bin());
         c.args(&self.args).current_dir(self.dir.path()).stdin(Stdio::null());
@@ -65,6 +78,9 @@ impl Kmsctl {
             }
         }
         c.env("CI", "true").env("NO_COLOR", "1").env("RUST_BACKTRACE", "0");
+        for k in &self.env_removed {
+            c.env_remove(k);
+        }
         for (k, v) in &self.env {
             c.env(k, v);
         }

@@ -35,8 +35,13 @@ pub fn eks_token(req: &TokenRequest) -> Result<String, AwsError> {
 /// The ExecCredential JSON for `args`, minted at `now`, in the API version the caller asked for
 /// in `KUBERNETES_EXEC_INFO`.
 async fn exec_credential(args: &TokenRequest, exec_info: Option<&str>, now: SystemTime) -> Result<String, AwsError> {
-    let opts =
-        AwsOptions { region: args.region.clone(), profile: args.profile.clone(), role_arn: args.role_arn.clone() };
+    // The endpoint comes from AWS_ENDPOINT_URL: kubeconfigs for a per-call endpoint set it.
+    let opts = AwsOptions {
+        region: args.region.clone(),
+        profile: args.profile.clone(),
+        role_arn: args.role_arn.clone(),
+        endpoint: None,
+    };
     let sdk = config::load(&opts).await?;
     let region = config::region(&sdk)?;
     let creds = config::credentials(&sdk).await?;

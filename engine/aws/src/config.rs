@@ -1,8 +1,9 @@
 //! Loading the AWS configuration every call shares: region, profile and an optional role to
 //! assume, on top of the standard chain (environment, profiles, SSO, web identity, IMDS).
 //!
-//! Endpoints are aws-config's business: `AWS_ENDPOINT_URL` and `AWS_ENDPOINT_URL_<SERVICE>` are
-//! honoured by the loader itself, which is how tests point everything at moto.
+//! Endpoints: `AWS_ENDPOINT_URL` and `AWS_ENDPOINT_URL_<SERVICE>` are honoured by the loader
+//! itself; [`AwsOptions::endpoint`] overrides them for one configuration (a port-forwarded
+//! LocalStack or moto), checked by [`check_endpoint`].
 
 use crate::error::AwsError;
 use aws_config::sts::AssumeRoleProvider;
@@ -22,12 +23,43 @@ pub struct AwsOptions {
     pub profile: Option<String>,
     /// A role to assume with the base credentials.
     pub role_arn: Option<String>,
+    /// Send every request here instead of AWS (`http://127.0.0.1:4566`); S3 then uses
+    /// path-style addressing. Default `AWS_ENDPOINT_URL`, then AWS itself.
+    pub endpoint: Option<String>,
+}
+
+/// Refuse an endpoint that is not an absolute `http` or `https` URL with a host and nothing
+/// after the path.
+///
+/// # Errors
+/// [`AwsError::Usage`] saying what is wrong with it.
+pub fn check_endpoint(endpoint: &str) -> Result<(), AwsError> {
+    let bad =
+        |why: &str| Err(AwsError::Usage(format!("endpoint '{endpoint}' {why}; give a URL like http://127.0.0.1:4566")));
+    let url = match url::Url::parse(endpoint) {
+        Ok(u) => u,
+        Err(e) => return bad(&format!("is not a URL ({e})")),
+    };
+    if !matches!(url.scheme(), "http" | "https") {
+        return bad("must start with http:// or https://");
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return bad("has no host");
+    }
+    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() || url.password().is_some() {
+        return bad("must not hold credentials, a query or a fragment");
+    }
+    Ok(())
 }
 
 /// Load the configuration for `opts`. Credentials are resolved lazily (by the first request, or
-/// by [`credentials`]), so this only fails on a missing region.
+/// by [`credentials`]), so this only fails on a missing region or a malformed endpoint.
 pub async fn load(opts: &AwsOptions) -> Result<SdkConfig, AwsError> {
     let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    if let Some(e) = &opts.endpoint {
+        check_endpoint(e)?;
+        loader = loader.endpoint_url(e);
+    }
     if let Some(r) = &opts.region {
         loader = loader.region(Region::new(r.clone()));
     }
@@ -64,4 +96,27 @@ pub async fn credentials(sdk: &SdkConfig) -> Result<Credentials, AwsError> {
         .provide_credentials()
         .await
         .map_err(|e| AwsError::Auth(format!("cannot load AWS credentials: {}", crate::error::chain(&e))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_must_be_http_urls_with_a_host() {
+        for ok in ["http://127.0.0.1:9000", "https://s3.local.test", "http://localhost:4566/"] {
+            assert!(check_endpoint(ok).is_ok(), "{ok}");
+        }
+        for (bad, why) in [
+            ("127.0.0.1:9000", "is not a URL (relative URL without a base)"),
+            ("localhost:9000", "must start with http:// or https://"),
+            ("ftp://127.0.0.1", "must start with http:// or https://"),
+            ("http://", "is not a URL (empty host)"),
+            ("http://127.0.0.1:9000?x=1", "must not hold credentials, a query or a fragment"),
+            ("http://key:pw@127.0.0.1", "must not hold credentials, a query or a fragment"),
+        ] {
+            let e = check_endpoint(bad).unwrap_err();
+            assert_eq!(e.to_string(), format!("endpoint '{bad}' {why}; give a URL like http://127.0.0.1:4566"));
+        }
+    }
 }

@@ -353,6 +353,9 @@ pub struct ExecAuth {
     pub profile: Option<String>,
     /// A role the plugin assumes.
     pub role_arn: Option<String>,
+    /// The AWS endpoint of the call that wrote the kubeconfig, handed to the plugin as
+    /// `AWS_ENDPOINT_URL` (its assume-role call goes there too).
+    pub aws_endpoint: Option<String>,
 }
 
 impl ExecAuth {
@@ -374,6 +377,13 @@ impl ExecAuth {
             a.extend(["--role-arn".into(), r.clone()]);
         }
         a
+    }
+
+    /// The plugin's environment: kubeconfig `env` entries.
+    fn env(&self) -> serde_json::Value {
+        let env: Vec<_> =
+            self.aws_endpoint.iter().map(|e| serde_json::json!({"name": "AWS_ENDPOINT_URL", "value": e})).collect();
+        serde_json::Value::Array(env)
     }
 }
 
@@ -400,6 +410,7 @@ pub fn kubeconfig(cluster: &EksCluster, context: &str, exec: &ExecAuth) -> Resul
             "apiVersion": token::EXEC_API_VERSIONS[0],
             "command": exec.command,
             "args": exec.args(),
+            "env": exec.env(),
             "interactiveMode": "Never",
             "provideClusterInfo": false,
             "installHint": "the exec plugin is kmsctl (`kmsctl eks token`); write this kubeconfig again \
@@ -597,6 +608,7 @@ mod tests {
             region: "eu-west-1".into(),
             profile: None,
             role_arn: Some("arn:aws:iam::123456789012:role/deployer".into()),
+            aws_endpoint: None,
         }
     }
 
@@ -625,8 +637,15 @@ mod tests {
             ])
         );
         assert_eq!(e["interactiveMode"], "Never");
+        assert_eq!(e["env"], serde_json::json!([]));
         assert!(v["users"][0]["user"].get("token").is_none());
         assert_eq!(v["contexts"][0]["context"]["user"], c.arn);
+        let local = ExecAuth { aws_endpoint: Some("http://127.0.0.1:4566".into()), ..exec() };
+        let v = serde_json::to_value(kubeconfig(&c, &c.arn, &local).unwrap()).unwrap();
+        assert_eq!(
+            v["users"][0]["user"]["exec"]["env"],
+            serde_json::json!([{"name": "AWS_ENDPOINT_URL", "value": "http://127.0.0.1:4566"}])
+        );
     }
 
     #[test]

@@ -25,7 +25,7 @@ use kmsctl_host::ScriptResult as R;
 pub struct Aws;
 
 /// Options every function takes: where and as whom to call AWS.
-const AWS_KEYS: [&str; 3] = ["region", "profile", "role_arn"];
+const AWS_KEYS: [&str; 4] = ["region", "profile", "role_arn", "endpoint"];
 
 /// The options map of an aws function: its own keys plus [`AWS_KEYS`].
 fn aws_opts<'a>(map: &'a Map, func: &'a str, extra: &[&str]) -> R<Opts<'a>> {
@@ -36,7 +36,11 @@ fn aws_opts<'a>(map: &'a Map, func: &'a str, extra: &[&str]) -> R<Opts<'a>> {
 /// Where and as whom to call AWS (empty values mean unset).
 fn aws_of(o: &Opts) -> R<AwsOptions> {
     let get = |k: &str| o.str(k).map(|v| v.filter(|s| !s.is_empty()));
-    Ok(AwsOptions { region: get("region")?, profile: get("profile")?, role_arn: get("role_arn")? })
+    let endpoint = get("endpoint")?;
+    if let Some(e) = &endpoint {
+        config::check_endpoint(e).map_err(|e| o.usage(e))?;
+    }
+    Ok(AwsOptions { region: get("region")?, profile: get("profile")?, role_arn: get("role_arn")?, endpoint })
 }
 
 /// Arguments that must not be empty (a bucket, a cluster name).
@@ -112,6 +116,7 @@ impl State {
             region,
             profile: aws.profile.clone(),
             role_arn: aws.role_arn.clone(),
+            aws_endpoint: aws.endpoint.clone(),
         };
         // The kubeconfig helm and kubectl use for this cluster; it holds no token, only the plugin.
         let dir = tempfile::Builder::new()
@@ -160,8 +165,14 @@ impl State {
             Some(c) => c,
             None => ExecAuth::current_exe().map_err(|e| to_rhai(&e))?,
         };
-        let exec =
-            ExecAuth { command, cluster: name.to_string(), region, profile: aws.profile, role_arn: aws.role_arn };
+        let exec = ExecAuth {
+            command,
+            cluster: name.to_string(),
+            region,
+            profile: aws.profile,
+            role_arn: aws.role_arn,
+            aws_endpoint: aws.endpoint,
+        };
         let target = self.ctx.resolve_path(path);
         let (eks_client, n, t) = (aws_sdk_eks::Client::new(&sdk), name.to_string(), target.clone());
         let ctx_name = self.ctx.block_on(async move {
@@ -226,9 +237,11 @@ impl NativeModule for Aws {
     }
     fn build(&self, ctx: &HostCtx) -> BuiltModule {
         let mut b = ModuleBuilder::new(
-            "AWS: EKS, S3, STS. Every function takes an optional last map with `region`, `profile` and\n\
-             `role_arn` (a role to assume); otherwise the standard AWS chain applies (AWS_REGION, AWS_PROFILE,\n\
-             AWS_ACCESS_KEY_ID..., SSO, web identity) and AWS_ENDPOINT_URL is honoured.\n\
+            "AWS: EKS, S3, STS. Every function takes an optional last map with `region`, `profile`,\n\
+             `role_arn` (a role to assume) and `endpoint` (a URL such as http://127.0.0.1:4566 for a\n\
+             port-forwarded LocalStack or moto; S3 then uses path-style addressing); otherwise the\n\
+             standard AWS chain applies (AWS_REGION, AWS_PROFILE, AWS_ACCESS_KEY_ID..., SSO, web identity)\n\
+             and AWS_ENDPOINT_URL is honoured.\n\
              `aws::eks_connect(\"kms\")` returns the same `Cluster` as `k8s::connect()` (import \"k8s\" for its methods).",
         );
         b.ty::<ClusterHandle>("Cluster");
@@ -250,7 +263,7 @@ impl NativeModule for Aws {
         b.func(
             "caller_identity",
             &["options: map", "map"],
-            "Who the AWS credentials are: #{account, arn, user_id}. Options: region, profile, role_arn.",
+            "Who the AWS credentials are: #{account, arn, user_id}. Options: region, profile, role_arn, endpoint.",
             move |o: Map| caller(&o),
         );
 
@@ -406,8 +419,8 @@ impl NativeModule for Aws {
             "Connect to an EKS cluster: a `Cluster` like k8s::connect() returns, whose context is the cluster\n\
              ARN. Tokens are minted in-process by kmsctl's exec plugin and refreshed before they expire;\n\
              helm and kubectl get the same auth through the cluster's kubeconfig. Options: region, profile,\n\
-             role_arn, context (the context name), exec_command (the kmsctl binary the plugin runs;\n\
-             default this one).",
+             role_arn, endpoint (also handed to the plugin), context (the context name), exec_command (the\n\
+             kmsctl binary the plugin runs; default this one).",
             move |n: &str, o: Map| s.connect(n, &o),
         );
         let s = st.clone();
@@ -421,7 +434,7 @@ impl NativeModule for Aws {
             "Write a kubeconfig entry for an EKS cluster to `path` (0600; relative to the playbook),\n\
              like `aws eks update-kubeconfig` but with `kmsctl eks token` as the exec plugin, so helm and\n\
              kubectl need no aws CLI. Returns the context name (the cluster ARN). Options: region, profile,\n\
-             role_arn, context, exec_command, merge (true: keep other entries), set_current (true).",
+             role_arn, endpoint, context, exec_command, merge (true: keep other entries), set_current (true).",
             move |n: &str, p: &str, o: Map| s.kubeconfig(n, p, &o),
         );
         let s = st.clone();
@@ -446,7 +459,7 @@ impl NativeModule for Aws {
             "s3_put",
             &["bucket: string", "key: string", "content: string|Secret|blob", "options: map", "map"],
             "Put an object. Content may be a secret: it is sent as is and never logged. Returns #{bucket,\n\
-             key, etag, size}. Options: region, profile, role_arn, content_type, create_bucket (false).",
+             key, etag, size}. Options: region, profile, role_arn, endpoint, content_type, create_bucket (false).",
             move |b: &str, k: &str, c: Dynamic, o: Map| p2(b, k, c, &o),
         );
         b.func(
@@ -492,7 +505,7 @@ impl NativeModule for Aws {
         b.func(
             "s3_get",
             &["bucket: string", "key: string", "options: map", "string|Secret"],
-            "An object's content as text. Options: region, profile, role_arn, secret (true: return a\n\
+            "An object's content as text. Options: region, profile, role_arn, endpoint, secret (true: return a\n\
              Secret, masked everywhere). Throws `not_found` for a missing bucket or key.",
             move |b: &str, k: &str, o: Map| g2(b, k, &o),
         );
@@ -615,11 +628,11 @@ mod tests {
         assert_eq!(kind, "usage");
         assert_eq!(
             msg,
-            "aws::s3_get: unknown option 'regoin' (did you mean 'region'?); options are region, profile, role_arn, secret"
+            "aws::s3_get: unknown option 'regoin' (did you mean 'region'?); options are region, profile, role_arn, endpoint, secret"
         );
         let (_, msg) = error(&e, r#"aws::eks_connect("kms", #{ exec: "x" })"#);
         assert!(msg.starts_with("aws::eks_connect: unknown option 'exec'"), "{msg}");
-        assert!(msg.ends_with("options are region, profile, role_arn, context, exec_command"), "{msg}");
+        assert!(msg.ends_with("options are region, profile, role_arn, endpoint, context, exec_command"), "{msg}");
     }
 
     #[test]
@@ -639,6 +652,11 @@ mod tests {
             (r#"aws::caller_identity(#{ region: [] })"#, "aws::caller_identity: region must be a string, got array"),
             (r#"aws::s3_get("b", "k", #{ secret: "yes" })"#, "aws::s3_get: secret must be true or false, got string"),
             (r#"aws::eks_describe("")"#, "aws::eks_describe: the cluster name must not be empty"),
+            (
+                r#"aws::s3_list("b", "", #{ endpoint: "127.0.0.1:9000" })"#,
+                "aws::s3_list: endpoint '127.0.0.1:9000' is not a URL (relative URL without a base); give a URL \
+                 like http://127.0.0.1:4566",
+            ),
         ] {
             let (kind, msg) = error(&e, script);
             assert_eq!((kind.as_str(), msg.as_str()), ("usage", want), "{script}");

@@ -6,8 +6,9 @@ use aws_config::SdkConfig;
 use aws_sdk_s3::primitives::{ByteStream, DateTimeFormat};
 use serde::Serialize;
 
-/// An S3 client for `sdk`. With an endpoint override (`AWS_ENDPOINT_URL`: moto, MinIO) requests
-/// use path-style addressing, which needs no per-bucket DNS names.
+/// An S3 client for `sdk`. With an endpoint override (`AWS_ENDPOINT_URL` or
+/// [`AwsOptions::endpoint`](crate::config::AwsOptions::endpoint): moto, LocalStack, MinIO)
+/// requests use path-style addressing, which needs no per-bucket DNS names.
 pub fn client(sdk: &SdkConfig) -> aws_sdk_s3::Client {
     let conf = aws_sdk_s3::config::Builder::from(sdk).force_path_style(sdk.endpoint_url().is_some()).build();
     aws_sdk_s3::Client::from_conf(conf)

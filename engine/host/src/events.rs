@@ -197,6 +197,11 @@ pub trait Sink: Send + Sync {
     fn emit(&self, event: &Event);
     /// The run is over: flush and tear down (clear progress bars).
     fn finish(&self) {}
+    /// Run `f` with this sink off the terminal (live spinners cleared and held), so `f` can
+    /// talk to the user there.
+    fn suspend(&self, f: &mut dyn FnMut()) {
+        f()
+    }
 }
 
 /// The run's event bus.
@@ -306,6 +311,18 @@ impl Events {
     /// The redactor this bus scrubs with.
     pub fn redactor(&self) -> &Redactor {
         &self.0.redactor
+    }
+
+    /// Run `f` with every sink off the terminal ([`Sink::suspend`]); events emitted meanwhile
+    /// wait for it.
+    pub(crate) fn suspend(&self, f: &mut dyn FnMut()) {
+        fn nest(sinks: &[Box<dyn Sink>], f: &mut dyn FnMut()) {
+            match sinks.split_first() {
+                None => f(),
+                Some((s, rest)) => s.suspend(&mut || nest(rest, f)),
+            }
+        }
+        nest(&self.0.sinks, f)
     }
 }
 

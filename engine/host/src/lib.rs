@@ -9,7 +9,7 @@
 //! (`diagnostics`) and mapped to documented exit codes ([`ExitCode`]).
 //!
 //! Native modules implement [`NativeModule`]; this crate provides `log`, `wait`,
-//! `data`, `fs`, `env` and `time`, and other crates add `k8s`, `helm`, `aws`, `proc`.
+//! `data`, `fs`, `env` and `time`, and other crates add `k8s`, `helm`, `aws`, `proc`, `tls`.
 
 mod check;
 mod ctx;

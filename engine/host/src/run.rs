@@ -481,21 +481,25 @@ fn execute(
             _ = signal() => Ended::Signal,
             _ = deadline => Ended::Deadline,
         };
-        let (reason, wait) = match ended {
+        let (reason, wait, level, message) = match ended {
             Ended::Finished(r) => return r,
-            Ended::Signal => {
-                ctx.log(Level::Warn, "interrupted: stopping (press Ctrl-C again to stop at once)");
-                (CancelReason::Interrupted, Duration::from_millis(1500))
-            }
-            Ended::Deadline => {
-                ctx.log(
-                    Level::Error,
-                    format!("the run exceeded --timeout {}", duration::format(timeout.unwrap_or_default())),
-                );
-                (CancelReason::RunDeadline, Duration::from_secs(5))
-            }
+            Ended::Signal => (
+                CancelReason::Interrupted,
+                Duration::from_millis(1500),
+                Level::Warn,
+                "interrupted: stopping (press Ctrl-C again to stop at once)".to_string(),
+            ),
+            Ended::Deadline => (
+                CancelReason::RunDeadline,
+                Duration::from_secs(5),
+                Level::Error,
+                format!("the run exceeded --timeout {}", duration::format(timeout.unwrap_or_default())),
+            ),
         };
+        // Cancel before logging: a script asking on the terminal (env::confirm) holds the live
+        // view, and lets go of it only once cancelled.
         ctx.root().cancel(reason);
+        ctx.log(level, message);
         tokio::select! {
             r = &mut rx => r.unwrap_or_else(|_| lost()),
             _ = tokio::time::sleep(wait) => Err(crate::ctx::terminated(ctx.root())),

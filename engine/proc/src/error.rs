@@ -73,6 +73,29 @@ pub enum ProcError {
         /// How long we waited.
         after: Duration,
     },
+    /// A pid's process does not run what it was expected to: the pid was reused, or is wrong.
+    #[error(
+        "pid {pid} runs `{command}`, whose command line does not contain '{want}': not stopping it (was the pid reused?)"
+    )]
+    NotOurs {
+        /// The pid.
+        pid: u32,
+        /// The text its command line should contain.
+        want: String,
+        /// Its command line (cut to 200 characters).
+        command: String,
+    },
+    /// A process that leads no process group: proc::start did not start it, and stopping its
+    /// group would hit others.
+    #[error(
+        "pid {pid} does not lead its own process group (it is in group {pgrp}), so proc::start did not start it: not stopping it"
+    )]
+    NotGroupLeader {
+        /// The pid.
+        pid: u32,
+        /// The group it is in.
+        pgrp: i32,
+    },
     /// The run (or an enclosing scope) was cancelled; the command was stopped.
     #[error("cancelled")]
     Cancelled,
@@ -120,6 +143,7 @@ impl HostFailure for ProcError {
             Self::Usage(_) => ErrorKind::Usage,
             Self::Failed { .. } => ErrorKind::Failed,
             Self::Timeout { .. } | Self::NotReady { .. } | Self::StillRunning { .. } => ErrorKind::Timeout,
+            Self::NotOurs { .. } | Self::NotGroupLeader { .. } => ErrorKind::Conflict,
             Self::Cancelled => ErrorKind::Cancelled,
             Self::Missing(_) => ErrorKind::NotFound,
             Self::Parse(_) => ErrorKind::Parse,
@@ -141,6 +165,13 @@ impl HostFailure for ProcError {
             Self::Timeout { command, tail, .. } | Self::NotReady { command, tail, .. } => {
                 m.insert("command".into(), command.clone().into());
                 m.insert("stderr".into(), tail.join("\n").into());
+            }
+            Self::NotOurs { pid, command, .. } => {
+                m.insert("pid".into(), (*pid as INT).into());
+                m.insert("command".into(), command.clone().into());
+            }
+            Self::NotGroupLeader { pid, .. } => {
+                m.insert("pid".into(), (*pid as INT).into());
             }
             _ => {}
         }

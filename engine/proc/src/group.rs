@@ -82,19 +82,27 @@ impl Group {
     }
 
     /// Stop the group: SIGTERM, up to `grace` for the leader and then the rest to exit, then
-    /// SIGKILL for whatever is left. Safe to call concurrently and repeatedly.
+    /// SIGKILL for whatever is left. Safe to call concurrently and repeatedly. Works on groups
+    /// kmsctl did not start too (a detached process of an earlier run): liveness is polled, and
+    /// a child's exit only wakes the wait early.
     pub async fn terminate(&self, grace: Duration) {
         if !self.alive() || !self.signal(Signal::SIGTERM) {
             return;
         }
         let deadline = Instant::now() + grace;
         let mut rx = self.exited.subscribe();
-        let _ = tokio::time::timeout_at(deadline, rx.wait_for(|e| *e)).await;
+        let mut leader_exited = false;
         while Instant::now() < deadline {
             if !self.alive() {
                 return;
             }
-            tokio::time::sleep(POLL).await;
+            if leader_exited {
+                tokio::time::sleep(POLL).await;
+            } else {
+                // The guard `wait_for` returns is not Send: turn it into a bool at once.
+                let reaped = async { rx.wait_for(|e| *e).await.is_ok() };
+                leader_exited = tokio::time::timeout(POLL, reaped).await.unwrap_or(false);
+            }
         }
         self.kill_now();
     }

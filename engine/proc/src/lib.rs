@@ -4,8 +4,9 @@
 //! helpers (a deploy in block mode, a local server), without bash's failure modes: no shell
 //! string interpolation, no secrets on argv, no child left running after Ctrl-C. The plain
 //! async Rust is in `run` (one command: [`start`], [`Running::finish`]), `background`
-//! (processes that outlive the call), `group` (stopping a whole process group, guarded against
-//! pid reuse) and the CLI wrappers `kind` and `docker`; `module` holds the Rhai adapters. helm
+//! (processes that outlive the call, or the run when detached), `group` (stopping a whole
+//! process group, guarded against pid reuse), `pids` (processes of earlier runs, by pid and
+//! command line) and the CLI wrappers `kind` and `docker`; `module` holds the Rhai adapters. helm
 //! runs through [`start`] too, so every child of kmsctl is stopped the same way.
 
 mod background;
@@ -15,6 +16,7 @@ mod error;
 mod group;
 mod kind;
 mod module;
+mod pids;
 mod run;
 mod tool;
 

@@ -212,13 +212,14 @@ pub fn start(spec: Spec) -> Result<Running, ProcError> {
     start_with(spec, None)
 }
 
-pub(crate) fn start_with(spec: Spec, hook: Option<LineHook>) -> Result<Running, ProcError> {
+/// The command for `spec`: program, arguments, environment and working directory; the caller
+/// wires its stdio and process group.
+pub(crate) fn base_command(spec: &Spec) -> Result<tokio::process::Command, ProcError> {
     if let Some(cwd) = &spec.cwd
         && !cwd.is_dir()
     {
         return Err(ProcError::Usage(format!("working directory {} does not exist", cwd.display())));
     }
-    let command = spec.command_line();
     let mut cmd = tokio::process::Command::new(&spec.program);
     cmd.args(&spec.args);
     if spec.env_clear {
@@ -233,6 +234,12 @@ pub(crate) fn start_with(spec: Spec, hook: Option<LineHook>) -> Result<Running, 
     if let Some(cwd) = &spec.cwd {
         cmd.current_dir(cwd);
     }
+    Ok(cmd)
+}
+
+pub(crate) fn start_with(spec: Spec, hook: Option<LineHook>) -> Result<Running, ProcError> {
+    let command = spec.command_line();
+    let mut cmd = base_command(&spec)?;
     cmd.stdin(if spec.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -290,7 +297,7 @@ pub(crate) fn start_with(spec: Spec, hook: Option<LineHook>) -> Result<Running, 
     })
 }
 
-fn spawn_error(spec: &Spec, e: std::io::Error) -> ProcError {
+pub(crate) fn spawn_error(spec: &Spec, e: std::io::Error) -> ProcError {
     match e.kind() {
         std::io::ErrorKind::NotFound => ProcError::NotFound {
             program: spec.program.clone(),

@@ -73,6 +73,7 @@ async fn eks_connect_authenticates_with_tokens_from_the_exec_plugin() {
         region: env.region.clone(),
         profile: None,
         role_arn: None,
+        aws_endpoint: None,
     };
     let kubeconfig = dir.path().join("kubeconfig");
     let k = eks::connect(&cluster, &cluster.arn, &exec, &kubeconfig).await.expect("connect to EKS");
@@ -111,6 +112,7 @@ async fn tokens_are_refreshed_before_they_expire() {
         region: env.region.clone(),
         profile: None,
         role_arn: None,
+        aws_endpoint: None,
     };
     let k = eks::connect(&cluster, &cluster.arn, &exec, &dir.path().join("kubeconfig")).await.expect("connect");
     let runs = || std::fs::read_to_string(dir.path().join("runs")).unwrap_or_default().lines().count();
@@ -141,6 +143,7 @@ async fn kubectl_reaches_eks_through_kmsctl_eks_token() {
         region: env.region.clone(),
         profile: None,
         role_arn: Some(role),
+        aws_endpoint: None,
     };
     eks::write_kubeconfig(&path, eks::kubeconfig(&cluster, &cluster.arn, &exec).expect("kubeconfig"), true, true)
         .expect("write kubeconfig");

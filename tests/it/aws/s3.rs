@@ -5,6 +5,7 @@
 use kmsctl_aws::{AwsError, config, s3, sts};
 
 use super::{ACCOUNT, sdk};
+use crate::harness::kmsctl;
 use crate::testenv::{testenv, unique};
 
 #[tokio::test]
@@ -48,4 +49,50 @@ async fn caller_identity_plain_and_with_an_assumed_role() {
     let assumed = config::assume_role(base, &role).await;
     let them = sts::caller_identity(&assumed).await.expect("GetCallerIdentity as the role");
     assert_eq!(them.arn, format!("arn:aws:sts::{ACCOUNT}:assumed-role/deployer/kmsctl"));
+}
+
+/// `endpoint` sends a playbook's S3 calls to the URL given (a port-forwarded LocalStack or moto),
+/// with no AWS_ENDPOINT_URL anywhere in kmsctl's environment; a malformed URL is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_per_call_endpoint_reaches_moto_without_aws_endpoint_url() {
+    let env = testenv!();
+    let bucket = unique("endpoint");
+    let script = r#"
+        import "aws" as aws;
+        import "log" as log;
+        let at = #{ endpoint: "@URL@" };
+        log::info(`created: ${aws::s3_ensure_bucket("@BUCKET@", at)}`);
+        aws::s3_put("@BUCKET@", "tls/cert_combined.pem", "PEM BUNDLE", at);
+        log::info(`got: ${aws::s3_get("@BUCKET@", "tls/cert_combined.pem", at)}`);
+        log::info(`listed: ${aws::s3_list("@BUCKET@", "tls/", at).map(|o| o.key)}`);
+        try { aws::s3_list("@BUCKET@", "", #{ endpoint: "localhost:9000" }); } catch (e) { log::info(`bad: ${e.kind} ${e.message}`); }
+    "#
+    .replace("@URL@", &env.aws_endpoint)
+    .replace("@BUCKET@", &bucket);
+    let mut k = kmsctl().file("p.rhai", &script).args(["run", "p.rhai", "--output", "json", "--timeout", "2m"]);
+    for (name, value) in env.env_vars() {
+        if !name.starts_with("AWS_ENDPOINT_URL") {
+            k = k.env(&name, &value.to_string_lossy());
+        }
+    }
+    let k = k.env_remove("AWS_ENDPOINT_URL").env_remove("AWS_ENDPOINT_URL_S3");
+    let r = tokio::task::spawn_blocking(move || k.run()).await.expect("kmsctl run");
+    r.code(0);
+    let logs: Vec<String> = r
+        .events()
+        .iter()
+        .filter(|e| e["event"] == "log")
+        .filter_map(|e| e["message"].as_str().map(str::to_string))
+        .collect();
+    for want in [
+        "created: true",
+        "got: PEM BUNDLE",
+        r#"listed: ["tls/cert_combined.pem"]"#,
+        "bad: usage aws::s3_list: endpoint 'localhost:9000' must start with http:// or https://; give a URL like \
+         http://127.0.0.1:4566",
+    ] {
+        assert!(logs.iter().any(|l| l == want), "{want:?} not in {logs:#?}");
+    }
+    let client = s3::client(&sdk(&env).await);
+    assert_eq!(s3::get(&client, &bucket, "tls/cert_combined.pem").await.expect("in moto"), b"PEM BUNDLE");
 }

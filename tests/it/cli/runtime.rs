@@ -213,3 +213,30 @@ fn the_summary_lists_what_cleanup_closed() {
         r.stderr.lines().find(|l| l.trim_start().starts_with("closed:")).unwrap_or_else(|| panic!("{}", r.stderr));
     assert!(line.contains("process sleep 30 (pid "), "{line}");
 }
+
+/// Without a terminal (the tests' stdin is /dev/null and CI=true), `env::confirm` returns its
+/// default at once and says so.
+#[test]
+fn confirm_without_a_terminal_returns_the_default() {
+    let r = kmsctl()
+        .file(
+            "p.rhai",
+            r#"
+            import "env" as env;
+            import "log" as log;
+            log::info(`terminal=${env::is_terminal()} yes=${env::confirm("Create the cluster?", #{ default_value: true })} no=${env::confirm("Delete it?")}`);
+            try { env::confirm("x", #{ "default": true }); } catch (e) { log::info(e.message); }
+            "#,
+        )
+        .args(["run", "p.rhai"])
+        .code(0)
+        .run();
+    for want in [
+        "Create the cluster? → yes (the default: no terminal to ask)",
+        "Delete it? → no (the default: no terminal to ask)",
+        "terminal=false yes=true no=false",
+        "env::confirm: unknown option 'default' (did you mean 'default_value'?)",
+    ] {
+        assert!(r.stderr.contains(want), "{want:?} missing from\n{}", r.stderr);
+    }
+}

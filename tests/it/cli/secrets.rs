@@ -62,3 +62,47 @@ fn secrets_are_masked_in_json_output() {
     let started = r.events().into_iter().find(|e| e["event"] == "run_started").unwrap();
     assert_eq!(started["params"]["password"], "***");
 }
+
+/// The parties' private keys from `tls::party_certs` are secrets: masked when printed, in JSON
+/// events and in errors quoting them, while the certificates are plain text a playbook checks.
+#[test]
+fn tls_party_keys_never_reach_the_output() {
+    let r = kmsctl()
+        .file(
+            "p.rhai",
+            r#"
+            import "tls" as tls;
+            import "log" as log;
+            import "fs" as fs;
+            let made = tls::party_certs(["kms-core-1", "kms-core-2"], #{ wildcard: true, days: 30 });
+            let p1 = made.parties["kms-core-1"];
+            fs::write("key-text.txt", `${p1.key}`);
+            fs::write("cert.pem", p1.cert);
+            log::info(`key ${p1.key} ${type_of(p1.key)} secret=${is_secret(p1.key)}`);
+            let info = tls::describe(p1.cert);
+            log::info(`cert ${info.subject} ${info.sans} ca=${info.is_ca}`);
+            log::info(`bundle ${tls::describe_all(made.combined).map(|c| c.subject)}`);
+            try { tls::party_certs(["kms core"]); } catch (e) { log::info(`refused: ${e.kind} ${e.message}`); }
+            throw #{ kind: "failed", message: "with the key " + p1.key };
+            "#,
+        )
+        .args(["run", "p.rhai", "--output", "json"])
+        .code(1)
+        .run();
+    let cert = std::fs::read_to_string(r.path().join("cert.pem")).unwrap();
+    assert!(cert.starts_with("-----BEGIN CERTIFICATE-----"));
+    assert_eq!(std::fs::read_to_string(r.path().join("key-text.txt")).unwrap(), "***");
+    for text in [&r.stdout, &r.stderr] {
+        assert!(!text.contains("PRIVATE KEY"), "a key leaked:\n{text}");
+    }
+    for want in [
+        "key *** Secret secret=true",
+        r#"cert CN=kms-core-1 [\"kms-core-1\", \"*.kms-core-1\", \"127.0.0.1\", \"localhost\", \"192.168.0.1\", \"::1\"] ca=false"#,
+        r#"bundle [\"CN=kms-core-1\", \"CN=kms-core-2\"]"#,
+        "refused: usage tls::party_certs: invalid name 'kms core': names may hold only ASCII letters, digits, '-' and '.'",
+        // The message joins text with a secret, so it is a secret: masked whole.
+        r#""kind":"failed","message":"***""#,
+    ] {
+        assert!(r.stdout.contains(want), "{want:?} missing from\n{}", r.stdout);
+    }
+}

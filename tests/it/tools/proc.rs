@@ -313,3 +313,125 @@ fn ctrl_c_stops_foreground_and_background_processes_and_exits_130() {
     assert!(took < Duration::from_secs(2), "exit took {took:?}");
     assert_gone(&pids);
 }
+
+/// The session a process leads or belongs to (`/proc/<pid>/stat` field 6).
+fn session(pid: u32) -> i32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    let rest = stat.rsplit_once(')').expect("stat line").1;
+    rest.split_whitespace().nth(3).expect("session field").parse().expect("a number")
+}
+
+/// The kind CI lifecycle: one run starts a deploy detached and returns once it is ready; the
+/// process outlives that run (its own session, no cleanup); a later run finds it by pid and
+/// command line, and stops its whole process group.
+#[test]
+fn a_detached_process_outlives_its_run_and_a_later_run_stops_it() {
+    const MARKER: &str = "kmsctl-detach-test-deploy";
+    let first = kmsctl()
+        .file(
+            "p.rhai",
+            &r#"
+            import "proc" as proc;
+            import "fs" as fs;
+            import "log" as log;
+            let p = proc::start("sh", ["-c", ": @MARKER@; echo starting; sleep 60 & echo $! > child.txt; sleep 0.2; echo 'deploy ready' >&2; wait"],
+                #{ detach: true, ready: "deploy ready", ready_timeout: "20s" });
+            fs::write("pid.txt", `${p.pid()}`);
+            fs::write("log.txt", p.log_file());
+            log::info(`running=${p.running()} output=${p.output().stdout.split("\n")}`);
+            "#
+            .replace("@MARKER@", MARKER),
+        )
+        .args(["run", "p.rhai", "--artifacts", "art"])
+        .code(0)
+        .run();
+    let dir = first.path();
+    let (pid, child) = (read_pid(&dir, "pid.txt"), read_pid(&dir, "child.txt"));
+    // Stopped in any case, whatever fails below.
+    struct Reap(u32);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("kill").args(["-KILL", "--", &format!("-{}", self.0)]).status();
+        }
+    }
+    let _reap = Reap(pid);
+    assert!(!gone(pid) && !gone(child), "the detached process runs on after its run ended:\n{}", first.stderr);
+    assert_eq!(session(pid), pid as i32, "it leads a session of its own");
+    assert!(first.stderr.contains(r#"running=true output=["starting", "deploy ready", ""]"#), "{}", first.stderr);
+    let log = std::fs::read_to_string(dir.join("log.txt")).unwrap();
+    assert!(log.starts_with(&format!("{}/art/processes/sh-", dir.display())) && log.ends_with(".log"), "{log}");
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "starting\ndeploy ready\n");
+    assert!(first.stderr.contains(&format!("detached (pid {pid}; output in {log})")), "{}", first.stderr);
+
+    let second = kmsctl()
+        .file(
+            "p.rhai",
+            &r#"
+            import "proc" as proc;
+            import "log" as log;
+            let ours = #{ command_contains: "@MARKER@" };
+            log::info(`before=${proc::is_running(@PID@, ours)} other=${proc::is_running(@PID@, #{ command_contains: "kms-other" })}`);
+            log::info(`stopped=${proc::stop_pid(@PID@, #{ command_contains: "@MARKER@", grace: "2s" })}`);
+            log::info(`after=${proc::is_running(@PID@, ours)} again=${proc::stop_pid(@PID@, ours)}`);
+            "#
+            .replace("@MARKER@", MARKER)
+            .replace("@PID@", &pid.to_string()),
+        )
+        .args(["run", "p.rhai"])
+        .code(0)
+        .run();
+    for want in ["before=true other=false", "stopped=true", "after=false again=false"] {
+        assert!(second.stderr.contains(want), "{want:?} missing from\n{}", second.stderr);
+    }
+    assert_gone(&[pid, child]);
+}
+
+/// A pid whose command line does not match, or that leads no group of its own, is refused and
+/// nothing is signalled: the process would note a SIGTERM in a file.
+#[test]
+fn stop_pid_refuses_a_pid_that_is_not_the_process_asked_for() {
+    use std::os::unix::process::CommandExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let mut other = std::process::Command::new("sh")
+        .args(["-c", "trap 'echo TERM >> got' TERM; sleep 60 & echo $! > inner; while :; do sleep 0.1; done"])
+        .current_dir(dir.path())
+        .process_group(0)
+        .spawn()
+        .expect("spawn");
+    wait_for_files(dir.path(), &["inner"]);
+    let (pid, inner) = (other.id(), read_pid(dir.path(), "inner"));
+    let r = kmsctl()
+        .file(
+            "p.rhai",
+            &r#"
+            import "proc" as proc;
+            import "log" as log;
+            try { proc::stop_pid(@PID@, #{ command_contains: "kms-deploy" }); } catch (e) { log::info(`mismatch: ${e.kind} ${e.message}`); }
+            try { proc::stop_pid(@INNER@, #{ command_contains: "sleep 60" }); } catch (e) { log::info(`member: ${e.kind} ${e.message}`); }
+            try { proc::stop_pid(@PID@, #{}); } catch (e) { log::info(`unguarded: ${e.kind} ${e.message}`); }
+            try { proc::stop_pid(1, #{ command_contains: "init" }); } catch (e) { log::info(`init: ${e.kind} ${e.message}`); }
+            log::info(`running=${proc::is_running(@PID@, #{ command_contains: "kms-deploy" })} alive=${proc::is_running(@PID@)}`);
+            "#
+            .replace("@PID@", &pid.to_string())
+            .replace("@INNER@", &inner.to_string()),
+        )
+        .args(["run", "p.rhai"])
+        .code(0)
+        .run();
+    let s = &r.stderr;
+    let quoted = "sh -c trap 'echo TERM >> got' TERM; sleep 60 & echo $! > inner; while :; do sleep 0.1; done";
+    for want in [
+        format!("mismatch: conflict pid {pid} runs `{quoted}`, whose command line does not contain 'kms-deploy'"),
+        format!("member: conflict pid {inner} does not lead its own process group (it is in group {pid})"),
+        "unguarded: usage proc::stop_pid: give command_contains".to_string(),
+        "init: usage proc::stop_pid: 1 is not the pid of a process kmsctl could have started".to_string(),
+        "running=false alive=true".to_string(),
+    ] {
+        assert!(s.contains(&want), "{want:?} missing from\n{s}");
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!dir.path().join("got").exists(), "a refused stop must signal nothing");
+    assert!(!gone(pid) && !gone(inner));
+    let _ = std::process::Command::new("kill").args(["-KILL", "--", &format!("-{pid}")]).status();
+    let _ = other.wait();
+}

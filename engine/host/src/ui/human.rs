@@ -237,4 +237,11 @@ impl Sink for Human {
     fn finish(&self) {
         let _ = self.mp.clear();
     }
+
+    fn suspend(&self, f: &mut dyn FnMut()) {
+        match self.style {
+            HumanStyle::Live => self.mp.suspend(f),
+            HumanStyle::Plain => f(),
+        }
+    }
 }

@@ -27,7 +27,7 @@ pub(crate) struct ProcessHandle {
 
 const COMMON: [&str; 7] = ["env", "env_clear", "cwd", "stdin", "grace", "max_output", "log"];
 const RUN_OPTS: [&str; 3] = ["timeout", "check", "secret_stdout"];
-const START_OPTS: [&str; 3] = ["ready", "ready_regex", "ready_timeout"];
+const START_OPTS: [&str; 5] = ["ready", "ready_regex", "ready_timeout", "detach", "log_file"];
 /// Default readiness timeout of `proc::start`.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// Default capture bound of a background process (the latest output is kept).
@@ -144,9 +144,103 @@ fn start(ctx: &HostCtx, prog: &str, a: Array, opts: Map) -> R<ProcessHandle> {
     }
     let ready = pattern.map(|pattern| Ready { pattern, timeout: timeout.unwrap_or(READY_TIMEOUT) });
     let token = ctx.scope().token().clone();
+    if o.bool("detach", false)? {
+        return start_detached(ctx, s, ready, &o);
+    }
+    if o.get("log_file").is_some() {
+        return Err(usage_err(format!("{F}: log_file is for detached processes (detach: true)")));
+    }
     let bg = exec(ctx, async move { Background::spawn(s, ready, &token).await })?;
     ctx.log(Level::Info, format!("started `{}` (pid {})", bg.command(), bg.pid()));
     Ok(ProcessHandle { bg: Arc::new(bg), ctx: ctx.clone() })
+}
+
+/// `proc::start(.., #{ detach: true })`: a process that outlives the run, never registered for
+/// cleanup; its output goes to `log_file` (default a new file under the artifacts dir).
+fn start_detached(ctx: &HostCtx, mut s: Spec, ready: Option<Ready>, o: &Opts) -> R<ProcessHandle> {
+    const F: &str = "proc::start";
+    for k in ["stdin", "log"] {
+        if o.get(k).is_some() {
+            return Err(usage_err(format!(
+                "{F}: {k} is not for detached processes: they read /dev/null and write to their log_file"
+            )));
+        }
+    }
+    s.supervisor = None;
+    let io = |e: std::io::Error| err(ProcError::Io(format!("{F}: log file: {e}")));
+    let log = match o.str("log_file")? {
+        Some(p) => {
+            let p = ctx.resolve_path(&p);
+            if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(io)?;
+            }
+            p
+        }
+        None => {
+            let dir = ctx.artifacts_dir().map_err(io)?.join("processes");
+            std::fs::create_dir_all(&dir).map_err(io)?;
+            let (_, path) = tempfile::Builder::new()
+                .prefix(&format!("{}-", s.short_name()))
+                .suffix(".log")
+                .tempfile_in(&dir)
+                .map_err(io)?
+                .keep()
+                .map_err(|e| io(e.error))?;
+            path
+        }
+    };
+    // Absolute: a later run (from anywhere) reads it by this path.
+    let log = std::path::absolute(&log).map_err(io)?;
+    let token = ctx.scope().token().clone();
+    let l2 = log.clone();
+    let bg = exec(ctx, async move { Background::spawn_detached(s, &l2, ready, &token).await })?;
+    ctx.log(
+        Level::Info,
+        format!("started `{}` detached (pid {}; output in {})", bg.command(), bg.pid(), log.display()),
+    );
+    Ok(ProcessHandle { bg: Arc::new(bg), ctx: ctx.clone() })
+}
+
+/// The pid argument of `is_running` and `stop_pid`.
+fn pid_arg(func: &str, pid: INT) -> R<u32> {
+    u32::try_from(pid)
+        .ok()
+        .filter(|p| *p > 1)
+        .ok_or_else(|| usage_err(format!("{func}: {pid} is not the pid of a process kmsctl could have started")))
+}
+
+/// The `command_contains` option: required by stop_pid, never empty (that would match anything).
+fn command_contains(o: &Opts, func: &str, required: bool) -> R<Option<String>> {
+    match o.str("command_contains")? {
+        Some(t) if t.is_empty() => Err(usage_err(format!("{func}: command_contains must not be empty"))),
+        None if required => Err(usage_err(format!(
+            "{func}: give command_contains, text the process's command line contains, so a reused pid is \
+             never stopped"
+        ))),
+        other => Ok(other),
+    }
+}
+
+fn is_running(pid: INT, opts: &Map) -> R<bool> {
+    const F: &str = "proc::is_running";
+    let o = Opts::new(opts, F, &["command_contains"])?;
+    let pid = pid_arg(F, pid)?;
+    let want = command_contains(&o, F, false)?.unwrap_or_default();
+    Ok(matches!(crate::pids::look(pid, &want), crate::pids::Seen::Match { .. }))
+}
+
+fn stop_pid(ctx: &HostCtx, pid: INT, opts: &Map) -> R<bool> {
+    const F: &str = "proc::stop_pid";
+    let o = Opts::new(opts, F, &["command_contains", "grace"])?;
+    let pid = pid_arg(F, pid)?;
+    let want = command_contains(&o, F, true)?.unwrap_or_default();
+    let grace = o.duration("grace")?.unwrap_or(DEFAULT_GRACE);
+    let w = want.clone();
+    let stopped = exec(ctx, async move { crate::pids::stop(pid, &w, grace).await })?;
+    if stopped {
+        ctx.log(Level::Info, format!("stopped pid {pid} ({want})"));
+    }
+    Ok(stopped)
 }
 
 /// Where `program` would be found: an executable file on PATH, or the path itself.
@@ -233,8 +327,32 @@ impl NativeModule for Proc {
             "Start a background process with options: the common ones, plus ready (a text its stdout or\n\
              stderr prints once it is ready) or ready_regex, and ready_timeout (\"60s\"). With ready it\n\
              returns once the line appeared; exiting first throws `failed`, staying silent too long stops\n\
-             it and throws `timeout`.",
+             it and throws `timeout`. detach: true starts it in a session of its own that outlives the run\n\
+             (never stopped at the end; .stop() still works during the run), stdin /dev/null, stdout and\n\
+             stderr appended to log_file (relative to the playbook; default a new file under\n\
+             <artifacts>/processes/), where `ready` looks for its line; a later run checks on it with\n\
+             proc::is_running and stops it with proc::stop_pid.",
             move |p: &str, a: Array, o: Map| start(&c, p, a, o),
+        );
+        b.func(
+            "is_running",
+            &["pid: int", "options: map", "bool"],
+            "Is `pid` alive (not a zombie) and does its command line contain `command_contains`? For a\n\
+             detached process of an earlier run: a reused pid running something else is not it.",
+            |pid: INT, o: Map| is_running(pid, &o),
+        );
+        b.func("is_running", &["pid: int", "bool"], "Is `pid` alive (not a zombie)?", |pid: INT| {
+            is_running(pid, &Map::new())
+        });
+        let c = ctx.clone();
+        b.func(
+            "stop_pid",
+            &["pid: int", "options: map", "bool"],
+            "Stop a detached process of an earlier run by its process group (SIGTERM, `grace` (\"1s\"),\n\
+             SIGKILL), only if it is alive and its command line contains `command_contains` (required).\n\
+             Returns false when no such process runs; throws `conflict` (and signals nothing) when the pid\n\
+             runs something else or leads no process group of its own.",
+            move |pid: INT, o: Map| stop_pid(&c, pid, &o),
         );
         let c = ctx.clone();
         b.func(
@@ -255,6 +373,14 @@ impl NativeModule for Proc {
         b.method("running", &["process: Process", "bool"], "Is it still running?", |p: &mut ProcessHandle| {
             p.bg.exit().is_none()
         });
+        b.method(
+            "log_file",
+            &["process: Process", "any"],
+            "The log file of a detached process (absolute), or `()` for one whose output kmsctl captures.",
+            |p: &mut ProcessHandle| {
+                p.bg.log_file().map(|f| Dynamic::from(f.display().to_string())).unwrap_or(Dynamic::UNIT)
+            },
+        );
         b.method(
             "stop",
             &["process: Process", "int"],
