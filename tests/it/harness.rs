@@ -44,6 +44,13 @@ impl Kmsctl {
         self
     }
 
+    /// Copy the directory tree `src` to `rel` in the temp dir (a KMS checkout the run may write
+    /// into, as the toolkit did).
+    pub(crate) fn tree(self, rel: &str, src: &Path) -> Self {
+        copy_tree(src, &self.dir.path().join(rel));
+        self
+    }
+
     /// Add arguments.
     pub(crate) fn args<I: IntoIterator<Item = S>, S: AsRef<str>>(mut self, args: I) -> Self {
         self.args.extend(args.into_iter().map(|a| a.as_ref().to_string()));
@@ -203,4 +210,16 @@ macro_rules! assert_stderr_snapshot {
     ($name:expr, $run:expr) => {
         insta::assert_snapshot!($name, $run.stderr_normalized())
     };
+}
+
+fn copy_tree(src: &Path, dst: &Path) {
+    std::fs::create_dir_all(dst).expect("mkdir");
+    for e in std::fs::read_dir(src).unwrap_or_else(|e| panic!("read {}: {e}", src.display())).flatten() {
+        let to = dst.join(e.file_name());
+        if e.path().is_dir() {
+            copy_tree(&e.path(), &to);
+        } else {
+            std::fs::copy(e.path(), &to).unwrap_or_else(|e| panic!("copy to {}: {e}", to.display()));
+        }
+    }
 }

@@ -283,7 +283,7 @@ func (c *Controller) sync(ctx context.Context, k string) (time.Duration, error) 
 	if err != nil {
 		return 0, err
 	}
-	if MayFailPull(pod, c.Registry) {
+	if MayFailPull(pod, c.Registry) || len(v.PullSecrets) > 0 {
 		// Only now does the node matter: a kubelet sees the pod once it is bound.
 		if pod.Spec.NodeName == "" {
 			return 0, nil
@@ -292,7 +292,14 @@ func (c *Controller) sync(ctx context.Context, k string) (time.Duration, error) 
 		if n, err := c.nodes.Get(pod.Spec.NodeName); err == nil {
 			images = n.Status.Images
 		}
-		v = v.WithPulls(pod, PullProblems(pod, images, c.Registry))
+		// Credentials are needed for pulls only: images already on the node (kind load) with
+		// policy IfNotPresent or Never are not pulled, so a missing pull secret is harmless.
+		if len(v.PullSecrets) > 0 && !NeedsPull(pod, images) {
+			v.PullSecrets = nil
+		}
+		if MayFailPull(pod, c.Registry) {
+			v = v.WithPulls(pod, PullProblems(pod, images, c.Registry))
+		}
 	}
 	if v.OK() {
 		return 0, c.admit(ctx, pod, k)

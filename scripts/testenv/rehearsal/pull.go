@@ -152,6 +152,24 @@ func notFoundMessage(image string) string {
 	return fmt.Sprintf("failed to pull and unpack image %q: failed to resolve reference %q: %s: not found", image, image, image)
 }
 
+// NeedsPull says whether a kubelet on a node holding `images` pulls any of the pod's images:
+// policy Always, or IfNotPresent with the image not on the node.
+func NeedsPull(pod *corev1.Pod, images []corev1.ContainerImage) bool {
+	for _, cs := range [][]corev1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
+		for i := range cs {
+			switch policy(&cs[i]) {
+			case corev1.PullAlways:
+				return true
+			case corev1.PullIfNotPresent:
+				if !onNode(images, cs[i].Image) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
 // PullProblems are the pod's pull failures on a node holding images: init containers in
 // order up to the first failing one (the later ones are never reached), then every main one.
 func PullProblems(pod *corev1.Pod, images []corev1.ContainerImage, reg Registry) []PullFailure {

@@ -220,3 +220,27 @@ func TestControllerGatesOnImages(t *testing.T) {
 	}
 	eventually("admission once the registry has the image", func() bool { return get("always").Annotations[AdmittedAnnotation] == "true" })
 }
+
+func TestNeedsPull(t *testing.T) {
+	c := func(image string, p corev1.PullPolicy) corev1.Container {
+		return corev1.Container{Name: "m", Image: image, ImagePullPolicy: p}
+	}
+	loaded := []corev1.ContainerImage{{Names: []string{"core:pr-7"}}}
+	for _, tc := range []struct {
+		name string
+		spec corev1.PodSpec
+		want bool
+	}{
+		{"loaded, IfNotPresent", corev1.PodSpec{Containers: []corev1.Container{c("core:pr-7", corev1.PullIfNotPresent)}}, false},
+		{"loaded, Never", corev1.PodSpec{Containers: []corev1.Container{c("core:pr-7", corev1.PullNever)}}, false},
+		{"loaded, Always", corev1.PodSpec{Containers: []corev1.Container{c("core:pr-7", corev1.PullAlways)}}, true},
+		{"not loaded, IfNotPresent", corev1.PodSpec{Containers: []corev1.Container{c("core:pr-8", corev1.PullIfNotPresent)}}, true},
+		{"an init container pulls", corev1.PodSpec{
+			InitContainers: []corev1.Container{c("init:1", corev1.PullIfNotPresent)},
+			Containers:     []corev1.Container{c("core:pr-7", corev1.PullIfNotPresent)}}, true},
+	} {
+		if got := NeedsPull(&corev1.Pod{Spec: tc.spec}, loaded); got != tc.want {
+			t.Errorf("%s: NeedsPull = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

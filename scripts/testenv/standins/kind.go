@@ -374,7 +374,7 @@ func kindDeleteClusters(e *Env, args []string) error {
 			return kindErr("%v", err)
 		}
 	}
-	if len(names) == 0 {
+	if len(names) == 0 && !*all {
 		return kindErr("no cluster names given (or --all)")
 	}
 	for _, n := range names {

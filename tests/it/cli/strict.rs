@@ -72,7 +72,7 @@ fn optional_reads_are_explicit() {
 #[test]
 fn a_stdlib_function_refuses_an_unknown_option_with_the_closest_one() {
     let r = kmsctl()
-        .file("p.rhai", "import \"std/kms\" as kms;\nkms::deploy((), #{ namespce: \"x\", chart: \"c\" });\n")
+        .file("p.rhai", "import \"std/kms\" as kms;\nkms::pod_name(#{ namespce: \"x\" }, 1);\n")
         .args(["run", "p.rhai"])
         .code(1)
         .run();

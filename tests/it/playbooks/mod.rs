@@ -1,139 +1,13 @@
-//! The project's playbooks, run as users run them (`kmsctl run playbooks/...`) against the local
-//! cluster: the real helm, the test chart with the KMS chart's shape.
+//! The project's playbooks, run as users run them (`kmsctl run playbooks/...`): their contract
+//! without a cluster here, end to end on the simulated kind cluster in `kind`.
 
-use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, ListParams};
+mod kind;
 
-use crate::harness::{Kmsctl, kmsctl};
-use crate::k8s::{finish, logged};
-use crate::testenv::{TestEnv, testenv, unique};
+use crate::harness::kmsctl;
+use crate::testenv::unique;
 
 fn root() -> String {
     concat!(env!("CARGO_MANIFEST_DIR"), "/..").to_string()
-}
-
-/// `kmsctl run playbooks/<name>` from the repository, against the test cluster.
-fn run_playbook(env: &TestEnv, name: &str, args: &[&str]) -> Kmsctl {
-    let root = root();
-    let mut k = kmsctl()
-        .env("KUBECONFIG", &env.kubeconfig.display().to_string())
-        .env("KMSCTL_HELM", &env.dir.join("bin/helm").display().to_string())
-        .args(["run", &format!("{root}/playbooks/{name}")])
-        .args(args)
-        .args(["--stdlib-dir", &format!("{root}/stdlib"), "--output", "json", "--timeout", "5m"]);
-    for (key, v) in env.env_vars() {
-        if key.starts_with("HELM_") {
-            k = k.env(&key, &v.to_string_lossy());
-        }
-    }
-    k
-}
-
-async fn ready_pods(env: &TestEnv, ns: &str) -> Vec<String> {
-    let pods = Api::<Pod>::namespaced(env.client.clone(), ns)
-        .list(&ListParams::default().labels("app=kms-core"))
-        .await
-        .expect("pods");
-    let mut names: Vec<String> = pods
-        .items
-        .into_iter()
-        .filter(|p| {
-            p.status
-                .as_ref()
-                .and_then(|s| s.conditions.as_ref())
-                .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-        })
-        .filter_map(|p| p.metadata.name)
-        .collect();
-    names.sort();
-    names
-}
-
-#[tokio::test]
-async fn deploy_threshold_brings_up_every_party_and_initialises() {
-    let env = testenv!();
-    let ns = env.namespace("pb-threshold").await;
-    let r = finish(run_playbook(&env, "deploy.rhai", &["--namespace", &ns.name, "--num-parties", "4", "--tag", "v9"]))
-        .await;
-    r.code(0);
-    assert_eq!(
-        ready_pods(&env, &ns.name).await,
-        ["kms-core-1-core-1", "kms-core-2-core-2", "kms-core-3-core-3", "kms-core-4-core-4"]
-    );
-    let job = Api::<Job>::namespaced(env.client.clone(), &ns.name)
-        .get("kms-core-init-threshold-init")
-        .await
-        .expect("init job");
-    assert_eq!(job.status.and_then(|s| s.succeeded), Some(1));
-    assert_eq!(
-        logged(&r.events(), "ready: "),
-        r#"["kms-core-1 r1", "kms-core-2 r1", "kms-core-3 r1", "kms-core-4 r1"]"#
-    );
-    // Re-running upgrades in place.
-    let r = finish(run_playbook(
-        &env,
-        "deploy.rhai",
-        &["--namespace", &ns.name, "--num-parties", "4", "--core-tag", "v10"],
-    ))
-    .await;
-    r.code(0);
-    assert_eq!(
-        logged(&r.events(), "ready: "),
-        r#"["kms-core-1 r2", "kms-core-2 r2", "kms-core-3 r2", "kms-core-4 r2"]"#
-    );
-    let pod = Api::<Pod>::namespaced(env.client.clone(), &ns.name).get("kms-core-2-core-2").await.expect("pod");
-    let image = pod.spec.and_then(|s| s.containers.first().and_then(|c| c.image.clone())).unwrap_or_default();
-    assert!(image.ends_with(":v10"), "{image}");
-}
-
-#[tokio::test]
-async fn deploy_centralized_is_one_party_without_init() {
-    let env = testenv!();
-    let ns = env.namespace("pb-central").await;
-    let r = finish(run_playbook(
-        &env,
-        "deploy.rhai",
-        &["--namespace", &ns.name, "--deployment-type", "centralized", "--num-parties", "4"],
-    ))
-    .await;
-    r.code(0);
-    assert_eq!(ready_pods(&env, &ns.name).await, ["kms-core-core-1"]);
-    assert!(
-        Api::<Job>::namespaced(env.client.clone(), &ns.name)
-            .list(&ListParams::default())
-            .await
-            .expect("jobs")
-            .items
-            .is_empty()
-    );
-}
-
-#[tokio::test]
-async fn collect_logs_writes_a_file_per_container() {
-    let env = testenv!();
-    let ns = env.namespace("pb-logs").await;
-    finish(run_playbook(&env, "deploy.rhai", &["--namespace", &ns.name, "--num-parties", "2"])).await.code(0);
-    let r =
-        finish(run_playbook(&env, "deploy.rhai", &["--namespace", &ns.name, "--collect-logs", "--artifacts", "art"]))
-            .await;
-    r.code(0);
-    let mut files: Vec<String> = std::fs::read_dir(r.path().join("art/logs"))
-        .expect("logs dir")
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    files.sort();
-    // kwok runs no containers: each file says why it has no logs instead of silently missing.
-    assert_eq!(
-        files,
-        [
-            "kms-core-1-core-1.kms-core-init-load-env.log",
-            "kms-core-1-core-1.kms-core.log",
-            "kms-core-2-core-2.kms-core-init-load-env.log",
-            "kms-core-2-core-2.kms-core.log"
-        ]
-    );
 }
 
 #[test]
@@ -153,10 +27,79 @@ fn a_typo_in_the_deployment_type_is_refused_before_anything_runs() {
         .args(["run", &format!("{root}/playbooks/deploy.rhai"), "--deployment-type", "treshold", "--namespace", &name])
         .code(2)
         .run();
-    assert!(
-        r.stderr.contains("--deployment-type must be one of: threshold, centralized; got 'treshold'"),
-        "{}",
-        r.stderr
-    );
+    assert!(r.stderr.contains("--deployment-type must be one of: threshold, centralized,"), "{}", r.stderr);
+    assert!(r.stderr.contains("got 'treshold' (did you mean 'threshold'?)"), "{}", r.stderr);
     assert!(r.stderr.contains("nothing was run"), "{}", r.stderr);
+}
+
+/// No kind, no cluster: a run gets past its parameters and fails later, never with exit 2.
+fn without_a_cluster(args: &[&str]) -> crate::harness::Run {
+    let root = root();
+    kmsctl()
+        .env("KUBECONFIG", "/nonexistent")
+        .env("KMSCTL_KIND", "/nonexistent/kind")
+        .env("KMSCTL_DOCKER", "/nonexistent/docker")
+        .env("KMSCTL_STDLIB_DIR", &format!("{root}/stdlib"))
+        .args(["run", &format!("{root}/playbooks/deploy.rhai"), "--kms-repo", &format!("{root}/tests/kms-repo")])
+        .args(args)
+        .run()
+}
+
+/// The command lines of the KMS workflows, exactly as they write them, are accepted.
+#[test]
+fn the_workflows_command_lines_are_accepted() {
+    for line in [
+        "--target kind-ci --namespace kms-test-threshold --deployment-type threshold --collect-logs",
+        "--target kind-ci --namespace kms-test-threshold --tag latest-dev --deployment-type threshold --num-parties 4 --block --enable-tls --enable-metrics",
+        "--target kind-local --build",
+    ] {
+        let args: Vec<&str> = line.split(' ').collect();
+        let r = without_a_cluster(&args);
+        assert_ne!(r.code, 2, "{line}\n{}", r.stderr);
+        assert!(!r.stderr.contains("nothing was run"), "{line}\n{}", r.stderr);
+    }
+}
+
+/// Combinations that cannot work are refused before anything runs, pointing at the flag.
+#[test]
+fn impossible_combinations_are_refused_before_anything_runs() {
+    let marker = tempfile::tempdir().unwrap();
+    // A kind that records being called: nothing may reach it.
+    let kind = marker.path().join("kind");
+    std::fs::write(&kind, format!("#!/bin/sh\ntouch {}/called\nexit 1\n", marker.path().display())).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&kind, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    for (line, want) in [
+        ("--target kind-ci --deployment-type thresholdWithEnclave", "needs AWS Nitro enclaves"),
+        ("--target kind-local --deployment-type centralizedWithEnclave", "needs AWS Nitro enclaves"),
+        (
+            "--target kind-ci --deployment-type centralized --num-parties 13",
+            "a centralized deployment has exactly 1 party, not 13",
+        ),
+        (
+            "--target aws-perf --deployment-type centralized --enable-tls",
+            "on aws-perf, TLS is only valid for threshold deployment types",
+        ),
+        ("--target aws-ci --build", "--build builds images into a kind cluster"),
+        ("--target aws-perf --enable-metrics", "--enable-metrics installs a Prometheus stack on kind only"),
+        ("--target kind-ci --pcr0 abc", "--pcr0 is an enclave attestation value"),
+        ("--target kind-ci --extra-values /nonexistent/x.yaml", "values file /nonexistent/x.yaml does not exist"),
+    ] {
+        let args: Vec<&str> = line.split(' ').collect();
+        let root = root();
+        let r = kmsctl()
+            .env("KUBECONFIG", "/nonexistent")
+            .env("KMSCTL_KIND", &kind.display().to_string())
+            .env("KMSCTL_STDLIB_DIR", &format!("{root}/stdlib"))
+            .args(["run", &format!("{root}/playbooks/deploy.rhai")])
+            .args(args)
+            .code(2)
+            .run();
+        assert!(r.stderr.contains(want), "{line}: want {want:?}\n{}", r.stderr);
+        assert!(r.stderr.contains("nothing was run"), "{line}\n{}", r.stderr);
+    }
+    assert!(!marker.path().join("called").exists(), "kind was called");
 }

@@ -3,6 +3,7 @@
 use super::{BuiltModule, ModuleBuilder, NativeModule};
 use crate::ctx::HostCtx;
 use crate::error::{ErrorKind, Failure, to_rhai, usage_err};
+use crate::secret::Secret;
 use crate::value::{Reveal, from_json, to_json};
 use base64::Engine as _;
 use rhai::{Array, Dynamic, EvalAltResult, Map};
@@ -73,7 +74,7 @@ impl NativeModule for Data {
     fn name(&self) -> &'static str {
         "data"
     }
-    fn build(&self, _ctx: &HostCtx) -> BuiltModule {
+    fn build(&self, ctx: &HostCtx) -> BuiltModule {
         let mut b = ModuleBuilder::new(
             "YAML, JSON, base64, deep merge and path lookup. Secrets inside values render as \"***\".",
         );
@@ -110,6 +111,13 @@ impl NativeModule for Data {
         b.func("base64_encode", &["text: string", "string"], "Base64-encode text.", |t: &str| {
             base64::engine::general_purpose::STANDARD.encode(t)
         });
+        let c = ctx.clone();
+        b.func(
+            "base64_encode",
+            &["text: Secret", "Secret"],
+            "Base64-encode a secret: the result is a secret too.",
+            move |t: Secret| c.secret(base64::engine::general_purpose::STANDARD.encode(t.expose())),
+        );
         b.func(
             "base64_decode",
             &["text: string", "string"],
