@@ -141,6 +141,11 @@ impl Run {
         self.dir.path().to_path_buf()
     }
 
+    /// A new invocation in the same directory (a second command that reads what the first left).
+    pub(crate) fn again(self) -> Kmsctl {
+        Kmsctl { dir: self.dir, args: Vec::new(), env: Vec::new(), env_removed: Vec::new(), code: None }
+    }
+
     /// stderr with timings and temp paths normalised, for snapshots.
     pub(crate) fn stderr_normalized(&self) -> String {
         normalize(&self.stderr, self.dir.path())

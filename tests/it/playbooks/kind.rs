@@ -328,3 +328,67 @@ fn yaml_file(path: &Path) -> Value {
     let json = r.events().iter().find(|e| e["event"] == "log").and_then(|e| e["message"].as_str().map(str::to_string));
     serde_json::from_str(&json.unwrap_or_default()).unwrap()
 }
+
+/// An HTTP GET of `/` on a local port: the status line.
+fn http_get(port: u16) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap_or_else(|e| panic!("connect :{port}: {e}"));
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    s.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out.lines().next().unwrap_or_default().to_string()
+}
+
+/// manage_lifecycle.sh as a playbook: start returns once the background deploy (kind-ci
+/// --block) is ready, and its port-forwards answer on localhost:50000+100·i; stop stops that
+/// process and deletes the kind cluster start made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lifecycle_starts_a_blocking_deploy_and_stops_only_it() {
+    let env = testenv_profile!("kind");
+    let _turn = turn(&env).await;
+    let ns = unique("kind-life");
+    let start = finish(kind_run(&env, "kind-lifecycle.rhai", &ns, &["--action", "start", "--num-parties", "2", "--disable-tls"]))
+        .await;
+    start.code(0);
+    let state: Value =
+        serde_json::from_str(&std::fs::read_to_string(start.path().join(".kmsctl-lifecycle.json")).unwrap()).unwrap();
+    let pid = state["pid"].as_i64().expect("pid") as u32;
+    assert_eq!(state["created_cluster"], true);
+    assert!(alive(pid), "the deploy runs on after start returned");
+    let log = std::fs::read_to_string(start.path().join("setup_kms.log")).unwrap();
+    assert!(log.contains("Press Ctrl+C to stop port forwarding and exit"), "{log}");
+    for port in [50100, 50200] {
+        assert!(http_get(port).starts_with("HTTP/1.1 200") || http_get(port).starts_with("HTTP/1.0 200"), "port {port}");
+    }
+    // Stop, from the same directory (where start left its state).
+    let dir = start.path();
+    let stop = finish(
+        start
+            .again()
+            .env("KUBECONFIG", &dir.join("kubeconfig").display().to_string())
+            .env("TESTENV_DIR", &env.dir.display().to_string())
+            .env("TESTENV_KUBECONFIG", &env.kubeconfig.display().to_string())
+            .env("KMSCTL_KIND", &env.dir.join("standins/kind").display().to_string())
+            .env("KMSCTL_STDLIB_DIR", &root().join("stdlib").display().to_string())
+            .args(["run", &root().join("playbooks/kind-lifecycle.rhai").display().to_string(), "--action", "stop"])
+            .args(["--namespace", &ns, "--kms-repo", "kms", "--output", "json"]),
+    )
+    .await;
+    stop.code(0);
+    assert!(
+        crate::k8s::logs(&stop.events()).iter().any(|l| l.contains(&format!("deleted kind cluster {ns}: true"))),
+        "{:?}",
+        crate::k8s::logs(&stop.events())
+    );
+    assert!(!alive(pid), "the background deploy stopped");
+    assert!(std::net::TcpStream::connect(("127.0.0.1", 50100)).is_err(), "its port-forwards went with it");
+}
+
+/// A live process (a zombie is not: an orphan may stay unreaped where pid 1 does not reap).
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|st| st.rsplit_once(')').map(|(_, rest)| rest.trim_start().chars().next() != Some('Z')))
+        .unwrap_or(false)
+}
