@@ -80,17 +80,7 @@ pub(crate) fn is_terminating(obj: &Value) -> bool {
     at(obj, &["metadata", "deletionTimestamp"]).is_some_and(|v| !v.is_null())
 }
 
-/// Text from the cluster (a status message, an event, a log line) on one line of at most
-/// `max` characters: whitespace runs become one space, and a cut is marked with `…`.
-pub(crate) fn one_line(s: &str, max: usize) -> String {
-    let flat: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
-    if flat.chars().count() <= max {
-        return flat;
-    }
-    let mut t: String = flat.chars().take(max).collect();
-    t.push('…');
-    t
-}
+pub(crate) use kmsctl_host::value::one_line;
 
 #[cfg(test)]
 mod tests {

@@ -448,10 +448,10 @@ async fn helm_3_speaks_its_own_dialect() {
     let _ = run_finished(&ev);
 }
 
-/// A chart repository on 127.0.0.1 (the packaged test chart and its index), served by Python's
+/// A chart repository on 127.0.0.1 (packaged charts and their index), served by Python's
 /// http.server; stopped (by PID) on drop.
-struct ChartRepo {
-    url: String,
+pub(crate) struct ChartRepo {
+    pub(crate) url: String,
     server: std::process::Child,
     _dir: tempfile::TempDir,
 }
@@ -464,8 +464,17 @@ impl Drop for ChartRepo {
 }
 
 async fn chart_repo(env: &TestEnv) -> ChartRepo {
+    serve_charts(env, &[PathBuf::from(chart())]).await
+}
+
+/// A chart repository serving `charts` (chart directories).
+pub(crate) async fn serve_charts(env: &TestEnv, charts: &[PathBuf]) -> ChartRepo {
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = env.helm().args(["package", &chart(), "-d"]).arg(dir.path()).output().await.expect("helm package");
+    for c in charts {
+        let out = env.helm().args(["package"]).arg(c).arg("-d").arg(dir.path()).output().await.expect("helm package");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let out = env.helm().args(["version"]).output().await.expect("helm version");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("addr").port();
     let url = format!("http://127.0.0.1:{port}");

@@ -341,15 +341,20 @@ fn http_get(port: u16) -> String {
 }
 
 /// manage_lifecycle.sh as a playbook: start returns once the background deploy (kind-ci
-/// --block) is ready, and its port-forwards answer on localhost:50000+100·i; stop stops that
+/// --block) is ready, and its port-forwards answer on localhost:<base>+100·i; stop stops that
 /// process and deletes the kind cluster start made.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_lifecycle_starts_a_blocking_deploy_and_stops_only_it() {
     let env = testenv_profile!("kind");
     let _turn = turn(&env).await;
     let ns = unique("kind-life");
-    let start = finish(kind_run(&env, "kind-lifecycle.rhai", &ns, &["--action", "start", "--num-parties", "2", "--disable-tls"]))
-        .await;
+    let start = finish(kind_run(
+        &env,
+        "kind-lifecycle.rhai",
+        &ns,
+        &["--action", "start", "--num-parties", "2", "--disable-tls", "--port-base", "21000"],
+    ))
+    .await;
     start.code(0);
     let state: Value =
         serde_json::from_str(&std::fs::read_to_string(start.path().join(".kmsctl-lifecycle.json")).unwrap()).unwrap();
@@ -358,8 +363,10 @@ async fn the_lifecycle_starts_a_blocking_deploy_and_stops_only_it() {
     assert!(alive(pid), "the deploy runs on after start returned");
     let log = std::fs::read_to_string(start.path().join("setup_kms.log")).unwrap();
     assert!(log.contains("Press Ctrl+C to stop port forwarding and exit"), "{log}");
-    for port in [50100, 50200] {
-        assert!(http_get(port).starts_with("HTTP/1.1 200") || http_get(port).starts_with("HTTP/1.0 200"), "port {port}");
+    // (A base below the ephemeral range: a port there is never some connection's source port.)
+    for port in [21100, 21200] {
+        let status = http_get(port);
+        assert!(status.starts_with("HTTP/1.1 200") || status.starts_with("HTTP/1.0 200"), "port {port}: {status}");
     }
     // Stop, from the same directory (where start left its state).
     let dir = start.path();
@@ -382,7 +389,7 @@ async fn the_lifecycle_starts_a_blocking_deploy_and_stops_only_it() {
         crate::k8s::logs(&stop.events())
     );
     assert!(!alive(pid), "the background deploy stopped");
-    assert!(std::net::TcpStream::connect(("127.0.0.1", 50100)).is_err(), "its port-forwards went with it");
+    assert!(std::net::TcpStream::connect(("127.0.0.1", 21100)).is_err(), "its port-forwards went with it");
 }
 
 /// A live process (a zombie is not: an orphan may stay unreaped where pid 1 does not reap).
@@ -391,4 +398,93 @@ fn alive(pid: u32) -> bool {
         .ok()
         .and_then(|st| st.rsplit_once(')').map(|(_, rest)| rest.trim_start().chars().next() != Some('Z')))
         .unwrap_or(false)
+}
+
+/// `--enable-metrics`: kube-prometheus-stack (a stand-in chart at the pinned version, served
+/// from a local repository) in `monitoring`, the Grafana Cloud credentials in a Secret, the
+/// remote-write URL merged into the values file's first entry (keeping its basicAuth) — and
+/// neither the URL nor the password in kmsctl's output.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enable_metrics_installs_the_stack_with_its_secrets_off_argv_and_output() {
+    let env = testenv_profile!("kind");
+    let _turn = turn(&env).await;
+    let ns = unique("kind-metrics");
+    let repo = crate::helm::serve_charts(&env, &[root().join("tests/charts/kube-prometheus-stack")]).await;
+    let url = "https://prom.example/api/prom/push?token=planted-Url-S3cret";
+    let r = finish(
+        kind_run(
+            &env,
+            "kind-ci.rhai",
+            &ns,
+            &["--num-parties", "1", "--enable-metrics", "--no-port-forward", "--disable-tls"],
+        )
+        .args(["--prometheus-repo", &repo.url, "--github-run-id", "4242"])
+        .env("GRAFANA_CLOUD_PROM_URL", url)
+        .env("GRAFANA_CLOUD_PROM_USERNAME", "123456")
+        .env("GRAFANA_CLOUD_PROM_PASSWORD", "planted-Prom-Passw0rd"),
+    )
+    .await;
+    r.code(0);
+    let v = values(&env, "monitoring", "kube-prometheus-stack").await;
+    let write = &v["prometheus"]["prometheusSpec"]["remoteWrite"][0];
+    assert_eq!(write["url"], url);
+    assert_eq!(write["basicAuth"]["username"]["name"], "grafana-cloud-prom-auth", "the values file's entry is kept");
+    assert_eq!(v["prometheus"]["prometheusSpec"]["externalLabels"]["ci_run_id"], "4242");
+    let party = values(&env, &ns, "kms-core-1").await;
+    assert_eq!(party["kmsCore"]["serviceMonitor"]["enabled"], true);
+    let secret = run(env.kubectl().args([
+        "get",
+        "secret",
+        "grafana-cloud-prom-auth",
+        "-n",
+        "monitoring",
+        "-o",
+        "jsonpath={.data.password}",
+    ]))
+    .await;
+    assert!(!secret.is_empty(), "the password is in the Secret");
+    for text in [&r.stdout, &r.stderr] {
+        assert!(!text.contains("planted-Url-S3cret"), "the remote-write URL leaked:\n{text}");
+        assert!(!text.contains("planted-Prom-Passw0rd"), "the password leaked:\n{text}");
+    }
+}
+
+/// `--collect-logs` after a deploy: `logs/<pod>.log` in the working directory for every party,
+/// found by the chart's labels (the toolkit's selector matched none), and every container's log
+/// in the artifacts dir.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn collect_logs_writes_the_files_the_workflows_upload() {
+    let env = testenv_profile!("kind");
+    let _turn = turn(&env).await;
+    let ns = unique("kind-logs");
+    let deployed =
+        finish(kind_run(&env, "kind-ci.rhai", &ns, &["--num-parties", "2", "--no-port-forward", "--disable-tls"]))
+            .await;
+    deployed.code(0);
+    let dir = deployed.path();
+    let r = finish(
+        deployed
+            .again()
+            .env("KUBECONFIG", &dir.join("kubeconfig").display().to_string())
+            .env("KMSCTL_STDLIB_DIR", &root().join("stdlib").display().to_string())
+            .args(["run", &root().join("playbooks/deploy.rhai").display().to_string()])
+            .args([
+                "--target",
+                "kind-ci",
+                "--namespace",
+                &ns,
+                "--num-parties",
+                "2",
+                "--collect-logs",
+                "--kms-repo",
+                "kms",
+            ])
+            .args(["--artifacts", "art", "--output", "json"]),
+    )
+    .await;
+    r.code(0);
+    for pod in ["kms-core-1-core-1", "kms-core-2-core-2"] {
+        assert!(dir.join(format!("logs/{pod}.log")).exists(), "logs/{pod}.log");
+        assert!(dir.join(format!("art/logs/{pod}.kms-core.log")).exists(), "art/logs/{pod}.kms-core.log");
+    }
 }

@@ -38,23 +38,25 @@ pub(crate) fn to_yaml(v: &serde_json::Value) -> Result<String, String> {
     serde_saphyr::to_string(v).map_err(|e| e.to_string())
 }
 
-/// Merge `over` into `base`: maps merge recursively, anything else is replaced, and `null`
-/// in `over` removes the key (Helm's rule).
-pub(crate) fn merge(base: &mut serde_json::Value, over: serde_json::Value) {
-    match (base, over) {
-        (serde_json::Value::Object(b), serde_json::Value::Object(o)) => {
-            for (k, v) in o {
-                if v.is_null() {
-                    b.remove(&k);
-                } else if let Some(slot) = b.get_mut(&k) {
-                    merge(slot, v);
-                } else {
-                    b.insert(k, v);
-                }
-            }
-        }
-        (b, o) => *b = o,
+/// Helm's merge on script values, leaving every leaf as it is (a secret stays a secret; a JSON
+/// round trip would mask it).
+pub(crate) fn merge_values(base: Dynamic, over: Dynamic) -> Dynamic {
+    if !(base.is_map() && over.is_map()) {
+        return over;
     }
+    let mut b = base.cast::<Map>();
+    for (k, v) in over.cast::<Map>() {
+        if v.is_unit() {
+            b.remove(&k);
+        } else {
+            let merged = match b.remove(&k) {
+                Some(old) => merge_values(old, v),
+                None => v,
+            };
+            b.insert(k, merged);
+        }
+    }
+    Dynamic::from_map(b)
 }
 
 /// Look up `a.b.0.c` in a value.
@@ -134,11 +136,7 @@ impl NativeModule for Data {
             "merge",
             &["base: map", "override: map", "map"],
             "Deep-merge `override` into `base` (maps merge, other values replace, `()` removes a key).",
-            |a: Dynamic, o: Dynamic| -> R<Dynamic> {
-                let mut base = json(&a)?;
-                merge(&mut base, json(&o)?);
-                Ok(from_json(base))
-            },
+            |a: Dynamic, o: Dynamic| -> Dynamic { merge_values(a, o) },
         );
         b.func(
             "get",
@@ -181,9 +179,20 @@ mod tests {
 
     #[test]
     fn merge_follows_helm_rules() {
-        let mut base = json!({"a": {"b": 1, "c": [1, 2]}, "keep": true, "drop": 1});
-        merge(&mut base, json!({"a": {"b": 2, "c": [3]}, "drop": null, "new": "x"}));
-        assert_eq!(base, json!({"a": {"b": 2, "c": [3]}, "keep": true, "new": "x"}));
+        let base = from_json(json!({"a": {"b": 1, "c": [1, 2]}, "keep": true, "drop": 1}));
+        let merged = merge_values(base, from_json(json!({"a": {"b": 2, "c": [3]}, "drop": null, "new": "x"})));
+        let out = to_json(&merged, Reveal::Mask).unwrap();
+        assert_eq!(out, json!({"a": {"b": 2, "c": [3]}, "keep": true, "new": "x"}));
+    }
+
+    #[test]
+    fn merge_keeps_secrets_secret() {
+        let mut over = Map::new();
+        over.insert("url".into(), Dynamic::from(Secret::new("https://write?token=planted")));
+        let merged = merge_values(from_json(json!({"url": "", "user": "u"})), Dynamic::from_map(over));
+        let m = merged.cast::<Map>();
+        assert!(m["url"].is::<Secret>(), "still a secret");
+        assert_eq!(m["url"].clone().cast::<Secret>().expose(), "https://write?token=planted");
     }
 
     #[test]

@@ -32,10 +32,7 @@ struct CtxSupervisor(HostCtx);
 impl Supervisor for CtxSupervisor {
     fn started(&self, command: &str, group: Arc<Group>) -> Release {
         let root = self.0.root().clone();
-        let mut name: String = command.chars().take(60).collect();
-        if name.len() < command.len() {
-            name.push('…');
-        }
+        let name = kmsctl_host::value::one_line(command, 60);
         let id = self.0.on_cleanup(format!("process {name} (pid {})", group.pgid()), move || {
             Box::pin(async move {
                 let grace = if root.is_cancelled() { CANCELLED_GRACE } else { DEFAULT_GRACE };
