@@ -110,6 +110,18 @@ pub fn contains_secret(d: &Dynamic) -> bool {
     false
 }
 
+/// `s` on one line (whitespace runs become one space), cut to `max` characters with `…`: for
+/// messages quoted in summaries and step lines.
+pub fn one_line(s: &str, max: usize) -> String {
+    let flat: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() <= max {
+        return flat;
+    }
+    let mut t: String = flat.chars().take(max).collect();
+    t.push('…');
+    t
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,16 +141,4 @@ mod tests {
         let back = from_json(masked.clone());
         assert_eq!(to_json(&back, Reveal::Mask).unwrap(), masked);
     }
-}
-
-/// `s` on one line (whitespace runs become one space), cut to `max` characters with `…`: for
-/// messages quoted in summaries and step lines.
-pub fn one_line(s: &str, max: usize) -> String {
-    let flat: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
-    if flat.chars().count() <= max {
-        return flat;
-    }
-    let mut t: String = flat.chars().take(max).collect();
-    t.push('…');
-    t
 }
