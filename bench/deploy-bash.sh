@@ -7,7 +7,7 @@
 #   2. the init release the same way (its post-install hook Job blocks helm) (W17);
 #   3. sleep 30, then kubectl wait --for=condition=complete job -l app=kms-threshold-init-job (W18).
 #
-# Values are the ones playbooks/deploy.rhai + stdlib/kms.rhai give (peers list, threshold
+# Values are the ones bench/deploy.rhai gives (peers list, threshold
 # parameters by party count, per-party ids and storage prefixes), passed like the toolkit passes
 # them: a peers values file plus --set flags. The namespace is created with kubectl (the
 # toolkit's extra `sleep 10` after that, W3, is left out).

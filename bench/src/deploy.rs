@@ -2,9 +2,9 @@
 //! side on the same cluster, each flow in a fresh namespace, rounds interleaved so that noise
 //! spreads evenly:
 //!
-//! - kmsctl: `kmsctl run playbooks/deploy.rhai --num-parties N` (release build, the repo's
-//!   stdlib); wall time, its own peak RSS (VmHWM sampled every 50 ms) and, under GNU time, the
-//!   CPU time of it and its helm children;
+//! - kmsctl: `kmsctl run bench/deploy.rhai --num-parties N` (release build, the repo's stdlib;
+//!   deploy-bash.sh's flow and values through kmsctl's engine); wall time, its own peak RSS
+//!   (VmHWM sampled every 50 ms) and, under GNU time, the CPU time of it and its helm children;
 //! - bash: bench/deploy-bash.sh, the toolkit's flow (`helm --wait` per party in parallel, the
 //!   init release, `sleep 30`, `kubectl wait`), with helm 4 and with helm 3;
 //! - floor: the same releases rendered with `helm template` beforehand, server-side applied at
@@ -60,7 +60,7 @@ impl Flow {
         match self {
             Flow::Floor => "cluster floor (helm template + server-side apply, watched)",
             Flow::HelmFloor => "helm floor (every helm upgrade at once, no --wait, watched)",
-            Flow::Kmsctl => "kmsctl run playbooks/deploy.rhai",
+            Flow::Kmsctl => "kmsctl run bench/deploy.rhai",
             Flow::Bash4 => "bash flow, helm 4 (--wait = kstatus watcher)",
             Flow::Bash3 => "bash flow, helm 3 (--wait = legacy, polls every 2 s)",
         }
@@ -173,8 +173,10 @@ async fn kmsctl_flow(env: &Env, parties: usize) -> Result<Sample> {
     let root = crate::root();
     let mut c = env.kmsctl();
     c.arg("run")
-        .arg(root.join("playbooks/deploy.rhai"))
-        .args(["--num-parties", &parties.to_string(), "--namespace", &ns, "--stdlib-dir"])
+        .arg(root.join("bench/deploy.rhai"))
+        .args(["--num-parties", &parties.to_string(), "--namespace", &ns, "--chart"])
+        .arg(chart())
+        .arg("--stdlib-dir")
         .arg(root.join("stdlib"))
         .args(["--core-image", CORE_IMAGE, "--client-image", CLIENT_IMAGE, "--tag", TAG, "--output", "json"]);
     let (mut sample, stdout) = measure(c, true).await?;

@@ -25,7 +25,7 @@ fn check_passes_a_clean_tree() {
     assert_eq!(r.stderr, "checked 1 file: ok\n");
 }
 
-/// The repository's playbooks, examples and stdlib must always compile and lint clean.
+/// The repository's playbooks, examples, bench playbook and stdlib must always compile and lint clean.
 #[test]
 fn the_project_playbooks_examples_and_stdlib_pass_check() {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
@@ -35,6 +35,7 @@ fn the_project_playbooks_examples_and_stdlib_pass_check() {
             format!("{root}/stdlib"),
             format!("{root}/playbooks"),
             format!("{root}/examples"),
+            format!("{root}/bench/deploy.rhai"),
             format!("{root}/stdlib"),
         ])
         .code(0)
