@@ -77,6 +77,10 @@ macro_rules! testenv_profile {
 }
 pub(crate) use testenv_profile;
 
+/// The eks environment's node pools are shared by its tests: those that fill the spot pool, count
+/// nodes, or add nodes (enclave node groups) take turns.
+pub(crate) static EKS_POOLS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }

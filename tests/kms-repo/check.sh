@@ -441,8 +441,8 @@ render aws-perf-13 kms-core-13 -f "$T/peers-perf.yaml" -f "$T/override-perf.yaml
   --set "kmsCore.envFrom.configmap.name=$S-13" --set kmsCore.image.tag=v-core \
   --set kmsCore.thresholdMode.tls.enabled=true --set kmsGenCertAndKeys.enabled=true
 only ConfigMap/kms-core-13-core-config Job/kms-core-13-gen-cert-and-keys Service/kms-core-13-core Service/kms-core-13-core-13 StatefulSet/kms-core-13-core
-has StatefulSet kms-core-13-core 'start: 13$' "image: \"$CORE_IMG:v-core\"" "serviceAccountName: $S-13$" 'cpu: 60$' \
-  'memory: 120Gi$' 'value: kms-bench-spot-64$'
+has StatefulSet kms-core-13-core 'start: 13$' "image: \"$CORE_IMG:v-core\"" "serviceAccountName: $S-13$" 'cpu: 12$' \
+  'memory: 24Gi$' 'value: kms-bench-spot-64$'
 has ConfigMap kms-core-13-core-config 'my_id = 13$' 'threshold = 4$' 'prefix = "PUB-p13"' 'deployment_profile = "aws-perf"'
 count ConfigMap kms-core-13-core-config '^    \[\[threshold.peers\]\]' 13
 nowhere '<version>'

@@ -425,6 +425,7 @@ async fn kind_default_class_is_standard_and_binds_once_the_pod_is_scheduled() {
 #[tokio::test]
 async fn eks_party_without_the_karpenter_toleration_is_unschedulable() {
     let env = testenv_profile!("eks");
+    let _pools = crate::testenv::EKS_POOLS.lock().await;
     let ns = env.namespace("eks-taint").await;
     let pods = Api::<Pod>::namespaced(env.client.clone(), &ns.name);
     pods.create(&PostParams::default(), &requests("p", "12", "24Gi", json!({}))).await.expect("create");
@@ -437,6 +438,7 @@ async fn eks_party_without_the_karpenter_toleration_is_unschedulable() {
 #[tokio::test]
 async fn eks_thirteen_tolerating_parties_run_on_the_spot_pool() {
     let env = testenv_profile!("eks");
+    let _pools = crate::testenv::EKS_POOLS.lock().await;
     let ns = env.namespace("eks-parties").await;
     let pods = Api::<Pod>::namespaced(env.client.clone(), &ns.name);
     let tolerate = json!({"tolerations": [{"key": "karpenter.sh/nodepool", "operator": "Equal",

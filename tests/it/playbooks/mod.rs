@@ -1,6 +1,7 @@
 //! The project's playbooks, run as users run them (`kmsctl run playbooks/...`): their contract
 //! without a cluster here, end to end on the simulated kind cluster in `kind`.
 
+mod aws;
 mod kind;
 
 use crate::harness::kmsctl;
@@ -14,6 +15,14 @@ fn root() -> String {
 fn deploy_help_lists_the_toolkit_flags() {
     let root = root();
     let r = kmsctl().args(["run", &format!("{root}/playbooks/deploy.rhai"), "--help"]).code(0).run();
+    let canonical = std::fs::canonicalize(&root).expect("root").display().to_string();
+    insta::assert_snapshot!(r.stdout.replace(&canonical, "[root]"));
+}
+
+#[test]
+fn aws_perf_help_documents_every_parameter() {
+    let root = root();
+    let r = kmsctl().args(["run", &format!("{root}/playbooks/aws-perf.rhai"), "--help"]).code(0).run();
     let canonical = std::fs::canonicalize(&root).expect("root").display().to_string();
     insta::assert_snapshot!(r.stdout.replace(&canonical, "[root]"));
 }
@@ -33,14 +42,14 @@ fn a_typo_in_the_deployment_type_is_refused_before_anything_runs() {
 }
 
 /// No kind, no cluster: a run gets past its parameters and fails later, never with exit 2.
-fn without_a_cluster(args: &[&str]) -> crate::harness::Run {
+fn without_a_cluster(playbook: &str, args: &[&str]) -> crate::harness::Run {
     let root = root();
     kmsctl()
         .env("KUBECONFIG", "/nonexistent")
         .env("KMSCTL_KIND", "/nonexistent/kind")
         .env("KMSCTL_DOCKER", "/nonexistent/docker")
         .env("KMSCTL_STDLIB_DIR", &format!("{root}/stdlib"))
-        .args(["run", &format!("{root}/playbooks/deploy.rhai"), "--kms-repo", &format!("{root}/tests/kms-repo")])
+        .args(["run", &format!("{root}/{playbook}"), "--kms-repo", &format!("{root}/tests/kms-repo")])
         .args(args)
         .run()
 }
@@ -49,12 +58,16 @@ fn without_a_cluster(args: &[&str]) -> crate::harness::Run {
 #[test]
 fn the_workflows_command_lines_are_accepted() {
     for line in [
-        "--target kind-ci --namespace kms-test-threshold --deployment-type threshold --collect-logs",
-        "--target kind-ci --namespace kms-test-threshold --tag latest-dev --deployment-type threshold --num-parties 4 --block --enable-tls --enable-metrics",
-        "--target kind-local --build",
+        "playbooks/deploy.rhai --target kind-ci --namespace kms-test-threshold --deployment-type threshold --collect-logs",
+        "playbooks/deploy.rhai --target kind-ci --namespace kms-test-threshold --tag latest-dev --deployment-type threshold --num-parties 4 --block --enable-tls --enable-metrics",
+        "playbooks/deploy.rhai --target kind-local --build",
+        "playbooks/aws-perf.rhai --target aws-perf --namespace kms-ci --deployment-type threshold --core-tag v0.14.0 --client-tag v0.14.0 --num-parties 13 --kms-chart-version 1.9.1 --tkms-infra-version 0.3.2",
+        "playbooks/deploy.rhai --target aws-perf --namespace kms-ci --deployment-type thresholdWithEnclave --core-tag a --client-tag b --num-parties 13 --kms-chart-version repository --tkms-infra-version 0.3.2",
+        "playbooks/aws-ci.rhai --target aws-ci --namespace kms-ci-alice-812 --deployment-type thresholdWithEnclave --tag abc123 --num-parties 4",
     ] {
-        let args: Vec<&str> = line.split(' ').collect();
-        let r = without_a_cluster(&args);
+        let mut args: Vec<&str> = line.split(' ').collect();
+        let playbook = args.remove(0);
+        let r = without_a_cluster(playbook, &args);
         assert_ne!(r.code, 2, "{line}\n{}", r.stderr);
         assert!(!r.stderr.contains("nothing was run"), "{line}\n{}", r.stderr);
     }
@@ -87,6 +100,8 @@ fn impossible_combinations_are_refused_before_anything_runs() {
         ("--target aws-perf --enable-metrics", "--enable-metrics installs a Prometheus stack on kind only"),
         ("--target kind-ci --pcr0 abc", "--pcr0 is an enclave attestation value"),
         ("--target kind-ci --extra-values /nonexistent/x.yaml", "values file /nonexistent/x.yaml does not exist"),
+        ("--target kind-ci --eks-cluster perf", "--eks-cluster is for the AWS targets, not kind-ci"),
+        ("--target aws-ci --owner a:b", "--owner 'a:b' cannot be a label value"),
     ] {
         let args: Vec<&str> = line.split(' ').collect();
         let root = root();

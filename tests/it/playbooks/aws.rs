@@ -1,0 +1,267 @@
+//! The AWS playbooks end to end on the simulated EKS cluster (`TESTENV_PROFILE=eks`: the perf
+//! cluster's Karpenter pools and gp3, with the rehearsal controller playing Crossplane's
+//! tkms-infra and the external-secrets operator) and moto as AWS: each test registers an EKS
+//! cluster in moto whose endpoint is the local apiserver, and the playbook connects to it with
+//! `--eks-cluster`, as CI would without tailscale. The tkms-infra and sync-secrets charts are the
+//! stand-ins under tests/charts (their OCI originals cannot be pulled here).
+
+use std::path::{Path, PathBuf};
+
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret, ServiceAccount};
+use k8s_openapi::api::rbac::v1::RoleBinding;
+use kube::api::{Api, DynamicObject, ListParams};
+use kube::discovery::ApiResource;
+use serde_json::Value;
+
+use crate::harness::{Kmsctl, kmsctl};
+use crate::k8s::finish;
+use crate::testenv::{EKS_POOLS, TestEnv, run, testenv_profile, unique};
+
+fn root() -> PathBuf {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/..")).to_path_buf()
+}
+
+/// A moto EKS cluster for one test, deleted when dropped.
+struct Eks {
+    name: String,
+    sdk: aws_config::SdkConfig,
+}
+
+impl Eks {
+    async fn new(env: &TestEnv) -> Eks {
+        let sdk = crate::aws::sdk(env).await;
+        let name = unique("eks");
+        crate::aws::create_cluster(&sdk, &name).await;
+        Eks { name, sdk }
+    }
+
+    async fn delete(self) {
+        crate::aws::delete_cluster(&self.sdk, &self.name).await;
+    }
+}
+
+/// `kmsctl run playbooks/<playbook> --namespace <ns> --eks-cluster <cluster> ...` in a temp dir
+/// holding a copy of the KMS checkout (`kms/`), with the stand-in charts.
+fn aws_run(env: &TestEnv, playbook: &str, ns: &str, eks: &Eks, args: &[&str]) -> Kmsctl {
+    let root = root();
+    let mut k = kmsctl().tree("kms", &root.join("tests/kms-repo"));
+    for (key, v) in env.env_vars() {
+        k = k.env(&key, &v.to_string_lossy());
+    }
+    let charts = root.join("tests/charts");
+    k.env("KUBECONFIG", "/dev/null")
+        .env("KMSCTL_HELM", &env.dir.join("bin/helm").display().to_string())
+        .env("KMSCTL_STDLIB_DIR", &root.join("stdlib").display().to_string())
+        .args(["run", &root.join("playbooks").join(playbook).display().to_string()])
+        .args([
+            "--kms-repo",
+            "kms",
+            "--namespace",
+            ns,
+            "--eks-cluster",
+            &eks.name,
+            "--output",
+            "json",
+            "--timeout",
+            "10m",
+        ])
+        .args(["--artifacts", "out"])
+        .args(["--tkms-infra-chart", &charts.join("tkms-infra").display().to_string()])
+        .args(["--sync-secrets-chart", &charts.join("sync-secrets").display().to_string()])
+        .args(args)
+}
+
+/// The values helm holds for a release (`helm get values -o json`).
+async fn values(env: &TestEnv, ns: &str, release: &str) -> Value {
+    let out = run(env.helm().args(["get", "values", release, "-n", ns, "-o", "json"])).await;
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("values of {release}: {e}: {out}"))
+}
+
+async fn releases(env: &TestEnv, ns: &str) -> Vec<String> {
+    let out = run(env.helm().args(["list", "-n", ns, "-q"])).await;
+    let mut names: Vec<String> = out.lines().map(str::to_string).collect();
+    names.sort();
+    names
+}
+
+fn tkms(kind: &str, plural: &str) -> ApiResource {
+    ApiResource {
+        group: "tkms.zama.ai".into(),
+        version: "v1alpha1".into(),
+        api_version: "tkms.zama.ai/v1alpha1".into(),
+        kind: kind.into(),
+        plural: plural.into(),
+    }
+}
+
+fn ready(o: &DynamicObject) -> bool {
+    o.data["status"]["conditions"]
+        .as_array()
+        .is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+}
+
+/// The node a pod was scheduled to, and that node's labels.
+async fn node_of(env: &TestEnv, ns: &str, pod: &str) -> (String, std::collections::BTreeMap<String, String>) {
+    let p = Api::<Pod>::namespaced(env.client.clone(), ns).get(pod).await.unwrap_or_else(|e| panic!("pod {pod}: {e}"));
+    let node = p.spec.and_then(|s| s.node_name).unwrap_or_else(|| panic!("{pod} is not scheduled"));
+    let n = Api::<k8s_openapi::api::core::v1::Node>::all(env.client.clone()).get(&node).await.expect("node");
+    (node, n.metadata.labels.unwrap_or_default())
+}
+
+/// Destroy the preview with the playbook, and wait until the namespace is gone.
+async fn destroy(env: &TestEnv, eks: &Eks, ns: &str) -> crate::harness::Run {
+    let root = root();
+    let mut k = kmsctl();
+    for (key, v) in env.env_vars() {
+        k = k.env(&key, &v.to_string_lossy());
+    }
+    let k = k
+        .env("KUBECONFIG", "/dev/null")
+        .env("KMSCTL_HELM", &env.dir.join("bin/helm").display().to_string())
+        .env("KMSCTL_STDLIB_DIR", &root.join("stdlib").display().to_string())
+        .args(["run", &root.join("playbooks/pr-preview-destroy.rhai").display().to_string()])
+        .args(["--namespace", ns, "--eks-cluster", &eks.name, "--output", "json"]);
+    finish(k).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_perf_threshold_deploys_thirteen_parties_on_the_spot_pool() {
+    let env = testenv_profile!("eks");
+    let _pools = EKS_POOLS.lock().await;
+    let eks = Eks::new(&env).await;
+    let ns = unique("aws-perf-thr");
+    let r = finish(aws_run(
+        &env,
+        "aws-perf.rhai",
+        &ns,
+        &eks,
+        &["--deployment-type", "threshold", "--core-tag", "v0.14.0", "--client-tag", "v0.14.1", "--num-parties", "13"],
+    ))
+    .await;
+    r.code(0);
+    let mut want: Vec<String> = (1..=13).map(|i| format!("kms-core-{i}")).collect();
+    want.extend(["kms-core-init", "sync-secrets", "tkms-infra"].map(String::from));
+    want.sort();
+    assert_eq!(releases(&env, &ns).await, want);
+    // tkms-infra: the perf values file alone; every Kmsparty of this deployment Ready.
+    let parties = Api::<DynamicObject>::namespaced_with(env.client.clone(), &ns, &tkms("Kmsparty", "kmsparties"));
+    for i in 1..=13 {
+        let p = parties.get(&format!("kms-party-kms-ci-{i}")).await.expect("Kmsparty");
+        assert!(ready(&p), "kms-party-kms-ci-{i}: {:?}", p.data["status"]);
+    }
+    // The parties: the perf file after kmsctl's override, the toolkit's --sets after it.
+    let v = values(&env, &ns, "kms-core-7").await;
+    assert_eq!(v["kmsCore"]["image"]["tag"], "v0.14.0", "the perf file's <version> placeholder is replaced");
+    assert_eq!(v["kmsCoreClient"]["image"]["tag"], "v0.14.1");
+    assert_eq!(v["kmsCore"]["serviceAccountName"], "kms-ci-7");
+    assert_eq!(v["kmsCore"]["envFrom"]["configmap"]["name"], "kms-ci-7");
+    assert_eq!(v["kmsCore"]["thresholdMode"]["thresholdValue"], 4);
+    assert_eq!(v["kmsCore"]["thresholdMode"]["tls"]["enabled"], true);
+    assert_eq!(v["kmsGenCertAndKeys"]["enabled"], true, "the chart's job makes the TLS material on AWS");
+    assert_eq!(v["kmsCore"]["thresholdMode"]["peersList"].as_array().map(Vec::len), Some(13));
+    assert_eq!(v["kmsCore"]["publicVault"]["s3"]["prefix"], "PUB-p7");
+    assert_eq!(v["kmsCore"]["resources"]["requests"]["cpu"], 12, "the perf file wins over the override");
+    // What tkms-infra published exists, and the party runs with it on the spot pool.
+    assert!(Api::<ServiceAccount>::namespaced(env.client.clone(), &ns).get("kms-ci-7").await.is_ok());
+    assert!(Api::<ConfigMap>::namespaced(env.client.clone(), &ns).get("kms-ci-7").await.is_ok());
+    for i in [1, 13] {
+        let (node, labels) = node_of(&env, &ns, &format!("kms-core-{i}-core-{i}")).await;
+        assert_eq!(labels.get("karpenter.sh/nodepool").map(String::as_str), Some("kms-bench-spot-64"), "{node}");
+    }
+    let (_, labels) = node_of(&env, &ns, "kms-core-client-0").await;
+    assert_eq!(labels.get("karpenter.sh/nodepool").map(String::as_str), Some("zws-pool"), "the client");
+    let job = Api::<Job>::namespaced(env.client.clone(), &ns).get("kms-core-init-threshold-init").await;
+    assert_eq!(job.expect("init job").status.and_then(|s| s.succeeded), Some(1));
+    assert!(Api::<Secret>::namespaced(env.client.clone(), &ns).get("registry-credentials").await.is_ok());
+    // aws-perf's namespace is not a preview.
+    let n = Api::<Namespace>::all(env.client.clone()).get(&ns).await.expect("ns");
+    assert!(!n.metadata.labels.unwrap_or_default().contains_key("kmsctl.io/preview"));
+    run(env.kubectl().args(["delete", "namespace", &ns, "--wait=true", "--timeout=120s"])).await;
+    eks.delete().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_ci_threshold_with_enclave_is_a_labelled_preview_on_its_own_enclave_nodes() {
+    let env = testenv_profile!("eks");
+    let _pools = EKS_POOLS.lock().await;
+    let eks = Eks::new(&env).await;
+    let ns = unique("kms-ci-alice");
+    let r = finish(aws_run(
+        &env,
+        "aws-ci.rhai",
+        &ns,
+        &eks,
+        &[
+            "--deployment-type",
+            "thresholdWithEnclave",
+            "--tag",
+            "abc123",
+            "--num-parties",
+            "4",
+            "--pcr0",
+            "p0",
+            "--pcr1",
+            "p1",
+            "--pcr2",
+            "p2",
+            "--owner",
+            "alice",
+            "--pr-number",
+            "812",
+        ],
+    ))
+    .await;
+    r.code(0);
+    let n = Api::<Namespace>::all(env.client.clone()).get(&ns).await.expect("ns");
+    let labels = n.metadata.labels.unwrap_or_default();
+    assert_eq!(labels.get("kmsctl.io/preview").map(String::as_str), Some("true"));
+    assert_eq!(labels.get("kmsctl.io/owner").map(String::as_str), Some("alice"));
+    assert_eq!(labels.get("kmsctl.io/pr").map(String::as_str), Some("812"));
+    let expires: i64 = labels.get("kmsctl.io/expires").expect("expiry").parse().expect("unix seconds");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    assert!((expires - now - 72 * 3600).abs() < 600, "72h from now: {expires} vs {now}");
+    let rb = Api::<RoleBinding>::namespaced(env.client.clone(), &ns).get("kms-dev-binding").await.expect("rolebinding");
+    assert_eq!(rb.role_ref.name, "admin");
+    assert_eq!(rb.subjects.unwrap_or_default()[0].name, "kms-dev-access");
+    // tkms-infra named after the namespace, the enclave taint and PCR0 set.
+    let t = values(&env, &ns, "tkms-infra").await;
+    assert_eq!(t["fullnameOverride"], format!("kms-party-{ns}"));
+    assert_eq!(t["kmsParties"]["replicas"], 4);
+    assert_eq!(t["kmsParties"]["enclaveNodeGroup"]["taint"][0]["value"], ns.as_str());
+    assert_eq!(t["kmsParties"]["awsKms"]["recipientAttestationImageSHA384"], "p0");
+    let v = values(&env, &ns, "kms-core-2").await;
+    assert_eq!(v["kmsCore"]["image"]["name"], "hub.zama.org/ghcr/zama-ai/kms/core-service-enclave");
+    assert_eq!(v["kmsCore"]["serviceAccountName"], format!("{ns}-2"));
+    assert_eq!(v["kmsCore"]["tolerations"][0]["key"], "app");
+    assert_eq!(v["kmsCore"]["tolerations"][0]["value"], ns.as_str());
+    assert_eq!(
+        v["kmsCore"]["thresholdMode"]["tls"]["trustedReleases"],
+        serde_json::json!([{"pcr0": "p0", "pcr1": "p1", "pcr2": "p2"}]),
+        "where the chart reads them (the toolkit wrote thresholdMode.trustedReleases)"
+    );
+    // The parties run on this preview's enclave node group, which tkms-infra made.
+    let (node, labels) = node_of(&env, &ns, "kms-core-3-core-3").await;
+    assert_eq!(
+        labels.get("tkms.zama.ai/enclave-node-group-namespace").map(String::as_str),
+        Some(ns.as_str()),
+        "{node}"
+    );
+    // The PR comment, in the artifacts dir.
+    let comment = std::fs::read_to_string(r.path().join("out/pr-comment.md")).expect("pr-comment.md");
+    assert!(comment.contains(&format!("kubectl -n {ns} port-forward svc/kms-core-4-core-4 50400:50100")), "{comment}");
+    // Destroy: every release, then the namespace; the enclave nodes go with tkms-infra.
+    let d = destroy(&env, &eks, &ns).await;
+    d.code(0);
+    assert!(Api::<Namespace>::all(env.client.clone()).get(&ns).await.is_err(), "the namespace is gone");
+    let nodes = Api::<k8s_openapi::api::core::v1::Node>::all(env.client.clone())
+        .list(&ListParams::default().labels(&format!("tkms.zama.ai/enclave-node-group-namespace={ns}")))
+        .await
+        .expect("nodes");
+    assert!(
+        nodes.items.is_empty(),
+        "enclave nodes left: {:?}",
+        nodes.items.iter().map(|n| &n.metadata.name).collect::<Vec<_>>()
+    );
+    eks.delete().await;
+}
