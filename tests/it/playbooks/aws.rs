@@ -265,3 +265,87 @@ async fn aws_ci_threshold_with_enclave_is_a_labelled_preview_on_its_own_enclave_
     );
     eks.delete().await;
 }
+
+/// A namespace with `labels`, created for the sweep test.
+async fn namespace_with(env: &TestEnv, name: &str, labels: &[(&str, String)]) {
+    let mut all: std::collections::BTreeMap<String, String> =
+        labels.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+    all.insert("kmsctl.test/owner".into(), "it".into());
+    let ns = Namespace {
+        metadata: kube::api::ObjectMeta { name: Some(name.into()), labels: Some(all), ..Default::default() },
+        ..Default::default()
+    };
+    Api::<Namespace>::all(env.client.clone()).create(&Default::default(), &ns).await.expect("create namespace");
+}
+
+/// The sweep deletes expired previews only: an unlabelled `kms-ci-*` namespace and a preview that
+/// has not expired survive, and `--dry-run` deletes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_preview_sweep_leaves_unlabelled_and_unexpired_namespaces_alone() {
+    let env = crate::testenv::testenv!();
+    let eks = Eks::new(&env).await;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let (expired, fresh, unlabelled) = (unique("kms-ci-old"), unique("kms-ci-new"), unique("kms-ci-foo"));
+    namespace_with(
+        &env,
+        &expired,
+        &[("kmsctl.io/preview", "true".into()), ("kmsctl.io/expires", (now - 60).to_string())],
+    )
+    .await;
+    namespace_with(
+        &env,
+        &fresh,
+        &[("kmsctl.io/preview", "true".into()), ("kmsctl.io/expires", (now + 3600).to_string())],
+    )
+    .await;
+    // Expired by its label's name, but not a preview: never touched.
+    namespace_with(&env, &unlabelled, &[("kmsctl.io/expires", (now - 60).to_string())]).await;
+    let sweep = |dry: bool| {
+        let root = root();
+        let mut k = kmsctl();
+        for (key, v) in env.env_vars() {
+            k = k.env(&key, &v.to_string_lossy());
+        }
+        let k = k
+            .env("KUBECONFIG", "/dev/null")
+            .env("KMSCTL_HELM", &env.dir.join("bin/helm").display().to_string())
+            .env("KMSCTL_STDLIB_DIR", &root.join("stdlib").display().to_string())
+            .args(["run", &root.join("playbooks/pr-preview-destroy.rhai").display().to_string()])
+            .args(["--sweep", "--eks-cluster", &eks.name, "--output", "json"]);
+        if dry { k.args(["--dry-run"]) } else { k }
+    };
+    let exists = |name: String| {
+        let api = Api::<Namespace>::all(env.client.clone());
+        async move { api.get(&name).await.is_ok_and(|n| n.metadata.deletion_timestamp.is_none()) }
+    };
+    let dry = finish(sweep(true)).await;
+    dry.code(0);
+    let logs = crate::k8s::logs(&dry.events());
+    assert!(logs.contains(&format!("would destroy {expired}")), "{logs:#?}");
+    assert!(!logs.iter().any(|l| l.contains(&fresh) || l.contains(&unlabelled)), "{logs:#?}");
+    assert!(exists(expired.clone()).await, "--dry-run deleted {expired}");
+    finish(sweep(false)).await.code(0);
+    assert!(!exists(expired.clone()).await, "{expired} was not swept");
+    assert!(exists(fresh.clone()).await, "an unexpired preview was swept");
+    assert!(exists(unlabelled.clone()).await, "an unlabelled namespace was swept");
+    for ns in [fresh, unlabelled] {
+        run(env.kubectl().args(["delete", "namespace", &ns, "--wait=false"])).await;
+    }
+    eks.delete().await;
+}
+
+/// A preview is destroyed only when it is one: an unlabelled namespace is refused, unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn destroying_a_namespace_that_is_not_a_preview_is_refused() {
+    let env = crate::testenv::testenv!();
+    let eks = Eks::new(&env).await;
+    let ns = unique("kms-ci-bob");
+    namespace_with(&env, &ns, &[]).await;
+    let r = destroy(&env, &eks, &ns).await;
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains(&format!("{ns} is not a preview (no kmsctl.io/preview=true label)")), "{}", r.stderr);
+    let n = Api::<Namespace>::all(env.client.clone()).get(&ns).await.expect("still there");
+    assert!(n.metadata.deletion_timestamp.is_none());
+    run(env.kubectl().args(["delete", "namespace", &ns, "--wait=false"])).await;
+    eks.delete().await;
+}
