@@ -5,6 +5,8 @@ Started by `scripts/testenv/testenv.sh up` with the moto venv's python; binds 12
 - moto server (EKS, STS, S3, ...) on 127.0.0.1:$MOTO_PORT.
 - Every EKS cluster reports endpoint=$TESTENV_KUBE_ENDPOINT and certificateAuthority.data =
   base64($TESTENV_CA_FILE), so DescribeCluster points at the local kube-apiserver.
+- $TESTENV_EKS_CLUSTERS (comma-separated) names EKS clusters created at start, each with the node
+  groups of $TESTENV_EKS_NODEGROUPS: the eks profile's cluster, for rehearsals.
 - A TokenReview webhook on https://127.0.0.1:$WEBHOOK_PORT/authenticate (TLS with
   $WEBHOOK_TLS_CERT/$WEBHOOK_TLS_KEY; plain http if they are unset). It accepts EKS tokens
   ('k8s-aws-v1.' + base64url of a presigned STS GetCallerIdentity URL with x-k8s-aws-id signed),
@@ -141,9 +143,28 @@ class Webhook(BaseHTTPRequestHandler):
         pass
 
 
+def precreate_clusters(names):
+    """EKS clusters that exist from the start (the eks profile's, for rehearsals), with node
+    groups named after the profile's pools."""
+    import boto3
+
+    eks = boto3.client("eks", endpoint_url=f"http://{HOST}:{MOTO_PORT}",
+                       region_name=os.environ.get("AWS_REGION", "us-east-1"),
+                       aws_access_key_id="testing", aws_secret_access_key="testing")
+    for name in names:
+        eks.create_cluster(name=name, version="1.36", roleArn="arn:aws:iam::123456789012:role/eks-cluster",
+                           resourcesVpcConfig={"subnetIds": ["subnet-0a1b2c3d"]})
+        for ng in [n for n in os.environ.get("TESTENV_EKS_NODEGROUPS", "").split(",") if n]:
+            eks.create_nodegroup(clusterName=name, nodegroupName=ng, nodeRole="arn:aws:iam::123456789012:role/eks-node",
+                                 subnets=["subnet-0a1b2c3d"],
+                                 scalingConfig={"minSize": 1, "maxSize": 13, "desiredSize": 1})
+        print(f"eks cluster {name} created", flush=True)
+
+
 def main():
     moto = ThreadedMotoServer(ip_address=HOST, port=MOTO_PORT, verbose=False)
     moto.start()
+    precreate_clusters([n for n in os.environ.get("TESTENV_EKS_CLUSTERS", "").split(",") if n])
     hook = ThreadingHTTPServer((HOST, WEBHOOK_PORT), Webhook)
     scheme = "http"
     if TLS_CERT and TLS_KEY:
