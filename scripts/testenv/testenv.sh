@@ -30,7 +30,8 @@
 #
 # Settings (environment): TESTENV_DIR (state; default ${TMPDIR:-/tmp}/kmsctl-testenv),
 # TESTENV_PROFILE (the nodes and StorageClasses of profiles/<name>.yaml: generic (default;
-# TESTENV_NODES untainted nodes, default 3), kind (TESTENV_KIND_WORKER_CPU/_MEMORY), eks;
+# TESTENV_NODES untainted nodes, default 3), kind (TESTENV_KIND_WORKER_CPU/_MEMORY), eks (and
+# its manifests: the AWS stand-ins for tkms-infra and external-secrets, rehearsal/infra.go);
 # when set, `up` refuses an environment already up with another one), TESTENV_CACHE
 # (binaries), TESTENV_*_VERSION.
 # `up` writes $TESTENV_DIR/env; source it to get TESTENV_KUBECONFIG, TESTENV_AWS_ENDPOINT,
@@ -399,8 +400,31 @@ apply_profile() {
     "$REHEARSAL_BIN/rehearsal" render-profile "$PROFILE_FILE" | kc apply -f - >/dev/null
 }
 
+# The profile's manifests (the eks profile's AWS stand-ins: CRDs and a ClusterSecretStore),
+# after the nodes: the CRDs first, until Established; then the other objects, and those of the
+# CRDs' kinds must become Ready (the rehearsal controller reconciles them: rehearsal/infra.go).
+apply_manifests() {
+  local crds=() objs=() groups=" " o g
+  local crd_file="$TESTENV_DIR/manifests-crds.yaml" obj_file="$TESTENV_DIR/manifests.yaml"
+  TESTENV_REGION="$TESTENV_REGION" "$REHEARSAL_BIN/rehearsal" render-profile --crds "$PROFILE_FILE" > "$crd_file"
+  TESTENV_REGION="$TESTENV_REGION" "$REHEARSAL_BIN/rehearsal" render-profile --manifests "$PROFILE_FILE" > "$obj_file"
+  if [[ -s "$crd_file" ]]; then
+    mapfile -t crds < <(kc apply -f "$crd_file" -o name)
+    kc wait --for condition=Established --timeout 30s "${crds[@]}" >/dev/null
+    for o in "${crds[@]}"; do g="${o#*/}"; groups+="${g#*.} "; done
+  fi
+  [[ -s "$obj_file" ]] || return 0
+  mapfile -t objs < <(kc apply --server-side -f "$obj_file" -o name)   # no OpenAPI download: ~1 s less
+  for o in "${objs[@]}"; do
+    g="${o%%/*}"; g="${g#*.}"
+    [[ "$groups" == *" $g "* ]] || continue
+    kc wait --for condition=Ready --timeout 30s "$o" >/dev/null \
+      || die "$o did not become Ready (see $REHEARSAL_LOG)"
+  done
+}
+
 start_rehearsal() {  # $1 = the port-forward baseline's port
-  setsid "$REHEARSAL_BIN/rehearsal" run --kubeconfig "$KUBECONFIG_FILE" \
+  setsid "$REHEARSAL_BIN/rehearsal" run --kubeconfig "$KUBECONFIG_FILE" --region "$TESTENV_REGION" \
     --ready-file "$TESTENV_DIR/rehearsal.ready" --forward-listen "127.0.0.1:$1" \
     --registry-missing "$TESTENV_DIR/docker/missing" >"$REHEARSAL_LOG" 2>&1 </dev/null &
   echo $! > "$REHEARSAL_PID"
@@ -548,6 +572,7 @@ cmd_up() {
   runs "$(cat "$REHEARSAL_PID")" "$REHEARSAL_BIN/rehearsal" || die "the rehearsal controller is not running (see $REHEARSAL_LOG)"
   kc get clusterportforward testenv-baseline >/dev/null 2>&1 \
     || die "the rehearsal controller did not make the port-forward baseline (see $REHEARSAL_LOG)"
+  step manifests apply_manifests
   step default-sa until_ok 120 "the default ServiceAccount" kc -n default get serviceaccount default
   kc -n kube-system create configmap testenv-marker --from-literal=owner=kmsctl-testenv \
     --from-literal=dir="$TESTENV_DIR" --from-literal=profile="$TESTENV_PROFILE" >/dev/null
