@@ -23,6 +23,7 @@
 #   scripts/testenv/testenv.sh logs     print component logs (CI prints them on failure)
 #   scripts/testenv/testenv.sh env      print the path of the env file to source
 #   scripts/testenv/testenv.sh unit     Go unit tests of the controller and the stand-ins, then selftest
+#                                       and tests/charts/check.sh (helm v4 and v3)
 #   scripts/testenv/testenv.sh selftest the built stand-ins run as kind/docker, no cluster (and
 #                                       scripts/rehearse --which)
 #   scripts/testenv/testenv.sh livecheck  the stand-ins and the port-forward baseline against this
@@ -188,12 +189,19 @@ build_standins() {
   mv "$STANDINS_BIN.tmp" "$STANDINS_BIN"
 }
 
-# Go unit tests of the controller and the stand-ins, then the stand-ins' shell-level check.
+# Go unit tests of the controller and the stand-ins, then the stand-ins' shell-level check and
+# the AWS stand-in charts' renders (tests/charts/check.sh) with both helms.
 cmd_unit() {
   go_env
   (cd "$REHEARSAL_SRC" && go test -count=1 ./...)
   (cd "$STANDINS_SRC" && go test -count=1 ./...)
   cmd_selftest
+  ( exec 9>"$TESTENV_CACHE/.lock"; flock 9; build_helm; build_helm3 )
+  local h
+  for h in "$HELM_BIN/helm" "$HELM3_BIN/helm"; do
+    HELM="$h" "$HERE/../../tests/charts/check.sh" | tail -n 1
+    (( PIPESTATUS[0] == 0 )) || die "tests/charts/check.sh failed with $h"
+  done
 }
 
 # selftest: the built stand-ins as a playbook runs them (by the names kind and docker, state
