@@ -27,7 +27,8 @@
 #   scripts/testenv/testenv.sh selftest the built stand-ins run as kind/docker, no cluster (and
 #                                       scripts/rehearse --which)
 #   scripts/testenv/testenv.sh livecheck  the stand-ins and the port-forward baseline against this
-#                                       running environment (kind profile); leaves it as it was
+#                                       running environment (kind profile), or the AWS stand-ins
+#                                       (eks profile); leaves it as it was
 #
 # Settings (environment): TESTENV_DIR (state; default ${TMPDIR:-/tmp}/kmsctl-testenv),
 # TESTENV_PROFILE (the nodes and StorageClasses of profiles/<name>.yaml: generic (default;
@@ -650,13 +651,18 @@ cmd_logs() {
   done
 }
 
-# livecheck: the stand-ins and the port-forward baseline against this running environment (it
-# must have the kind profile): a kind cluster from the KMS kind config, a build loaded onto
-# the worker, a port-forward through the baseline, and a delete that leaves the nodes as
-# they were. scripts/test runs it on its kind environment.
+# livecheck: the stand-ins against this running environment. With the kind profile: a kind
+# cluster from the KMS kind config, a build loaded onto the worker, a port-forward through the
+# baseline, and a delete that leaves the nodes as they were. With the eks profile: the AWS
+# stand-ins (tkms-infra and sync-secrets with the perf values: every object Ready, the
+# ServiceAccounts, ConfigMaps and Secret present; enclave nodes; uninstalls that remove them).
+# scripts/test runs it on its kind and eks environments.
 cmd_livecheck() {
-  healthy || die "not up: run '$0 up' first (TESTENV_PROFILE=kind)"
-  [[ "$(running_profile)" == kind ]] || die "livecheck needs the kind profile; $TESTENV_DIR runs '$(running_profile)'"
+  healthy || die "not up: run '$0 up' first (TESTENV_PROFILE=kind or eks)"
+  case "$(running_profile)" in
+    kind|eks) ;;
+    *) die "livecheck needs the kind or eks profile; $TESTENV_DIR runs '$(running_profile)'" ;;
+  esac
   "$HERE/selftest.sh" --live "$ENV_FILE"
 }
 
