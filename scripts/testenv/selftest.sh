@@ -6,7 +6,10 @@
 #                                                 stand-in's refusals, scripts/rehearse --which
 #   selftest.sh --live ENV_FILE                   against a running kind-profile environment:
 #                                                 create, build, load, a port-forward through the
-#                                                 baseline, delete (the nodes as they were)
+#                                                 baseline, delete (the nodes as they were); on an
+#                                                 eks-profile one: the AWS stand-ins (tkms-infra
+#                                                 and sync-secrets installed with the perf values,
+#                                                 enclave nodes, uninstall)
 #
 # Prints one line per check and closes with "selftest: N passed, M failed"; exit 1 if any failed.
 set -euo pipefail
@@ -184,9 +187,103 @@ live() {
   check "docker rmi of the check's image" 0 "Untagged: $img" docker rmi "$img"
 }
 
+# wait_gone WHAT CMD...: up to 30s until CMD prints nothing; prints what is left.
+wait_gone() {
+  local _ out=""; shift
+  for _ in $(seq 150); do
+    out="$("$@" 2>/dev/null || true)"
+    [[ -z "$out" ]] && break
+    sleep 0.2
+  done
+  echo "$out"
+}
+
+owned_left() {  # owned_left NS: what the stand-ins made there (ServiceAccounts, ConfigMaps, the Secret)
+  "$k" --kubeconfig "$TESTENV_KUBECONFIG" -n "$1" get serviceaccount,configmap,secret -o name \
+    | grep -E '/kms-ci-|/registry-credentials$' || true
+}
+
+# The live checks on a running eks-profile environment: the AWS stand-ins as the perf
+# deployment uses them (tests/charts/tkms-infra and sync-secrets with the KMS perf values),
+# then an enclave node group, and uninstalls that leave the environment as it was.
+live_eks() {
+  local envfile=$1
+  # shellcheck source=/dev/null
+  source "$envfile"
+  k="$TESTENV_DIR/bin/kubectl"
+  local kc=(--kubeconfig "$TESTENV_KUBECONFIG") ns=livecheck-aws ens=livecheck-aws-enclave
+  local ci="$KMS_REPO/ci/perf-testing" charts="$ROOT/tests/charts" i missing
+  echo "AWS stand-ins on $TESTENV_DIR ($TESTENV_PROFILE profile):"
+  check "the ClusterSecretStore aws-secrets-manager is Ready" 0 "condition met" \
+    "$k" "${kc[@]}" wait --for=condition=Ready clustersecretstore/aws-secrets-manager --timeout=10s
+  "$k" "${kc[@]}" create namespace "$ns" >/dev/null
+  check "helm install tkms-infra (perf threshold values) --wait" 0 "STATUS: deployed" \
+    helm "${kc[@]}" -n "$ns" install tkms-infra "$charts/tkms-infra" \
+    -f "$ci/threshold/kms-ci/tkms-infra/values-kms-ci.yaml" --wait --timeout 60s
+  check "every Kmsparty Ready (kubectl wait --for=condition=ready Kmsparties)" 0 "condition met" \
+    "$k" "${kc[@]}" -n "$ns" wait --for=condition=ready Kmsparties --all --timeout=30s
+  expect "13 of them, kms-party-kms-ci-1..13" "13" \
+    "$("$k" "${kc[@]}" -n "$ns" get kmsparties -o name | grep -c '/kms-party-kms-ci-[0-9]*$')"
+  check "the S3 Ready" 0 "condition met" "$k" "${kc[@]}" -n "$ns" wait --for=condition=Ready s3/kms-party-kms-ci-public --timeout=10s
+  check "kubectl get composite lists them" 0 "kms-party-kms-ci-public" "$k" "${kc[@]}" -n "$ns" get composite -o wide
+  local want_sa="" want_cm=""
+  for i in $(seq 13); do want_sa+="kms-ci-$i "; want_cm+="kms-ci-$i=$i/kms-party-kms-ci-public "; done
+  expect "ServiceAccounts kms-ci-1..13" "$want_sa" "$("$k" "${kc[@]}" -n "$ns" get serviceaccount \
+    -o jsonpath='{range .items[*]}{.metadata.name}{"\n"}{end}' | grep '^kms-ci-' | sort -V | tr '\n' ' ')"
+  expect "ConfigMaps kms-ci-1..13 (party index, public bucket)" "$want_cm" "$("$k" "${kc[@]}" -n "$ns" get configmap \
+    -o jsonpath='{range .items[*]}{.metadata.name}={.data.KMS_PARTY_INDEX}/{.data.KMS_PUBLIC_BUCKET}{"\n"}{end}' \
+    | grep '^kms-ci-' | sort -V | tr '\n' ' ')"
+  expect "owned by their Kmsparty" "Kmsparty/kms-party-kms-ci-7" \
+    "$("$k" "${kc[@]}" -n "$ns" get configmap kms-ci-7 -o jsonpath='{.metadata.ownerReferences[0].kind}/{.metadata.ownerReferences[0].name}')"
+  check "helm install sync-secrets (perf registry-credential values) --wait" 0 "STATUS: deployed" \
+    helm "${kc[@]}" -n "$ns" install sync-secrets "$charts/sync-secrets" \
+    -f "$ci/registry-credential/values-kms-ci.yaml" --wait --timeout 60s
+  check "the ExternalSecret SecretSynced" 0 "SecretSynced" "$k" "${kc[@]}" -n "$ns" get externalsecret registry-credentials
+  expect "the Secret registry-credentials, a docker config" "kubernetes.io/dockerconfigjson" \
+    "$("$k" "${kc[@]}" -n "$ns" get secret registry-credentials -o jsonpath='{.type}')"
+  check "whose .dockerconfigjson has an auths entry" 0 '"auths"' \
+    sh -c "'$k' --kubeconfig '$TESTENV_KUBECONFIG' -n $ns get secret registry-credentials -o jsonpath='{.data.\.dockerconfigjson}' | base64 -d"
+  check "helm upgrade with rehearsal.fail for party 13" 0 "STATUS: deployed" \
+    helm "${kc[@]}" -n "$ns" upgrade tkms-infra "$charts/tkms-infra" --reuse-values \
+    --set "rehearsal.fail.kms-party-kms-ci-13=AccessDenied (livecheck)"
+  check "makes it Ready=False ReconcileError" 0 "condition met" "$k" "${kc[@]}" -n "$ns" wait kmsparty/kms-party-kms-ci-13 \
+    --for=jsonpath='{.status.conditions[?(@.type=="Ready")].reason}'=ReconcileError --timeout=10s
+
+  # Enclave nodes: created with the group, taking an enclave pod, gone with it.
+  "$k" "${kc[@]}" create namespace "$ens" >/dev/null
+  check "helm install tkms-infra (perf thresholdWithEnclave values) --wait" 0 "STATUS: deployed" \
+    helm "${kc[@]}" -n "$ens" install tkms-infra "$charts/tkms-infra" \
+    -f "$ci/thresholdWithEnclave/kms-ci/tkms-infra/values-kms-enclave-ci.yaml" \
+    --set kmsParties.awsKms.recipientAttestationImageSHA384=livecheck-pcr0 --wait --timeout 60s
+  check "the EnclaveNodeGroup Ready" 0 "condition met" \
+    "$k" "${kc[@]}" -n "$ens" wait --for=condition=ready enclavenodegroup/kms-party-kms-enclave-ci --timeout=30s
+  expect "13 enclave nodes, Ready" "13" "$("$k" "${kc[@]}" get nodes -l "tkms.zama.ai/enclave-node-group-namespace=$ens" \
+    --no-headers | grep -c ' Ready ')"
+  expect "tainted app=kms-enclave-ci, c6a.16xlarge, Nitro" "app=kms-enclave-ci:NoSchedule c6a.16xlarge true" \
+    "$("$k" "${kc[@]}" get node "$ens-kms-party-kms-enclave-ci-0" -o jsonpath='{.spec.taints[0].key}={.spec.taints[0].value}:{.spec.taints[0].effect} {.metadata.labels.node\.kubernetes\.io/instance-type} {.metadata.labels.aws\.amazon\.com/nitro-enclaves}')"
+  expect "the party ConfigMap has the attestation SHA" "livecheck-pcr0" \
+    "$("$k" "${kc[@]}" -n "$ens" get configmap kms-enclave-ci-1 -o jsonpath='{.data.KMS_RECIPIENT_ATTESTATION_SHA384}')"
+  "$k" "${kc[@]}" -n "$ens" run enclave --image=core-service-enclave:livecheck --restart=Never --overrides='{"spec":{
+    "tolerations":[{"key":"app","operator":"Equal","value":"kms-enclave-ci","effect":"NoSchedule"}],
+    "nodeSelector":{"aws.amazon.com/nitro-enclaves":"true"},
+    "containers":[{"name":"enclave","image":"core-service-enclave:livecheck","resources":{
+      "requests":{"cpu":"4","memory":"8Gi","hugepages-1Gi":"96Gi","aws.ec2.amazonaws.com/nitro_enclaves":"1"},
+      "limits":{"memory":"8Gi","hugepages-1Gi":"96Gi","aws.ec2.amazonaws.com/nitro_enclaves":"1"}}}]}}' >/dev/null
+  check "a perf enclave pod (96Gi hugepages, a Nitro device) runs on one" 0 "condition met" \
+    "$k" "${kc[@]}" -n "$ens" wait --for=condition=Ready pod/enclave --timeout=30s
+  "$k" "${kc[@]}" -n "$ens" delete pod enclave --wait=false >/dev/null
+  check "helm uninstall tkms-infra (enclave) --wait" 0 "uninstalled" helm "${kc[@]}" -n "$ens" uninstall tkms-infra --wait
+  expect "its nodes are gone" "" "$(wait_gone nodes "$k" "${kc[@]}" get nodes -l "tkms.zama.ai/enclave-node-group-namespace=$ens" -o name)"
+  expect "and the EnclaveNodeGroup (the finalizer let go)" "" "$(wait_gone group "$k" "${kc[@]}" -n "$ens" get enclavenodegroups -o name)"
+
+  check "helm uninstall tkms-infra sync-secrets --wait" 0 "uninstalled" helm "${kc[@]}" -n "$ns" uninstall tkms-infra sync-secrets --wait
+  expect "the ServiceAccounts, ConfigMaps and Secret go with their owners" "" "$(wait_gone owned owned_left "$ns")"
+  check "delete the namespaces" 0 "" "$k" "${kc[@]}" delete namespace "$ns" "$ens" --wait=true --timeout=60s
+}
+
 if [[ "${1:-}" == "--live" ]]; then
   [[ $# -eq 2 ]] || { echo "usage: $0 --live ENV_FILE" >&2; exit 2; }
-  live "$2"
+  if [[ "$(sed -n 's/^export TESTENV_PROFILE=//p' "$2")" == eks ]]; then live_eks "$2"; else live "$2"; fi
 else
   [[ $# -eq 2 ]] || { echo "usage: $0 STANDINS_BINARY REHEARSE_SCRIPT | $0 --live ENV_FILE" >&2; exit 2; }
   offline "$1" "$2"

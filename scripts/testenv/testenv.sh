@@ -23,14 +23,17 @@
 #   scripts/testenv/testenv.sh logs     print component logs (CI prints them on failure)
 #   scripts/testenv/testenv.sh env      print the path of the env file to source
 #   scripts/testenv/testenv.sh unit     Go unit tests of the controller and the stand-ins, then selftest
+#                                       and tests/charts/check.sh (helm v4 and v3)
 #   scripts/testenv/testenv.sh selftest the built stand-ins run as kind/docker, no cluster (and
 #                                       scripts/rehearse --which)
 #   scripts/testenv/testenv.sh livecheck  the stand-ins and the port-forward baseline against this
-#                                       running environment (kind profile); leaves it as it was
+#                                       running environment (kind profile), or the AWS stand-ins
+#                                       (eks profile); leaves it as it was
 #
 # Settings (environment): TESTENV_DIR (state; default ${TMPDIR:-/tmp}/kmsctl-testenv),
 # TESTENV_PROFILE (the nodes and StorageClasses of profiles/<name>.yaml: generic (default;
-# TESTENV_NODES untainted nodes, default 3), kind (TESTENV_KIND_WORKER_CPU/_MEMORY), eks;
+# TESTENV_NODES untainted nodes, default 3), kind (TESTENV_KIND_WORKER_CPU/_MEMORY), eks (and
+# its manifests: the AWS stand-ins for tkms-infra and external-secrets, rehearsal/infra.go);
 # when set, `up` refuses an environment already up with another one), TESTENV_CACHE
 # (binaries), TESTENV_*_VERSION.
 # `up` writes $TESTENV_DIR/env; source it to get TESTENV_KUBECONFIG, TESTENV_AWS_ENDPOINT,
@@ -187,12 +190,19 @@ build_standins() {
   mv "$STANDINS_BIN.tmp" "$STANDINS_BIN"
 }
 
-# Go unit tests of the controller and the stand-ins, then the stand-ins' shell-level check.
+# Go unit tests of the controller and the stand-ins, then the stand-ins' shell-level check and
+# the AWS stand-in charts' renders (tests/charts/check.sh) with both helms.
 cmd_unit() {
   go_env
   (cd "$REHEARSAL_SRC" && go test -count=1 ./...)
   (cd "$STANDINS_SRC" && go test -count=1 ./...)
   cmd_selftest
+  ( exec 9>"$TESTENV_CACHE/.lock"; flock 9; build_helm; build_helm3 )
+  local h
+  for h in "$HELM_BIN/helm" "$HELM3_BIN/helm"; do
+    HELM="$h" "$HERE/../../tests/charts/check.sh" | tail -n 1
+    (( PIPESTATUS[0] == 0 )) || die "tests/charts/check.sh failed with $h"
+  done
 }
 
 # selftest: the built stand-ins as a playbook runs them (by the names kind and docker, state
@@ -399,8 +409,31 @@ apply_profile() {
     "$REHEARSAL_BIN/rehearsal" render-profile "$PROFILE_FILE" | kc apply -f - >/dev/null
 }
 
+# The profile's manifests (the eks profile's AWS stand-ins: CRDs and a ClusterSecretStore),
+# after the nodes: the CRDs first, until Established; then the other objects, and those of the
+# CRDs' kinds must become Ready (the rehearsal controller reconciles them: rehearsal/infra.go).
+apply_manifests() {
+  local crds=() objs=() groups=" " o g
+  local crd_file="$TESTENV_DIR/manifests-crds.yaml" obj_file="$TESTENV_DIR/manifests.yaml"
+  TESTENV_REGION="$TESTENV_REGION" "$REHEARSAL_BIN/rehearsal" render-profile --crds "$PROFILE_FILE" > "$crd_file"
+  TESTENV_REGION="$TESTENV_REGION" "$REHEARSAL_BIN/rehearsal" render-profile --manifests "$PROFILE_FILE" > "$obj_file"
+  if [[ -s "$crd_file" ]]; then
+    mapfile -t crds < <(kc apply -f "$crd_file" -o name)
+    kc wait --for condition=Established --timeout 30s "${crds[@]}" >/dev/null
+    for o in "${crds[@]}"; do g="${o#*/}"; groups+="${g#*.} "; done
+  fi
+  [[ -s "$obj_file" ]] || return 0
+  mapfile -t objs < <(kc apply --server-side -f "$obj_file" -o name)   # no OpenAPI download: ~1 s less
+  for o in "${objs[@]}"; do
+    g="${o%%/*}"; g="${g#*.}"
+    [[ "$groups" == *" $g "* ]] || continue
+    kc wait --for condition=Ready --timeout 30s "$o" >/dev/null \
+      || die "$o did not become Ready (see $REHEARSAL_LOG)"
+  done
+}
+
 start_rehearsal() {  # $1 = the port-forward baseline's port
-  setsid "$REHEARSAL_BIN/rehearsal" run --kubeconfig "$KUBECONFIG_FILE" \
+  setsid "$REHEARSAL_BIN/rehearsal" run --kubeconfig "$KUBECONFIG_FILE" --region "$TESTENV_REGION" \
     --ready-file "$TESTENV_DIR/rehearsal.ready" --forward-listen "127.0.0.1:$1" \
     --registry-missing "$TESTENV_DIR/docker/missing" >"$REHEARSAL_LOG" 2>&1 </dev/null &
   echo $! > "$REHEARSAL_PID"
@@ -548,6 +581,7 @@ cmd_up() {
   runs "$(cat "$REHEARSAL_PID")" "$REHEARSAL_BIN/rehearsal" || die "the rehearsal controller is not running (see $REHEARSAL_LOG)"
   kc get clusterportforward testenv-baseline >/dev/null 2>&1 \
     || die "the rehearsal controller did not make the port-forward baseline (see $REHEARSAL_LOG)"
+  step manifests apply_manifests
   step default-sa until_ok 120 "the default ServiceAccount" kc -n default get serviceaccount default
   kc -n kube-system create configmap testenv-marker --from-literal=owner=kmsctl-testenv \
     --from-literal=dir="$TESTENV_DIR" --from-literal=profile="$TESTENV_PROFILE" >/dev/null
@@ -617,13 +651,18 @@ cmd_logs() {
   done
 }
 
-# livecheck: the stand-ins and the port-forward baseline against this running environment (it
-# must have the kind profile): a kind cluster from the KMS kind config, a build loaded onto
-# the worker, a port-forward through the baseline, and a delete that leaves the nodes as
-# they were. scripts/test runs it on its kind environment.
+# livecheck: the stand-ins against this running environment. With the kind profile: a kind
+# cluster from the KMS kind config, a build loaded onto the worker, a port-forward through the
+# baseline, and a delete that leaves the nodes as they were. With the eks profile: the AWS
+# stand-ins (tkms-infra and sync-secrets with the perf values: every object Ready, the
+# ServiceAccounts, ConfigMaps and Secret present; enclave nodes; uninstalls that remove them).
+# scripts/test runs it on its kind and eks environments.
 cmd_livecheck() {
-  healthy || die "not up: run '$0 up' first (TESTENV_PROFILE=kind)"
-  [[ "$(running_profile)" == kind ]] || die "livecheck needs the kind profile; $TESTENV_DIR runs '$(running_profile)'"
+  healthy || die "not up: run '$0 up' first (TESTENV_PROFILE=kind or eks)"
+  case "$(running_profile)" in
+    kind|eks) ;;
+    *) die "livecheck needs the kind or eks profile; $TESTENV_DIR runs '$(running_profile)'" ;;
+  esac
   "$HERE/selftest.sh" --live "$ENV_FILE"
 }
 

@@ -3,8 +3,10 @@
 //
 //	rehearsal run --kubeconfig FILE [--ready-file FILE] [--forward-listen 127.0.0.1:PORT]
 //	              [--registry-missing FILE]                the pod gate (controller.go, pull.go)
-//	                                                       and the port-forward baseline (forward.go)
-//	rehearsal render-profile FILE                          a profile's Nodes and StorageClasses
+//	              [--region us-east-1]                     and the port-forward baseline (forward.go),
+//	                                                       and the eks profile's AWS stand-ins (infra.go)
+//	rehearsal render-profile [--crds|--manifests] FILE     a profile's Nodes and StorageClasses
+//	                                                       (or its manifests' CRDs / other objects)
 //	rehearsal measure --kubeconfig FILE [--n 30]           the gate's added time to Ready
 package main
 
@@ -15,6 +17,7 @@ import (
 	"log"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -34,10 +37,14 @@ func main() {
 	case "run":
 		err = run(os.Args[2:])
 	case "render-profile":
-		if len(os.Args) != 3 {
+		switch {
+		case len(os.Args) == 3:
+			err = renderProfile(os.Args[2], "")
+		case len(os.Args) == 4 && (os.Args[2] == "--crds" || os.Args[2] == "--manifests"):
+			err = renderProfile(os.Args[3], strings.TrimPrefix(os.Args[2], "--"))
+		default:
 			usage()
 		}
-		err = renderProfile(os.Args[2])
 	case "measure":
 		err = measure(os.Args[2:])
 	default:
@@ -50,7 +57,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: rehearsal run --kubeconfig FILE [--ready-file FILE] [--forward-listen 127.0.0.1:PORT] | rehearsal render-profile FILE | rehearsal measure --kubeconfig FILE")
+	fmt.Fprintln(os.Stderr, "usage: rehearsal run --kubeconfig FILE [--ready-file FILE] [--forward-listen 127.0.0.1:PORT] | rehearsal render-profile [--crds|--manifests] FILE | rehearsal measure --kubeconfig FILE")
 	os.Exit(2)
 }
 
@@ -62,6 +69,7 @@ func run(args []string) error {
 	backoff := fs.Duration("pull-backoff", 2*time.Second, "how long ErrImagePull shows before ImagePullBackOff")
 	forwardListen := fs.String("forward-listen", "", "serve the port-forward baseline on this loopback address (host:port)")
 	registryMissing := fs.String("registry-missing", "", "the docker stand-in's list of images a pull does not get")
+	region := fs.String("region", "us-east-1", "the region of the enclave node groups' nodes")
 	_ = fs.Parse(args)
 	if *kubeconfig == "" {
 		return fmt.Errorf("--kubeconfig is required")
@@ -84,13 +92,17 @@ func run(args []string) error {
 	if *registryMissing != "" {
 		c.Registry = &MissingList{Path: *registryMissing}
 	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	// The AWS stand-ins: idle until their CRDs exist (the eks profile's manifests).
+	infra := NewInfra(client, dyn, factory)
+	infra.Region = *region
+	go infra.Run(ctx, 2)
 	var baseline *ForwardBaseline
 	if *forwardListen != "" {
 		ln, err := ListenBaseline(*forwardListen)
-		if err != nil {
-			return err
-		}
-		dyn, err := dynamic.NewForConfig(cfg)
 		if err != nil {
 			return err
 		}
@@ -109,6 +121,12 @@ func run(args []string) error {
 				log.Printf("port-forward baseline: not in place after 20s (still trying)")
 			case <-ctx.Done():
 			}
+		}
+		select {
+		case <-infra.Synced():
+		case <-time.After(20 * time.Second):
+			log.Printf("infra: CRDs not listed after 20s (still trying)")
+		case <-ctx.Done():
 		}
 		if *readyFile != "" {
 			if err := os.WriteFile(*readyFile, []byte("ready\n"), 0o644); err != nil {

@@ -1,12 +1,17 @@
 // Rehearsal profiles: the node pools and StorageClasses of a target (generic, kind, EKS) as
 // data (scripts/testenv/profiles/<name>.yaml), rendered here into the Node and StorageClass
 // objects that `testenv.sh up` applies. kube-scheduler then refuses what that target would.
+// A profile may also list manifests (files beside it: CRDs and the objects of their kinds),
+// which `up` applies after the nodes: `render-profile --crds` prints their CRDs, `--manifests`
+// the other objects (${VAR:-default} expanded as in the profile), so the CRDs can be
+// Established before objects of their kinds are applied.
 package main
 
 import (
 	"bytes"
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -23,6 +28,8 @@ type Profile struct {
 	// StorageClasses are applied as they are (apiVersion/kind may be left out).
 	StorageClasses []storagev1.StorageClass `json:"storageClasses"`
 	Pools          []Pool                   `json:"pools"`
+	// Manifests are applied after the nodes, in order; paths are relative to the profile.
+	Manifests []string `json:"manifests,omitempty"`
 }
 
 // Pool is a group of identical nodes. String fields may use {i} (the node's index in the
@@ -182,7 +189,41 @@ func (p *Profile) Render() ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-func renderProfile(path string) error {
+// ManifestPaths are the profile's manifests as paths (relative to dir, the profile's directory).
+func (p *Profile) ManifestPaths(dir string) []string {
+	out := make([]string, len(p.Manifests))
+	for i, m := range p.Manifests {
+		out[i] = filepath.Join(dir, m)
+	}
+	return out
+}
+
+var (
+	docSep  = regexp.MustCompile(`(?m)^---\s*$`)
+	anyKind = regexp.MustCompile(`(?m)^kind:`)
+	crdKind = regexp.MustCompile(`(?m)^kind:\s*CustomResourceDefinition\s*$`)
+)
+
+// ManifestDocs splits YAML streams into their CRDs and their other documents (comments-only
+// documents are dropped).
+func ManifestDocs(streams []string) (crds, objs []string) {
+	for _, s := range streams {
+		for _, doc := range docSep.Split(s, -1) {
+			switch {
+			case !anyKind.MatchString(doc):
+			case crdKind.MatchString(doc):
+				crds = append(crds, strings.TrimSpace(doc))
+			default:
+				objs = append(objs, strings.TrimSpace(doc))
+			}
+		}
+	}
+	return crds, objs
+}
+
+// renderProfile prints the profile's objects, or (what = "crds" or "manifests") its manifests'
+// CRDs or other objects, as one YAML stream.
+func renderProfile(path, what string) error {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return err
@@ -190,6 +231,25 @@ func renderProfile(path string) error {
 	p, err := LoadProfile(data, os.Getenv)
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
+	}
+	if what != "" {
+		var streams []string
+		for _, m := range p.ManifestPaths(filepath.Dir(path)) {
+			b, err := os.ReadFile(m)
+			if err != nil {
+				return fmt.Errorf("%s: manifest: %w", path, err)
+			}
+			streams = append(streams, Expand(string(b), os.Getenv))
+		}
+		crds, objs := ManifestDocs(streams)
+		docs := objs
+		if what == "crds" {
+			docs = crds
+		}
+		for _, d := range docs {
+			fmt.Printf("---\n%s\n", d)
+		}
+		return nil
 	}
 	out, err := p.Render()
 	if err != nil {

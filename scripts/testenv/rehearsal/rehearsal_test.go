@@ -321,4 +321,6 @@ func TestProfiles(t *testing.T) {
 	}
 }
 
-func readProfile(name string) ([]byte, error) { return os.ReadFile("../profiles/" + name + ".yaml") }
+func readProfile(name string) ([]byte, error) { return readFile("../profiles/" + name + ".yaml") }
+
+func readFile(path string) ([]byte, error) { return os.ReadFile(path) }
