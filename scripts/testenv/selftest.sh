@@ -260,7 +260,7 @@ live_eks() {
   expect "13 enclave nodes, Ready" "13" "$("$k" "${kc[@]}" get nodes -l "tkms.zama.ai/enclave-node-group-namespace=$ens" \
     --no-headers | grep -c ' Ready ')"
   expect "tainted app=kms-enclave-ci, c6a.16xlarge, Nitro" "app=kms-enclave-ci:NoSchedule c6a.16xlarge true" \
-    "$("$k" "${kc[@]}" get node "$ens-kms-party-kms-enclave-ci-0" -o jsonpath='{.spec.taints[0].key}={.spec.taints[0].value}:{.spec.taints[0].effect} {.metadata.labels.node\.kubernetes\.io/instance-type} {.metadata.labels.aws\.amazon\.com/nitro-enclaves}')"
+    "$("$k" "${kc[@]}" get nodes -l "tkms.zama.ai/enclave-node-group-namespace=$ens" -o jsonpath='{.items[0].spec.taints[0].key}={.items[0].spec.taints[0].value}:{.items[0].spec.taints[0].effect} {.items[0].metadata.labels.node\.kubernetes\.io/instance-type} {.items[0].metadata.labels.aws\.amazon\.com/nitro-enclaves}')"
   expect "the party ConfigMap has the attestation SHA" "livecheck-pcr0" \
     "$("$k" "${kc[@]}" -n "$ens" get configmap kms-enclave-ci-1 -o jsonpath='{.data.KMS_RECIPIENT_ATTESTATION_SHA384}')"
   "$k" "${kc[@]}" -n "$ens" run enclave --image=core-service-enclave:livecheck --restart=Never --overrides='{"spec":{

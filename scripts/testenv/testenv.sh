@@ -447,13 +447,22 @@ stop_pid() {  # stop_pid PIDFILE WANT: TERM (then KILL) the process if it still 
   if alive "$pid"; then kill -KILL "$pid"; fi
 }
 
+# The eks profile's EKS cluster in moto, with node groups named after its pools: rehearsals of
+# the AWS playbooks connect to it with --eks-cluster (scripts/rehearse passes it).
+eks_cluster() { [[ "$TESTENV_PROFILE" == eks ]] && echo "${TESTENV_EKS_CLUSTER:-zws-dev}"; return 0; }
+
 start_aws() {  # $1 moto port, $2 webhook port, $3 apiserver endpoint
   MOTO_PORT="$1" WEBHOOK_PORT="$2" TESTENV_KUBE_ENDPOINT="$3" \
   TESTENV_CA_FILE="$CLUSTER_DIR/pki/ca.crt" \
   WEBHOOK_TLS_CERT="$HOOK_DIR/tls.crt" WEBHOOK_TLS_KEY="$HOOK_DIR/tls.key" \
+  TESTENV_EKS_CLUSTERS="$(eks_cluster)" TESTENV_EKS_NODEGROUPS="kms-bench-spot-64,zws-pool,kms-pool" \
+  AWS_REGION="$TESTENV_REGION" \
     setsid "$MOTO_VENV/bin/python" "$HERE/aws_fake.py" >"$AWS_LOG" 2>&1 </dev/null &
   echo $! > "$AWS_PID"   # setsid execs (the child is no group leader): this is python's pid
   until_ok 30 "moto on port $1" curl -fsS -o /dev/null "http://127.0.0.1:$1/moto-api/data.json"
+  if [[ -n "$(eks_cluster)" ]]; then
+    until_ok 30 "the EKS cluster $(eks_cluster) in moto" grep -q "eks cluster $(eks_cluster) created" "$AWS_LOG"
+  fi
   runs "$(cat "$AWS_PID")" aws_fake.py || die "aws_fake.py is not running as pid $(cat "$AWS_PID")"
 }
 
@@ -513,6 +522,7 @@ write_env() {  # $1 moto port
     printf 'export TESTENV_K8S_VERSION=%q\n' "$TESTENV_K8S_VERSION"
     printf 'export TESTENV_NODES=%q\n' "$(kc get nodes --no-headers | wc -l)"
     printf 'export TESTENV_PROFILE=%q\n' "$TESTENV_PROFILE"
+    printf 'export TESTENV_EKS_CLUSTER=%q\n' "$(eks_cluster)"
     printf 'export TESTENV_HELM3=%q\n' "$HELM3_BIN/helm"
     printf 'export TESTENV_STANDINS=%q\n' "$TESTENV_DIR/standins"
     printf 'export TESTENV_FORWARD_BASELINE=%q\n' "127.0.0.1:$(forward_port)"

@@ -8,7 +8,7 @@
 //	                   Ready (else WaitingForBucket) and the delay passed; first it creates the
 //	                   ServiceAccount spec.serviceAccountName and the ConfigMap
 //	                   spec.connectionConfigMap (the party's connection details), both owned by it
-//	EnclaveNodeGroup   spec.size kwok Nodes <namespace>-<name>-<i> (finalizer EnclaveFinalizer:
+//	EnclaveNodeGroup   spec.size kwok Nodes enclave-<hash of namespace/name>-<i> (finalizer EnclaveFinalizer:
 //	                   deleting the group deletes them first); Ready once they are and the delay passed
 //	ExternalSecret     the target Secret (fake values, never a real credential), owned by it;
 //	                   SecretStoreNotFound while its ClusterSecretStore does not exist
@@ -26,6 +26,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"log"
 	"maps"
 	"reflect"
@@ -502,10 +503,17 @@ func (s *Infra) writeStatus(ctx context.Context, r infraRef, obj *unstructured.U
 	now := s.Now()
 	status := maps.Clone(old)
 	maps.Copy(status, v.status)
-	status["conditions"] = []any{
+	// Like Crossplane, each condition says which generation it is about, so a wait after a spec
+	// change does not take the previous generation's Ready for this one's.
+	gen := obj.GetGeneration()
+	conds := []any{
 		condition("Synced", synced, syncedReason, syncedMsg, oldConds, now),
 		condition("Ready", v.ready, v.reason, v.message, oldConds, now),
 	}
+	for _, c := range conds {
+		c.(map[string]any)["observedGeneration"] = gen
+	}
+	status["conditions"] = conds
 	if reflect.DeepEqual(normalize(old), normalize(status)) {
 		return nil
 	}
@@ -756,7 +764,8 @@ func EnclaveNodes(group *unstructured.Unstructured, region string) ([]corev1.Nod
 	zones := []string{"a", "b", "c"}
 	var nodes []corev1.Node
 	for i := range int(size) {
-		name := fmt.Sprintf("%s-%s-%d", group.GetNamespace(), group.GetName(), i)
+		// Node names are also hostname labels (63 bytes at most): named by a hash of the group.
+		name := fmt.Sprintf("enclave-%08x-%d", groupHash(group.GetNamespace(), group.GetName()), i)
 		zone := region + zones[i%len(zones)]
 		nodes = append(nodes, corev1.Node{
 			TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Node"},
@@ -765,7 +774,7 @@ func EnclaveNodes(group *unstructured.Unstructured, region string) ([]corev1.Nod
 					"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
 					"node.kubernetes.io/instance-type": itype,
 					"topology.kubernetes.io/region":    region, "topology.kubernetes.io/zone": zone,
-					"eks.amazonaws.com/nodegroup": group.GetName(), "eks.amazonaws.com/capacityType": "ON_DEMAND",
+					"eks.amazonaws.com/nodegroup": labelValue(group.GetName()), "eks.amazonaws.com/capacityType": "ON_DEMAND",
 					"k8s.io/cloud-provider-aws": "testenv",
 					EnclaveGroupLabel:           group.GetName(), EnclaveGroupNSLabel: group.GetNamespace(),
 					NitroLabel: "true",
@@ -1002,4 +1011,19 @@ func (s *Infra) syncExternalSecret(ctx context.Context, es *unstructured.Unstruc
 		v.status["refreshTime"] = s.Now().UTC().Format(time.RFC3339)
 	}
 	return v, nil
+}
+
+// groupHash names an enclave node group's nodes: short, stable, distinct per namespace/name.
+func groupHash(ns, name string) uint32 {
+	h := fnv.New32a()
+	h.Write([]byte(ns + "/" + name))
+	return h.Sum32()
+}
+
+// labelValue is v cut to a label value's 63 bytes, ending alphanumeric.
+func labelValue(v string) string {
+	if len(v) > 63 {
+		v = strings.TrimRight(v[:63], "-_.")
+	}
+	return v
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -123,7 +124,7 @@ func TestEnclaveNodes(t *testing.T) {
 		t.Fatalf("%d nodes, %v", len(nodes), err)
 	}
 	n := nodes[1]
-	if n.Name != "kms-ci-kms-party-kms-ci-1" || n.Labels[EnclaveGroupLabel] != "kms-party-kms-ci" || n.Labels[EnclaveGroupNSLabel] != infraNS ||
+	if n.Name != fmt.Sprintf("enclave-%08x-1", groupHash(infraNS, "kms-party-kms-ci")) || n.Labels[EnclaveGroupLabel] != "kms-party-kms-ci" || n.Labels[EnclaveGroupNSLabel] != infraNS ||
 		n.Labels[NitroLabel] != "true" || n.Labels["node.kubernetes.io/instance-type"] != DefaultInstanceType ||
 		n.Labels["kubernetes.io/hostname"] != n.Name || n.Annotations["kwok.x-k8s.io/node"] != "fake" {
 		t.Errorf("node: %+v", n.ObjectMeta)
@@ -369,7 +370,7 @@ func TestEnclaveNodeGroup(t *testing.T) {
 	}
 	e.eventually("2 nodes", func() bool {
 		nodes, _ = e.client.CoreV1().Nodes().List(e.ctx, sel)
-		return len(nodes.Items) == 2 && nodes.Items[1].Name == infraNS+"-kms-party-kms-ci-1"
+		return len(nodes.Items) == 2 && nodes.Items[1].Name == fmt.Sprintf("enclave-%08x-1", groupHash(infraNS, "kms-party-kms-ci"))
 	})
 
 	// Deletion: the API server would set deletionTimestamp and keep the object while the

@@ -52,6 +52,8 @@ fn aws_run(env: &TestEnv, playbook: &str, ns: &str, eks: &Eks, args: &[&str]) ->
     let charts = root.join("tests/charts");
     k.env("KUBECONFIG", "/dev/null")
         .env("KMSCTL_HELM", &env.dir.join("bin/helm").display().to_string())
+        .env("KMSCTL_DOCKER", &env.dir.join("standins/docker").display().to_string())
+        .env("TESTENV_DIR", &env.dir.display().to_string())
         .env("KMSCTL_STDLIB_DIR", &root.join("stdlib").display().to_string())
         .args(["run", &root.join("playbooks").join(playbook).display().to_string()])
         .args([
@@ -169,7 +171,8 @@ async fn aws_perf_threshold_deploys_thirteen_parties_on_the_spot_pool() {
         let (node, labels) = node_of(&env, &ns, &format!("kms-core-{i}-core-{i}")).await;
         assert_eq!(labels.get("karpenter.sh/nodepool").map(String::as_str), Some("kms-bench-spot-64"), "{node}");
     }
-    let (_, labels) = node_of(&env, &ns, "kms-core-client-0").await;
+    // The perf init values name the client kms-core-client-threshold-staging (inventory §3).
+    let (_, labels) = node_of(&env, &ns, "kms-core-client-threshold-staging-0").await;
     assert_eq!(labels.get("karpenter.sh/nodepool").map(String::as_str), Some("zws-pool"), "the client");
     let job = Api::<Job>::namespaced(env.client.clone(), &ns).get("kms-core-init-threshold-init").await;
     assert_eq!(job.expect("init job").status.and_then(|s| s.succeeded), Some(1));
@@ -348,4 +351,100 @@ async fn destroying_a_namespace_that_is_not_a_preview_is_refused() {
     assert!(n.metadata.deletion_timestamp.is_none());
     run(env.kubectl().args(["delete", "namespace", &ns, "--wait=false"])).await;
     eks.delete().await;
+}
+
+/// One deployment type on one AWS target, end to end: what exists afterwards, by type.
+async fn deploys(target: &str, ty: &str) {
+    let env = testenv_profile!("eks");
+    let _pools = EKS_POOLS.lock().await;
+    let eks = Eks::new(&env).await;
+    let ns = unique(&format!("{target}-{}", ty.to_lowercase()));
+    let threshold = ty.starts_with("threshold");
+    let enclave = ty.ends_with("WithEnclave");
+    let r = finish(aws_run(&env, &format!("{target}.rhai"), &ns, &eks, &["--deployment-type", ty, "--tag", "t1"])).await;
+    r.code(0);
+    let parties: Vec<u32> = if threshold { (1..=4).collect() } else { vec![1] };
+    let mut want: Vec<String> = if threshold {
+        parties.iter().map(|i| format!("kms-core-{i}")).chain(["kms-core-init".to_string()]).collect()
+    } else {
+        vec!["kms-core".into()]
+    };
+    want.extend(["sync-secrets", "tkms-infra"].map(String::from));
+    want.sort();
+    assert_eq!(releases(&env, &ns).await, want, "{target} {ty}");
+    let (identity, prefix) = if target == "aws-ci" {
+        (ns.clone(), format!("kms-party-{ns}"))
+    } else {
+        let suffix = if enclave { "kms-enclave-ci" } else { "kms-ci" };
+        (suffix.to_string(), format!("kms-party-{suffix}"))
+    };
+    let kmsparties = Api::<DynamicObject>::namespaced_with(env.client.clone(), &ns, &tkms("Kmsparty", "kmsparties"));
+    for &i in &parties {
+        let release = if threshold { format!("kms-core-{i}") } else { "kms-core".into() };
+        let v = values(&env, &ns, &release).await;
+        assert_eq!(v["kmsCore"]["serviceAccountName"], format!("{identity}-{i}"), "{target} {ty} {release}");
+        assert_eq!(v["kmsCore"]["envFrom"]["configmap"]["name"], format!("{identity}-{i}"));
+        let toleration = &v["kmsCore"]["tolerations"][0];
+        if enclave {
+            assert_eq!((toleration["key"].as_str(), toleration["value"].as_str()), (Some("app"), Some(identity.as_str())));
+        } else {
+            assert_eq!(toleration["value"], "kms-bench-spot-64", "{target} {ty}");
+        }
+        // TLS certificates from the chart's job for threshold types; centralizedWithEnclave's
+        // signing key always.
+        let job = threshold || ty == "centralizedWithEnclave";
+        assert_eq!(v["kmsGenCertAndKeys"]["enabled"], job, "{target} {ty} kmsGenCertAndKeys");
+        assert!(!v.to_string().contains("\"null\""), "a PCR written as the string null: {v}");
+        let p = kmsparties.get(&format!("{prefix}-{i}")).await.expect("Kmsparty");
+        assert!(ready(&p), "{prefix}-{i}");
+        let pod = if threshold { format!("kms-core-{i}-core-{i}") } else { "kms-core-core-1".into() };
+        let (node, labels) = node_of(&env, &ns, &pod).await;
+        if enclave {
+            assert_eq!(labels.get("aws.amazon.com/nitro-enclaves").map(String::as_str), Some("true"), "{pod} on {node}");
+        } else {
+            assert_eq!(labels.get("karpenter.sh/nodepool").map(String::as_str), Some("kms-bench-spot-64"), "{pod} on {node}");
+        }
+    }
+    let job = Api::<Job>::namespaced(env.client.clone(), &ns).get("kms-core-init-threshold-init").await;
+    assert_eq!(job.is_ok(), threshold, "the init job exists for threshold types only");
+    if enclave {
+        let groups = Api::<DynamicObject>::namespaced_with(env.client.clone(), &ns, &tkms("EnclaveNodeGroup", "enclavenodegroups"));
+        assert!(ready(&groups.get(&prefix).await.expect("EnclaveNodeGroup")), "{prefix}");
+    }
+    if target == "aws-ci" {
+        destroy(&env, &eks, &ns).await.code(0);
+    } else {
+        run(env.kubectl().args(["delete", "namespace", &ns, "--wait=true", "--timeout=120s"])).await;
+    }
+    eks.delete().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_ci_threshold() {
+    deploys("aws-ci", "threshold").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_ci_centralized() {
+    deploys("aws-ci", "centralized").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_ci_centralized_with_enclave() {
+    deploys("aws-ci", "centralizedWithEnclave").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_perf_threshold_with_enclave() {
+    deploys("aws-perf", "thresholdWithEnclave").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_perf_centralized() {
+    deploys("aws-perf", "centralized").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_perf_centralized_with_enclave() {
+    deploys("aws-perf", "centralizedWithEnclave").await;
 }

@@ -312,7 +312,9 @@ fn parse_one(map: &Map) -> Result<ParamSpec, Vec<ParamError>> {
             Ok(v) => spec.default = Some(v),
             Err(e) => err(format!("{who}: bad default: {e}")),
         },
-        _ if spec.ty == ParamType::Bool => spec.default = Some(ParamValue::Bool(false)),
+        // A bool is false unless given, except with an explicit `default_value: ()`: then it
+        // stays unset, so a script can tell "not given" from `--no-x`.
+        None if spec.ty == ParamType::Bool => spec.default = Some(ParamValue::Bool(false)),
         _ => {}
     }
     if errors.is_empty() { Ok(spec) } else { Err(errors) }
