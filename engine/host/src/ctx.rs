@@ -11,7 +11,7 @@ use crate::task::{self, CancelReason, CancelScope};
 use futures::future::BoxFuture;
 use rhai::{Dynamic, EvalAltResult, Map, Position};
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -203,6 +203,22 @@ impl HostCtx {
         let dir = self.0.settings.artifacts.clone().unwrap_or_else(|| PathBuf::from("kmsctl-artifacts"));
         std::fs::create_dir_all(&dir)?;
         Ok(dir)
+    }
+
+    /// `rel` under the artifacts directory (created if needed). Refuses a path that would land
+    /// outside it: absolute, or with `..`.
+    ///
+    /// # Errors
+    /// Such a path ([`std::io::ErrorKind::InvalidInput`]), or the directory cannot be created.
+    pub fn artifact_path(&self, rel: &str) -> std::io::Result<PathBuf> {
+        let inside = Path::new(rel).components().all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
+        if rel.is_empty() || !inside {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("'{rel}' must be a relative path inside the artifacts directory"),
+            ));
+        }
+        Ok(self.artifacts_dir()?.join(rel))
     }
 
     /// Sleep, cancellably.

@@ -337,8 +337,8 @@ impl NativeModule for K8s {
         ) |kc: &mut ClusterHandle, options: Map| -> Array {
             let allowed = ["namespace", "selector", "dir", "container", "previous", "tail"];
             let o = Opts::new(&options, "collect_logs", &allowed)?;
-            let base = kc.ctx.artifacts_dir().map_err(|e| usage_err(e.to_string()))?;
-            let dir = base.join(o.str("dir")?.unwrap_or_else(|| "logs".into()));
+            let dir = o.str("dir")?.unwrap_or_else(|| "logs".into());
+            let dir = kc.ctx.artifact_path(&dir).map_err(|e| o.usage(format!("dir: {e}")))?;
             let lo = LogOptions {
                 container: o.str("container")?,
                 previous: o.bool("previous", false)?,
@@ -347,7 +347,7 @@ impl NativeModule for K8s {
             };
             let selector = o.str("selector")?;
             let ns = kc.namespace(&o)?;
-            let files = kc.ctx.block_on(logs::collect(&kc.cluster, &ns, selector.as_deref(), &dir, &lo))?;
+            let files = kc.ctx.block_on(logs::collect(&kc.cluster, &ns, selector.as_deref(), &dir, &lo, kc.ctx.redactor()))?;
             Ok(files.into_iter().map(|f| from_json(serde_json::to_value(f).unwrap_or_default())).collect())
         });
         register!(b.method(
