@@ -33,6 +33,10 @@ impl Kube {
     }
 }
 
+/// How long the recovery after a cancelled upgrade may take: with helm's grace after SIGTERM
+/// it must fit in the 1.5 s a stopped run's script gets.
+const RECOVER_WHEN_CANCELLED: Duration = Duration::from_millis(600);
+
 fn s(x: &str) -> String {
     x.to_string()
 }
@@ -246,8 +250,11 @@ pub(crate) async fn upgrade(
     let out = cli.run(&args, None, scope).await?;
     if out.cancelled {
         // helm stopped on SIGTERM marks the release failed; if it still says pending, recover
-        // now so a re-run does not find it locked.
-        let _ = recover_pending(cli, kube, &spec.release, &spec.namespace, &CancelScope::root()).await;
+        // now so a re-run does not find it locked. Bounded, as the run is ending: dropped, the
+        // recovery's helm is killed, and a release still pending is the next run's to recover.
+        let scope = CancelScope::root();
+        let recover = recover_pending(cli, kube, &spec.release, &spec.namespace, &scope);
+        let _ = tokio::time::timeout(RECOVER_WHEN_CANCELLED, recover).await;
         return Err(HelmError::Failed {
             command: format!("upgrade {}", spec.release),
             code: out.code,

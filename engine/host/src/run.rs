@@ -254,7 +254,7 @@ impl Host {
 
         let result = execute(&rt, &ctx, Arc::new(engine), program.clone(), timeout);
         // Cleanup runs however the run ended: stop child processes, close port-forwards.
-        let budget = if root.is_cancelled() { Duration::from_millis(300) } else { Duration::from_secs(10) };
+        let budget = if root.is_cancelled() { CLEANUP_WHEN_STOPPED } else { Duration::from_secs(10) };
         let closed = ctx.cleanup_names();
         rt.block_on(ctx.run_cleanup(budget));
         let outcome = match result {
@@ -475,6 +475,12 @@ fn param_dynamic(spec: &ParamSpec, v: Option<&ParamValue>, ctx: &HostCtx) -> Dyn
     }
 }
 
+/// How long a stopped run's script gets to wind down (a child stopped gracefully, a release
+/// recovered), and then its cleanup hooks, all together: Ctrl-C, SIGTERM and `--timeout` end
+/// the process within two seconds (the README's promise).
+const STOP_WAIT: Duration = Duration::from_millis(1500);
+const CLEANUP_WHEN_STOPPED: Duration = Duration::from_millis(300);
+
 enum Ended {
     Finished(Result<(), Box<rhai::EvalAltResult>>),
     Signal,
@@ -518,13 +524,13 @@ fn execute(
             Ended::Finished(r) => return r,
             Ended::Signal => (
                 CancelReason::Interrupted,
-                Duration::from_millis(1500),
+                STOP_WAIT,
                 Level::Warn,
                 "interrupted: stopping (press Ctrl-C again to stop at once)".to_string(),
             ),
             Ended::Deadline => (
                 CancelReason::RunDeadline,
-                Duration::from_secs(5),
+                STOP_WAIT,
                 Level::Error,
                 format!("the run exceeded --timeout {}", duration::format(timeout.unwrap_or_default())),
             ),
