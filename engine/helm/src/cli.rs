@@ -86,6 +86,14 @@ impl HelmCli {
         if let Some(ctx) = &self.run {
             kmsctl_proc::supervise(&mut spec, ctx);
         }
+        // helm talks to the cluster kmsctl connected to, given explicitly (`Kube::args`):
+        // nothing in the environment may steer it elsewhere (HELM_KUBEAPISERVER,
+        // HELM_KUBETOKEN, HELM_KUBECONTEXT, HELM_KUBEASUSER, ...).
+        for (k, _) in std::env::vars_os() {
+            if let Some(k) = k.to_str().filter(|k| k.starts_with("HELM_KUBE")) {
+                spec.env.push((k.to_string(), None));
+            }
+        }
         tracing::debug!(helm = %self.bin.display(), args = ?args, "running helm");
         let running = kmsctl_proc::start(spec)?;
         let (out, cancelled) = running.finish_or_stopped(scope.token()).await?;

@@ -72,6 +72,7 @@ fn kube_of(kc: &ClusterHandle) -> Kube {
     Kube {
         kubeconfig: kc.cluster().kubeconfig().map(PathBuf::from),
         context: Some(kc.cluster().context().to_string()),
+        server: Some(kc.cluster().server().to_string()),
         client: Some(kc.cluster().client().clone()),
     }
 }

@@ -17,6 +17,8 @@ pub(crate) struct Kube {
     pub kubeconfig: Option<PathBuf>,
     /// `--kube-context`.
     pub context: Option<String>,
+    /// `--kube-apiserver`: the server the k8s module connected to, pinned.
+    pub server: Option<String>,
     /// A client for the same cluster: release records are then read from it instead of
     /// running `helm history` (see [`revisions`]).
     pub client: Option<kube::Client>,
@@ -29,6 +31,9 @@ impl Kube {
         }
         if let Some(c) = &self.context {
             out.extend(["--kube-context".into(), c.clone()]);
+        }
+        if let Some(server) = &self.server {
+            out.extend(["--kube-apiserver".into(), server.clone()]);
         }
     }
 }

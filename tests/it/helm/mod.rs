@@ -710,3 +710,30 @@ async fn an_oci_chart_with_a_version_after_a_registry_login() {
     assert_eq!(logged(&r.events(), "installed "), "kms-core 0.1.0 deployed");
     assert!(!r.stdout.contains("hunter2-oci-password") && !r.stderr.contains("hunter2-oci-password"));
 }
+
+/// Regression: helm read HELM_KUBEAPISERVER, HELM_KUBETOKEN, HELM_KUBECONTEXT and the other
+/// HELM_KUBE* variables from the environment, so it could install somewhere other than the
+/// cluster the k8s module connected to. They are stripped, and the connection is passed
+/// explicitly: with all of them pointing at a wrong cluster, the release lands on the right one.
+#[tokio::test]
+async fn helm_targets_the_connected_cluster_whatever_helm_kube_variables_say() {
+    let env = testenv!();
+    let ns = env.namespace("helm-steer").await;
+    let rel = unique("steer");
+    let mut k = install(&env, &ns.name, &rel, "v1", "none", "false");
+    for (key, v) in [
+        ("HELM_KUBEAPISERVER", "https://127.0.0.1:1"),
+        ("HELM_KUBETOKEN", "wrong-cluster-token"),
+        ("HELM_KUBECONTEXT", "wrong-context"),
+        ("HELM_KUBEASUSER", "system:admin"),
+        ("HELM_KUBEINSECURE_SKIP_TLS_VERIFY", "true"),
+        ("HELM_KUBECAFILE", "/nonexistent/ca.crt"),
+        ("HELM_KUBETLS_SERVER_NAME", "wrong.example"),
+    ] {
+        k = k.env(key, v);
+    }
+    let r = finish(k).await;
+    r.code(0);
+    let st = helm_status(&env, &ns.name, &rel).await.expect("the release is on the connected cluster");
+    assert_eq!(status_of(&st), "deployed");
+}
