@@ -298,11 +298,14 @@ impl NativeModule for K8s {
         });
         register!(b.method(
             "recreate_namespace",
-            "Delete the namespace (waiting until gone), then create it. Options: labels, timeout (\"2m\")."
+            "Delete the namespace (waiting until gone), then create it. Refuses a namespace kmsctl did not\n\
+             create (labelled app.kubernetes.io/managed-by=kmsctl) unless force. Options: labels, timeout\n\
+             (\"2m\"), force."
         ) |kc: &mut ClusterHandle, name: &str| [options] -> Dynamic {
-            let o = Opts::new(options, "recreate_namespace", &["labels", "timeout"])?;
+            let o = Opts::new(options, "recreate_namespace", &["labels", "timeout", "force"])?;
             let (labels, timeout) = (o.str_map("labels")?, o.duration("timeout")?.unwrap_or(Duration::from_secs(120)));
-            let v = kc.ctx.block_on(objects::recreate_namespace(&kc.cluster, name, &labels, timeout))?;
+            let force = o.bool("force", false)?;
+            let v = kc.ctx.block_on(objects::recreate_namespace(&kc.cluster, name, &labels, timeout, force))?;
             Ok(to_script(&kc.ctx, v))
         });
         for (fname, kind) in [("secret", "Secret"), ("config_map", "ConfigMap")] {
