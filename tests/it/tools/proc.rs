@@ -476,8 +476,8 @@ fn ctrl_c_with_many_stubborn_children_still_exits_130_within_2s() {
     assert_gone(&pids);
 }
 
-/// Regression: `--timeout` gave the stopped script 5 s to wind down, not the 2 s the README
-/// promises for every cancellation: a child given a long grace held the exit back.
+/// `--timeout` ends the process within 2 s of the deadline, like Ctrl-C (it gave a script that
+/// would not wind down 5 s), a child that ignores SIGTERM with a long grace killed.
 #[test]
 fn the_run_deadline_ends_the_process_within_2s_like_ctrl_c() {
     let start = Instant::now();

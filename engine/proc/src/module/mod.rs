@@ -36,11 +36,23 @@ impl Supervisor for CtxSupervisor {
         let id = self.0.on_cleanup(format!("process {name} (pid {})", group.pgid()), move || {
             Box::pin(async move {
                 let grace = if root.is_cancelled() { CANCELLED_GRACE } else { DEFAULT_GRACE };
-                group.terminate(grace).await;
+                // Dropped at the cleanup deadline (a loaded machine), the group is killed outright.
+                let group = KillOnDrop(group);
+                group.0.terminate(grace).await;
             })
         });
         let ctx = self.0.clone();
         Box::new(move || ctx.remove_cleanup(id))
+    }
+}
+
+struct KillOnDrop(Arc<Group>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if !self.0.is_done() {
+            self.0.kill_now();
+        }
     }
 }
 
