@@ -457,18 +457,21 @@ pub fn write_kubeconfig(path: &Path, entry: Kubeconfig, merge: bool, set_current
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| io("creating the directory of", &e))?;
     }
-    // Write next to it and rename, so a reader never sees half a kubeconfig.
+    write_private(path, text.as_bytes()).map_err(|e| io("writing the kubeconfig", &e))
+}
+
+/// Write `bytes` to `path` readable by us only (0600, also when it replaces a file), next to it
+/// and renamed, so a reader never sees half a file.
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    let written = opts.open(&tmp).and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()));
-    if let Err(e) = written.and_then(|_| std::fs::rename(&tmp, path)) {
+    let written = opts.open(&tmp).and_then(|mut f| std::io::Write::write_all(&mut f, bytes));
+    written.and_then(|_| std::fs::rename(&tmp, path)).inspect_err(|_| {
         let _ = std::fs::remove_file(&tmp);
-        return Err(io("writing the kubeconfig", &e));
-    }
-    Ok(())
+    })
 }
 
 /// Connect to `cluster`: write its kubeconfig (with the exec plugin) to `kubeconfig_path` and

@@ -526,7 +526,9 @@ impl NativeModule for Aws {
                 std::fs::create_dir_all(dir)
                     .map_err(|e| to_rhai(&AwsError::Io(format!("{F}: {}: {e}", dir.display()))))?;
             }
-            std::fs::write(&p, &bytes).map_err(|e| to_rhai(&AwsError::Io(format!("{F}: {}: {e}", p.display()))))?;
+            // The object may be a secret (a key, a kubeconfig): 0600, as kmsctl writes every such file.
+            crate::eks::write_private(&p, &bytes)
+                .map_err(|e| to_rhai(&AwsError::Io(format!("{F}: {}: {e}", p.display()))))?;
             let mut m = Map::new();
             m.insert("path".into(), p.display().to_string().into());
             m.insert("size".into(), (bytes.len() as rhai::INT).into());

@@ -4,7 +4,7 @@
 //! SIGKILL only if it does not stop.
 
 use crate::error::HelmError;
-use kmsctl_host::CancelScope;
+use kmsctl_host::{CancelScope, HostCtx};
 use kmsctl_proc::{Spec, Text};
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -16,7 +16,7 @@ const TERM_GRACE: Duration = Duration::from_millis(800);
 const MAX_OUTPUT: usize = 256 << 20;
 
 /// A helm binary and its major version.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub(crate) struct HelmCli {
     /// The binary (`$KMSCTL_HELM` or `helm` on PATH).
     pub bin: PathBuf,
@@ -24,6 +24,9 @@ pub(crate) struct HelmCli {
     pub version: String,
     /// 3 or 4.
     pub major: u32,
+    /// The run whose cleanup stops every helm still running when it ends: a stopped run
+    /// exits without waiting for its script thread, and must leave no helm behind.
+    pub run: Option<HostCtx>,
 }
 
 /// What a helm run produced.
@@ -63,7 +66,7 @@ impl HelmCli {
                 String::from_utf8_lossy(&out.stderr).trim()
             )));
         }
-        Ok(Self { bin, version, major })
+        Ok(Self { bin, version, major, run: None })
     }
 
     /// Run helm with `args` (never secrets: those go through files or `stdin`), stopping its
@@ -80,6 +83,17 @@ impl HelmCli {
         spec.max_output = MAX_OUTPUT;
         spec.line_level = None;
         spec.not_found_hint = Some("install helm 3 or 4, or set KMSCTL_HELM to its path".into());
+        if let Some(ctx) = &self.run {
+            kmsctl_proc::supervise(&mut spec, ctx);
+        }
+        // helm talks to the cluster kmsctl connected to, given explicitly (`Kube::args`):
+        // nothing in the environment may steer it elsewhere (HELM_KUBEAPISERVER,
+        // HELM_KUBETOKEN, HELM_KUBECONTEXT, HELM_KUBEASUSER, ...).
+        for (k, _) in std::env::vars_os() {
+            if let Some(k) = k.to_str().filter(|k| k.starts_with("HELM_KUBE")) {
+                spec.env.push((k.to_string(), None));
+            }
+        }
         tracing::debug!(helm = %self.bin.display(), args = ?args, "running helm");
         let running = kmsctl_proc::start(spec)?;
         let (out, cancelled) = running.finish_or_stopped(scope.token()).await?;

@@ -8,7 +8,7 @@ use crate::values::ValuesFiles;
 use kmsctl_host::Level;
 use kmsctl_host::value::{Reveal, from_json, to_json};
 use kmsctl_host::{BuiltModule, ModuleBuilder, NativeModule};
-use kmsctl_host::{HostCtx, Opts};
+use kmsctl_host::{CleanupId, HostCtx, Opts};
 use kmsctl_host::{to_rhai, usage_err};
 use kmsctl_k8s::ClusterHandle;
 use kmsctl_k8s::WaitOptions;
@@ -36,7 +36,7 @@ impl State {
     fn cli(&self) -> R<HelmCli> {
         let mut cli = self.cli.lock().unwrap_or_else(|e| e.into_inner());
         if cli.is_none() {
-            *cli = Some(self.ctx.block_on(HelmCli::detect())?);
+            *cli = Some(HelmCli { run: Some(self.ctx.clone()), ..self.ctx.block_on(HelmCli::detect())? });
         }
         Ok(cli.clone().expect("detected"))
     }
@@ -72,6 +72,7 @@ fn kube_of(kc: &ClusterHandle) -> Kube {
     Kube {
         kubeconfig: kc.cluster().kubeconfig().map(PathBuf::from),
         context: Some(kc.cluster().context().to_string()),
+        server: Some(kc.cluster().server().to_string()),
         client: Some(kc.cluster().client().clone()),
     }
 }
@@ -87,6 +88,40 @@ fn chart_ref(ctx: &HostCtx, chart: &str) -> String {
     }
     let local = ctx.resolve_path(chart);
     if local.exists() { local.display().to_string() } else { chart.to_string() }
+}
+
+/// Values files that the run's cleanup removes too: a run stopped while helm reads them exits
+/// without unwinding the script thread that holds them.
+struct RunValues {
+    files: ValuesFiles,
+    ctx: HostCtx,
+    cleanup: CleanupId,
+}
+
+impl RunValues {
+    fn write(ctx: &HostCtx, maps: &[Value]) -> R<Self> {
+        let files = ValuesFiles::write(maps).map_err(|e| to_rhai(&e))?;
+        let dir = files.dir().to_path_buf();
+        let cleanup = ctx.on_cleanup("helm values files", move || {
+            Box::pin(async move {
+                let _ = std::fs::remove_dir_all(dir);
+            })
+        });
+        Ok(Self { files, ctx: ctx.clone(), cleanup })
+    }
+}
+
+impl Drop for RunValues {
+    fn drop(&mut self) {
+        self.ctx.remove_cleanup(self.cleanup);
+    }
+}
+
+impl std::ops::Deref for RunValues {
+    type Target = ValuesFiles;
+    fn deref(&self) -> &ValuesFiles {
+        &self.files
+    }
 }
 
 fn release_info(rel: &Value) -> Map {
@@ -126,7 +161,7 @@ fn upgrade(st: &State, kc: &ClusterHandle, name: &str, chart: &str, opts: &Map) 
     let cli = st.cli()?;
     let ns = namespace(&o, kc)?;
     let timeout = o.duration("timeout")?.unwrap_or(Duration::from_secs(600));
-    let files = ValuesFiles::write(&values(&o)?).map_err(|e| to_rhai(&e))?;
+    let files = RunValues::write(ctx, &values(&o)?)?;
     let mut values_files = paths(&o, "values_files", ctx)?;
     values_files.extend(files.paths.iter().cloned());
     let spec = UpgradeSpec {
@@ -360,7 +395,7 @@ impl NativeModule for Helm {
             move |name: &str, chart: &str, o: Map| -> R<String> {
                 let oo =
                     Opts::new(&o, "helm::template", &["namespace", "version", "values", "values_files", "plain_http"])?;
-                let files = ValuesFiles::write(&values(&oo)?).map_err(|e| to_rhai(&e))?;
+                let files = RunValues::write(&s.ctx, &values(&oo)?)?;
                 let mut values_files = paths(&oo, "values_files", &s.ctx)?;
                 values_files.extend(files.paths.iter().cloned());
                 let spec = ops::TemplateSpec {

@@ -17,6 +17,8 @@ pub(crate) struct Kube {
     pub kubeconfig: Option<PathBuf>,
     /// `--kube-context`.
     pub context: Option<String>,
+    /// `--kube-apiserver`: the server the k8s module connected to, pinned.
+    pub server: Option<String>,
     /// A client for the same cluster: release records are then read from it instead of
     /// running `helm history` (see [`revisions`]).
     pub client: Option<kube::Client>,
@@ -30,8 +32,15 @@ impl Kube {
         if let Some(c) = &self.context {
             out.extend(["--kube-context".into(), c.clone()]);
         }
+        if let Some(server) = &self.server {
+            out.extend(["--kube-apiserver".into(), server.clone()]);
+        }
     }
 }
+
+/// How long the recovery after a cancelled upgrade may take: with helm's grace after SIGTERM
+/// it must fit in the 1.5 s a stopped run's script gets.
+const RECOVER_WHEN_CANCELLED: Duration = Duration::from_millis(600);
 
 fn s(x: &str) -> String {
     x.to_string()
@@ -246,8 +255,11 @@ pub(crate) async fn upgrade(
     let out = cli.run(&args, None, scope).await?;
     if out.cancelled {
         // helm stopped on SIGTERM marks the release failed; if it still says pending, recover
-        // now so a re-run does not find it locked.
-        let _ = recover_pending(cli, kube, &spec.release, &spec.namespace, &CancelScope::root()).await;
+        // now so a re-run does not find it locked. Bounded, as the run is ending: dropped, the
+        // recovery's helm is killed, and a release still pending is the next run's to recover.
+        let scope = CancelScope::root();
+        let recover = recover_pending(cli, kube, &spec.release, &spec.namespace, &scope);
+        let _ = tokio::time::timeout(RECOVER_WHEN_CANCELLED, recover).await;
         return Err(HelmError::Failed {
             command: format!("upgrade {}", spec.release),
             code: out.code,

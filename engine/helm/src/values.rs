@@ -44,8 +44,7 @@ impl ValuesFiles {
     }
 
     /// The private directory.
-    #[cfg(test)]
-    fn dir(&self) -> &std::path::Path {
+    pub(crate) fn dir(&self) -> &std::path::Path {
         self._dir.path()
     }
 }

@@ -11,7 +11,7 @@ use crate::task::{self, CancelReason, CancelScope};
 use futures::future::BoxFuture;
 use rhai::{Dynamic, EvalAltResult, Map, Position};
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -205,6 +205,22 @@ impl HostCtx {
         Ok(dir)
     }
 
+    /// `rel` under the artifacts directory (created if needed). Refuses a path that would land
+    /// outside it: absolute, or with `..`.
+    ///
+    /// # Errors
+    /// Such a path ([`std::io::ErrorKind::InvalidInput`]), or the directory cannot be created.
+    pub fn artifact_path(&self, rel: &str) -> std::io::Result<PathBuf> {
+        let inside = Path::new(rel).components().all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
+        if rel.is_empty() || !inside {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("'{rel}' must be a relative path inside the artifacts directory"),
+            ));
+        }
+        Ok(self.artifacts_dir()?.join(rel))
+    }
+
     /// Sleep, cancellably.
     pub fn sleep(&self, d: Duration) -> Result<(), Box<EvalAltResult>> {
         self.block_on(async move {
@@ -214,7 +230,7 @@ impl HostCtx {
     }
 
     /// Register work that must run when the run ends, however it ends (stop a child process,
-    /// close a port-forward). Hooks run last-registered first.
+    /// close a port-forward, remove a private file). Hooks run all at once.
     pub fn on_cleanup(
         &self,
         name: impl Into<String>,
@@ -235,13 +251,18 @@ impl HostCtx {
         self.0.cleanup.lock().expect("cleanup lock").iter().map(|(_, n, _)| n.clone()).collect()
     }
 
-    /// Run every cleanup hook (newest first), each bounded by `per_hook`.
-    pub async fn run_cleanup(&self, per_hook: Duration) {
+    /// Run every cleanup hook at once, all within `budget`: after Ctrl-C the run must end in
+    /// two seconds however many children and port-forwards it has.
+    pub async fn run_cleanup(&self, budget: Duration) {
         let hooks: Vec<_> = std::mem::take(&mut *self.0.cleanup.lock().expect("cleanup lock"));
-        for (_, name, f) in hooks.into_iter().rev() {
-            if tokio::time::timeout(per_hook, f()).await.is_err() {
-                self.0.events.log(Level::Warn, format!("cleanup '{name}' did not finish in time"), None, None);
-            }
+        let deadline = tokio::time::Instant::now() + budget;
+        let late =
+            futures::future::join_all(hooks.into_iter().map(|(_, name, f)| async move {
+                tokio::time::timeout_at(deadline, f()).await.is_err().then_some(name)
+            }))
+            .await;
+        for name in late.into_iter().flatten() {
+            self.0.events.log(Level::Warn, format!("cleanup '{name}' did not finish in time"), None, None);
         }
     }
 }
@@ -326,18 +347,40 @@ mod tests {
         assert!(!err.is_catchable());
     }
 
+    /// Regression: hooks ran one after another, each bounded by 300 ms after Ctrl-C, so a run
+    /// with many children or port-forwards took longer than the two seconds it promises.
     #[test]
-    fn cleanup_hooks_run_newest_first_and_removed_ones_do_not() {
-        let (rt, ctx, _) = testing::ctx();
-        let order = Arc::new(Mutex::new(Vec::new()));
-        for n in ["a", "b", "c"] {
-            let o = order.clone();
-            let id = ctx.on_cleanup(n, move || Box::pin(async move { o.lock().unwrap().push(n) }));
-            if n == "b" {
+    fn cleanup_hooks_run_at_once_within_one_bound_and_removed_ones_do_not() {
+        let (rt, ctx, cap) = testing::ctx();
+        let done = Arc::new(Mutex::new(Vec::new()));
+        for n in 0..20 {
+            let d = done.clone();
+            let id = ctx.on_cleanup(format!("slow {n}"), move || {
+                Box::pin(async move {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    d.lock().unwrap().push(n);
+                })
+            });
+            if n == 7 {
                 ctx.remove_cleanup(id);
             }
         }
-        rt.block_on(ctx.run_cleanup(Duration::from_secs(1)));
-        assert_eq!(*order.lock().unwrap(), vec!["c", "a"]);
+        ctx.on_cleanup("stuck", || Box::pin(std::future::pending()));
+        let t = Instant::now();
+        rt.block_on(ctx.run_cleanup(Duration::from_millis(300)));
+        let took = t.elapsed();
+        assert!(took < Duration::from_millis(450), "cleanup took {took:?}");
+        let mut done = done.lock().unwrap().clone();
+        done.sort();
+        assert_eq!(done, (0..20).filter(|n| *n != 7).collect::<Vec<_>>());
+        let warned: Vec<String> = cap
+            .events()
+            .into_iter()
+            .filter_map(|e| match e.body {
+                crate::events::EventBody::Log { message, .. } => Some(message),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(warned, ["cleanup 'stuck' did not finish in time"]);
     }
 }

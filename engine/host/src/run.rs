@@ -222,18 +222,21 @@ impl Host {
         if !lint.is_empty() {
             return Err(report.compile(&lint, &program.sources));
         }
-        // Secret parameter values given on the command line are masked from here on, even in
-        // reports of the command line itself.
-        register_secret_args(&specs, args, ctx.redactor());
+        // Secret values (command line, environment, values files) are masked from here on, even
+        // in reports of the command line itself and however parsing fails.
+        let (run_args, arg_errors) = params::parse_args(args, Some(&specs));
+        let env = |k: &str| std::env::var(k).ok();
+        register_secrets(&specs, &run_args, &env, &[], ctx.redactor());
+        let line = CommandLine { program: &program.entry, args, masked: &run_args.masked };
         if let Some(e) = bad_output {
-            return Err(report.params(&[e], &program.entry, args, ctx.redactor()));
+            return Err(report.params(&[e], &line, ctx.redactor()));
         }
         if pre.help {
             return Ok(Ran::Help(params::render_help(&program.entry, &program.doc(), &specs)));
         }
-        let (resolved, timeout) = match resolve_params(&specs, args) {
+        let (resolved, timeout) = match resolve_params(&specs, &run_args, arg_errors, &env, ctx.redactor()) {
             Ok(r) => r,
-            Err(errors) => return Err(report.params(&errors, &program.entry, args, ctx.redactor())),
+            Err(errors) => return Err(report.params(&errors, &line, ctx.redactor())),
         };
         let mut masked = serde_json::Map::new();
         let mut values = Vec::new();
@@ -244,14 +247,14 @@ impl Host {
         }
         let all = engine::set_params(&mut engine, values);
         if let Err(e) = params::validate(&engine, &program, &specs, args, all) {
-            return Err(report.params(&[e], &program.entry, args, ctx.redactor()));
+            return Err(report.params(&[e], &line, ctx.redactor()));
         }
         events
             .emit(EventBody::RunStarted { playbook: program.entry.clone(), params: serde_json::Value::Object(masked) });
 
         let result = execute(&rt, &ctx, Arc::new(engine), program.clone(), timeout);
         // Cleanup runs however the run ended: stop child processes, close port-forwards.
-        let budget = if root.is_cancelled() { Duration::from_millis(300) } else { Duration::from_secs(10) };
+        let budget = if root.is_cancelled() { CLEANUP_WHEN_STOPPED } else { Duration::from_secs(10) };
         let closed = ctx.cleanup_names();
         rt.block_on(ctx.run_cleanup(budget));
         let outcome = match result {
@@ -355,15 +358,40 @@ impl Host {
     }
 }
 
-/// Register the values of secret parameters given on the command line (`--token X`,
-/// `--token=X`, `--set token=X`) so that no report, not even one of the command line, shows them.
-fn register_secret_args(specs: &[ParamSpec], args: &[String], redactor: &Redactor) {
-    let (parsed, _) = params::parse_args(args, Some(specs));
-    for raw in &parsed.params {
-        if specs.iter().any(|s| s.secret && s.name == raw.name) {
-            redactor.register(&Secret::new(raw.text.as_str()));
+/// Register every value a secret parameter is given — on the command line (`--token X`,
+/// `--token=X`, `--set token=X`), in its environment variables or in a values file — so that no
+/// report, not even one of the command line, shows it.
+fn register_secrets(
+    specs: &[ParamSpec],
+    run_args: &params::RunArgs,
+    env: &dyn Fn(&str) -> Option<String>,
+    files: &[(String, Dynamic)],
+    redactor: &Redactor,
+) {
+    for spec in specs.iter().filter(|s| s.secret) {
+        let mut values: Vec<String> =
+            run_args.params.iter().filter(|r| r.name == spec.name).map(|r| r.text.clone()).collect();
+        let own = spec.env_var();
+        values.extend(spec.env.iter().chain([&own]).filter_map(|v| env(v)));
+        for (_, doc) in files {
+            if let Some(map) = doc.read_lock::<rhai::Map>()
+                && let Some((_, v)) = map.iter().find(|(k, _)| k.replace('-', "_") == spec.name)
+                && let Ok(text) = v.clone().into_string()
+            {
+                values.push(text);
+            }
+        }
+        for v in values {
+            redactor.register(&Secret::new(v));
         }
     }
+}
+
+/// The command line a parameter error points into.
+struct CommandLine<'a> {
+    program: &'a str,
+    args: &'a [String],
+    masked: &'a [(usize, usize)],
 }
 
 fn stdlib_from(dir: Option<&str>) -> Stdlib {
@@ -392,8 +420,13 @@ fn import_target(program: &Program, importer: &str, path: &str) -> Option<String
     })
 }
 
-fn resolve_params(specs: &[ParamSpec], args: &[String]) -> Result<(Resolved, Option<Duration>), Vec<ParamError>> {
-    let (run_args, mut errors) = params::parse_args(args, Some(specs));
+fn resolve_params(
+    specs: &[ParamSpec],
+    run_args: &params::RunArgs,
+    mut errors: Vec<ParamError>,
+    env: &dyn Fn(&str) -> Option<String>,
+    redactor: &Redactor,
+) -> Result<(Resolved, Option<Duration>), Vec<ParamError>> {
     let mut files = Vec::new();
     for (f, idx) in &run_args.values {
         let parsed = std::fs::read_to_string(f).map_err(|e| e.to_string()).and_then(|t| {
@@ -404,6 +437,7 @@ fn resolve_params(specs: &[ParamSpec], args: &[String]) -> Result<(Resolved, Opt
             Err(e) => errors.push(ParamError { message: format!("--values {f}: {e}"), arg: Some(*idx), help: None }),
         }
     }
+    register_secrets(specs, &params::RunArgs::default(), &|_| None, &files, redactor);
     let timeout = match &run_args.timeout {
         Some((t, i)) => match duration::parse(t) {
             Ok(d) => Some(d),
@@ -414,8 +448,7 @@ fn resolve_params(specs: &[ParamSpec], args: &[String]) -> Result<(Resolved, Opt
         },
         None => None,
     };
-    let env = |k: &str| std::env::var(k).ok();
-    let resolved = params::resolve(specs, &run_args, &env, &files);
+    let resolved = params::resolve(specs, run_args, env, &files);
     if let Err(mut e) = resolved.clone() {
         errors.append(&mut e);
     }
@@ -441,6 +474,12 @@ fn param_dynamic(spec: &ParamSpec, v: Option<&ParamValue>, ctx: &HostCtx) -> Dyn
         Some(ParamValue::IntList(l)) => Dynamic::from_array(l.iter().map(|i| (*i).into()).collect()),
     }
 }
+
+/// How long a stopped run's script gets to wind down (a child stopped gracefully, a release
+/// recovered), and then its cleanup hooks, all together: Ctrl-C, SIGTERM and `--timeout` end
+/// the process within two seconds (the README's promise).
+const STOP_WAIT: Duration = Duration::from_millis(1500);
+const CLEANUP_WHEN_STOPPED: Duration = Duration::from_millis(300);
 
 enum Ended {
     Finished(Result<(), Box<rhai::EvalAltResult>>),
@@ -485,13 +524,13 @@ fn execute(
             Ended::Finished(r) => return r,
             Ended::Signal => (
                 CancelReason::Interrupted,
-                Duration::from_millis(1500),
+                STOP_WAIT,
                 Level::Warn,
                 "interrupted: stopping (press Ctrl-C again to stop at once)".to_string(),
             ),
             Ended::Deadline => (
                 CancelReason::RunDeadline,
-                Duration::from_secs(5),
+                STOP_WAIT,
                 Level::Error,
                 format!("the run exceeded --timeout {}", duration::format(timeout.unwrap_or_default())),
             ),
@@ -548,8 +587,8 @@ impl Report<'_> {
         RunError::Compile(diags)
     }
 
-    fn params(&self, errors: &[ParamError], program: &str, args: &[String], redactor: &Redactor) -> RunError {
-        let diags = params::diags(errors, program, args, redactor);
+    fn params(&self, errors: &[ParamError], line: &CommandLine<'_>, redactor: &Redactor) -> RunError {
+        let diags = params::diags(errors, line.program, line.args, line.masked, redactor);
         self.emit("params", &diags);
         self.events.run_finished(Outcome::Failed, ExitCode::USAGE, Vec::new());
         RunError::Params { diags, redactor: redactor.clone() }

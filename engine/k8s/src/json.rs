@@ -6,7 +6,7 @@ use serde_json::Value;
 
 /// `apiVersion`, `kind`, namespace and name: enough to find an object again and to name it in
 /// messages (`StatefulSet kms/kms-core-1-core`).
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct ObjRef {
     /// The API group and version, e.g. `apps/v1` (`v1` for the core group).
     pub api_version: String,

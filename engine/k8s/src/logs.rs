@@ -4,6 +4,7 @@ use crate::client::Cluster;
 use crate::error::K8sError;
 use crate::json::{at, str_at};
 use k8s_openapi::api::core::v1::Pod;
+use kmsctl_host::Redactor;
 use kube::api::{Api, ListParams, LogParams};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -71,12 +72,14 @@ pub(crate) struct LogFile {
 /// Write the logs of every container of the pods matching `selector` (all pods when `None`)
 /// to `dir/<pod>.<container>.log` (and `.previous.log` for restarted containers). A pod whose
 /// logs cannot be read gets a file saying why, so a CI artifact never silently lacks a party.
+/// Secrets are scrubbed before anything is written.
 pub(crate) async fn collect(
     cluster: &Cluster,
     namespace: &str,
     selector: Option<&str>,
     dir: &Path,
     opts: &LogOptions,
+    redactor: &Redactor,
 ) -> Result<Vec<LogFile>, K8sError> {
     let api: Api<Pod> = Api::namespaced(cluster.client().clone(), namespace);
     let lp = ListParams { label_selector: selector.map(str::to_string), ..Default::default() };
@@ -102,7 +105,8 @@ pub(crate) async fn collect(
                     Ok(t) => (t, None),
                     Err(e) => (format!("# logs unavailable: {e}\n"), Some(e.to_string())),
                 };
-                std::fs::write(&path, text).map_err(|e| K8sError::Usage(format!("{}: {e}", path.display())))?;
+                std::fs::write(&path, redactor.redact(&text).as_bytes())
+                    .map_err(|e| K8sError::Usage(format!("{}: {e}", path.display())))?;
                 out.push(LogFile { pod: name.clone(), container: container.clone(), previous, path, error });
             }
         }

@@ -1,10 +1,10 @@
 //! Objects by kind and name: get, list, patch, delete (and wait until gone), namespaces,
 //! Secrets and ConfigMaps.
 
-use crate::apply::{self, ApplyOptions};
+use crate::apply::{self, ApplyOptions, MANAGED_BY};
 use crate::client::Cluster;
 use crate::error::{Details, K8sError};
-use crate::json::at;
+use crate::json::{at, str_at};
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::discovery::{ApiResource, Scope};
 use kube::runtime::wait::{await_condition, conditions};
@@ -229,14 +229,27 @@ pub(crate) async fn ensure_namespace(
     Ok(apply::apply(cluster, vec![doc], &opts).await?.remove(0))
 }
 
-/// Delete the namespace if it exists, wait until it is gone, create it again.
+/// Delete the namespace if it exists, wait until it is gone, create it again. Only a namespace
+/// kmsctl created (labelled [`MANAGED_BY`]) is deleted, unless `force`: a typo must not wipe
+/// someone else's namespace.
 pub(crate) async fn recreate_namespace(
     cluster: &Cluster,
     name: &str,
     labels: &BTreeMap<String, String>,
     timeout: Duration,
+    force: bool,
 ) -> Result<Value, K8sError> {
     let q = Query { kind: "Namespace".into(), ..Default::default() };
+    if let Some(existing) = get(cluster, &q, name).await?
+        && !force
+        && str_at(&existing, &["metadata", "labels", MANAGED_BY.0]) != Some(MANAGED_BY.1)
+    {
+        return Err(K8sError::Conflict(format!(
+            "namespace {name} was not created by kmsctl (no label {}={}): refusing to delete it; \
+             pass #{{ force: true }} to recreate it anyway",
+            MANAGED_BY.0, MANAGED_BY.1
+        )));
+    }
     delete(cluster, &q, name, Some(timeout)).await?;
     ensure_namespace(cluster, name, labels).await
 }

@@ -24,4 +24,5 @@ pub use error::ProcError;
 pub use module::docker::Docker;
 pub use module::kind::Kind;
 pub use module::proc::Proc;
+pub use module::supervise;
 pub use run::{Running, Spec, Text, start};

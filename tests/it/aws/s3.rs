@@ -96,3 +96,36 @@ async fn a_per_call_endpoint_reaches_moto_without_aws_endpoint_url() {
     let client = s3::client(&sdk(&env).await);
     assert_eq!(s3::get(&client, &bucket, "tls/cert_combined.pem").await.expect("in moto"), b"PEM BUNDLE");
 }
+
+/// Regression: `aws::s3_get_file` wrote with the default mode (0644 under the usual umask),
+/// so a downloaded key or kubeconfig was readable by everyone. It writes 0600, also when it
+/// replaces an existing file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_get_file_writes_files_only_the_owner_can_read() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = testenv!();
+    let bucket = unique("getfile");
+    let client = s3::client(&sdk(&env).await);
+    s3::ensure_bucket(&client, &bucket, &env.region).await.expect("bucket");
+    s3::put(&client, &bucket, "keys/party-1.key", b"PRIVATE KEY".to_vec(), None).await.expect("put");
+    let script = r#"
+        import "aws" as aws;
+        aws::s3_get_file("@BUCKET@", "keys/party-1.key", "new/party-1.key");
+        aws::s3_get_file("@BUCKET@", "keys/party-1.key", "existing.key");
+    "#
+    .replace("@BUCKET@", &bucket);
+    let mut k = kmsctl()
+        .file("p.rhai", &script)
+        .file("existing.key", "old") // written with the default mode
+        .args(["run", "p.rhai", "--output", "json", "--timeout", "2m"]);
+    for (name, value) in env.env_vars() {
+        k = k.env(&name, &value.to_string_lossy());
+    }
+    let r = tokio::task::spawn_blocking(move || k.run()).await.expect("kmsctl run");
+    r.code(0);
+    for f in ["new/party-1.key", "existing.key"] {
+        let p = r.path().join(f);
+        assert_eq!(std::fs::read_to_string(&p).expect("downloaded"), "PRIVATE KEY");
+        assert_eq!(std::fs::metadata(&p).expect("stat").permissions().mode() & 0o777, 0o600, "{f}");
+    }
+}

@@ -106,3 +106,41 @@ fn tls_party_keys_never_reach_the_output() {
         assert!(r.stdout.contains(want), "{want:?} missing from\n{}", r.stdout);
     }
 }
+
+/// Regression: a parameter error printed the whole command line, secrets included, on stderr,
+/// and with `--output json` on stdout and in events.jsonl. Masked now: a secret parameter's value
+/// (even one too short for the redactor), an unknown flag's value (a misspelt secret flag) and
+/// a secret from the environment wherever it is quoted.
+#[test]
+fn a_parameter_error_never_prints_a_secret() {
+    let playbook = r#"
+        fn params() {[ #{ name: "registry_token", secret: true, env: "HARBOR_READ_TOKEN" }, #{ name: "n", type: "int" } ]}
+        print("ran");
+    "#;
+    let cases: [(&[&str], &[&str]); 4] = [
+        (&["--registry-token", SECRET, "--bogus"], &[SECRET]),
+        (&["--registry-token=ab1", "--n", "x"], &["ab1"]),
+        (&["--registry-tokn", SECRET], &[SECRET]),
+        (&["--bogus", "env-s3cr3t-value"], &["env-s3cr3t-value"]),
+    ];
+    for (args, secrets) in cases {
+        for output in ["human", "json"] {
+            let r = kmsctl()
+                .file("p.rhai", playbook)
+                .env("HARBOR_READ_TOKEN", "env-s3cr3t-value")
+                .args(["run", "p.rhai"])
+                .args(args)
+                .args(["--output", output, "--artifacts", "out"])
+                .code(2)
+                .run();
+            let events = std::fs::read_to_string(r.path().join("out/events.jsonl")).unwrap();
+            assert!(output == "human" || events.contains("\"kind\":\"params\""), "{events}");
+            for s in secrets {
+                for (text, what) in [(&r.stderr, "stderr"), (&r.stdout, "stdout"), (&events, "events.jsonl")] {
+                    assert!(!text.contains(s), "{args:?} --output {output}: {s} leaked into {what}:\n{text}");
+                }
+            }
+            assert!(r.stderr.contains("***") || r.stdout.contains("***"), "{}{}", r.stderr, r.stdout);
+        }
+    }
+}

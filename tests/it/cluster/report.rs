@@ -166,7 +166,7 @@ async fn report_of_a_crash_looping_deployment_pod() {
     });
 
     let dir = tempfile::tempdir().expect("temp dir");
-    let written = r.write(dir.path()).expect("write report");
+    let written = r.write(dir.path(), &kmsctl_host::Redactor::new()).expect("write report");
     assert_eq!(written, dir.path().join(format!("pod-{}-{pod_name}", ns.name)));
     let json: Value = serde_json::from_str(&std::fs::read_to_string(written.join("report.json")).expect("report.json"))
         .expect("json");

@@ -282,6 +282,35 @@ async fn a_release_left_pending_by_an_interrupted_run_is_recovered() {
     assert_eq!((status_of(&st), st["version"].as_i64()), ("deployed", Some(1)));
 }
 
+/// Live processes (not zombies) whose command line contains `needle`.
+fn live_processes(needle: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let p = e.path();
+        let (Ok(cmd), Ok(stat)) = (std::fs::read(p.join("cmdline")), std::fs::read_to_string(p.join("stat"))) else {
+            continue;
+        };
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        let zombie = stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
+        if cmd.contains(needle) && !zombie {
+            out.push(cmd);
+        }
+    }
+    out
+}
+
+/// kmsctl's values files left in `tmp` (`kmsctl-helm-*` directories).
+fn values_dirs(tmp: &Path) -> Vec<String> {
+    std::fs::read_dir(tmp)
+        .expect("tmp")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("kmsctl-helm-"))
+        .collect()
+}
+
+/// Ctrl-C in the middle of an upgrade: exit 130 within two seconds, helm stopped (it marks the
+/// release failed, so nothing is left pending), no helm process and no values file left.
 #[tokio::test]
 async fn ctrl_c_during_an_upgrade_leaves_no_release_pending() {
     let env = testenv!();
@@ -289,13 +318,87 @@ async fn ctrl_c_during_an_upgrade_leaves_no_release_pending() {
     let rel = unique("init");
     finish(init(&env, &ns.name, &rel, "none", "60s")).await.code(0);
     let (hang, _cleanup) = pod_stage(&env, "hook-hang2", 0, READY_STATUS).await;
-    let live = Live::start(init(&env, &ns.name, &rel, &hang, "10m"));
+    let tmp = tempfile::tempdir().expect("tmp");
+    let live = Live::start(init(&env, &ns.name, &rel, &hang, "10m").env("TMPDIR", &tmp.path().display().to_string()));
     release_record(&env, &ns.name, &rel, "pending-upgrade").await;
+    assert_eq!(values_dirs(tmp.path()).len(), 1, "helm reads its values from a private file");
+    let t = std::time::Instant::now();
     live.signal("INT");
     let ended = live.end().await;
+    let took = t.elapsed();
     ended.code(130);
+    assert!(took < std::time::Duration::from_secs(2), "exit took {took:?}");
+    assert_eq!(live_processes(&rel), Vec::<String>::new(), "helm outlived kmsctl");
+    assert_eq!(values_dirs(tmp.path()), Vec::<String>::new(), "values files left behind");
     let st = helm_status(&env, &ns.name, &rel).await.expect("release");
     assert!(!status_of(&st).starts_with("pending-"), "the release was left {}", status_of(&st));
+}
+
+/// Regression: after a cancelled upgrade the recovery of a release left pending ran
+/// uncancellable, with a 300 s rollback: kmsctl exited without it, leaving the rollback's helm
+/// running and the 0600 values files in TMPDIR. Here helm is killed outright (as a CI runner
+/// would), so the release stays pending, and the rollback hangs ignoring SIGTERM: the recovery
+/// is bounded, its helm killed, the files removed, and the next run recovers the release.
+#[tokio::test]
+async fn a_recovery_after_ctrl_c_is_bounded_and_leaves_no_helm_and_no_values_file() {
+    let env = testenv!();
+    let ns = env.namespace("helm-ctrlc-stuck").await;
+    let rel = unique("init");
+    finish(init(&env, &ns.name, &rel, "none", "60s")).await.code(0);
+    let (hang, _cleanup) = pod_stage(&env, "hook-hang3", 0, READY_STATUS).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wrapper = dir.path().join("helm");
+    std::fs::write(
+        &wrapper,
+        format!(
+            r#"#!/bin/sh
+case "$1" in
+upgrade)
+  # In a session of its own helm never sees kmsctl's SIGTERM; killed outright it leaves the
+  # release pending.
+  setsid '{helm}' "$@" & pid=$!
+  trap 'kill -9 $pid; exit 143' TERM
+  wait $pid; exit $? ;;
+rollback)
+  trap '' TERM
+  echo $$ > '{dir}/rollback.pid'
+  sleep 1000 & echo $! > '{dir}/sleep.pid'
+  wait ;;
+esac
+exec '{helm}' "$@"
+"#,
+            helm = env.dir.join("bin/helm").display(),
+            dir = dir.path().display()
+        ),
+    )
+    .expect("write wrapper");
+    std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let k = with_helm(init(&env, &ns.name, &rel, &hang, "10m"), &env, &wrapper)
+        .env("TMPDIR", &tmp.path().display().to_string());
+    let live = Live::start(k);
+    release_record(&env, &ns.name, &rel, "pending-upgrade").await;
+    let t = std::time::Instant::now();
+    live.signal("INT");
+    let ended = live.end().await;
+    let took = t.elapsed();
+    ended.code(130);
+    assert!(took < std::time::Duration::from_secs(2), "exit took {took:?}");
+    let pid = |f: &str| {
+        std::fs::read_to_string(dir.path().join(f)).unwrap_or_else(|e| panic!("{f}: {e}: no rollback was tried"))
+    };
+    for f in ["rollback.pid", "sleep.pid"] {
+        let p = pid(f);
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", p.trim())).unwrap_or_default();
+        let alive = !stat.is_empty() && !stat.rsplit_once(')').is_some_and(|(_, r)| r.trim_start().starts_with('Z'));
+        assert!(!alive, "the recovery's {f} process outlived kmsctl");
+    }
+    assert_eq!(live_processes(&rel), Vec::<String>::new(), "helm outlived kmsctl");
+    assert_eq!(values_dirs(tmp.path()), Vec::<String>::new(), "values files left behind");
+    assert_eq!(status_of(&helm_status(&env, &ns.name, &rel).await.expect("release")), "pending-upgrade");
+    // The next run recovers it.
+    finish(init(&env, &ns.name, &rel, "none", "60s")).await.code(0);
+    assert_eq!(status_of(&helm_status(&env, &ns.name, &rel).await.expect("release")), "deployed");
 }
 
 /// A recording wrapper around the real helm in `dir`: logs every command line to the returned
@@ -606,4 +709,31 @@ async fn an_oci_chart_with_a_version_after_a_registry_login() {
     assert_eq!(logged(&r.events(), "rendered "), "true");
     assert_eq!(logged(&r.events(), "installed "), "kms-core 0.1.0 deployed");
     assert!(!r.stdout.contains("hunter2-oci-password") && !r.stderr.contains("hunter2-oci-password"));
+}
+
+/// Regression: helm read HELM_KUBEAPISERVER, HELM_KUBETOKEN, HELM_KUBECONTEXT and the other
+/// HELM_KUBE* variables from the environment, so it could install somewhere other than the
+/// cluster the k8s module connected to. They are stripped, and the connection is passed
+/// explicitly: with all of them pointing at a wrong cluster, the release lands on the right one.
+#[tokio::test]
+async fn helm_targets_the_connected_cluster_whatever_helm_kube_variables_say() {
+    let env = testenv!();
+    let ns = env.namespace("helm-steer").await;
+    let rel = unique("steer");
+    let mut k = install(&env, &ns.name, &rel, "v1", "none", "false");
+    for (key, v) in [
+        ("HELM_KUBEAPISERVER", "https://127.0.0.1:1"),
+        ("HELM_KUBETOKEN", "wrong-cluster-token"),
+        ("HELM_KUBECONTEXT", "wrong-context"),
+        ("HELM_KUBEASUSER", "system:admin"),
+        ("HELM_KUBEINSECURE_SKIP_TLS_VERIFY", "true"),
+        ("HELM_KUBECAFILE", "/nonexistent/ca.crt"),
+        ("HELM_KUBETLS_SERVER_NAME", "wrong.example"),
+    ] {
+        k = k.env(key, v);
+    }
+    let r = finish(k).await;
+    r.code(0);
+    let st = helm_status(&env, &ns.name, &rel).await.expect("the release is on the connected cluster");
+    assert_eq!(status_of(&st), "deployed");
 }

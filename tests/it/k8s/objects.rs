@@ -141,8 +141,11 @@ async fn delete_waits_for_finalizers_and_names_them_on_timeout() {
     release("held").await; // so that the namespace can go
 }
 
+/// Regression: recreate_namespace deleted any namespace by name. A namespace kmsctl did not
+/// create (this one is the test's) is refused, naming it and how to force; `force: true`
+/// recreates it, empty and labelled as kmsctl's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn recreate_namespace_starts_it_empty() {
+async fn recreate_namespace_refuses_a_namespace_kmsctl_did_not_create_unless_forced() {
     let env = testenv!();
     let ns = env.namespace("recreate").await;
     let namespaces = Api::<Namespace>::all(env.client.clone());
@@ -157,7 +160,8 @@ async fn recreate_namespace_starts_it_empty() {
         import "k8s" as k8s;
         import "log" as log;
         let kc = k8s::connect();
-        let n = kc.recreate_namespace("@NS@", #{ labels: #{ team: "kms" }, timeout: "2m" });
+        try { kc.recreate_namespace("@NS@"); } catch (e) { log::info(`refused: ${e.kind}: ${e.message}`); }
+        let n = kc.recreate_namespace("@NS@", #{ labels: #{ team: "kms" }, timeout: "2m", force: true });
         log::info(`uid: ${n.metadata.uid}`);
         log::info(`team: ${n.metadata.labels.team}`);
         log::info(`left: ${kc.list("ConfigMap", #{ namespace: "@NS@", fields: "metadata.name=leftover" }).len()}`);
@@ -167,6 +171,14 @@ async fn recreate_namespace_starts_it_empty() {
     .await;
     r.code(0);
     let ev = r.events();
+    assert_eq!(
+        logged(&ev, "refused: "),
+        format!(
+            "conflict: namespace {} was not created by kmsctl (no label app.kubernetes.io/managed-by=kmsctl): \
+             refusing to delete it; pass #{{ force: true }} to recreate it anyway",
+            ns.name
+        )
+    );
     let new_uid = logged(&ev, "uid: ");
     assert_ne!(new_uid, old_uid, "a new namespace");
     assert_eq!(logged(&ev, "team: "), "kms");

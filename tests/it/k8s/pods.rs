@@ -250,3 +250,61 @@ async fn events_fail_with_the_api_servers_reason() {
         "failed: events of Pod a,b: invalid selector: 'involvedObject.kind=Pod,involvedObject.name=a,b'; can't understand 'b'"
     );
 }
+
+/// Regression: `collect_logs` wrote container logs to the artifacts unscrubbed, and took a
+/// `dir` anywhere (an absolute path, `..`). Secrets are scrubbed before the files are written,
+/// and a `dir` outside the artifacts directory is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn collect_logs_scrubs_secrets_and_stays_inside_the_artifacts_dir() {
+    const SECRET: &str = r#"log-s3cr3t"with\quote"#;
+    let env = testenv!();
+    let ns = env.namespace("pods-scrub").await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log = dir.path().join("main.log");
+    std::fs::write(&log, cri_log(&["boot", &format!("token={SECRET} ok")])).expect("write");
+    let (_, _logs) = kwok(
+        &env,
+        "ClusterLogs",
+        "scrub-logs",
+        json!({"selector": {"matchNamespaces": [ns.name]}, "logs": [{"containers": ["main", "sidecar"], "logsFile": log}]}),
+    )
+    .await;
+    let outside = dir.path().join("outside");
+    let r = finish(
+        playbook(
+            &env,
+            r#"
+            import "k8s" as k8s;
+            import "log" as log;
+            import "env" as env;
+            let token = env::secret("DEMO_TOKEN");
+            let kc = k8s::connect();
+            let ns = "@NS@";
+            kc.wait(kc.apply_file("sts.yaml", #{ namespace: ns }));
+            kc.collect_logs(#{ namespace: ns, selector: "app=app", dir: "pod-logs" });
+            for d in ["@OUTSIDE@", "../escaped", "pod-logs/../../escaped"] {
+                try { kc.collect_logs(#{ namespace: ns, dir: d }); log::info(`wrote to ${d}`); }
+                catch (e) { log::info(`refused ${e.kind}: ${e.message}`); }
+            }
+            "#,
+            &[("NS", &ns.name), ("OUTSIDE", &outside.display().to_string())],
+        )
+        .env("DEMO_TOKEN", SECRET)
+        .file("sts.yaml", STATEFULSET),
+    )
+    .await;
+    r.code(0);
+    assert_eq!(artifact(&r.path(), "pod-logs/app-0.main.log"), "boot\ntoken=*** ok\n");
+    for (p, text) in all_files(&r.path()) {
+        assert!(!text.contains("log-s3cr3t"), "the secret leaked into {}:\n{text}", p.display());
+    }
+    let refused: Vec<String> = super::logs(&r.events()).into_iter().filter(|l| l.starts_with("refused")).collect();
+    assert_eq!(refused.len(), 3, "{refused:#?}");
+    assert!(
+        refused[1].starts_with(
+            "refused usage: collect_logs: dir: '../escaped' must be a relative path inside the artifacts directory"
+        ),
+        "{refused:#?}"
+    );
+    assert!(!outside.exists() && !r.path().join("escaped").exists());
+}

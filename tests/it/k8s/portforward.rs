@@ -193,9 +193,12 @@ async fn ctrl_c_tears_port_forwards_down() {
     let port: u16 = live.log("port: ").await.parse().expect("port");
     assert_eq!(roundtrip(port, "hello").await, "echo:hello");
     live.until("the wait to start", |e| e["event"] == "step_started").await;
+    let t = std::time::Instant::now();
     live.signal("INT");
     let ended = live.end().await;
+    let took = t.elapsed();
     ended.code(130);
+    assert!(took < std::time::Duration::from_secs(2), "exit took {took:?}");
     let closed = &run_finished(&ended.events)["closed"];
     assert_eq!(closed, &json!([format!("port-forward 127.0.0.1:{port} → {}/svc/echo:80", ns.name)]));
     until_closed(port).await;

@@ -435,3 +435,74 @@ fn stop_pid_refuses_a_pid_that_is_not_the_process_asked_for() {
     let _ = std::process::Command::new("kill").args(["-KILL", "--", &format!("-{pid}")]).status();
     let _ = other.wait();
 }
+
+/// Regression: cleanup hooks ran one after another, each child given 200 ms after SIGTERM,
+/// so a dozen children that ignore SIGTERM took kmsctl past its two seconds after Ctrl-C.
+#[test]
+fn ctrl_c_with_many_stubborn_children_still_exits_130_within_2s() {
+    const N: usize = 12;
+    let mut run = kmsctl()
+        .file(
+            "p.rhai",
+            r#"
+            import "proc" as proc;
+            import "log" as log;
+            import "wait" as wait;
+            for i in 0..12 {
+                proc::start("sh", ["-c", `trap '' TERM; echo $$ > child-${i}.txt; echo ready; while :; do sleep 0.1; done`], #{ ready: "ready" });
+            }
+            log::step("deploy", || wait::sleep("120s"));
+            "#,
+        )
+        .args(["run", "p.rhai", "--output", "json"])
+        .spawn();
+    let dir = run.path().to_path_buf();
+    let files: Vec<String> = (0..N).map(|i| format!("child-{i}.txt")).collect();
+    wait_for_files(&dir, &files.iter().map(String::as_str).collect::<Vec<_>>());
+    let pids: Vec<u32> = files.iter().map(|f| read_pid(&dir, f)).collect();
+    let _rest = run.wait_for_stdout("step_started");
+    let start = Instant::now();
+    run.signal("INT");
+    let status = loop {
+        if let Some(s) = run.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "kmsctl did not stop after SIGINT");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let took = start.elapsed();
+    assert_eq!(status.code(), Some(130));
+    assert!(took < Duration::from_secs(2), "exit took {took:?}");
+    assert_gone(&pids);
+}
+
+/// `--timeout` ends the process within 2 s of the deadline, like Ctrl-C (it gave a script that
+/// would not wind down 5 s), a child that ignores SIGTERM with a long grace killed.
+#[test]
+fn the_run_deadline_ends_the_process_within_2s_like_ctrl_c() {
+    let start = Instant::now();
+    let mut run = kmsctl()
+        .file(
+            "p.rhai",
+            r#"
+            import "proc" as proc;
+            proc::run("sh", ["-c", "trap '' TERM; echo $$ > child.txt; while :; do sleep 0.1; done"], #{ grace: "30s" });
+            "#,
+        )
+        .args(["run", "p.rhai", "--timeout", "1s"])
+        .spawn();
+    let dir = run.path().to_path_buf();
+    wait_for_files(&dir, &["child.txt"]);
+    let pid = read_pid(&dir, "child.txt");
+    let status = loop {
+        if let Some(s) = run.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "kmsctl did not stop at its deadline");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let took = start.elapsed();
+    assert_eq!(status.code(), Some(3));
+    assert!(took < Duration::from_millis(3500), "exit took {took:?} (start, the 1 s deadline, at most 2 s to stop)");
+    assert_gone(&[pid]);
+}

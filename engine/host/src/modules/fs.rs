@@ -26,13 +26,7 @@ fn read(ctx: &HostCtx, p: &str) -> R<(PathBuf, String)> {
 
 /// Write `content` to `name` under the artifacts directory; returns the path.
 pub(crate) fn write_artifact(ctx: &HostCtx, name: &str, content: &str) -> std::io::Result<PathBuf> {
-    if Path::new(name).components().any(|c| !matches!(c, std::path::Component::Normal(_))) {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            format!("artifact name '{name}' must be a relative path inside the artifacts directory"),
-        ));
-    }
-    let path = ctx.artifacts_dir()?.join(name);
+    let path = ctx.artifact_path(name)?;
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
     }

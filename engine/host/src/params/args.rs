@@ -109,6 +109,14 @@ pub(crate) struct RunArgs {
     pub verbose: bool,
     /// `--help`.
     pub help: bool,
+    /// Arguments whose value must never be echoed, as (index, byte offset where the value
+    /// starts): values of secret parameters, and of unknown flags, which may be misspelt ones.
+    pub masked: Vec<(usize, usize)>,
+}
+
+/// Mask `value`, the end of `args[idx]`, in echoes of the command line.
+fn mask(out: &mut RunArgs, args: &[String], idx: usize, value: &str) {
+    out.masked.push((idx, args[idx].len().saturating_sub(value.len())));
 }
 
 fn is_flag(tok: &str) -> bool {
@@ -177,15 +185,26 @@ pub(crate) fn parse_args(args: &[String], specs: Option<&[ParamSpec]>) -> (RunAr
                             let Some(specs) = specs else { continue };
                             match v.split_once('=') {
                                 Some((n, val)) => match find(specs, n) {
-                                    Some((spec, _)) => out.params.push(RawArg {
-                                        name: spec.name.clone(),
-                                        text: val.to_string(),
-                                        arg: vidx,
-                                    }),
-                                    None => errors.push(unknown(specs, n, idx)),
+                                    Some((spec, _)) => {
+                                        if spec.secret {
+                                            mask(&mut out, args, vidx, val);
+                                        }
+                                        out.params.push(RawArg {
+                                            name: spec.name.clone(),
+                                            text: val.to_string(),
+                                            arg: vidx,
+                                        })
+                                    }
+                                    None => {
+                                        mask(&mut out, args, vidx, val);
+                                        errors.push(unknown(specs, n, idx))
+                                    }
                                 },
-                                None => errors
-                                    .push(ParamError::new(format!("--set wants NAME=VALUE, got '{v}'"), Some(vidx))),
+                                // Not NAME=VALUE: it may be a secret without its name.
+                                None => {
+                                    mask(&mut out, args, vidx, &v);
+                                    errors.push(ParamError::new("--set wants NAME=VALUE", Some(vidx)))
+                                }
                             }
                         }
                         "context" => out.context = Some(v),
@@ -229,13 +248,20 @@ pub(crate) fn parse_args(args: &[String], specs: Option<&[ParamSpec]>) -> (RunAr
                     };
                     out.params.push(RawArg { name: spec.name.clone(), text, arg: idx });
                 } else if let Some((v, vidx)) = take_value(&spec.ty.describe()) {
+                    if spec.secret {
+                        mask(&mut out, args, vidx, &v);
+                    }
                     out.params.push(RawArg { name: spec.name.clone(), text: v, arg: vidx });
                 }
             }
             None => {
                 errors.push(unknown(specs, &name, idx));
-                // Its value, if any, belongs to it: don't report it again as a stray argument.
-                if inline.is_none() && args.get(i).is_some_and(|n| !is_flag(n)) {
+                // Its value, if any, belongs to it: don't report it again as a stray argument,
+                // and don't echo it (a misspelt secret flag's value is a secret).
+                if let Some(v) = &inline {
+                    mask(&mut out, args, idx, v);
+                } else if args.get(i).is_some_and(|n| !is_flag(n)) {
+                    mask(&mut out, args, i, &args[i]);
                     i += 1;
                 }
             }

@@ -74,18 +74,22 @@ pub(crate) fn kebab(name: &str) -> String {
 mod tests;
 
 /// Parameter errors, each pointing into the command line when it came from there.
-/// Secret values on the command line are masked before the spans are measured, so the
-/// pointers stay right.
+/// The values `masked` names (secret, or of an unknown flag) and any registered secret are
+/// masked before the spans are measured, so the pointers stay right.
 pub(crate) fn diags(
     errors: &[ParamError],
     program: &str,
     args: &[String],
+    masked: &[(usize, usize)],
     redactor: &crate::secret::Redactor,
 ) -> Vec<crate::diagnostics::ScriptDiag> {
     let mut line = format!("kmsctl run {program}");
     let mut spans = Vec::new();
-    for a in args {
-        let a = redactor.redact(a);
+    for (i, a) in args.iter().enumerate() {
+        let a = match masked.iter().find(|(m, _)| *m == i) {
+            Some((_, from)) => format!("{}{}", a.get(..*from).unwrap_or_default(), crate::secret::MASK),
+            None => redactor.redact(a).into_owned(),
+        };
         line.push(' ');
         spans.push((line.len(), a.len().max(1)));
         line.push_str(&a);

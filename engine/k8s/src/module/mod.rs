@@ -298,11 +298,14 @@ impl NativeModule for K8s {
         });
         register!(b.method(
             "recreate_namespace",
-            "Delete the namespace (waiting until gone), then create it. Options: labels, timeout (\"2m\")."
+            "Delete the namespace (waiting until gone), then create it. Refuses a namespace kmsctl did not\n\
+             create (labelled app.kubernetes.io/managed-by=kmsctl) unless force. Options: labels, timeout\n\
+             (\"2m\"), force."
         ) |kc: &mut ClusterHandle, name: &str| [options] -> Dynamic {
-            let o = Opts::new(options, "recreate_namespace", &["labels", "timeout"])?;
+            let o = Opts::new(options, "recreate_namespace", &["labels", "timeout", "force"])?;
             let (labels, timeout) = (o.str_map("labels")?, o.duration("timeout")?.unwrap_or(Duration::from_secs(120)));
-            let v = kc.ctx.block_on(objects::recreate_namespace(&kc.cluster, name, &labels, timeout))?;
+            let force = o.bool("force", false)?;
+            let v = kc.ctx.block_on(objects::recreate_namespace(&kc.cluster, name, &labels, timeout, force))?;
             Ok(to_script(&kc.ctx, v))
         });
         for (fname, kind) in [("secret", "Secret"), ("config_map", "ConfigMap")] {
@@ -337,8 +340,8 @@ impl NativeModule for K8s {
         ) |kc: &mut ClusterHandle, options: Map| -> Array {
             let allowed = ["namespace", "selector", "dir", "container", "previous", "tail"];
             let o = Opts::new(&options, "collect_logs", &allowed)?;
-            let base = kc.ctx.artifacts_dir().map_err(|e| usage_err(e.to_string()))?;
-            let dir = base.join(o.str("dir")?.unwrap_or_else(|| "logs".into()));
+            let dir = o.str("dir")?.unwrap_or_else(|| "logs".into());
+            let dir = kc.ctx.artifact_path(&dir).map_err(|e| o.usage(format!("dir: {e}")))?;
             let lo = LogOptions {
                 container: o.str("container")?,
                 previous: o.bool("previous", false)?,
@@ -347,7 +350,7 @@ impl NativeModule for K8s {
             };
             let selector = o.str("selector")?;
             let ns = kc.namespace(&o)?;
-            let files = kc.ctx.block_on(logs::collect(&kc.cluster, &ns, selector.as_deref(), &dir, &lo))?;
+            let files = kc.ctx.block_on(logs::collect(&kc.cluster, &ns, selector.as_deref(), &dir, &lo, kc.ctx.redactor()))?;
             Ok(files.into_iter().map(|f| from_json(serde_json::to_value(f).unwrap_or_default())).collect())
         });
         register!(b.method(

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use kmsctl_host::value::{Reveal, display, from_json, to_json};
-use kmsctl_host::{HostCtx, Level, Opts, short_message, usage_err};
+use kmsctl_host::{Level, Opts, short_message, usage_err};
 use rhai::{Array, Dynamic, FnPtr, Map, NativeCallContext};
 use serde_json::Value;
 
@@ -137,11 +137,7 @@ impl ClusterHandle {
         for line in rep.summary().lines() {
             self.ctx.log(Level::Error, line.to_string());
         }
-        let written = self
-            .ctx
-            .artifacts_dir()
-            .and_then(|d| rep.write(&d.join("failures")))
-            .and_then(|dir| scrub_dir(&self.ctx, &dir).map(|_| dir));
+        let written = self.ctx.artifacts_dir().and_then(|d| rep.write(&d.join("failures"), self.ctx.redactor()));
         match written {
             Ok(dir) => {
                 self.ctx.log(Level::Error, format!("failure report: {}", dir.display()));
@@ -153,21 +149,6 @@ impl ClusterHandle {
             }
         }
     }
-}
-
-/// Logs and events in a failure report may quote secret values: scrub every file written.
-fn scrub_dir(ctx: &HostCtx, dir: &std::path::Path) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        if path.is_dir() {
-            scrub_dir(ctx, &path)?;
-        } else if let Ok(text) = std::fs::read_to_string(&path)
-            && let std::borrow::Cow::Owned(clean) = ctx.redactor().redact(&text)
-        {
-            std::fs::write(&path, clean)?;
-        }
-    }
-    Ok(())
 }
 
 /// A predicate returns `true`/`false`, or `#{ ready, failed, message }`.

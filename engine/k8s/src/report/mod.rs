@@ -15,11 +15,12 @@ mod render;
 use std::path::{Path, PathBuf};
 
 use crate::json::ObjRef;
+use kmsctl_host::Redactor;
 
 pub(crate) use collect::events_of;
 
 /// Why a wait failed, with everything needed to see why without a cluster at hand.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct FailureReport {
     /// The object the wait was blocked on (a workload's failing pod rather than the workload).
     pub object: ObjRef,
@@ -38,7 +39,7 @@ pub struct FailureReport {
 }
 
 /// One pod's state.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PodReport {
     /// The pod's name.
     pub name: String,
@@ -61,7 +62,7 @@ pub struct PodReport {
 }
 
 /// One pod condition.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ConditionLine {
     /// `Ready`, `PodScheduled`, ...
     #[serde(rename = "type")]
@@ -75,7 +76,7 @@ pub struct ConditionLine {
 }
 
 /// One container's state.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ContainerReport {
     /// The container's name.
     pub name: String,
@@ -94,7 +95,7 @@ pub struct ContainerReport {
 }
 
 /// One PersistentVolumeClaim a pod waits for.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ClaimReport {
     /// The claim's name.
     pub name: String,
@@ -105,7 +106,7 @@ pub struct ClaimReport {
 }
 
 /// The end of a container's log.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LogTail {
     /// The pod's name.
     pub pod: String,
@@ -120,7 +121,7 @@ pub struct LogTail {
 }
 
 /// One event.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct EventLine {
     /// When it last happened (RFC 3339).
     pub time: Option<String>,
@@ -140,25 +141,35 @@ pub struct EventLine {
 impl FailureReport {
     /// Write the report under `dir/<kind>-<namespace>-<name>/`: `report.json`, `summary.txt`
     /// and `logs/<pod>.<container>[.previous].log`. Returns that directory. Writing the same
-    /// object's report again overwrites it.
+    /// object's report again overwrites it. Secrets are scrubbed from the values before
+    /// anything is serialised or written: in JSON a secret holding `"`, `\` or a newline is
+    /// escaped and would no longer match, and a log tail is scrubbed whole, not line by line.
     ///
     /// # Errors
     ///
     /// Creating the directory or writing a file failed.
-    pub fn write(&self, dir: &Path) -> std::io::Result<PathBuf> {
-        let mut leaf = self.object.kind.to_lowercase();
-        if let Some(ns) = &self.object.namespace {
+    pub fn write(&self, dir: &Path, redactor: &Redactor) -> std::io::Result<PathBuf> {
+        let mut tails = self.clone();
+        for t in tails.pods.iter_mut().flat_map(|p| &mut p.logs) {
+            t.lines = redactor.redact(&t.lines.join("\n")).lines().map(str::to_string).collect();
+        }
+        let mut json = serde_json::to_value(&tails).map_err(std::io::Error::other)?;
+        redactor.scrub_json(&mut json);
+        // Every file is rendered from the scrubbed values (the summary flattens newlines).
+        let rep: FailureReport = serde_json::from_value(json.clone()).map_err(std::io::Error::other)?;
+        let mut leaf = rep.object.kind.to_lowercase();
+        if let Some(ns) = &rep.object.namespace {
             leaf.push('-');
             leaf.push_str(ns);
         }
         leaf.push('-');
-        leaf.push_str(&self.object.name);
+        leaf.push_str(&rep.object.name);
         let out = dir.join(safe_file_name(&leaf));
         std::fs::create_dir_all(&out)?;
-        let json = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
+        let json = serde_json::to_string_pretty(&json).map_err(std::io::Error::other)?;
         std::fs::write(out.join("report.json"), json + "\n")?;
-        std::fs::write(out.join("summary.txt"), self.summary())?;
-        let tails: Vec<&LogTail> = self.pods.iter().flat_map(|p| &p.logs).filter(|l| !l.lines.is_empty()).collect();
+        std::fs::write(out.join("summary.txt"), rep.summary())?;
+        let tails: Vec<&LogTail> = rep.pods.iter().flat_map(|p| &p.logs).filter(|l| !l.lines.is_empty()).collect();
         if !tails.is_empty() {
             let logs = out.join("logs");
             std::fs::create_dir_all(&logs)?;
@@ -191,7 +202,7 @@ mod tests {
     fn write_creates_json_summary_and_logs() {
         let dir = tempfile::tempdir().unwrap();
         let r = report();
-        let out = r.write(dir.path()).unwrap();
+        let out = r.write(dir.path(), &Redactor::new()).unwrap();
         assert_eq!(out, dir.path().join("deployment-kms-web"));
         let json: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
@@ -209,7 +220,36 @@ mod tests {
         let prev = std::fs::read_to_string(out.join("logs/web-5d9c-x2b.kms-core.previous.log")).unwrap();
         assert!(prev.ends_with("error: no such file or directory (os error 2)\n"), "{prev}");
         // Writing again (a second failure of the same object) overwrites.
-        assert_eq!(r.write(dir.path()).unwrap(), out);
+        assert_eq!(r.write(dir.path(), &Redactor::new()).unwrap(), out);
+    }
+
+    /// Regression: the report was written first and its files scrubbed afterwards, and in
+    /// report.json a secret holding `"`, `\` or a newline is JSON-escaped, so the scrubber
+    /// missed it; a multi-line secret in a log tail was split over lines.
+    #[test]
+    fn a_secret_with_quotes_backslashes_or_newlines_never_reaches_a_report_file() {
+        const SECRET: &str = "pa\"ss\\wo\nrd-42";
+        let redactor = Redactor::new();
+        redactor.secret(SECRET);
+        let mut r = report();
+        r.reason = format!("login failed with {SECRET}");
+        r.notes.push(format!("note {SECRET}"));
+        let tail = &mut r.pods[0].logs[0];
+        tail.lines = format!("before\nusing {SECRET} now\nafter").lines().map(str::to_string).collect();
+        let dir = tempfile::tempdir().unwrap();
+        let out = r.write(dir.path(), &redactor).unwrap();
+        let escaped = serde_json::to_string(SECRET).unwrap();
+        let escaped = escaped.trim_matches('"');
+        let mut files = vec![out.join("report.json"), out.join("summary.txt")];
+        files.extend(std::fs::read_dir(out.join("logs")).unwrap().map(|e| e.unwrap().path()));
+        for f in files {
+            let text = std::fs::read_to_string(&f).unwrap();
+            for leak in [SECRET, escaped, "pa\"ss", "wo\nrd-42"] {
+                assert!(!text.contains(leak), "{leak:?} in {}:\n{text}", f.display());
+            }
+        }
+        let json = std::fs::read_to_string(out.join("report.json")).unwrap();
+        assert!(json.contains("login failed with ***") && json.contains("using *** now"), "{json}");
     }
 
     #[test]

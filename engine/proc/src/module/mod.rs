@@ -23,7 +23,7 @@ use std::time::Duration;
 
 pub(crate) use kmsctl_host::ScriptResult as R;
 
-/// The grace of cleanup hooks after Ctrl-C: the host gives each hook 300 ms then.
+/// The grace of cleanup hooks after Ctrl-C: the host gives all hooks 300 ms together then.
 const CANCELLED_GRACE: Duration = Duration::from_millis(200);
 
 /// Registers each live process group as a cleanup hook of the run.
@@ -36,11 +36,23 @@ impl Supervisor for CtxSupervisor {
         let id = self.0.on_cleanup(format!("process {name} (pid {})", group.pgid()), move || {
             Box::pin(async move {
                 let grace = if root.is_cancelled() { CANCELLED_GRACE } else { DEFAULT_GRACE };
-                group.terminate(grace).await;
+                // Dropped at the cleanup deadline (a loaded machine), the group is killed outright.
+                let group = KillOnDrop(group);
+                group.0.terminate(grace).await;
             })
         });
         let ctx = self.0.clone();
         Box::new(move || ctx.remove_cleanup(id))
+    }
+}
+
+struct KillOnDrop(Arc<Group>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if !self.0.is_done() {
+            self.0.kill_now();
+        }
     }
 }
 
@@ -51,6 +63,12 @@ pub(crate) fn logger(ctx: &HostCtx) -> Logger {
 
 pub(crate) fn supervisor(ctx: &HostCtx) -> Arc<dyn Supervisor> {
     Arc::new(CtxSupervisor(ctx.clone()))
+}
+
+/// Stop `spec`'s process group when the run ends, however it ends (for other crates' tools:
+/// helm). A run stopped while the command runs exits without waiting for the call.
+pub fn supervise(spec: &mut crate::Spec, ctx: &HostCtx) {
+    spec.supervisor = Some(supervisor(ctx));
 }
 
 /// A CLI wired to this run: logs, cleanup hooks, the calling scope's cancellation.
