@@ -361,7 +361,8 @@ async fn deploys(target: &str, ty: &str) {
     let ns = unique(&format!("{target}-{}", ty.to_lowercase()));
     let threshold = ty.starts_with("threshold");
     let enclave = ty.ends_with("WithEnclave");
-    let r = finish(aws_run(&env, &format!("{target}.rhai"), &ns, &eks, &["--deployment-type", ty, "--tag", "t1"])).await;
+    let r =
+        finish(aws_run(&env, &format!("{target}.rhai"), &ns, &eks, &["--deployment-type", ty, "--tag", "t1"])).await;
     r.code(0);
     let parties: Vec<u32> = if threshold { (1..=4).collect() } else { vec![1] };
     let mut want: Vec<String> = if threshold {
@@ -386,7 +387,10 @@ async fn deploys(target: &str, ty: &str) {
         assert_eq!(v["kmsCore"]["envFrom"]["configmap"]["name"], format!("{identity}-{i}"));
         let toleration = &v["kmsCore"]["tolerations"][0];
         if enclave {
-            assert_eq!((toleration["key"].as_str(), toleration["value"].as_str()), (Some("app"), Some(identity.as_str())));
+            assert_eq!(
+                (toleration["key"].as_str(), toleration["value"].as_str()),
+                (Some("app"), Some(identity.as_str()))
+            );
         } else {
             assert_eq!(toleration["value"], "kms-bench-spot-64", "{target} {ty}");
         }
@@ -400,15 +404,27 @@ async fn deploys(target: &str, ty: &str) {
         let pod = if threshold { format!("kms-core-{i}-core-{i}") } else { "kms-core-core-1".into() };
         let (node, labels) = node_of(&env, &ns, &pod).await;
         if enclave {
-            assert_eq!(labels.get("aws.amazon.com/nitro-enclaves").map(String::as_str), Some("true"), "{pod} on {node}");
+            assert_eq!(
+                labels.get("aws.amazon.com/nitro-enclaves").map(String::as_str),
+                Some("true"),
+                "{pod} on {node}"
+            );
         } else {
-            assert_eq!(labels.get("karpenter.sh/nodepool").map(String::as_str), Some("kms-bench-spot-64"), "{pod} on {node}");
+            assert_eq!(
+                labels.get("karpenter.sh/nodepool").map(String::as_str),
+                Some("kms-bench-spot-64"),
+                "{pod} on {node}"
+            );
         }
     }
     let job = Api::<Job>::namespaced(env.client.clone(), &ns).get("kms-core-init-threshold-init").await;
     assert_eq!(job.is_ok(), threshold, "the init job exists for threshold types only");
     if enclave {
-        let groups = Api::<DynamicObject>::namespaced_with(env.client.clone(), &ns, &tkms("EnclaveNodeGroup", "enclavenodegroups"));
+        let groups = Api::<DynamicObject>::namespaced_with(
+            env.client.clone(),
+            &ns,
+            &tkms("EnclaveNodeGroup", "enclavenodegroups"),
+        );
         assert!(ready(&groups.get(&prefix).await.expect("EnclaveNodeGroup")), "{prefix}");
     }
     if target == "aws-ci" {
@@ -447,4 +463,94 @@ async fn aws_perf_centralized() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aws_perf_centralized_with_enclave() {
     deploys("aws-perf", "centralizedWithEnclave").await;
+}
+
+/// A rolling upgrade of parties 1 and 2 of 4 where party 2's new version crash-loops: the run
+/// fails naming party 2, every other party is upgraded or kept as asked, and both releases are
+/// trusted by every party (the toolkit's bare `wait` reported nothing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_upgrade_reports_the_party_that_failed() {
+    let env = testenv_profile!("eks");
+    let _pools = EKS_POOLS.lock().await;
+    let eks = Eks::new(&env).await;
+    let ns = unique("rolling");
+    let pcrs = [
+        ("OLD_PCR0", "o0"),
+        ("OLD_PCR1", "o1"),
+        ("OLD_PCR2", "o2"),
+        ("NEW_PCR0", "n0"),
+        ("NEW_PCR1", "n1"),
+        ("NEW_PCR2", "n2"),
+    ];
+    let with_pcrs = |mut k: Kmsctl| {
+        for (name, v) in pcrs {
+            k = k.env(name, v);
+        }
+        k
+    };
+    let four = ["--deployment-type", "thresholdWithEnclave", "--num-parties", "4"];
+    let first = finish(
+        aws_run(&env, "aws-perf.rhai", &ns, &eks, &four)
+            .args(["--tag", "v1", "--pcr0", "o0", "--pcr1", "o1", "--pcr2", "o2"]),
+    )
+    .await;
+    first.code(0);
+    // Party 2's new pod crash-loops (matched by name: the upgrade recreates it).
+    let (_stage, _cleanup) = crate::k8s::kwok(
+        &env,
+        "Stage",
+        "crash-upgraded",
+        serde_json::json!({
+            "resourceRef": {"apiGroup": "v1", "kind": "Pod"},
+            "selector": {"matchExpressions": [
+                {"key": ".metadata.namespace", "operator": "In", "values": [ns]},
+                {"key": ".metadata.name", "operator": "In", "values": ["kms-core-2-core-2"]},
+                {"key": ".metadata.deletionTimestamp", "operator": "DoesNotExist"},
+                {"key": ".status.phase", "operator": "In", "values": ["Pending"]},
+            ]},
+            "weight": 1,
+            "next": {"statusTemplate": crate::k8s::CRASH_LOOP_STATUS},
+        }),
+    )
+    .await;
+    let r = finish(with_pcrs(aws_run(&env, "rolling-upgrade.rhai", &ns, &eks, &four).args([
+        "--old-tag",
+        "v1",
+        "--new-tag",
+        "v2",
+        "--parties-to-upgrade",
+        "1,2",
+        "--wait-timeout",
+        "2m",
+    ])))
+    .await;
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("party-2"), "the failed party is named:\n{}", r.stderr);
+    assert!(r.stderr.contains("CrashLoopBackOff"), "with its reason:\n{}", r.stderr);
+    assert!(!r.stderr.contains("party-1 ") && !r.stderr.contains("party-3 "), "only party 2 failed:\n{}", r.stderr);
+    for (release, tag) in [("kms-core-1", "v2"), ("kms-core-3", "v1"), ("kms-core-4", "v1")] {
+        let v = values(&env, &ns, release).await;
+        assert_eq!(v["kmsCore"]["image"]["tag"], tag, "{release}");
+        assert_eq!(v["kmsCoreClient"]["image"]["tag"], "v2", "{release}: the client is at the new version");
+        assert_eq!(
+            v["kmsCore"]["thresholdMode"]["tls"]["trustedReleases"],
+            serde_json::json!([{"pcr0": "o0", "pcr1": "o1", "pcr2": "o2"}, {"pcr0": "n0", "pcr1": "n1", "pcr2": "n2"}]),
+            "{release}"
+        );
+        assert_eq!(
+            v["kmsCore"]["thresholdMode"]["thresholdValue"], 1,
+            "{release}: from 4 parties (the toolkit: always 4)"
+        );
+    }
+    let t = values(&env, &ns, "tkms-infra").await;
+    assert_eq!(t["kmsParties"]["awsKms"]["recipientAttestationImageSHA384"], "o0");
+    assert_eq!(
+        t["kmsParties"]["partyOverrides"],
+        serde_json::json!([
+            {"partyIndex": 1, "awsKms": {"recipientAttestationImageSHA384": "n0"}},
+            {"partyIndex": 2, "awsKms": {"recipientAttestationImageSHA384": "n0"}},
+        ])
+    );
+    run(env.kubectl().args(["delete", "namespace", &ns, "--wait=true", "--timeout=120s"])).await;
+    eks.delete().await;
 }
