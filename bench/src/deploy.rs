@@ -69,11 +69,11 @@ impl Flow {
 
 /// One run of a flow.
 #[derive(Default)]
-struct Sample {
+pub(crate) struct Sample {
     /// Wall time, ms.
-    wall: f64,
+    pub(crate) wall: f64,
     /// Named phases, ms.
-    phases: Vec<(String, f64)>,
+    pub(crate) phases: Vec<(String, f64)>,
     /// The process's own and its children's user+sys CPU, seconds (GNU time).
     cpu: Option<f64>,
     /// kmsctl's own peak RSS (VmHWM), KiB.
@@ -345,7 +345,7 @@ async fn apply_all(env: &Env, ns: &str, docs: Vec<Value>) -> Result<()> {
 
 /// Run `cmd` to completion (under GNU time when there is one): wall time, CPU, max RSS, and
 /// with `sample` its own peak RSS. Returns the sample and its stdout.
-async fn measure(cmd: Command, sample: bool) -> Result<(Sample, String)> {
+pub(crate) async fn measure(cmd: Command, sample: bool) -> Result<(Sample, String)> {
     let time_out = tempfile::NamedTempFile::new()?;
     let gnu_time = Path::new(GNU_TIME).exists();
     let mut c = if gnu_time { under_time(&cmd, time_out.path()) } else { cmd };
@@ -512,7 +512,7 @@ fn print_walls(samples: &BTreeMap<Flow, Vec<Sample>>, parties: usize, runs: usiz
 }
 
 /// "name 1.23 s, other 4.56 s": each phase's median over the runs.
-fn phases(samples: &[Sample]) -> String {
+pub(crate) fn phases(samples: &[Sample]) -> String {
     let mut names: Vec<&str> = Vec::new();
     for s in samples {
         for (n, _) in &s.phases {

@@ -6,10 +6,13 @@
 //!                                   # reaction latency, and API requests while waiting on many objects
 //!   bench/run deploy [--runs N] [--parties N]
 //!                                   # 13-party threshold deploy: kmsctl vs the bash flow vs the cluster's floor
+//!   bench/run aws-perf [--runs N] [--parties N]
+//!                                   # the 13-party aws-perf deploy (eks profile): kmsctl vs the toolkit's flow
 //!
 //! The cluster scenarios need the local test environment: `bench/run` starts a private one
 //! (and stops it) unless `TESTENV_DIR` names a running one (see bench/run).
 
+mod aws_perf;
 mod cli;
 mod deploy;
 mod env;
@@ -49,8 +52,11 @@ fn main() {
             cluster_scenario(|| readiness::run(bin, flag(rest, "--trials", 20), flag(rest, "--objects", 1000)))
         }
         Some("deploy") => cluster_scenario(|| deploy::run(bin, flag(rest, "--runs", 3), flag(rest, "--parties", 13))),
+        Some("aws-perf") => {
+            cluster_scenario(|| aws_perf::run(bin, flag(rest, "--runs", 3), flag(rest, "--parties", 13)))
+        }
         Some(other) => {
-            eprintln!("unknown scenario {other}; scenarios: cli, readiness, deploy");
+            eprintln!("unknown scenario {other}; scenarios: cli, readiness, deploy, aws-perf");
             std::process::exit(2);
         }
     };

@@ -180,6 +180,20 @@ async fn aws_perf_threshold_deploys_thirteen_parties_on_the_spot_pool() {
     // aws-perf's namespace is not a preview.
     let n = Api::<Namespace>::all(env.client.clone()).get(&ns).await.expect("ns");
     assert!(!n.metadata.labels.unwrap_or_default().contains_key("kmsctl.io/preview"));
+    // The perf workflow's log step: one file per party, in the working directory.
+    let logs = finish(aws_run(
+        &env,
+        "collect-logs.rhai",
+        &ns,
+        &eks,
+        &["--num-parties", "13", "--deployment-type", "threshold"],
+    ))
+    .await;
+    logs.code(0);
+    for i in 1..=13 {
+        let f = logs.path().join(format!("kms-core-{i}-logs.txt"));
+        assert!(f.exists(), "{} missing", f.display());
+    }
     run(env.kubectl().args(["delete", "namespace", &ns, "--wait=true", "--timeout=120s"])).await;
     eks.delete().await;
 }

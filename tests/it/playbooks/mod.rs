@@ -118,3 +118,76 @@ fn impossible_combinations_are_refused_before_anything_runs() {
     }
     assert!(!marker.path().join("called").exists(), "kind was called");
 }
+
+/// Network diagnostics before and after: the parties' interface counters are read inside their
+/// pods (kwok's ClusterExec runs the command on this machine, so they are this machine's real
+/// counters), the client pod is left out, and after-perf writes the deltas and the traffic summary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn network_diagnostics_snapshot_counters_and_compute_the_deltas() {
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::{Api, PostParams};
+    let env = crate::testenv::testenv!();
+    let ns = env.namespace("netdiag").await;
+    let workdir = tempfile::tempdir().unwrap();
+    let (_, _exec) = crate::k8s::kwok(
+        &env,
+        "ClusterExec",
+        "netdiag-exec",
+        serde_json::json!({"selector": {"matchNamespaces": [ns.name]}, "execs": [{"local": {"workDir": workdir.path()}}]}),
+    )
+    .await;
+    let pods = Api::<Pod>::namespaced(env.client.clone(), &ns.name);
+    for name in ["kms-core-1-core-1", "kms-core-2-core-2", "kms-core-client-0"] {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "labels": {"app": "kms-core"}},
+            "spec": {"containers": [{"name": "kms-core", "image": "kms-core:test"}]},
+        }))
+        .unwrap();
+        pods.create(&PostParams::default(), &pod).await.expect("create pod");
+    }
+    for name in ["kms-core-1-core-1", "kms-core-2-core-2", "kms-core-client-0"] {
+        let running =
+            kube::runtime::wait::await_condition(pods.clone(), name, kube::runtime::conditions::is_pod_running());
+        tokio::time::timeout(std::time::Duration::from_secs(30), running).await.expect("pod running").expect("watch");
+    }
+    let root = root();
+    let phase = |k: crate::harness::Kmsctl, phase: &str| {
+        let mut k = k;
+        for (key, v) in env.env_vars() {
+            k = k.env(&key, &v.to_string_lossy());
+        }
+        k.env("KUBECONFIG", &env.kubeconfig.display().to_string())
+            .args([
+                "run",
+                &format!("{root}/playbooks/network-diagnostics.rhai"),
+                "--stdlib-dir",
+                &format!("{root}/stdlib"),
+            ])
+            .args(["--namespace", &ns.name, "--phase", phase, "--dir", "diag", "--output", "json"])
+            .code(0)
+            .run()
+    };
+    let before = phase(kmsctl(), "before-perf");
+    // The window is counted in whole seconds.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let after = phase(before.again(), "after-perf");
+    let dir = after.path().join("diag");
+    let counters = std::fs::read_to_string(dir.join("before-perf/pod-interface-counters.tsv")).unwrap();
+    assert!(counters.contains("kms-core-1-core-1\teth0\trx_bytes\t"), "{counters}");
+    assert!(counters.contains("kms-core-2-core-2\tlo\tmtu\t65536"), "{counters}");
+    assert!(!counters.contains("kms-core-client-0"), "the client is not a party:\n{counters}");
+    let pods_tsv = std::fs::read_to_string(dir.join("before-perf/pods.tsv")).unwrap();
+    assert!(pods_tsv.contains("kms-core-client-0\tRunning"), "every app=kms-core pod is listed:\n{pods_tsv}");
+    let delta = std::fs::read_to_string(dir.join("after-perf/pod-interface-counter-delta.tsv")).unwrap();
+    let rx: Vec<i64> = delta
+        .lines()
+        .filter(|l| l.starts_with("kms-core-1-core-1\teth0\trx_bytes\t"))
+        .map(|l| l.rsplit('\t').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(rx.len(), 1, "{delta}");
+    assert!(rx[0] >= 0, "counters only grow: {delta}");
+    let traffic = std::fs::read_to_string(dir.join("after-perf/traffic.tsv")).unwrap();
+    assert!(traffic.starts_with("# eth0, over "), "{traffic}");
+    assert_eq!(traffic.lines().filter(|l| l.starts_with("kms-core-")).count(), 2, "{traffic}");
+    assert!(traffic.lines().any(|l| l.starts_with("total\t")), "{traffic}");
+}
