@@ -18,7 +18,7 @@ use serde_json::Value;
 use tokio::process::Command;
 
 use crate::deploy::{Sample, measure, phases};
-use crate::env::{Env, Result, unique};
+use crate::env::{Env, Result, delta, unique};
 use crate::stats::{secs, summarize, table};
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -49,14 +49,28 @@ pub(crate) async fn run(kmsctl: PathBuf, runs: usize, parties: usize) -> Result<
 
 async fn scenario(env: &Env, cluster: &str, runs: usize, parties: usize) -> Result<()> {
     let mut samples: BTreeMap<Flow, Vec<Sample>> = BTreeMap::new();
+    let mut requests: BTreeMap<Flow, BTreeMap<String, f64>> = BTreeMap::new();
     for round in 1..=runs {
         for flow in [Flow::Kmsctl, Flow::Bash] {
+            let ns = unique(if flow == Flow::Kmsctl { "bench-awsperf-kmsctl" } else { "bench-awsperf-bash" });
+            env.created("namespace", &ns);
+            let before = env.requests("tkms.zama.ai", "kmsparties").await?;
             let s = match flow {
-                Flow::Kmsctl => kmsctl_flow(env, cluster, parties).await?,
-                Flow::Bash => bash_flow(env, parties).await?,
+                Flow::Kmsctl => kmsctl_flow(env, &ns, cluster, parties).await?,
+                Flow::Bash => bash_flow(env, &ns, parties).await?,
             };
+            let after = env.requests("tkms.zama.ai", "kmsparties").await?;
+            // The last round's reads of the Kmsparties (the rehearsal controller's status
+            // writes are a subresource and not counted).
+            requests.insert(flow, delta(&before, &after));
             eprintln!("[bench] aws-perf round {round}/{runs}: {} {}", flow.label(), secs(s.wall));
             samples.entry(flow).or_default().push(s);
+            // The 13 parties fill the spot pool: the next flow needs it empty.
+            let gone =
+                env.kubectl().args(["delete", "namespace", &ns, "--wait=true", "--timeout=180s"]).output().await?;
+            if !gone.status.success() {
+                return Err(format!("delete namespace {ns}: {}", String::from_utf8_lossy(&gone.stderr)).into());
+            }
         }
     }
     println!(
@@ -68,10 +82,19 @@ async fn scenario(env: &Env, cluster: &str, runs: usize, parties: usize) -> Resu
         .map(|&f| {
             let s = summarize(&samples[&f].iter().map(|s| s.wall).collect::<Vec<_>>());
             let speedup = if f == Flow::Bash { format!("{:.1}× faster", s.median / kmsctl) } else { String::new() };
-            vec![f.label().into(), secs(s.median), secs(s.min), secs(s.max), speedup, phases(&samples[&f])]
+            let reads: Vec<String> = requests[&f].iter().map(|(verb, n)| format!("{verb} {n}")).collect();
+            vec![
+                f.label().into(),
+                secs(s.median),
+                secs(s.min),
+                secs(s.max),
+                speedup,
+                reads.join(", "),
+                phases(&samples[&f]),
+            ]
         })
         .collect();
-    table(&["flow", "median", "min", "max", "kmsctl vs this", "phases (median)"], &body);
+    table(&["flow", "median", "min", "max", "kmsctl vs this", "Kmsparty requests", "phases (median)"], &body);
     Ok(())
 }
 
@@ -79,14 +102,12 @@ fn charts() -> PathBuf {
     crate::root().join("tests/charts")
 }
 
-async fn kmsctl_flow(env: &Env, cluster: &str, parties: usize) -> Result<Sample> {
-    let ns = unique("bench-awsperf-kmsctl");
-    env.created("namespace", &ns);
+async fn kmsctl_flow(env: &Env, ns: &str, cluster: &str, parties: usize) -> Result<Sample> {
     let root = crate::root();
     let mut c = env.kmsctl();
     c.arg("run")
         .arg(root.join("playbooks/aws-perf.rhai"))
-        .args(["--num-parties", &parties.to_string(), "--namespace", &ns, "--eks-cluster", cluster, "--tag", "bench"])
+        .args(["--num-parties", &parties.to_string(), "--namespace", ns, "--eks-cluster", cluster, "--tag", "bench"])
         .arg("--kms-repo")
         .arg(root.join("tests/kms-repo"))
         .arg("--tkms-infra-chart")
@@ -101,8 +122,10 @@ async fn kmsctl_flow(env: &Env, cluster: &str, parties: usize) -> Result<Sample>
     for line in stdout.lines() {
         let Ok(v) = serde_json::from_str::<Value>(line) else { continue };
         if v["event"] == "step_finished"
-            && v["parent"].is_null()
             && let (Some(name), Some(d)) = (v["name"].as_str(), v["duration_ms"].as_f64())
+            && ["EKS cluster", "namespace", "infrastructure", "deploy ", "initialise"]
+                .iter()
+                .any(|p| name.starts_with(p))
         {
             sample.phases.push((name.to_string(), d));
         }
@@ -110,12 +133,11 @@ async fn kmsctl_flow(env: &Env, cluster: &str, parties: usize) -> Result<Sample>
     Ok(sample)
 }
 
-async fn bash_flow(env: &Env, parties: usize) -> Result<Sample> {
-    let ns = unique("bench-awsperf-bash");
-    env.created("namespace", &ns);
+async fn bash_flow(env: &Env, ns: &str, parties: usize) -> Result<Sample> {
     let mut c = Command::new("bash");
     c.arg(crate::root().join("bench/aws-perf-bash.sh"))
-        .args([&ns, &parties.to_string()])
+        .arg(ns)
+        .arg(parties.to_string())
         .arg(crate::root().join("tests/kms-repo"))
         .arg(charts().join("tkms-infra"))
         .arg(charts().join("sync-secrets"))
