@@ -51,7 +51,7 @@ impl Env {
     pub(crate) async fn connect(kmsctl: PathBuf) -> Result<Env> {
         let dir = PathBuf::from(var("TESTENV_DIR")?);
         let kubeconfig = PathBuf::from(var("TESTENV_KUBECONFIG")?);
-        let opts = ConnectOptions { kubeconfig: Some(kubeconfig.clone()), context: None };
+        let opts = ConnectOptions { kubeconfig: Some(kubeconfig.clone()), ..Default::default() };
         let cluster = Cluster::connect(&opts).await?;
         if !cluster.server().starts_with("https://127.0.0.1:") {
             return Err(format!("{} is not the local test cluster; refusing to run", cluster.server()).into());

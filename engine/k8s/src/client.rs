@@ -14,6 +14,8 @@ pub struct ConnectOptions {
     pub kubeconfig: Option<PathBuf>,
     /// The context; default the kubeconfig's current context.
     pub context: Option<String>,
+    /// Glob patterns the context's name must match, checked before any request (empty: any).
+    pub require_context: Vec<String>,
 }
 
 /// A connected cluster: the kube client, the context it came from, and a discovery cache shared
@@ -57,6 +59,9 @@ impl Cluster {
                 "context '{context}' is not in the kubeconfig; it has: {}",
                 if names.is_empty() { "no contexts".to_string() } else { names.join(", ") }
             )));
+        }
+        if !opts.require_context.is_empty() {
+            check_context(&context, &opts.require_context)?;
         }
         let options = KubeConfigOptions { context: Some(context.clone()), ..Default::default() };
         let config = kube::Config::from_custom_kubeconfig(kc, &options)
@@ -136,14 +141,7 @@ impl Cluster {
     ///
     /// [`K8sError::Usage`] naming the context and the patterns.
     pub fn require_context(&self, patterns: &[String]) -> Result<(), K8sError> {
-        if patterns.iter().any(|p| glob(p, &self.0.context)) {
-            return Ok(());
-        }
-        Err(K8sError::Usage(format!(
-            "refusing to run against context '{}': this playbook only runs against contexts matching {}",
-            self.0.context,
-            patterns.join(", ")
-        )))
+        check_context(&self.0.context, patterns)
     }
 
     /// Find the API resource for `apiVersion` + `kind`, running discovery once (and again when
@@ -190,6 +188,16 @@ impl Cluster {
 }
 
 /// Shell-style wildcard match: `*` any run, `?` one character.
+fn check_context(context: &str, patterns: &[String]) -> Result<(), K8sError> {
+    if patterns.iter().any(|p| glob(p, context)) {
+        return Ok(());
+    }
+    Err(K8sError::Usage(format!(
+        "refusing to run against context '{context}': this playbook only runs against contexts matching {}",
+        patterns.join(", ")
+    )))
+}
+
 pub(crate) fn glob(pattern: &str, text: &str) -> bool {
     fn m(p: &[char], t: &[char]) -> bool {
         match (p.first(), t.first()) {

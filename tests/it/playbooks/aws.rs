@@ -444,6 +444,28 @@ async fn deploys(target: &str, ty: &str) {
     if target == "aws-ci" {
         destroy(&env, &eks, &ns).await.code(0);
     } else {
+        // The perf cleanup: every release and hook leftover goes, the shared namespace stays.
+        let root = root();
+        let mut k = kmsctl();
+        for (key, v) in env.env_vars() {
+            k = k.env(&key, &v.to_string_lossy());
+        }
+        let k = k
+            .env("KUBECONFIG", "/dev/null")
+            .env("KMSCTL_HELM", &env.dir.join("bin/helm").display().to_string())
+            .env("KMSCTL_STDLIB_DIR", &root.join("stdlib").display().to_string())
+            .args(["run", &root.join("playbooks/perf-cleanup.rhai").display().to_string()])
+            .args(["--namespace", &ns, "--eks-cluster", &eks.name]);
+        finish(k).await.code(0);
+        assert_eq!(releases(&env, &ns).await, Vec::<String>::new(), "{target} {ty}: releases left");
+        let n = Api::<Namespace>::all(env.client.clone()).get(&ns).await.expect("the namespace stays");
+        assert!(n.metadata.deletion_timestamp.is_none());
+        let jobs = Api::<Job>::namespaced(env.client.clone(), &ns).list(&ListParams::default()).await.expect("jobs");
+        assert!(
+            jobs.items.is_empty(),
+            "hook Jobs left: {:?}",
+            jobs.items.iter().map(|j| &j.metadata.name).collect::<Vec<_>>()
+        );
         run(env.kubectl().args(["delete", "namespace", &ns, "--wait=true", "--timeout=120s"])).await;
     }
     eks.delete().await;
@@ -566,5 +588,55 @@ async fn a_rolling_upgrade_reports_the_party_that_failed() {
         ])
     );
     run(env.kubectl().args(["delete", "namespace", &ns, "--wait=true", "--timeout=120s"])).await;
+    eks.delete().await;
+}
+
+/// An AWS playbook refuses a kind context before it changes anything (and a kind playbook an EKS
+/// one: `kind.rs`), whatever the kubeconfig says is current.
+#[test]
+fn an_aws_playbook_refuses_a_kind_context() {
+    let root = root();
+    let kubeconfig = "apiVersion: v1\nkind: Config\ncurrent-context: kind-kms-test\nclusters:\n- name: kind\n  cluster: {server: 'https://127.0.0.1:1'}\nusers:\n- name: kind\n  user: {token: x}\ncontexts:\n- name: kind-kms-test\n  context: {cluster: kind, user: kind}\n";
+    for playbook in ["aws-ci.rhai", "aws-perf.rhai", "pr-preview-destroy.rhai", "perf-cleanup.rhai"] {
+        let mut k = kmsctl()
+            .file("kubeconfig", kubeconfig)
+            .env("KUBECONFIG", "kubeconfig")
+            .env("KMSCTL_STDLIB_DIR", &root.join("stdlib").display().to_string())
+            .args(["run", &root.join("playbooks").join(playbook).display().to_string()]);
+        if playbook == "pr-preview-destroy.rhai" {
+            k = k.args(["--sweep"]);
+        } else if playbook != "perf-cleanup.rhai" {
+            k = k.args(["--kms-repo", &root.join("tests/kms-repo").display().to_string()]);
+        }
+        let r = k.run();
+        assert_eq!(r.code, 1, "{playbook}: {}", r.stderr);
+        assert!(r.stderr.contains("refusing to run against context 'kind-kms-test'"), "{playbook}: {}", r.stderr);
+    }
+}
+
+/// An image the registry does not have fails the run before any party is deployed, naming it
+/// (the perf workflow's manifest check), instead of 4 parties in ImagePullBackOff later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_image_fails_before_any_party_is_deployed() {
+    let env = testenv_profile!("eks");
+    let eks = Eks::new(&env).await;
+    let ns = unique("kms-ci-noimg");
+    let tag = unique("pr");
+    // The docker stand-in's registry: an image this list names is not there.
+    let missing = env.dir.join("docker/missing");
+    std::fs::create_dir_all(missing.parent().unwrap()).unwrap();
+    let mut list = std::fs::read_to_string(&missing).unwrap_or_default();
+    list.push_str(&format!("hub.zama.org/ghcr/zama-ai/kms/core-service:{tag}\n"));
+    std::fs::write(&missing, list).unwrap();
+    let r = finish(aws_run(&env, "aws-ci.rhai", &ns, &eks, &["--tag", &tag, "--image-check-attempts", "1"])).await;
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!("image hub.zama.org/ghcr/zama-ai/kms/core-service:{tag} is not in the registry")),
+        "{}",
+        r.stderr
+    );
+    let deployed = releases(&env, &ns).await;
+    assert!(!deployed.iter().any(|r| r.starts_with("kms-core")), "parties were deployed: {deployed:?}");
+    destroy(&env, &eks, &ns).await.code(0);
     eks.delete().await;
 }

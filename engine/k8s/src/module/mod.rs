@@ -191,12 +191,14 @@ impl NativeModule for K8s {
         register!(b.func(
             "connect",
             "Connect with the kubeconfig's current context, or --context. Options: `#{ context: \"kind-kms\",\n\
-             kubeconfig: \"path\" }` (both optional; the path is relative to the playbook)."
+             kubeconfig: \"path\", require_context: [\"kind-*\"] }` (all optional; the path is relative to the\n\
+             playbook; require_context refuses any other context before a request is made)."
         ) || [options] -> ClusterHandle {
-            let o = Opts::new(options, "k8s::connect", &["context", "kubeconfig"])?;
+            let o = Opts::new(options, "k8s::connect", &["context", "kubeconfig", "require_context"])?;
             let co = ConnectOptions {
                 kubeconfig: o.str("kubeconfig")?.map(|p| ctx.resolve_path(&p)),
                 context: o.str("context")?.or_else(|| ctx.settings().context.clone()),
+                require_context: o.strings("require_context")?,
             };
             let cached = cache.lock().expect("cache").get(&co).cloned();
             let cluster = match cached {
