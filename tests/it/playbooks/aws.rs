@@ -41,33 +41,30 @@ impl Eks {
     }
 }
 
-/// `kmsctl run playbooks/<playbook> --namespace <ns> --eks-cluster <cluster> ...` in a temp dir
-/// holding a copy of the KMS checkout (`kms/`), with the stand-in charts.
-fn aws_run(env: &TestEnv, playbook: &str, ns: &str, eks: &Eks, args: &[&str]) -> Kmsctl {
+/// `kmsctl run playbooks/<playbook> --eks-cluster <cluster>` with the environment's AWS
+/// variables, no kubeconfig (the EKS connection is kmsctl's own), its helm and docker stand-in.
+fn playbook_run(env: &TestEnv, k: Kmsctl, playbook: &str, eks: &Eks) -> Kmsctl {
     let root = root();
-    let mut k = kmsctl().tree("kms", &root.join("tests/kms-repo"));
+    let mut k = k;
     for (key, v) in env.env_vars() {
         k = k.env(&key, &v.to_string_lossy());
     }
-    let charts = root.join("tests/charts");
     k.env("KUBECONFIG", "/dev/null")
         .env("KMSCTL_HELM", &env.dir.join("bin/helm").display().to_string())
         .env("KMSCTL_DOCKER", &env.dir.join("standins/docker").display().to_string())
         .env("TESTENV_DIR", &env.dir.display().to_string())
         .env("KMSCTL_STDLIB_DIR", &root.join("stdlib").display().to_string())
         .args(["run", &root.join("playbooks").join(playbook).display().to_string()])
-        .args([
-            "--kms-repo",
-            "kms",
-            "--namespace",
-            ns,
-            "--eks-cluster",
-            &eks.name,
-            "--output",
-            "json",
-            "--timeout",
-            "10m",
-        ])
+        .args(["--eks-cluster", &eks.name, "--output", "json"])
+}
+
+/// [`playbook_run`] with `--namespace <ns>`, in a temp dir holding a copy of the KMS checkout
+/// (`kms/`), with the stand-in charts.
+fn aws_run(env: &TestEnv, playbook: &str, ns: &str, eks: &Eks, args: &[&str]) -> Kmsctl {
+    let root = root();
+    let charts = root.join("tests/charts");
+    playbook_run(env, kmsctl().tree("kms", &root.join("tests/kms-repo")), playbook, eks)
+        .args(["--kms-repo", "kms", "--namespace", ns, "--timeout", "10m"])
         .args(["--artifacts", "out"])
         .args(["--tkms-infra-chart", &charts.join("tkms-infra").display().to_string()])
         .args(["--sync-secrets-chart", &charts.join("sync-secrets").display().to_string()])
@@ -113,18 +110,7 @@ async fn node_of(env: &TestEnv, ns: &str, pod: &str) -> (String, std::collection
 
 /// Destroy the preview with the playbook, and wait until the namespace is gone.
 async fn destroy(env: &TestEnv, eks: &Eks, ns: &str) -> crate::harness::Run {
-    let root = root();
-    let mut k = kmsctl();
-    for (key, v) in env.env_vars() {
-        k = k.env(&key, &v.to_string_lossy());
-    }
-    let k = k
-        .env("KUBECONFIG", "/dev/null")
-        .env("KMSCTL_HELM", &env.dir.join("bin/helm").display().to_string())
-        .env("KMSCTL_STDLIB_DIR", &root.join("stdlib").display().to_string())
-        .args(["run", &root.join("playbooks/pr-preview-destroy.rhai").display().to_string()])
-        .args(["--namespace", ns, "--eks-cluster", &eks.name, "--output", "json"]);
-    finish(k).await
+    finish(playbook_run(env, kmsctl(), "pr-preview-destroy.rhai", eks).args(["--namespace", ns])).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -318,17 +304,7 @@ async fn the_preview_sweep_leaves_unlabelled_and_unexpired_namespaces_alone() {
     // Expired by its label's name, but not a preview: never touched.
     namespace_with(&env, &unlabelled, &[("kmsctl.io/expires", (now - 60).to_string())]).await;
     let sweep = |dry: bool| {
-        let root = root();
-        let mut k = kmsctl();
-        for (key, v) in env.env_vars() {
-            k = k.env(&key, &v.to_string_lossy());
-        }
-        let k = k
-            .env("KUBECONFIG", "/dev/null")
-            .env("KMSCTL_HELM", &env.dir.join("bin/helm").display().to_string())
-            .env("KMSCTL_STDLIB_DIR", &root.join("stdlib").display().to_string())
-            .args(["run", &root.join("playbooks/pr-preview-destroy.rhai").display().to_string()])
-            .args(["--sweep", "--eks-cluster", &eks.name, "--output", "json"]);
+        let k = playbook_run(&env, kmsctl(), "pr-preview-destroy.rhai", &eks).args(["--sweep"]);
         if dry { k.args(["--dry-run"]) } else { k }
     };
     let exists = |name: String| {
@@ -445,17 +421,7 @@ async fn deploys(target: &str, ty: &str) {
         destroy(&env, &eks, &ns).await.code(0);
     } else {
         // The perf cleanup: every release and hook leftover goes, the shared namespace stays.
-        let root = root();
-        let mut k = kmsctl();
-        for (key, v) in env.env_vars() {
-            k = k.env(&key, &v.to_string_lossy());
-        }
-        let k = k
-            .env("KUBECONFIG", "/dev/null")
-            .env("KMSCTL_HELM", &env.dir.join("bin/helm").display().to_string())
-            .env("KMSCTL_STDLIB_DIR", &root.join("stdlib").display().to_string())
-            .args(["run", &root.join("playbooks/perf-cleanup.rhai").display().to_string()])
-            .args(["--namespace", &ns, "--eks-cluster", &eks.name]);
+        let k = playbook_run(&env, kmsctl(), "perf-cleanup.rhai", &eks).args(["--namespace", &ns]);
         finish(k).await.code(0);
         assert_eq!(releases(&env, &ns).await, Vec::<String>::new(), "{target} {ty}: releases left");
         let n = Api::<Namespace>::all(env.client.clone()).get(&ns).await.expect("the namespace stays");
