@@ -191,3 +191,37 @@ async fn network_diagnostics_snapshot_counters_and_compute_the_deltas() {
     assert_eq!(traffic.lines().filter(|l| l.starts_with("kms-core-")).count(), 2, "{traffic}");
     assert!(traffic.lines().any(|l| l.starts_with("total\t")), "{traffic}");
 }
+
+/// rolling-upgrade.rhai refuses, before anything runs, what the toolkit found out late or never:
+/// no parties named, a centralized deployment, a PRSS phase the chart cannot do.
+#[test]
+fn a_rolling_upgrade_that_cannot_work_is_refused_before_anything_runs() {
+    let root = root();
+    for (line, want) in [
+        ("--old-tag a --new-tag b", "--parties-to-upgrade (or --all-upgraded-parties) is required"),
+        (
+            "--old-tag a --new-tag b --parties-to-upgrade 1 --deployment-type centralized",
+            "a rolling upgrade upgrades some parties",
+        ),
+        (
+            "--old-tag a --new-tag b --parties-to-upgrade 1 --enable-prss-threshold",
+            "the PRSS phase needs a kms-core chart that reads kmsCore.legacyPrssMask",
+        ),
+        ("--new-tag b --parties-to-upgrade 1", "--old-tag"),
+    ] {
+        let r = kmsctl()
+            .env("KUBECONFIG", "/nonexistent")
+            .env("KMSCTL_STDLIB_DIR", &format!("{root}/stdlib"))
+            .args([
+                "run",
+                &format!("{root}/playbooks/rolling-upgrade.rhai"),
+                "--kms-repo",
+                &format!("{root}/tests/kms-repo"),
+            ])
+            .args(line.split(' '))
+            .code(2)
+            .run();
+        assert!(r.stderr.contains(want), "{line}: want {want:?}\n{}", r.stderr);
+        assert!(r.stderr.contains("nothing was run"), "{line}\n{}", r.stderr);
+    }
+}
