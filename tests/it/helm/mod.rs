@@ -737,3 +737,24 @@ async fn helm_targets_the_connected_cluster_whatever_helm_kube_variables_say() {
     let st = helm_status(&env, &ns.name, &rel).await.expect("the release is on the connected cluster");
     assert_eq!(status_of(&st), "deployed");
 }
+
+/// `--timeout` used to give a run stuck in a helm upgrade 5 s after the deadline: it ends like
+/// Ctrl-C now, within the documented two seconds of the deadline (exit 3), with no helm left.
+#[tokio::test]
+async fn the_run_deadline_during_a_helm_upgrade_ends_within_two_seconds_and_leaves_no_helm() {
+    let env = testenv!();
+    let ns = env.namespace("helm-deadline").await;
+    let rel = unique("init");
+    // The hook Job's pod never becomes ready: helm waits on it until the deadline.
+    let (hang, _cleanup) = pod_stage(&env, "hook-hang4", 600_000, READY_STATUS).await;
+    let k = init(&env, &ns.name, &rel, &hang, "10m").args(["--timeout", "3s"]);
+    let t = std::time::Instant::now();
+    let r = finish(k).await;
+    let took = t.elapsed();
+    r.code(3);
+    assert!(
+        took < std::time::Duration::from_secs(3 + 2 + 1),
+        "exit took {took:?} (deadline 3 s, bound 2 s, start-up 1 s)"
+    );
+    assert_eq!(live_processes(&rel), Vec::<String>::new(), "helm outlived kmsctl");
+}
