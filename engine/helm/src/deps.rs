@@ -187,11 +187,8 @@ pub(crate) fn inspect(dir: &Path) -> Result<Option<Inspected>, String> {
             }
         }
     }
-    let sources = chart
-        .dependencies
-        .iter()
-        .filter_map(|d| Some((d.name.clone(), newest(&d.file_source(dir)?)?)))
-        .collect();
+    let sources =
+        chart.dependencies.iter().filter_map(|d| Some((d.name.clone(), newest(&d.file_source(dir)?)?))).collect();
     Ok(Some(Inspected { name: chart.name, deps: chart.dependencies, lock, vendored, sources }))
 }
 
@@ -296,7 +293,9 @@ mod tests {
     #[test]
     fn no_lock_means_update() {
         let deps = [dep("coordinator", "0.1.0", COORD)];
-        assert!(matches!(verdict(&deps, None, &[], &BTreeMap::new()), Verdict::Update(w) if w.contains("no Chart.lock")));
+        assert!(
+            matches!(verdict(&deps, None, &[], &BTreeMap::new()), Verdict::Update(w) if w.contains("no Chart.lock"))
+        );
     }
 
     #[test]
@@ -305,7 +304,8 @@ mod tests {
         let lock = [dep("coordinator", "0.1.0", COORD)];
         assert!(matches!(verdict(&deps, Some(&lock), &[], &BTreeMap::new()), Verdict::Update(_)));
         // Same dependency, another source.
-        let lock = [dep("coordinator", "0.1.0", "file://../other"), dep("gateway", "1.2.5", "oci://127.0.0.1:5000/charts")];
+        let lock =
+            [dep("coordinator", "0.1.0", "file://../other"), dep("gateway", "1.2.5", "oci://127.0.0.1:5000/charts")];
         assert!(matches!(verdict(&deps, Some(&lock), &[], &BTreeMap::new()), Verdict::Update(_)));
         // An exact version that is not the locked one.
         let deps = [dep("coordinator", "0.2.0", COORD)];
@@ -332,7 +332,9 @@ mod tests {
             verdict(&deps, Some(&lock), &v, &BTreeMap::new()),
             Verdict::Build("gateway 1.4.0 is missing from charts/".into())
         );
-        assert!(matches!(verdict(&deps, Some(&lock), &[], &BTreeMap::new()), Verdict::Build(w) if w.contains("coordinator 0.1.0") && w.contains("gateway 1.4.0")));
+        assert!(
+            matches!(verdict(&deps, Some(&lock), &[], &BTreeMap::new()), Verdict::Build(w) if w.contains("coordinator 0.1.0") && w.contains("gateway 1.4.0"))
+        );
     }
 
     #[test]
@@ -341,7 +343,9 @@ mod tests {
         let lock = deps.clone();
         let v = [archive("coordinator-0.1.0.tgz", 10)];
         let sources = BTreeMap::from([("coordinator".to_string(), at(20))]);
-        assert!(matches!(verdict(&deps, Some(&lock), &v, &sources), Verdict::Build(w) if w.contains("changed in file://../coordinator")));
+        assert!(
+            matches!(verdict(&deps, Some(&lock), &v, &sources), Verdict::Build(w) if w.contains("changed in file://../coordinator"))
+        );
         let sources = BTreeMap::from([("coordinator".to_string(), at(5))]);
         assert_eq!(verdict(&deps, Some(&lock), &v, &sources), Verdict::Fresh);
         // A source that is gone leaves a built archive alone (helm installs from charts/).

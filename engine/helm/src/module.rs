@@ -1,6 +1,7 @@
 //! The Rhai adapter: `import "helm" as helm;` then `helm::upgrade(kc, "kms-core-1", chart, #{...})`.
 
 use crate::cli::HelmCli;
+use crate::deps::{self, Dependency, Verdict};
 use crate::error::HelmError;
 use crate::ops::{self, Kube, UpgradeSpec};
 use crate::release;
@@ -14,7 +15,6 @@ use kmsctl_k8s::ClusterHandle;
 use kmsctl_k8s::WaitOptions;
 use rhai::{Array, Dynamic, EvalAltResult, INT, Map};
 use serde_json::Value;
-use crate::deps::{self, Dependency, Verdict};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -196,8 +196,10 @@ fn has_remote(dependencies: &[Dependency]) -> bool {
 
 /// helm's dependency build failed: name the dependencies its stderr mentions (all if none).
 fn dependency_failed(chart: &str, dependencies: &[Dependency], args: &[String], out: &crate::cli::Output) -> HelmError {
+    // `helm dependency build` (not the private copy's path: the message names the chart).
+    let command = args.iter().take(2).map(String::as_str).collect::<Vec<_>>().join(" ");
     let reason = match crate::cli::failed(args, out) {
-        HelmError::Failed { command, code, stderr } => format!("helm {command} failed (exit code {code}): {stderr}"),
+        HelmError::Failed { code, stderr, .. } => format!("helm {command} failed (exit code {code}): {stderr}"),
         e => e.to_string(),
     };
     let mentioned = |d: &&Dependency| {
@@ -223,7 +225,8 @@ fn dependency_in_place(st: &State, chart: &str, opts: &Map, update: bool) -> R<A
     let what = if update { "helm::dependency_update" } else { "helm::dependency_build" };
     let o = Opts::new(opts, what, &["skip_refresh", "plain_http"])?;
     let path = st.ctx.resolve_path(chart);
-    let dir = std::fs::canonicalize(&path).map_err(|_| o.usage(format!("{} is not a chart directory", path.display())))?;
+    let dir =
+        std::fs::canonicalize(&path).map_err(|_| o.usage(format!("{} is not a chart directory", path.display())))?;
     let inspected = deps::inspect(&dir)
         .map_err(|e| to_rhai(&HelmError::Usage(e)))?
         .ok_or_else(|| o.usage(format!("{} is not a chart directory (no Chart.yaml)", dir.display())))?;
