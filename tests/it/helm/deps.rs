@@ -239,3 +239,24 @@ async fn dependency_update_and_build_fill_the_charts_own_directory_and_staleness
     assert_eq!(count(&log, "dependency"), 1, "stale: the file:// source changed");
     assert!(logs(&r.events()).iter().any(|m| m.contains("coordinator changed in file://../coordinator")));
 }
+
+/// A repository source (a chart repository on 127.0.0.1, never added with `repo_add`): no
+/// Chart.lock, so kmsctl runs `helm dependency update` in the private copy.
+#[tokio::test]
+async fn a_repository_dependency_is_fetched_into_the_private_copy() {
+    let env = testenv!();
+    let repo = super::serve_charts(&env, &[crate::testenv::chart("coordinator")]).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let chart = copy_charts(dir.path());
+    std::fs::remove_file(chart.join("Chart.lock")).expect("no lock");
+    let yaml = std::fs::read_to_string(chart.join("Chart.yaml")).expect("Chart.yaml");
+    std::fs::write(chart.join("Chart.yaml"), yaml.replace("file://../coordinator", &repo.url)).expect("Chart.yaml");
+    let (wrapper, log) = recording_helm(&env, dir.path());
+    let r =
+        finish(with_helm(playbook(&env, TEMPLATE, &[("CHART", &chart.display().to_string())]), &env, &wrapper)).await;
+    r.code(0);
+    assert_eq!(logged(&r.events(), "rendered coordinator "), "true");
+    let argv = std::fs::read_to_string(&log).expect("argv log");
+    assert!(argv.lines().any(|l| l.starts_with("dependency update ")), "{argv}");
+    assert!(!chart.join("charts").exists() && !chart.join("Chart.lock").exists(), "the chart directory is untouched");
+}
