@@ -473,6 +473,25 @@ fn report_failed_hooks(st: &State, kc: &ClusterHandle, cli: &HelmCli, kube: &Kub
     let _ = kc.wait_values(&hooks, Some(ns), wo);
 }
 
+/// `helm::rollback`: back to `rev` (0: the previous one), then wait on the release's objects.
+fn rollback(s: &State, kc: &ClusterHandle, name: &str, rev: INT, o: &Map) -> R<Map> {
+    let oo = Opts::new(o, "helm::rollback", &["namespace", "wait", "timeout"])?;
+    let (kube, ns) = kube_and_ns(kc, &oo)?;
+    let timeout = oo.duration("timeout")?.unwrap_or(Duration::from_secs(600));
+    let (cli, name2, ns2, kube2) = (s.cli()?, name.to_string(), ns.clone(), kube.clone());
+    let rel = s.ctx.block_on_graceful(move |scope| async move {
+        ops::rollback(&cli, &kube2, &name2, &ns2, rev, timeout, &scope).await?;
+        ops::status(&cli, &kube2, &name2, &ns2, &scope).await
+    })?;
+    let rel = rel.ok_or_else(|| to_rhai(&HelmError::NotFound(format!("release {ns}/{name} not found"))))?;
+    if oo.bool("wait", true)? {
+        let objects = release::manifest_objects(&rel).map_err(|e| to_rhai(&HelmError::Manifest(e)))?;
+        let wo = WaitOptions { timeout, what: Some(format!("release {name}")), ..Default::default() };
+        kc.wait_values(&objects, Some(&ns), wo)?;
+    }
+    Ok(release_info(&rel))
+}
+
 fn kube_and_ns(kc: &ClusterHandle, o: &Opts) -> R<(Kube, String)> {
     Ok((kube_of(kc), namespace(o, kc)?))
 }
@@ -535,23 +554,14 @@ impl NativeModule for Helm {
             "rollback",
             &["cluster: Cluster", "release: string", "revision: int", "options: map", "map"],
             "Roll back to a revision (0: the previous one) and wait until ready. Options: namespace, wait (true), timeout.",
-            move |kc: ClusterHandle, name: &str, rev: INT, o: Map| -> R<Map> {
-                let oo = Opts::new(&o, "helm::rollback", &["namespace", "wait", "timeout"])?;
-                let (kube, ns) = kube_and_ns(&kc, &oo)?;
-                let timeout = oo.duration("timeout")?.unwrap_or(Duration::from_secs(600));
-                let (cli, name2, ns2, kube2) = (s.cli()?, name.to_string(), ns.clone(), kube.clone());
-                let rel = s.ctx.block_on_graceful(move |scope| async move {
-                    ops::rollback(&cli, &kube2, &name2, &ns2, rev, timeout, &scope).await?;
-                    ops::status(&cli, &kube2, &name2, &ns2, &scope).await
-                })?;
-                let rel = rel.ok_or_else(|| to_rhai(&HelmError::NotFound(format!("release {ns}/{name} not found"))))?;
-                if oo.bool("wait", true)? {
-                    let objects = release::manifest_objects(&rel).map_err(|e| to_rhai(&HelmError::Manifest(e)))?;
-                    let wo = WaitOptions { timeout, what: Some(format!("release {name}")), ..Default::default() };
-                    kc.wait_values(&objects, Some(&ns), wo)?;
-                }
-                Ok(release_info(&rel))
-            },
+            move |kc: ClusterHandle, name: &str, rev: INT, o: Map| -> R<Map> { rollback(&s, &kc, name, rev, &o) },
+        );
+        let s = st.clone();
+        b.func(
+            "rollback",
+            &["cluster: Cluster", "release: string", "revision: int", "map"],
+            "Roll back to a revision (0: the previous one) with default options.",
+            move |kc: ClusterHandle, name: &str, rev: INT| -> R<Map> { rollback(&s, &kc, name, rev, &Map::new()) },
         );
         let s = st.clone();
         b.func(
@@ -736,3 +746,6 @@ impl NativeModule for Helm {
         b.build()
     }
 }
+
+#[cfg(test)]
+mod tests;
