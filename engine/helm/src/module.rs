@@ -38,6 +38,8 @@ struct State {
     charts: Arc<Mutex<HashMap<PathBuf, Slot>>>,
     /// The run's private directory for chart copies, removed when the run ends.
     private: Arc<Mutex<Option<PathBuf>>>,
+    /// Copies made so far: each goes to a directory of its own under `private`.
+    copies: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// What a chart's dependency check gave: the chart directory helm gets (the user's, or the
@@ -107,7 +109,7 @@ impl State {
         };
         check_sources(&chart.name, &chart.deps, dir).map_err(|e| to_rhai(&e))?;
         let root = self.private_root().map_err(|e| to_rhai(&e))?;
-        let n = std::fs::read_dir(&root).map(|d| d.count()).unwrap_or(0);
+        let n = self.copies.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let copy = deps::private_copy(dir, &chart.deps, &root.join(n.to_string())).map_err(|source| {
             to_rhai(&HelmError::Io { what: format!("cannot copy the chart {}", dir.display()), source })
         })?;
@@ -501,7 +503,13 @@ impl NativeModule for Helm {
         "helm"
     }
     fn build(&self, ctx: &HostCtx) -> BuiltModule {
-        let st = State { ctx: ctx.clone(), cli: Arc::default(), charts: Arc::default(), private: Arc::default() };
+        let st = State {
+            ctx: ctx.clone(),
+            cli: Arc::default(),
+            charts: Arc::default(),
+            private: Arc::default(),
+            copies: Arc::default(),
+        };
         let mut b = ModuleBuilder::new(
             "Helm releases through the real helm binary (3 or 4, detected once; $KMSCTL_HELM overrides).\n\
              Values are written to 0600 files, never argv. kmsctl waits on the release's objects itself.",

@@ -260,3 +260,15 @@ async fn a_repository_dependency_is_fetched_into_the_private_copy() {
     assert!(argv.lines().any(|l| l.starts_with("dependency update ")), "{argv}");
     assert!(!chart.join("charts").exists() && !chart.join("Chart.lock").exists(), "the chart directory is untouched");
 }
+
+/// helm 3 builds the dependencies the same way (`dependency build --skip-refresh` exists there).
+#[tokio::test]
+async fn helm_3_builds_an_umbrella_charts_dependencies_too() {
+    let env = testenv!();
+    let helm3: PathBuf =
+        std::env::var_os("TESTENV_HELM3").map(PathBuf::from).unwrap_or_else(|| env.dir.join("bin/helm3"));
+    let k = with_helm(playbook(&env, TEMPLATE, &[("CHART", &umbrella().display().to_string())]), &env, &helm3);
+    let r = finish(k).await;
+    r.code(0);
+    assert_eq!(logged(&r.events(), "rendered coordinator "), "true");
+}
