@@ -57,6 +57,20 @@ pub enum HelmError {
     /// helm could not be started, or could not be waited for.
     #[error(transparent)]
     Process(#[from] kmsctl_proc::ProcError),
+    /// A local chart's dependency could not be built: names the dependency and its source.
+    #[error("chart {chart}: dependency {dependency} from {from}: {reason}")]
+    Dependency {
+        /// The chart whose `dependencies` list it (`umbrella`).
+        chart: String,
+        /// The dependency (or dependencies) that failed (`coordinator`).
+        dependency: String,
+        /// Its source as Chart.yaml gives it (`file://../coordinator`, `oci://...`).
+        from: String,
+        /// What went wrong (a missing directory, the end of helm's stderr).
+        reason: String,
+        /// The source does not exist (kind `not_found`; otherwise `failed`).
+        missing: bool,
+    },
     /// The operation was cancelled (the host reports the cancellation itself).
     #[error("cancelled")]
     Cancelled,
@@ -75,6 +89,18 @@ impl HostFailure for HelmError {
             Self::Cancelled => ErrorKind::Cancelled,
             Self::NotFound(_) => ErrorKind::NotFound,
             Self::Usage(_) => ErrorKind::Usage,
+            Self::Dependency { missing: true, .. } => ErrorKind::NotFound,
+            Self::Dependency { .. } => ErrorKind::Failed,
         }
+    }
+
+    fn details(&self) -> rhai::Map {
+        let mut m = rhai::Map::new();
+        if let Self::Dependency { chart, dependency, from, .. } = self {
+            m.insert("chart".into(), chart.clone().into());
+            m.insert("dependency".into(), dependency.clone().into());
+            m.insert("source".into(), from.clone().into());
+        }
+        m
     }
 }

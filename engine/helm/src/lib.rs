@@ -5,9 +5,11 @@
 //! group, stopped gracefully on cancellation). `values` writes values to 0600 files: nothing
 //! from a values map ever reaches argv. `release` reads helm's JSON. `ops` is upgrade,
 //! uninstall, rollback, history and friends, including the recovery of releases left
-//! `pending-*`. `module` is the Rhai adapter.
+//! `pending-*`. `deps` decides whether a local chart's dependencies must be built, and copies
+//! the chart to build them in a private directory. `module` is the Rhai adapter.
 
 mod cli;
+mod deps;
 mod error;
 mod module;
 mod ops;

@@ -1,6 +1,7 @@
 //! The Rhai adapter: `import "helm" as helm;` then `helm::upgrade(kc, "kms-core-1", chart, #{...})`.
 
 use crate::cli::HelmCli;
+use crate::deps::{self, Dependency, Verdict};
 use crate::error::HelmError;
 use crate::ops::{self, Kube, UpgradeSpec};
 use crate::release;
@@ -14,7 +15,8 @@ use kmsctl_k8s::ClusterHandle;
 use kmsctl_k8s::WaitOptions;
 use rhai::{Array, Dynamic, EvalAltResult, INT, Map};
 use serde_json::Value;
-use std::path::PathBuf;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -30,6 +32,33 @@ struct State {
     /// Detected once: parallel tasks wait for the first one's `helm version` (13 parties
     /// would otherwise run 13).
     cli: Arc<Mutex<Option<HelmCli>>>,
+    /// Local charts whose dependencies this run checked: one slot per chart directory, held
+    /// while its dependencies are checked and built, so 13 parallel releases of one umbrella
+    /// chart build it once and the others use the result (the chart to give helm, or the error).
+    charts: Arc<Mutex<HashMap<PathBuf, Slot>>>,
+    /// The run's private directory for chart copies, removed when the run ends.
+    private: Arc<Mutex<Option<PathBuf>>>,
+    /// Copies made so far: each goes to a directory of its own under `private`.
+    copies: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// What a chart's dependency check gave: the chart directory helm gets (the user's, or the
+/// private copy its dependencies were built in), or the error.
+type Slot = Arc<Mutex<Option<R<PathBuf>>>>;
+
+/// The same result again for another task: a script error is a map, copied.
+fn again(r: &R<PathBuf>) -> Option<R<PathBuf>> {
+    match r {
+        Ok(p) => Some(Ok(p.clone())),
+        Err(e) => match e.as_ref() {
+            EvalAltResult::ErrorRuntime(v, pos) => Some(Err(Box::new(EvalAltResult::ErrorRuntime(v.clone(), *pos)))),
+            _ => None,
+        },
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl State {
@@ -40,6 +69,187 @@ impl State {
         }
         Ok(cli.clone().expect("detected"))
     }
+
+    fn slot(&self, dir: &Path) -> Slot {
+        lock(&self.charts).entry(dir.to_path_buf()).or_default().clone()
+    }
+
+    /// The chart to give helm for `chart`: a local chart directory whose dependencies are
+    /// missing or stale is copied into the run's private directory and its dependencies built
+    /// there, once per chart per run; anything else is given as it is.
+    fn chart(&self, chart: &str, plain_http: bool) -> R<String> {
+        let given = chart_ref(&self.ctx, chart);
+        let path = Path::new(&given);
+        if !path.is_dir() {
+            return Ok(given);
+        }
+        let dir = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        let slot = self.slot(&dir);
+        let mut done = lock(&slot);
+        if let Some(r) = done.as_ref().and_then(again) {
+            return r.map(|p| p.display().to_string());
+        }
+        let r = self.prepare(&self.cli()?, &dir, plain_http);
+        // A stopped run's termination is not an answer for the next task.
+        if !matches!(&r, Err(e) if kmsctl_host::is_terminated(e)) {
+            *done = again(&r);
+        }
+        r.map(|p| p.display().to_string())
+    }
+
+    /// Check `dir`'s dependencies; if they must be built, build them in a private copy.
+    fn prepare(&self, cli: &HelmCli, dir: &Path, plain_http: bool) -> R<PathBuf> {
+        let Some(chart) = deps::inspect(dir).map_err(|e| to_rhai(&HelmError::Usage(e)))? else {
+            return Ok(dir.to_path_buf());
+        };
+        let (update, why) = match chart.verdict() {
+            Verdict::Fresh => return Ok(dir.to_path_buf()),
+            Verdict::Build(why) => (false, why),
+            Verdict::Update(why) => (true, why),
+        };
+        check_sources(&chart.name, &chart.deps, dir).map_err(|e| to_rhai(&e))?;
+        let root = self.private_root().map_err(|e| to_rhai(&e))?;
+        let n = self.copies.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let copy = deps::private_copy(dir, &chart.deps, &root.join(n.to_string())).map_err(|source| {
+            to_rhai(&HelmError::Io { what: format!("cannot copy the chart {}", dir.display()), source })
+        })?;
+        self.ctx.log(
+            Level::Info,
+            format!(
+                "chart {}: {why}; building its dependencies in a private copy (helm dependency {}), {} is left as it is",
+                chart.name,
+                if update { "update" } else { "build" },
+                dir.display()
+            ),
+        );
+        self.build(cli, &chart.name, &chart.deps, &copy, update, !has_remote(&chart.deps), plain_http)?;
+        Ok(copy)
+    }
+
+    /// `helm dependency build|update` in `dir`; a build refused for an out-of-sync lock is
+    /// retried as an update. Failures name the dependency and its source.
+    #[allow(clippy::too_many_arguments)]
+    fn build(
+        &self,
+        cli: &HelmCli,
+        name: &str,
+        dependencies: &[Dependency],
+        dir: &Path,
+        update: bool,
+        skip_refresh: bool,
+        plain_http: bool,
+    ) -> R<()> {
+        let (cli, d) = (cli.clone(), dir.to_path_buf());
+        let (args, out) = self.ctx.block_on_graceful(move |scope| async move {
+            let (args, out) = ops::dependency(&cli, &d, update, skip_refresh, plain_http, &scope).await?;
+            if !update && out.code != 0 && !out.cancelled && out.stderr.contains("out of sync") {
+                return ops::dependency(&cli, &d, true, skip_refresh, plain_http, &scope).await;
+            }
+            Ok::<_, HelmError>((args, out))
+        })?;
+        if out.code != 0 && !out.cancelled {
+            return Err(to_rhai(&dependency_failed(name, dependencies, &args, &out)));
+        }
+        Ok(())
+    }
+
+    /// The run's private directory for chart copies (made on first use, removed at the end).
+    fn private_root(&self) -> Result<PathBuf, HelmError> {
+        let mut root = lock(&self.private);
+        if let Some(r) = root.as_ref() {
+            return Ok(r.clone());
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("kmsctl-helm-charts-")
+            .tempdir()
+            .map_err(|source| HelmError::Io { what: "cannot make a private directory for charts".into(), source })?
+            .keep();
+        let d = dir.clone();
+        self.ctx.on_cleanup("helm chart copies", move || {
+            Box::pin(async move {
+                let _ = std::fs::remove_dir_all(d);
+            })
+        });
+        *root = Some(dir.clone());
+        Ok(dir)
+    }
+}
+
+/// Every `file://` source must be a chart directory named as its dependency.
+fn check_sources(chart: &str, dependencies: &[Dependency], dir: &Path) -> Result<(), HelmError> {
+    for d in dependencies {
+        if let Some(reason) = deps::check_file_source(d, dir) {
+            return Err(HelmError::Dependency {
+                chart: chart.to_string(),
+                dependency: d.name.clone(),
+                from: d.repository.clone(),
+                reason,
+                missing: true,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Any dependency that is not `file://` (a repository or OCI source: helm refreshes repositories).
+fn has_remote(dependencies: &[Dependency]) -> bool {
+    dependencies.iter().any(|d| !d.repository.starts_with("file://"))
+}
+
+/// helm's dependency build failed: name the dependencies its stderr mentions (all if none).
+fn dependency_failed(chart: &str, dependencies: &[Dependency], args: &[String], out: &crate::cli::Output) -> HelmError {
+    // `helm dependency build` (not the private copy's path: the message names the chart).
+    let command = args.iter().take(2).map(String::as_str).collect::<Vec<_>>().join(" ");
+    let reason = match crate::cli::failed(args, out) {
+        HelmError::Failed { code, stderr, .. } => format!("helm {command} failed (exit code {code}): {stderr}"),
+        e => e.to_string(),
+    };
+    let mentioned = |d: &&Dependency| {
+        let src = d.repository.trim_start_matches("file://").trim_start_matches("oci://");
+        out.stderr.contains(&d.name) || (!src.is_empty() && out.stderr.contains(src))
+    };
+    let mut named: Vec<&Dependency> = dependencies.iter().filter(mentioned).collect();
+    if named.is_empty() {
+        named = dependencies.iter().collect();
+    }
+    HelmError::Dependency {
+        chart: chart.to_string(),
+        dependency: named.iter().map(|d| d.name.as_str()).collect::<Vec<_>>().join(", "),
+        from: named.iter().map(|d| d.repository.as_str()).collect::<Vec<_>>().join(", "),
+        reason,
+        missing: false,
+    }
+}
+
+/// `helm::dependency_build` / `dependency_update`: in the chart directory itself, as helm does
+/// (the playbook asked for it), under the chart's slot; later upgrades check the chart again.
+fn dependency_in_place(st: &State, chart: &str, opts: &Map, update: bool) -> R<Array> {
+    let what = if update { "helm::dependency_update" } else { "helm::dependency_build" };
+    let o = Opts::new(opts, what, &["skip_refresh", "plain_http"])?;
+    let path = st.ctx.resolve_path(chart);
+    let dir =
+        std::fs::canonicalize(&path).map_err(|_| o.usage(format!("{} is not a chart directory", path.display())))?;
+    let inspected = deps::inspect(&dir)
+        .map_err(|e| to_rhai(&HelmError::Usage(e)))?
+        .ok_or_else(|| o.usage(format!("{} is not a chart directory (no Chart.yaml)", dir.display())))?;
+    let slot = st.slot(&dir);
+    let mut done = lock(&slot);
+    *done = None;
+    check_sources(&inspected.name, &inspected.deps, &dir).map_err(|e| to_rhai(&e))?;
+    let skip_refresh = o.bool("skip_refresh", !has_remote(&inspected.deps))?;
+    st.build(&st.cli()?, &inspected.name, &inspected.deps, &dir, update, skip_refresh, o.bool("plain_http", false)?)?;
+    let after = deps::inspect(&dir).map_err(|e| to_rhai(&HelmError::Usage(e)))?;
+    let locked = after.and_then(|c| c.lock).unwrap_or_default();
+    Ok(locked
+        .into_iter()
+        .map(|d| {
+            let mut m = Map::new();
+            m.insert("name".into(), d.name.into());
+            m.insert("version".into(), d.version.into());
+            m.insert("repository".into(), d.repository.into());
+            Dynamic::from_map(m)
+        })
+        .collect())
 }
 
 /// `values`: a map or an array of maps (later wins), secrets exposed into the files.
@@ -166,7 +376,7 @@ fn upgrade(st: &State, kc: &ClusterHandle, name: &str, chart: &str, opts: &Map) 
     values_files.extend(files.paths.iter().cloned());
     let spec = UpgradeSpec {
         release: name.to_string(),
-        chart: chart_ref(ctx, chart),
+        chart: st.chart(chart, o.bool("plain_http", false)?)?,
         namespace: ns.clone(),
         version: o.str("version")?,
         values_files,
@@ -265,6 +475,25 @@ fn report_failed_hooks(st: &State, kc: &ClusterHandle, cli: &HelmCli, kube: &Kub
     let _ = kc.wait_values(&hooks, Some(ns), wo);
 }
 
+/// `helm::rollback`: back to `rev` (0: the previous one), then wait on the release's objects.
+fn rollback(s: &State, kc: &ClusterHandle, name: &str, rev: INT, o: &Map) -> R<Map> {
+    let oo = Opts::new(o, "helm::rollback", &["namespace", "wait", "timeout"])?;
+    let (kube, ns) = kube_and_ns(kc, &oo)?;
+    let timeout = oo.duration("timeout")?.unwrap_or(Duration::from_secs(600));
+    let (cli, name2, ns2, kube2) = (s.cli()?, name.to_string(), ns.clone(), kube.clone());
+    let rel = s.ctx.block_on_graceful(move |scope| async move {
+        ops::rollback(&cli, &kube2, &name2, &ns2, rev, timeout, &scope).await?;
+        ops::status(&cli, &kube2, &name2, &ns2, &scope).await
+    })?;
+    let rel = rel.ok_or_else(|| to_rhai(&HelmError::NotFound(format!("release {ns}/{name} not found"))))?;
+    if oo.bool("wait", true)? {
+        let objects = release::manifest_objects(&rel).map_err(|e| to_rhai(&HelmError::Manifest(e)))?;
+        let wo = WaitOptions { timeout, what: Some(format!("release {name}")), ..Default::default() };
+        kc.wait_values(&objects, Some(&ns), wo)?;
+    }
+    Ok(release_info(&rel))
+}
+
 fn kube_and_ns(kc: &ClusterHandle, o: &Opts) -> R<(Kube, String)> {
     Ok((kube_of(kc), namespace(o, kc)?))
 }
@@ -274,7 +503,13 @@ impl NativeModule for Helm {
         "helm"
     }
     fn build(&self, ctx: &HostCtx) -> BuiltModule {
-        let st = State { ctx: ctx.clone(), cli: Arc::default() };
+        let st = State {
+            ctx: ctx.clone(),
+            cli: Arc::default(),
+            charts: Arc::default(),
+            private: Arc::default(),
+            copies: Arc::default(),
+        };
         let mut b = ModuleBuilder::new(
             "Helm releases through the real helm binary (3 or 4, detected once; $KMSCTL_HELM overrides).\n\
              Values are written to 0600 files, never argv. kmsctl waits on the release's objects itself.",
@@ -327,23 +562,14 @@ impl NativeModule for Helm {
             "rollback",
             &["cluster: Cluster", "release: string", "revision: int", "options: map", "map"],
             "Roll back to a revision (0: the previous one) and wait until ready. Options: namespace, wait (true), timeout.",
-            move |kc: ClusterHandle, name: &str, rev: INT, o: Map| -> R<Map> {
-                let oo = Opts::new(&o, "helm::rollback", &["namespace", "wait", "timeout"])?;
-                let (kube, ns) = kube_and_ns(&kc, &oo)?;
-                let timeout = oo.duration("timeout")?.unwrap_or(Duration::from_secs(600));
-                let (cli, name2, ns2, kube2) = (s.cli()?, name.to_string(), ns.clone(), kube.clone());
-                let rel = s.ctx.block_on_graceful(move |scope| async move {
-                    ops::rollback(&cli, &kube2, &name2, &ns2, rev, timeout, &scope).await?;
-                    ops::status(&cli, &kube2, &name2, &ns2, &scope).await
-                })?;
-                let rel = rel.ok_or_else(|| to_rhai(&HelmError::NotFound(format!("release {ns}/{name} not found"))))?;
-                if oo.bool("wait", true)? {
-                    let objects = release::manifest_objects(&rel).map_err(|e| to_rhai(&HelmError::Manifest(e)))?;
-                    let wo = WaitOptions { timeout, what: Some(format!("release {name}")), ..Default::default() };
-                    kc.wait_values(&objects, Some(&ns), wo)?;
-                }
-                Ok(release_info(&rel))
-            },
+            move |kc: ClusterHandle, name: &str, rev: INT, o: Map| -> R<Map> { rollback(&s, &kc, name, rev, &o) },
+        );
+        let s = st.clone();
+        b.func(
+            "rollback",
+            &["cluster: Cluster", "release: string", "revision: int", "map"],
+            "Roll back to a revision (0: the previous one) with default options.",
+            move |kc: ClusterHandle, name: &str, rev: INT| -> R<Map> { rollback(&s, &kc, name, rev, &Map::new()) },
         );
         let s = st.clone();
         b.func(
@@ -400,7 +626,7 @@ impl NativeModule for Helm {
                 values_files.extend(files.paths.iter().cloned());
                 let spec = ops::TemplateSpec {
                     release: name.to_string(),
-                    chart: chart_ref(&s.ctx, chart),
+                    chart: s.chart(chart, oo.bool("plain_http", false)?)?,
                     namespace: oo.str("namespace")?.unwrap_or_else(|| "default".into()),
                     version: oo.str("version")?,
                     values_files,
@@ -487,6 +713,33 @@ impl NativeModule for Helm {
                 })
             },
         );
+        for (name, update, doc) in [
+            (
+                "dependency_build",
+                false,
+                "Build a local chart's dependencies in its own charts/ directory, as `helm dependency build`\n\
+                 does (from Chart.lock; without one, as `dependency_update`). `upgrade` and `template` build\n\
+                 missing or stale dependencies themselves, in a private copy of the chart: call this only\n\
+                 to fill the chart's own charts/. Options: skip_refresh (true when every source is file://),\n\
+                 plain_http. Returns the locked dependencies: [#{name, version, repository}].",
+            ),
+            (
+                "dependency_update",
+                true,
+                "Resolve a local chart's dependencies again, write its Chart.lock and fill its charts/, as\n\
+                 `helm dependency update` does. Options: skip_refresh, plain_http. Returns the locked\n\
+                 dependencies: [#{name, version, repository}].",
+            ),
+        ] {
+            let s = st.clone();
+            b.func(name, &["chart: string", "options: map", "array"], doc, move |chart: &str, o: Map| {
+                dependency_in_place(&s, chart, &o, update)
+            });
+            let s = st.clone();
+            b.func(name, &["chart: string", "array"], "The same with default options.", move |chart: &str| {
+                dependency_in_place(&s, chart, &Map::new(), update)
+            });
+        }
         let s = st.clone();
         b.func(
             "repo_update",
@@ -501,3 +754,6 @@ impl NativeModule for Helm {
         b.build()
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -462,3 +462,24 @@ pub(crate) async fn registry_login(
     }
     cli.ok(&args, Some(password), scope).await.map(|_| ())
 }
+
+/// `helm dependency build` (or `update`) of a chart directory. The caller reads the output:
+/// a failure is named after the dependency that failed (see `module`).
+pub(crate) async fn dependency(
+    cli: &HelmCli,
+    chart: &std::path::Path,
+    update: bool,
+    skip_refresh: bool,
+    plain_http: bool,
+    scope: &CancelScope,
+) -> Result<(Vec<String>, Output), HelmError> {
+    let mut args = vec![s("dependency"), s(if update { "update" } else { "build" }), chart.display().to_string()];
+    if skip_refresh {
+        args.push(s("--skip-refresh"));
+    }
+    if plain_http {
+        args.push(s("--plain-http"));
+    }
+    let out = cli.run(&args, None, scope).await?;
+    Ok((args, out))
+}
