@@ -606,3 +606,44 @@ async fn a_missing_image_fails_before_any_party_is_deployed() {
     destroy(&env, &eks, &ns).await.code(0);
     eks.delete().await;
 }
+
+/// The wait is for *this* deployment's bucket: another Ready S3 in the namespace does not
+/// satisfy it (the toolkit took any Ready S3), and when ours fails to reconcile the run fails
+/// with Crossplane's reason, before any party is deployed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_deployments_ready_bucket_does_not_satisfy_the_wait() {
+    let env = testenv_profile!("eks");
+    let eks = Eks::new(&env).await;
+    let ns = unique("kms-ci-bucket");
+    namespace_with(&env, &ns, &[]).await;
+    // Someone else's bucket, Ready at once.
+    let s3 = Api::<DynamicObject>::namespaced_with(env.client.clone(), &ns, &tkms("S3", "s3s"));
+    let other: DynamicObject = serde_json::from_value(serde_json::json!({
+        "apiVersion": "tkms.zama.ai/v1alpha1", "kind": "S3",
+        "metadata": {"name": "other-public", "labels": {"environment": "other"}, "annotations": {"testenv.kmsctl/ready-after": "0s"}},
+        "spec": {"bucketName": "other-public", "visibility": "public"},
+    }))
+    .unwrap();
+    s3.create(&Default::default(), &other).await.expect("create the other bucket");
+    let values = format!(
+        "rehearsal:\n  fail:\n    kms-party-{ns}-public: 'AccessDenied: not authorized to perform s3:CreateBucket'\n"
+    );
+    let r = finish(
+        aws_run(
+            &env,
+            "aws-ci.rhai",
+            &ns,
+            &eks,
+            &["--deployment-type", "threshold", "--num-parties", "2", "--infra-timeout", "20s"],
+        )
+        .file("tkms-fail.yaml", &values)
+        .args(["--tkms-infra-values", "tkms-fail.yaml"]),
+    )
+    .await;
+    assert_ne!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("AccessDenied"), "the bucket's reason is shown:\n{}", r.stderr);
+    let deployed = releases(&env, &ns).await;
+    assert!(!deployed.iter().any(|r| r.starts_with("kms-core")), "parties were deployed: {deployed:?}");
+    run(env.kubectl().args(["delete", "namespace", &ns, "--wait=false"])).await;
+    eks.delete().await;
+}

@@ -102,6 +102,8 @@ fn impossible_combinations_are_refused_before_anything_runs() {
         ("--target kind-ci --extra-values /nonexistent/x.yaml", "values file /nonexistent/x.yaml does not exist"),
         ("--target kind-ci --eks-cluster perf", "--eks-cluster is for the AWS targets, not kind-ci"),
         ("--target aws-ci --owner a:b", "--owner 'a:b' cannot be a label value"),
+        ("--target kind-ci --tkms-infra-values x.yaml", "--tkms-infra-values is for the AWS targets"),
+        ("--target aws-perf --tkms-infra-values /nonexistent/t.yaml", "values file /nonexistent/t.yaml does not exist"),
     ] {
         let args: Vec<&str> = line.split(' ').collect();
         let root = root();
