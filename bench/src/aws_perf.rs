@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use serde_json::Value;
 use tokio::process::Command;
 
-use crate::deploy::{Sample, measure, phases};
+use crate::deploy::{Sample, bash_phases, measure, phases};
 use crate::env::{Env, Result, delta, unique};
 use crate::stats::{secs, summarize, table};
 
@@ -146,11 +146,6 @@ async fn bash_flow(env: &Env, ns: &str, parties: usize) -> Result<Sample> {
         .env("KUBECONFIG", &env.kubeconfig)
         .kill_on_drop(true);
     let (mut sample, stdout) = measure(c, false).await?;
-    let line = stdout.lines().rev().find(|l| l.starts_with("phases ")).unwrap_or_default();
-    for kv in line.split_whitespace().skip(1) {
-        if let Some((k, v)) = kv.split_once('=') {
-            sample.phases.push((k.to_string(), v.parse::<f64>().unwrap_or(0.0) * 1000.0));
-        }
-    }
+    sample.phases = bash_phases(&stdout);
     Ok(sample)
 }

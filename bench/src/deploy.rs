@@ -208,14 +208,19 @@ async fn bash_flow(env: &Env, parties: usize, v3: bool) -> Result<Sample> {
         .env("TAG", TAG)
         .kill_on_drop(true);
     let (mut sample, stdout) = measure(c, false).await?;
-    // Its last line: "phases namespace=0.05 parties=12.34 init=1.23 settle=31.2" (seconds).
-    let line = stdout.lines().rev().find(|l| l.starts_with("phases ")).unwrap_or_default();
-    for kv in line.split_whitespace().skip(1) {
-        if let Some((k, v)) = kv.split_once('=') {
-            sample.phases.push((k.to_string(), v.parse::<f64>().unwrap_or(0.0) * 1000.0));
-        }
-    }
+    sample.phases = bash_phases(&stdout);
     Ok(sample)
+}
+
+/// A bash flow's last line, "phases namespace=0.05 parties=12.34 init=1.23 ..." (seconds), as
+/// named phases in ms.
+pub(crate) fn bash_phases(stdout: &str) -> Vec<(String, f64)> {
+    let line = stdout.lines().rev().find(|l| l.starts_with("phases ")).unwrap_or_default();
+    line.split_whitespace()
+        .skip(1)
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.parse::<f64>().unwrap_or(0.0) * 1000.0))
+        .collect()
 }
 
 async fn floor(env: &Env, values: &Values, parties: usize) -> Result<Sample> {

@@ -12,8 +12,8 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret, ServiceAccou
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::api::{Api, DynamicObject, ListParams};
 use kube::discovery::ApiResource;
-use serde_json::Value;
 
+use super::{releases, values};
 use crate::harness::{Kmsctl, kmsctl};
 use crate::k8s::finish;
 use crate::testenv::{EKS_POOLS, TestEnv, run, testenv_profile, unique};
@@ -69,19 +69,6 @@ fn aws_run(env: &TestEnv, playbook: &str, ns: &str, eks: &Eks, args: &[&str]) ->
         .args(["--tkms-infra-chart", &charts.join("tkms-infra").display().to_string()])
         .args(["--sync-secrets-chart", &charts.join("sync-secrets").display().to_string()])
         .args(args)
-}
-
-/// The values helm holds for a release (`helm get values -o json`).
-async fn values(env: &TestEnv, ns: &str, release: &str) -> Value {
-    let out = run(env.helm().args(["get", "values", release, "-n", ns, "-o", "json"])).await;
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("values of {release}: {e}: {out}"))
-}
-
-async fn releases(env: &TestEnv, ns: &str) -> Vec<String> {
-    let out = run(env.helm().args(["list", "-n", ns, "-q"])).await;
-    let mut names: Vec<String> = out.lines().map(str::to_string).collect();
-    names.sort();
-    names
 }
 
 fn tkms(kind: &str, plural: &str) -> ApiResource {

@@ -11,6 +11,7 @@ use k8s_openapi::api::batch::v1::Job;
 use kube::api::Api;
 use serde_json::Value;
 
+use super::{releases, values};
 use crate::harness::{Kmsctl, kmsctl};
 use crate::k8s::finish;
 use crate::testenv::{TestEnv, run, testenv_profile, unique};
@@ -80,19 +81,6 @@ pub(crate) fn kind_run(env: &TestEnv, playbook: &str, ns: &str, args: &[&str]) -
         .args(["run", &root.join("playbooks").join(playbook).display().to_string()])
         .args(["--kms-repo", "kms", "--namespace", ns, "--output", "json", "--timeout", "10m"])
         .args(args)
-}
-
-/// The values helm holds for a release (`helm get values -o json`).
-async fn values(env: &TestEnv, ns: &str, release: &str) -> Value {
-    let out = run(env.helm().args(["get", "values", release, "-n", ns, "-o", "json"])).await;
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("values of {release}: {e}: {out}"))
-}
-
-async fn releases(env: &TestEnv, ns: &str) -> Vec<String> {
-    let out = run(env.helm().args(["list", "-n", ns, "-q"])).await;
-    let mut names: Vec<String> = out.lines().map(str::to_string).collect();
-    names.sort();
-    names
 }
 
 /// The keys of a moto bucket.

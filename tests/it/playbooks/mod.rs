@@ -7,6 +7,20 @@ mod kind;
 use crate::harness::kmsctl;
 use crate::testenv::unique;
 
+/// The values helm holds for a release (`helm get values -o json`).
+pub(super) async fn values(env: &crate::testenv::TestEnv, ns: &str, release: &str) -> serde_json::Value {
+    let out = crate::testenv::run(env.helm().args(["get", "values", release, "-n", ns, "-o", "json"])).await;
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("values of {release}: {e}: {out}"))
+}
+
+/// The releases in a namespace, sorted.
+pub(super) async fn releases(env: &crate::testenv::TestEnv, ns: &str) -> Vec<String> {
+    let out = crate::testenv::run(env.helm().args(["list", "-n", ns, "-q"])).await;
+    let mut names: Vec<String> = out.lines().map(str::to_string).collect();
+    names.sort();
+    names
+}
+
 fn root() -> String {
     concat!(env!("CARGO_MANIFEST_DIR"), "/..").to_string()
 }
