@@ -671,8 +671,8 @@ impl NativeModule for Helm {
         b.func(
             "recover",
             &["cluster: Cluster", "release: string", "options: map", "any"],
-            "If the release is stuck pending-*, roll it back (or uninstall a never-deployed one); returns what\n\
-             was done or `()`. `upgrade` does this itself. Options: namespace.",
+            "If the release is stuck pending-*, roll it back (or uninstall a never-deployed one); if it was left\n\
+             uninstalling, finish the uninstall. Returns what was done or `()`. `upgrade` does this itself. Options: namespace.",
             move |kc: ClusterHandle, name: &str, o: Map| -> R<Dynamic> {
                 let oo = Opts::new(&o, "helm::recover", &["namespace"])?;
                 let (kube, ns) = kube_and_ns(&kc, &oo)?;

@@ -1,6 +1,7 @@
 //! Helm operations as plain async Rust: upgrade (install or upgrade), uninstall, rollback,
 //! status, history, list, template, repositories, manifests and values — and the recovery of a
-//! release an interrupted run left `pending-install`, `pending-upgrade` or `pending-rollback`.
+//! release an interrupted run left `pending-install`, `pending-upgrade`, `pending-rollback` or
+//! `uninstalling`.
 
 use crate::cli::{HelmCli, Output, failed};
 use crate::error::HelmError;
@@ -149,8 +150,9 @@ pub(crate) async fn revisions(
     }
 }
 
-/// If the release is stuck `pending-*`, put it back in a state helm can upgrade: roll back to
-/// the last deployed revision, or uninstall a release that never deployed. Returns what was
+/// If the release is stuck `pending-*` or `uninstalling`, put it back in a state helm can
+/// upgrade: roll back to the last deployed revision, uninstall a release that never deployed,
+/// finish an interrupted uninstall. Returns what was
 /// done, for the log.
 pub(crate) async fn recover_pending(
     cli: &HelmCli,
@@ -163,7 +165,10 @@ pub(crate) async fn recover_pending(
     recover_pending_from(cli, kube, release, namespace, &revisions, scope).await
 }
 
-/// [`recover_pending`] given the release's history (its latest revision's status says pending).
+/// [`recover_pending`] given the release's history. A release whose latest revision is
+/// `pending-*` is rolled back (or uninstalled if it never deployed); one left `uninstalling`
+/// (a `helm uninstall` killed mid-way: helm refuses to upgrade it, "has no deployed
+/// releases") has its uninstall finished, so the upgrade installs it afresh.
 async fn recover_pending_from(
     cli: &HelmCli,
     kube: &Kube,
@@ -172,7 +177,13 @@ async fn recover_pending_from(
     revisions: &[Value],
     scope: &CancelScope,
 ) -> Result<Option<String>, HelmError> {
-    let Some(state) = release::latest_status(revisions).filter(|s| release::is_pending(s)) else { return Ok(None) };
+    let Some(state) = release::latest_status(revisions).filter(|s| release::is_stuck(s)) else { return Ok(None) };
+    if state == release::UNINSTALLING {
+        uninstall(cli, kube, release, namespace, None, scope).await?;
+        return Ok(Some(format!(
+            "release {namespace}/{release} was left uninstalling by an interrupted uninstall; finished the uninstall"
+        )));
+    }
     match release::last_deployed(revisions) {
         Some(rev) => {
             rollback(cli, kube, release, namespace, rev, Duration::from_secs(300), scope).await?;

@@ -12,9 +12,17 @@ pub(crate) fn revision_of(release: &Value) -> i64 {
     release.get("version").and_then(Value::as_i64).unwrap_or(0)
 }
 
+/// The status of a release whose `helm uninstall` has begun and not finished.
+pub(crate) const UNINSTALLING: &str = "uninstalling";
+
 /// Is the release stuck in a `pending-*` state (an interrupted install, upgrade or rollback)?
 pub(crate) fn is_pending(status: &str) -> bool {
     status.starts_with("pending-")
+}
+
+/// Is the release in a state helm refuses to upgrade: pending, or left [`UNINSTALLING`]?
+pub(crate) fn is_stuck(status: &str) -> bool {
+    is_pending(status) || status == UNINSTALLING
 }
 
 /// `[{revision, status}]`, oldest first, from the labels of helm's release records
@@ -78,6 +86,8 @@ mod tests {
         });
         assert_eq!(status_of(&rel), "pending-upgrade");
         assert!(is_pending(status_of(&rel)));
+        assert!(is_stuck("uninstalling") && is_stuck("pending-install"));
+        assert!(!is_stuck("deployed") && !is_stuck("failed") && !is_stuck("superseded"));
         assert_eq!(revision_of(&rel), 3);
         let objs = manifest_objects(&rel).unwrap();
         assert_eq!(objs.iter().map(|o| o["kind"].as_str().unwrap()).collect::<Vec<_>>(), ["Service", "StatefulSet"]);

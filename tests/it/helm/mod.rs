@@ -284,6 +284,79 @@ async fn a_release_left_pending_by_an_interrupted_run_is_recovered() {
     assert_eq!((status_of(&st), st["version"].as_i64()), ("deployed", Some(1)));
 }
 
+/// Regression (the toolkit's sync-secrets "orphan" cleanup, W11): a `helm uninstall --wait`
+/// stopped mid-way (Ctrl-C, a CI timeout) leaves the release `uninstalling`, and helm then
+/// refuses every upgrade ("has no deployed releases"). `helm::upgrade` finishes the uninstall
+/// and installs afresh, with a warning.
+#[tokio::test]
+async fn a_release_left_uninstalling_by_an_interrupted_uninstall_is_installed_again() {
+    let env = testenv!();
+    let ns = env.namespace("helm-uninstalling").await;
+    let rel = unique("held");
+    let chart = tempfile::tempdir().expect("chart dir");
+    std::fs::create_dir(chart.path().join("templates")).expect("templates");
+    std::fs::write(chart.path().join("Chart.yaml"), "apiVersion: v2\nname: held\nversion: 0.1.0\n")
+        .expect("Chart.yaml");
+    // A finalizer nobody removes keeps `helm uninstall --wait` waiting for the ConfigMap to go.
+    std::fs::write(
+        chart.path().join("templates/cm.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: held\n  finalizers: [testenv.kmsctl/hold]\ndata: {a: b}\n",
+    )
+    .expect("cm.yaml");
+    let chart = chart.path().display().to_string();
+    let install = |env: &TestEnv| {
+        helm_playbook(
+            env,
+            r#"
+            import "k8s" as k8s;
+            import "helm" as helm;
+            import "log" as log;
+            let r = helm::upgrade(k8s::connect(), "@REL@", "@CHART@", #{ namespace: "@NS@", timeout: "60s" });
+            log::info(`installed: ${r.status} ${r.revision}`);
+            "#,
+            &[("REL", &rel), ("CHART", &chart), ("NS", &ns.name)],
+        )
+    };
+    finish(install(&env)).await.code(0);
+
+    let mut helm = env.helm();
+    helm.args(["uninstall", &rel, "-n", &ns.name, "--wait", "--timeout", "10m"]);
+    let mut child = helm.kill_on_drop(true).spawn().expect("helm uninstall");
+    release_record(&env, &ns.name, &rel, "uninstalling").await;
+    let pid = child.id().expect("helm's pid").to_string();
+    std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+    let _ = child.wait().await;
+    let cms = Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(env.client.clone(), &ns.name);
+    let unhold = serde_json::json!({"metadata": {"finalizers": null}});
+    cms.patch("held", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&unhold)).await.expect("unhold");
+    let refused = env.helm().args(["upgrade", "--install", &rel, &chart, "-n", &ns.name]).output().await.expect("helm");
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("has no deployed releases"),
+        "helm itself refuses the release: {refused:?}"
+    );
+
+    let r = finish(install(&env)).await;
+    r.code(0);
+    assert_eq!(logged(&r.events(), "installed: "), "deployed 1");
+    let warnings: Vec<_> = r
+        .events()
+        .into_iter()
+        .filter(|e| e["event"] == "log" && e["level"] == "warn")
+        .map(|e| e["message"].clone())
+        .collect();
+    assert_eq!(
+        warnings,
+        [format!(
+            "release {}/{rel} was left uninstalling by an interrupted uninstall; finished the uninstall",
+            ns.name
+        )]
+    );
+    let st = helm_status(&env, &ns.name, &rel).await.expect("release");
+    assert_eq!((status_of(&st), st["version"].as_i64()), ("deployed", Some(1)));
+    assert!(cms.get_opt("held").await.expect("get").is_some(), "the release's ConfigMap is installed again");
+    cms.patch("held", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&unhold)).await.expect("unhold");
+}
+
 /// Live processes (not zombies) whose command line contains `needle`.
 fn live_processes(needle: &str) -> Vec<String> {
     let mut out = Vec::new();
