@@ -12,7 +12,8 @@
 #   (a kind cluster is this environment's nodes and a kind-<name> context; docker records
 #   builds, pulls and pushes with their labels; see standins/README.md), and the controller
 #   answers port-forwards no test forward claims (a ClusterPortForward, testenv-baseline, to a
-#   loopback server that gives HTTP 200 and a fixed body; see rehearsal/forward.go).
+#   loopback server that gives HTTP 200 and a fixed body; see rehearsal/forward.go) and serves
+#   the metrics API (metrics.k8s.io, synthetic usage; see rehearsal/metrics.go).
 #
 #   scripts/testenv/testenv.sh build    build and cache the binaries (idempotent)
 #   scripts/testenv/testenv.sh up       build if needed, start, wait until ready, write the env file
@@ -432,11 +433,39 @@ apply_manifests() {
   done
 }
 
-start_rehearsal() {  # $1 = the port-forward baseline's port
+start_rehearsal() {  # $1 = the port-forward baseline's port, $2 = the metrics API's
   setsid "$REHEARSAL_BIN/rehearsal" run --kubeconfig "$KUBECONFIG_FILE" --region "$TESTENV_REGION" \
-    --ready-file "$TESTENV_DIR/rehearsal.ready" --forward-listen "127.0.0.1:$1" \
+    --ready-file "$TESTENV_DIR/rehearsal.ready" --forward-listen "127.0.0.1:$1" --metrics-listen "127.0.0.1:$2" \
     --registry-missing "$TESTENV_DIR/docker/missing" >"$REHEARSAL_LOG" 2>&1 </dev/null &
   echo $! > "$REHEARSAL_PID"
+}
+
+# The metrics API (metrics.k8s.io, what `kubectl top` and kmsctl's sampler read) is the
+# rehearsal controller's stand-in (rehearsal/metrics.go: synthetic usage), aggregated by the
+# API server through an ExternalName Service to its loopback port.
+register_metrics() {  # $1 = the metrics API's port
+  kc apply --server-side -f - >/dev/null <<YAML
+apiVersion: v1
+kind: Service
+metadata: {name: testenv-metrics, namespace: kube-system}
+spec:
+  type: ExternalName
+  externalName: localhost
+  ports: [{name: https, port: $1}]
+---
+apiVersion: apiregistration.k8s.io/v1
+kind: APIService
+metadata: {name: v1beta1.metrics.k8s.io}
+spec:
+  group: metrics.k8s.io
+  version: v1beta1
+  service: {namespace: kube-system, name: testenv-metrics, port: $1}
+  insecureSkipTLSVerify: true
+  groupPriorityMinimum: 100
+  versionPriority: 100
+YAML
+  kc wait --for condition=Available --timeout 30s apiservice/v1beta1.metrics.k8s.io >/dev/null \
+    || die "the metrics API did not become available (see $REHEARSAL_LOG)"
 }
 
 stop_pid() {  # stop_pid PIDFILE WANT: TERM (then KILL) the process if it still runs WANT
@@ -563,13 +592,14 @@ cmd_up() {
   command -v curl >/dev/null || die "curl not found"
   mkdir -p "$TESTENV_DIR" && touch "$MARKER"
 
-  local hook_port moto_port fwd_port api kt
+  local hook_port moto_port fwd_port metrics_port api kt
   local -a ports
-  read -r -a ports < <(free_ports 9)
-  hook_port=${ports[0]} moto_port=${ports[1]} fwd_port=${ports[2]}
-  printf 'moto_port=%s\nwebhook_port=%s\nforward_port=%s\n' "$moto_port" "$hook_port" "$fwd_port" > "$TESTENV_DIR/ports"
+  read -r -a ports < <(free_ports 10)
+  hook_port=${ports[0]} moto_port=${ports[1]} fwd_port=${ports[2]} metrics_port=${ports[3]}
+  printf 'moto_port=%s\nwebhook_port=%s\nforward_port=%s\nmetrics_port=%s\n' "$moto_port" "$hook_port" "$fwd_port" \
+    "$metrics_port" > "$TESTENV_DIR/ports"
   write_webhook_kubeconfig "$hook_port"
-  write_kwokctl_config "${ports[@]:3}"
+  write_kwokctl_config "${ports[@]:4}"
   log "starting etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok-controller"
   kt=$(now_ms)
   PATH="$K8S_BIN:$KWOK_BIN:$PATH" "$KWOK_BIN/kwokctl" create cluster --name "$NAME" \
@@ -584,7 +614,7 @@ cmd_up() {
   step kwok-crds until_ok 60 "kwok's CRDs" kc wait --for condition=Established --timeout 5s \
     crd/{stages,clusterlogs,logs,clusterexecs,execs,clusterportforwards,portforwards}.kwok.x-k8s.io
   step stages kc apply -f "$HERE/stages.yaml" >/dev/null
-  start_rehearsal "$fwd_port"   # its caches sync while the nodes come up
+  start_rehearsal "$fwd_port" "$metrics_port"   # its caches sync while the nodes come up
   step nodes apply_profile
   step nodes-ready kc wait --for condition=Ready node --all --timeout 120s >/dev/null
   step rehearsal until_ok 30 "the rehearsal controller (see $REHEARSAL_LOG)" test -f "$TESTENV_DIR/rehearsal.ready"
@@ -592,6 +622,7 @@ cmd_up() {
   kc get clusterportforward testenv-baseline >/dev/null 2>&1 \
     || die "the rehearsal controller did not make the port-forward baseline (see $REHEARSAL_LOG)"
   step manifests apply_manifests
+  step metrics-api register_metrics "$metrics_port"
   step default-sa until_ok 120 "the default ServiceAccount" kc -n default get serviceaccount default
   kc -n kube-system create configmap testenv-marker --from-literal=owner=kmsctl-testenv \
     --from-literal=dir="$TESTENV_DIR" --from-literal=profile="$TESTENV_PROFILE" >/dev/null

@@ -5,7 +5,7 @@
 //!   [`pod_blocker`]), which pods a workload owns, where a wait stands, and the failure
 //!   report's rendering ([`FailureReport::summary`]);
 //! - plain async Rust on kube: connecting ([`Cluster`]), server-side apply, objects, logs,
-//!   exec, port-forwards, the watch-based waiter ([`wait`]) and collecting a report
+//!   exec, port-forwards, pod metrics and the usage sampler, the watch-based waiter ([`wait`]) and collecting a report
 //!   ([`FailureReport::collect`]);
 //! - the Rhai adapter ([`K8s`], [`ClusterHandle`]): argument conversion and registration only.
 //!
@@ -18,6 +18,7 @@ mod error;
 mod exec;
 mod json;
 mod logs;
+mod metrics;
 mod module;
 mod objects;
 mod portforward;

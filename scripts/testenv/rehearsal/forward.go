@@ -249,14 +249,15 @@ func normalize(v any) any {
 	return v
 }
 
-// ListenBaseline opens the server's socket; only loopback addresses are accepted.
-func ListenBaseline(addr string) (net.Listener, error) {
+// ListenLoopback opens a server socket (flag names it in errors); only loopback addresses are
+// accepted.
+func ListenLoopback(flag, addr string) (net.Listener, error) {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, err
 	}
 	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
-		return nil, fmt.Errorf("--forward-listen %s: only a loopback address", addr)
+		return nil, fmt.Errorf("%s %s: only a loopback address", flag, addr)
 	}
 	return net.Listen("tcp", addr)
 }

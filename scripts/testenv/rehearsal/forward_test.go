@@ -66,7 +66,7 @@ func TestBaselineObjectFollowsTheNamespaces(t *testing.T) {
 	dyn := dynfake.NewSimpleDynamicClientWithCustomListKinds(scheme,
 		map[schema.GroupVersionResource]string{clusterPortForwards: "ClusterPortForwardList"})
 	factory := informers.NewSharedInformerFactory(client, 0)
-	ln, err := ListenBaseline("127.0.0.1:0")
+	ln, err := ListenLoopback("--forward-listen", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,10 +127,10 @@ func TestBaselineObjectFollowsTheNamespaces(t *testing.T) {
 func TestBaselineServerAnswersHTTP(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if _, err := ListenBaseline("0.0.0.0:0"); err == nil || !strings.Contains(err.Error(), "only a loopback address") {
+	if _, err := ListenLoopback("--forward-listen", "0.0.0.0:0"); err == nil || !strings.Contains(err.Error(), "only a loopback address") {
 		t.Errorf("a non-loopback address: %v", err)
 	}
-	ln, err := ListenBaseline("127.0.0.1:0")
+	ln, err := ListenLoopback("--forward-listen", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,8 @@
 //	rehearsal run --kubeconfig FILE [--ready-file FILE] [--forward-listen 127.0.0.1:PORT]
 //	              [--registry-missing FILE]                the pod gate (controller.go, pull.go)
 //	              [--region us-east-1]                     and the port-forward baseline (forward.go),
-//	                                                       and the eks profile's AWS stand-ins (infra.go)
+//	              [--metrics-listen 127.0.0.1:PORT]        the eks profile's AWS stand-ins (infra.go)
+//	                                                       and the metrics API (metrics.go)
 //	rehearsal render-profile [--crds|--manifests] FILE     a profile's Nodes and StorageClasses
 //	                                                       (or its manifests' CRDs / other objects)
 //	rehearsal measure --kubeconfig FILE [--n 30]           the gate's added time to Ready
@@ -70,6 +71,7 @@ func run(args []string) error {
 	forwardListen := fs.String("forward-listen", "", "serve the port-forward baseline on this loopback address (host:port)")
 	registryMissing := fs.String("registry-missing", "", "the docker stand-in's list of images a pull does not get")
 	region := fs.String("region", "us-east-1", "the region of the enclave node groups' nodes")
+	metricsListen := fs.String("metrics-listen", "", "serve the metrics API stand-in over HTTPS on this loopback address (host:port)")
 	_ = fs.Parse(args)
 	if *kubeconfig == "" {
 		return fmt.Errorf("--kubeconfig is required")
@@ -102,7 +104,7 @@ func run(args []string) error {
 	go infra.Run(ctx, 2)
 	var baseline *ForwardBaseline
 	if *forwardListen != "" {
-		ln, err := ListenBaseline(*forwardListen)
+		ln, err := ListenLoopback("--forward-listen", *forwardListen)
 		if err != nil {
 			return err
 		}
@@ -110,6 +112,16 @@ func run(args []string) error {
 		go ServeBaseline(ctx, ln)
 		go baseline.Run(ctx)
 		log.Printf("port-forward baseline: serving on %s", ln.Addr())
+	}
+	if *metricsListen != "" {
+		ln, err := ListenLoopback("--metrics-listen", *metricsListen)
+		if err != nil {
+			return err
+		}
+		if err := ServeMetrics(ln, &Metrics{Pods: factory.Core().V1().Pods().Lister(), Nodes: factory.Core().V1().Nodes().Lister()}); err != nil {
+			return err
+		}
+		log.Printf("metrics API: serving on %s", ln.Addr())
 	}
 	return c.Run(ctx, factory, *workers, func() {
 		log.Printf("caches synced; gating pods (annotation %s)", AdmittedAnnotation)

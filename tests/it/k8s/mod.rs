@@ -17,6 +17,7 @@
 
 mod apply;
 mod failures;
+mod metrics;
 mod objects;
 mod ownership;
 mod pods;
@@ -223,7 +224,7 @@ impl Live {
             self.seen.push(Self::parse(&line));
         }
         let stderr = self.stderr.lock().expect("stderr").clone();
-        Ended { code: status.code().unwrap_or(-1), events: std::mem::take(&mut self.seen), stderr, _running: running }
+        Ended { code: status.code().unwrap_or(-1), events: std::mem::take(&mut self.seen), stderr, running }
     }
 }
 
@@ -245,7 +246,14 @@ pub(crate) struct Ended {
     /// Its stderr.
     pub stderr: String,
     /// Keeps its temp dir until the test is done with it.
-    _running: Running,
+    running: Running,
+}
+
+impl Ended {
+    /// The temp directory it ran in (artifacts under `art/` with [`playbook`]'s options).
+    pub(crate) fn path(&self) -> &Path {
+        self.running.path()
+    }
 }
 
 impl Ended {

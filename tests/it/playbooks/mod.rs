@@ -208,6 +208,85 @@ async fn network_diagnostics_snapshot_counters_and_compute_the_deltas() {
     assert!(traffic.lines().any(|l| l.starts_with("total\t")), "{traffic}");
 }
 
+/// sample-cpu.rhai (sample_core_cpu.sh): the parties' usage from the metrics API (the test
+/// environment's stand-in reads the pods' usage annotations) for --duration, then each pod's
+/// mean and peak; without --duration until Ctrl-C, which ends it within two seconds with
+/// every sample taken in the file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sample_cpu_records_the_parties_usage_for_a_duration_or_until_ctrl_c() {
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::{Api, PostParams};
+    let env = crate::testenv::testenv!();
+    let ns = env.namespace("sample-cpu").await;
+    let pods = Api::<Pod>::namespaced(env.client.clone(), &ns.name);
+    for (name, cpu) in [("kms-core-1-core-1", "4200m"), ("kms-core-2-core-2", "900m"), ("unrelated", "1")] {
+        let app = if name == "unrelated" { "other" } else { "kms-core" };
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "labels": {"app": app},
+                "annotations": {"testenv.kmsctl/cpu-usage": cpu, "testenv.kmsctl/memory-usage": "3Gi"}},
+            "spec": {"containers": [{"name": "kms-core", "image": "kms-core:test"}]},
+        }))
+        .unwrap();
+        pods.create(&PostParams::default(), &pod).await.expect("create pod");
+    }
+    for name in ["kms-core-1-core-1", "kms-core-2-core-2"] {
+        let running =
+            kube::runtime::wait::await_condition(pods.clone(), name, kube::runtime::conditions::is_pod_running());
+        tokio::time::timeout(std::time::Duration::from_secs(30), running).await.expect("pod running").expect("watch");
+    }
+    let root = root();
+    let sample = |extra: &[&str]| {
+        let k = kmsctl().env("KUBECONFIG", &env.kubeconfig.display().to_string()).args([
+            "run",
+            &format!("{root}/playbooks/sample-cpu.rhai"),
+            "--stdlib-dir",
+            &format!("{root}/stdlib"),
+            "--namespace",
+            &ns.name,
+            "--interval",
+            "250ms",
+            "--output",
+            "json",
+            "--artifacts",
+            "art",
+        ]);
+        k.args(extra)
+    };
+    let k = sample(&["--duration", "1s"]).code(0);
+    let r = tokio::task::spawn_blocking(move || k.run()).await.unwrap();
+    let ev = r.events();
+    let samples = std::fs::read_to_string(r.path().join("art/core-cpu-samples.log")).expect("samples");
+    let lines: Vec<&str> = samples.lines().collect();
+    assert!(
+        lines.len() >= 6 && lines.len().is_multiple_of(2),
+        "two pods, a sample at once then every 250ms for 1s:\n{samples}"
+    );
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.ends_with(" kms-core-1-core-1 4200m 3072Mi") || l.ends_with(" kms-core-2-core-2 900m 3072Mi")),
+        "{samples}"
+    );
+    for (pod, cpu) in [("kms-core-1-core-1", "4200m"), ("kms-core-2-core-2", "900m")] {
+        assert_eq!(
+            crate::k8s::logged(&ev, &format!("{pod}: ")),
+            format!("CPU mean {cpu}, peak {cpu}; memory peak 3072Mi ({} samples)", lines.len() / 2)
+        );
+    }
+
+    let mut live = crate::k8s::Live::start(sample(&[]));
+    live.log("sampling until stopped").await;
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    let t = std::time::Instant::now();
+    live.signal("INT");
+    let ended = live.end().await;
+    assert!(t.elapsed() < std::time::Duration::from_secs(2), "exit took {:?}", t.elapsed());
+    assert_eq!(ended.code, 130, "{}", ended.stderr);
+    let samples = std::fs::read_to_string(ended.path().join("art/core-cpu-samples.log")).expect("samples");
+    assert!(samples.lines().count() >= 4, "what was sampled before Ctrl-C is kept:\n{samples}");
+    assert!(!samples.contains("unrelated"), "{samples}");
+}
+
 /// rolling-upgrade.rhai refuses, before anything runs, what the toolkit found out late or never:
 /// no parties named, a centralized deployment, a PRSS phase the chart cannot do.
 #[test]

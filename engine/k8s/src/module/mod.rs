@@ -21,6 +21,7 @@ use crate::error::K8sError;
 use crate::exec;
 use crate::json::ObjRef;
 use crate::logs::{self, LogOptions};
+use crate::metrics::{self, Sampler, SamplerSpec, Summary};
 use crate::objects::{self, PatchKind, Query};
 use crate::portforward::{self, ForwardSpec, ForwardTarget};
 use crate::readiness::{Target, WaitOptions};
@@ -114,6 +115,41 @@ pub(crate) struct PortForwardHandle {
     ctx: HostCtx,
 }
 
+/// A CPU/memory sampler running in the background of the run, as scripts hold it.
+#[derive(Clone)]
+pub(crate) struct SamplerHandle {
+    state: Arc<Mutex<SamplerState>>,
+    file: String,
+    cleanup: CleanupId,
+    ctx: HostCtx,
+}
+
+enum SamplerState {
+    Running(Sampler),
+    Stopped(Summary),
+    Stopping,
+}
+
+/// A sampler's summary for scripts.
+fn summary_map(file: &str, s: &Summary) -> Map {
+    let mut pods = Map::new();
+    for (name, p) in &s.pods {
+        let mut m = Map::new();
+        m.insert("samples".into(), (p.samples as INT).into());
+        m.insert("cpu_max_millicores".into(), (p.cpu_max_millis as INT).into());
+        m.insert("cpu_mean_millicores".into(), (p.cpu_sum_millis / p.samples.max(1) as i64).into());
+        m.insert("memory_max_bytes".into(), (p.memory_max_bytes as INT).into());
+        pods.insert(name.as_str().into(), m.into());
+    }
+    let mut m = Map::new();
+    m.insert("file".into(), file.into());
+    m.insert("rounds".into(), (s.rounds as INT).into());
+    m.insert("failed_rounds".into(), (s.failed_rounds as INT).into());
+    m.insert("last_error".into(), s.last_error.clone().map(Dynamic::from).unwrap_or(Dynamic::UNIT));
+    m.insert("pods".into(), pods.into());
+    m
+}
+
 fn err(e: K8sError) -> Box<EvalAltResult> {
     to_rhai(&e)
 }
@@ -128,7 +164,7 @@ macro_rules! script_types {
 }
 script_types!(
     &mut ClusterHandle => "Cluster", &mut PortForwardHandle => "PortForward", ClusterHandle => "Cluster",
-    PortForwardHandle => "PortForward", &str => "string", String => "string", Map => "map", Array => "array",
+    PortForwardHandle => "PortForward", &mut SamplerHandle => "Sampler", SamplerHandle => "Sampler", &str => "string", String => "string", Map => "map", Array => "array",
     Dynamic => "any", bool => "bool", INT => "int", () => "()",
     // Not a script argument: Rhai passes the calling context.
     NativeCallContext<'_> => "",
@@ -185,6 +221,7 @@ impl NativeModule for K8s {
         );
         b.ty::<ClusterHandle>("Cluster");
         b.ty::<PortForwardHandle>("PortForward");
+        b.ty::<SamplerHandle>("Sampler");
 
         let cache: Arc<Mutex<HashMap<ConnectOptions, Cluster>>> = Arc::default();
         let ctx = ctx.clone();
@@ -427,6 +464,89 @@ impl NativeModule for K8s {
         });
         register!(b.method("to_string", "`cluster <context> (<server>)`.") |kc: &mut ClusterHandle| -> String {
             Ok(format!("cluster {} ({})", kc.cluster.context(), kc.cluster.server()))
+        });
+
+        register!(b.method(
+            "top_pods",
+            "The pods' CPU and memory now, from the metrics API (what `kubectl top pod` shows): `#{ namespace,\n\
+             selector }`. Returns [#{pod, timestamp, cpu_millicores, memory_bytes, containers: [#{name,\n\
+             cpu_millicores, memory_bytes}]}], by pod name. Throws `not_found` when the cluster serves no\n\
+             metrics API (no metrics-server)."
+        ) |kc: &mut ClusterHandle| [options] -> Array {
+            let o = Opts::new(options, "top_pods", &["namespace", "selector"])?;
+            let ns = kc.namespace(&o)?;
+            let selector = o.str("selector")?;
+            let usage = kc.ctx.block_on(metrics::pod_usage(&kc.cluster, &ns, selector.as_deref()))?;
+            let entry = |name: &str, cpu: i64, mem: i64| {
+                let mut m = Map::new();
+                m.insert("cpu_millicores".into(), (cpu as INT).into());
+                m.insert("memory_bytes".into(), (mem as INT).into());
+                (name.to_string(), m)
+            };
+            Ok(usage
+                .iter()
+                .map(|u| {
+                    let (pod, mut m) = entry(&u.pod, u.cpu_millis(), u.memory_bytes());
+                    m.insert("pod".into(), pod.into());
+                    m.insert("timestamp".into(), u.timestamp.clone().into());
+                    let containers: Array = u
+                        .containers
+                        .iter()
+                        .map(|c| {
+                            let (name, mut cm) = entry(&c.name, c.cpu_millis, c.memory_bytes);
+                            cm.insert("name".into(), name.into());
+                            cm.into()
+                        })
+                        .collect();
+                    m.insert("containers".into(), containers.into());
+                    m.into()
+                })
+                .collect())
+        });
+        register!(b.method(
+            "sample_usage",
+            "Sample the pods' CPU and memory in the background (the perf runs' CPU sampler): `#{ namespace,\n\
+             selector, interval (\"10s\"), file (\"core-cpu-samples.log\", under the artifacts directory) }`.\n\
+             Samples at once, then every interval, a line per pod: `<utc> <pod> <cpu>m <memory>Mi`; a round\n\
+             the metrics API fails is a line `<utc> error: ...` and sampling goes on. Stops with `.stop()`\n\
+             or when the run ends."
+        ) |kc: &mut ClusterHandle| [options] -> SamplerHandle {
+            let o = Opts::new(options, "sample_usage", &["namespace", "selector", "interval", "file"])?;
+            let interval = o.duration("interval")?.unwrap_or(Duration::from_secs(10));
+            if interval < Duration::from_millis(100) {
+                return Err(o.usage("interval: at least 100ms"));
+            }
+            let file = o.str("file")?.unwrap_or_else(|| "core-cpu-samples.log".into());
+            let path = kc.ctx.artifact_path(&file).map_err(|e| o.usage(format!("file: {e}")))?;
+            let spec = SamplerSpec { namespace: kc.namespace(&o)?, selector: o.str("selector")?, interval, file: path };
+            let what = format!("{}{}", spec.namespace, spec.selector.as_ref().map(|s| format!(" ({s})")).unwrap_or_default());
+            let sampler = Sampler::start(kc.cluster.clone(), spec, kc.ctx.runtime()).map_err(err)?;
+            let stop = sampler.stopper();
+            let cleanup = kc.ctx.on_cleanup(format!("usage sampler of {what}"), move || Box::pin(async move { stop.cancel() }));
+            kc.ctx.log(Level::Info, format!("sampling CPU and memory of {what} every {} into {file}", crate::format_duration(interval)));
+            Ok(SamplerHandle { state: Arc::new(Mutex::new(SamplerState::Running(sampler))), file, cleanup, ctx: kc.ctx.clone() })
+        });
+        register!(b.method(
+            "stop",
+            "Stop sampling; returns #{file, rounds, failed_rounds, last_error, pods: #{<pod>: #{samples,\n\
+             cpu_max_millicores, cpu_mean_millicores, memory_max_bytes}}}. Stopping again returns the same."
+        ) |sampler: &mut SamplerHandle| -> Map {
+            let state = std::mem::replace(&mut *sampler.state.lock().expect("sampler"), SamplerState::Stopping);
+            let summary = match state {
+                SamplerState::Running(s) => {
+                    // Stopped before the wait, so a cancelled wait still stops it.
+                    s.stopper().cancel();
+                    sampler.ctx.remove_cleanup(sampler.cleanup);
+                    sampler.ctx.block_on(async move { Ok::<_, K8sError>(s.stop().await) })?
+                }
+                SamplerState::Stopped(s) => s,
+                SamplerState::Stopping => return Err(usage_err("sampler: stopped by another task at the same time")),
+            };
+            *sampler.state.lock().expect("sampler") = SamplerState::Stopped(summary.clone());
+            Ok(summary_map(&sampler.file, &summary))
+        });
+        register!(b.method("to_string", "`usage sampler → <file>`.") |sampler: &mut SamplerHandle| -> String {
+            Ok(format!("usage sampler → {}", sampler.file))
         });
 
         register!(b.method(
