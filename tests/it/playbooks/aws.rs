@@ -544,6 +544,77 @@ async fn a_rolling_upgrade_reports_the_party_that_failed() {
     eks.delete().await;
 }
 
+/// The PRSS phase with a kms-core chart that reads `kmsCore.legacyPrssMask` (the test KMS
+/// checkout's template patched the way a newer chart reads it): parties 1 and 2 of 4 are
+/// upgraded, then upgraded again with their values reused, the mask at the given threshold and
+/// the cert job off; parties 3 and 4 are left alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_upgrade_with_the_prss_phase_masks_the_upgraded_parties() {
+    let env = testenv_profile!("eks");
+    let _pools = EKS_POOLS.lock().await;
+    let eks = Eks::new(&env).await;
+    let ns = unique("prss");
+    let four = ["--deployment-type", "threshold", "--num-parties", "4"];
+    finish(aws_run(&env, "aws-perf.rhai", &ns, &eks, &four).args(["--tag", "v1"])).await.code(0);
+    let tpl = "charts/kms-core/templates/kms-core-configmap.yaml";
+    let text = std::fs::read_to_string(root().join("tests/kms-repo").join(tpl)).expect("template");
+    let peers = "    {{- range .peersList }}\n";
+    assert_eq!(text.matches(peers).count(), 1, "the template's peers loop moved: update this test");
+    let masked = text.replace(
+        peers,
+        &format!(
+            "    {{{{- with $core.legacyPrssMask }}}}\n\n    [threshold.legacy_prss_mask]\n    \
+             before_public_decrypt_id = {{{{ .beforePublicDecryptId }}}}\n    \
+             before_user_decrypt_id = {{{{ .beforeUserDecryptId }}}}\n    {{{{- end }}}}\n{peers}"
+        ),
+    );
+    let r = finish(
+        aws_run(&env, "rolling-upgrade.rhai", &ns, &eks, &four)
+            .file(&format!("kms/{tpl}"), &masked)
+            .args(["--old-tag", "v1", "--new-tag", "v2", "--parties-to-upgrade", "1,2", "--wait-timeout", "2m"])
+            .args(["--enable-prss-threshold", "--legacy-prss-mask-threshold", "42"]),
+    )
+    .await;
+    r.code(0);
+    let steps: Vec<String> = r
+        .events()
+        .iter()
+        .filter(|e| e["event"] == "step_finished")
+        .map(|e| format!("{} {}", e["name"].as_str().unwrap_or_default(), e["outcome"].as_str().unwrap_or_default()))
+        .collect();
+    assert!(steps.contains(&"PRSS phase ok".to_string()), "{steps:?}");
+    let mask = serde_json::json!({"beforePublicDecryptId": 42, "beforeUserDecryptId": 42});
+    for release in ["kms-core-1", "kms-core-2"] {
+        let v = values(&env, &ns, release).await;
+        assert_eq!(v["kmsCore"]["legacyPrssMask"], mask, "{release}");
+        assert_eq!(v["kmsGenCertAndKeys"]["enabled"], false, "{release}");
+        assert_eq!(v["kmsCore"]["image"]["tag"], "v2", "{release}: the upgrade's values are reused");
+    }
+    for release in ["kms-core-3", "kms-core-4"] {
+        let v = values(&env, &ns, release).await;
+        assert!(v["kmsCore"].get("legacyPrssMask").is_none(), "{release} is not masked: {v}");
+        assert_eq!(v["kmsCore"]["image"]["tag"], "v1", "{release}");
+    }
+    let cms = run(env.kubectl().args(["get", "configmap", "-n", &ns, "-l", "app=kms-core", "-o", "json"])).await;
+    let cms: serde_json::Value = serde_json::from_str(&cms).expect("json");
+    let mut rendered: Vec<(String, bool)> = cms["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|cm| {
+            let toml = cm["data"]["config.toml"].as_str()?;
+            let id = toml.lines().find_map(|l| l.trim().strip_prefix("my_id = "))?.to_string();
+            Some((id, toml.contains("[threshold.legacy_prss_mask]\nbefore_public_decrypt_id = 42\n")))
+        })
+        .collect();
+    rendered.sort();
+    let want: Vec<(String, bool)> =
+        [("1", true), ("2", true), ("3", false), ("4", false)].map(|(i, m)| (i.to_string(), m)).to_vec();
+    assert_eq!(rendered, want, "the parties' rendered config");
+    run(env.kubectl().args(["delete", "namespace", &ns, "--wait=true", "--timeout=120s"])).await;
+    eks.delete().await;
+}
+
 /// An AWS playbook refuses a kind context before it changes anything (and a kind playbook an EKS
 /// one: `kind.rs`), whatever the kubeconfig says is current.
 #[test]
