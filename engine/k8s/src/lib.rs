@@ -16,6 +16,7 @@ mod apply;
 mod client;
 mod error;
 mod exec;
+mod follow;
 mod json;
 mod logs;
 mod metrics;

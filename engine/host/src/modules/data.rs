@@ -1,4 +1,4 @@
-//! `data`: YAML, JSON, base64, deep merge and path lookup.
+//! `data`: YAML, JSON, TOML, base64, deep merge and path lookup.
 
 use super::{BuiltModule, ModuleBuilder, NativeModule};
 use crate::ctx::HostCtx;
@@ -36,6 +36,44 @@ pub fn from_yaml_all(text: &str) -> Result<Vec<serde_json::Value>, String> {
 /// Render JSON as YAML.
 pub(crate) fn to_yaml(v: &serde_json::Value) -> Result<String, String> {
     serde_saphyr::to_string(v).map_err(|e| e.to_string())
+}
+
+/// Parse a TOML document (a table); dates and times become their RFC 3339 text.
+pub(crate) fn from_toml(text: &str) -> Result<serde_json::Value, String> {
+    fn conv(v: toml::Value) -> serde_json::Value {
+        match v {
+            toml::Value::String(s) => s.into(),
+            toml::Value::Integer(i) => i.into(),
+            toml::Value::Float(f) => serde_json::Number::from_f64(f).map_or(serde_json::Value::Null, Into::into),
+            toml::Value::Boolean(b) => b.into(),
+            toml::Value::Datetime(d) => d.to_string().into(),
+            toml::Value::Array(a) => a.into_iter().map(conv).collect(),
+            toml::Value::Table(t) => t.into_iter().map(|(k, v)| (k, conv(v))).collect(),
+        }
+    }
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| e.to_string().trim_end().to_string())?;
+    Ok(conv(toml::Value::Table(table)))
+}
+
+/// Render a map as TOML (TOML has no null: a `()` anywhere is refused, naming its key).
+pub(crate) fn to_toml(v: &serde_json::Value) -> Result<String, String> {
+    if !v.is_object() {
+        return Err("to_toml: a TOML document is a map".into());
+    }
+    fn check(v: &serde_json::Value, path: &str) -> Result<(), String> {
+        match v {
+            serde_json::Value::Null => Err(format!("to_toml: {path} is () and TOML has no null")),
+            serde_json::Value::Array(a) => {
+                a.iter().enumerate().try_for_each(|(i, x)| check(x, &format!("{path}[{i}]")))
+            }
+            serde_json::Value::Object(m) => m
+                .iter()
+                .try_for_each(|(k, x)| check(x, &if path.is_empty() { k.clone() } else { format!("{path}.{k}") })),
+            _ => Ok(()),
+        }
+    }
+    check(v, "")?;
+    toml::to_string(v).map_err(|e| format!("to_toml: {e}"))
 }
 
 /// Helm's merge on script values, leaving every leaf as it is (a secret stays a secret; a JSON
@@ -96,6 +134,18 @@ impl NativeModule for Data {
         b.func("to_yaml", &["value: any", "string"], "Render a value as YAML.", |v: Dynamic| -> R<String> {
             to_yaml(&json(&v)?).map_err(usage_err)
         });
+        b.func(
+            "from_toml",
+            &["text: string", "map"],
+            "Parse a TOML document (dates as RFC 3339 text).",
+            |t: &str| -> R<Dynamic> { from_toml(t).map(from_json).map_err(|e| parse_err("invalid TOML", e)) },
+        );
+        b.func(
+            "to_toml",
+            &["value: map", "string"],
+            "Render a map as TOML (no () values: TOML has no null).",
+            |v: Dynamic| -> R<String> { to_toml(&json(&v)?).map_err(usage_err) },
+        );
         b.func("from_json", &["text: string", "any"], "Parse JSON.", |t: &str| -> R<Dynamic> {
             serde_json::from_str(t).map(from_json).map_err(|e| parse_err("invalid JSON", e))
         });
@@ -200,6 +250,22 @@ mod tests {
         let v = json!({"status": {"conditions": [{"type": "Ready"}]}});
         assert_eq!(lookup(&v, "status.conditions.0.type"), Some(&json!("Ready")));
         assert_eq!(lookup(&v, "status.nope"), None);
+    }
+
+    #[test]
+    fn toml_round_trips_and_names_what_it_cannot_hold() {
+        let text = "name = \"perf\"\nwhen = 2026-12-01T00:00:00Z\n\n[[scenario]]\nop = \"decrypt\"\nparallel = 8\nratio = 0.5\n";
+        let v = from_toml(text).unwrap();
+        assert_eq!(
+            v,
+            json!({"name": "perf", "when": "2026-12-01T00:00:00Z", "scenario": [{"op": "decrypt", "parallel": 8, "ratio": 0.5}]})
+        );
+        let back = to_toml(&json!({"name": "perf", "scenario": [{"op": "decrypt", "parallel": 8}]})).unwrap();
+        assert_eq!(from_toml(&back).unwrap(), json!({"name": "perf", "scenario": [{"op": "decrypt", "parallel": 8}]}));
+        assert_eq!(to_toml(&json!({"a": {"b": [1, null]}})).unwrap_err(), "to_toml: a.b[1] is () and TOML has no null");
+        assert!(to_toml(&json!([1])).unwrap_err().contains("is a map"));
+        let bad = from_toml("a = [1,\n").unwrap_err();
+        assert!(bad.contains("line 1") || bad.contains("1:"), "{bad}");
     }
 
     #[test]

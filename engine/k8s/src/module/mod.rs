@@ -19,6 +19,7 @@ use crate::apply::{self, ApplyOptions};
 use crate::client::{Cluster, ConnectOptions};
 use crate::error::K8sError;
 use crate::exec;
+use crate::follow::{FollowSpec, FollowSummary, Follower};
 use crate::json::ObjRef;
 use crate::logs::{self, LogOptions};
 use crate::metrics::{self, Sampler, SamplerSpec, Summary};
@@ -124,6 +125,16 @@ pub(crate) struct SamplerHandle {
     ctx: HostCtx,
 }
 
+/// Pods' logs followed in the background of the run, as scripts hold it.
+#[derive(Clone)]
+pub(crate) struct FollowerHandle {
+    state: Arc<Mutex<Option<Follower>>>,
+    done: Arc<Mutex<Option<FollowSummary>>>,
+    file: String,
+    cleanup: CleanupId,
+    ctx: HostCtx,
+}
+
 enum SamplerState {
     Running(Sampler),
     Stopped(Summary),
@@ -164,7 +175,8 @@ macro_rules! script_types {
 }
 script_types!(
     &mut ClusterHandle => "Cluster", &mut PortForwardHandle => "PortForward", ClusterHandle => "Cluster",
-    PortForwardHandle => "PortForward", &mut SamplerHandle => "Sampler", SamplerHandle => "Sampler", &str => "string", String => "string", Map => "map", Array => "array",
+    PortForwardHandle => "PortForward", &mut SamplerHandle => "Sampler", SamplerHandle => "Sampler",
+    &mut FollowerHandle => "LogFollower", FollowerHandle => "LogFollower", &str => "string", String => "string", Map => "map", Array => "array",
     Dynamic => "any", bool => "bool", INT => "int", () => "()",
     // Not a script argument: Rhai passes the calling context.
     NativeCallContext<'_> => "",
@@ -222,6 +234,7 @@ impl NativeModule for K8s {
         b.ty::<ClusterHandle>("Cluster");
         b.ty::<PortForwardHandle>("PortForward");
         b.ty::<SamplerHandle>("Sampler");
+        b.ty::<FollowerHandle>("LogFollower");
 
         let cache: Arc<Mutex<HashMap<ConnectOptions, Cluster>>> = Arc::default();
         let ctx = ctx.clone();
@@ -547,6 +560,54 @@ impl NativeModule for K8s {
         });
         register!(b.method("to_string", "`usage sampler → <file>`.") |sampler: &mut SamplerHandle| -> String {
             Ok(format!("usage sampler → {}", sampler.file))
+        });
+
+        register!(b.method(
+            "follow_logs",
+            "Follow the logs of the pods matching a selector as they start, in the background (`argo logs -f`):\n\
+             `#{ namespace, selector (required), container, prefix_annotation (e.g.\n\
+             \"workflows.argoproj.io/node-name\"; default the pod name), file (\"logs/follow.log\", under the\n\
+             artifacts directory), echo (true: each line also in the run's log) }`. Lines are `<prefix>: <line>`,\n\
+             secrets scrubbed. Stops with `.stop()` (→ #{file, pods, lines}) or when the run ends."
+        ) |kc: &mut ClusterHandle, options: Map| -> FollowerHandle {
+            let o = Opts::new(&options, "follow_logs", &["namespace", "selector", "container", "prefix_annotation", "file", "echo"])?;
+            let selector = o.str("selector")?.ok_or_else(|| o.usage("selector is required"))?;
+            let file = o.str("file")?.unwrap_or_else(|| "logs/follow.log".into());
+            let path = kc.ctx.artifact_path(&file).map_err(|e| o.usage(format!("file: {e}")))?;
+            let spec = FollowSpec {
+                namespace: kc.namespace(&o)?,
+                selector,
+                container: o.str("container")?,
+                prefix_annotation: o.str("prefix_annotation")?,
+                file: path,
+            };
+            let sink: Option<crate::follow::LineSink> = if o.bool("echo", true)? {
+                let ctx = kc.ctx.clone();
+                Some(Arc::new(move |line: &str| ctx.log(Level::Info, line.to_string())))
+            } else {
+                None
+            };
+            let what = format!("{} ({})", spec.namespace, spec.selector);
+            let f = Follower::start(kc.cluster.clone(), spec, kc.ctx.redactor().clone(), sink, kc.ctx.runtime()).map_err(err)?;
+            let stop = f.stopper();
+            let cleanup = kc.ctx.on_cleanup(format!("log follower of {what}"), move || Box::pin(async move { stop.cancel() }));
+            Ok(FollowerHandle { state: Arc::new(Mutex::new(Some(f))), done: Arc::default(), file, cleanup, ctx: kc.ctx.clone() })
+        });
+        register!(b.method("stop", "Stop following; returns #{file, pods, lines}. Stopping again returns the same.")
+            |follower: &mut FollowerHandle| -> Map {
+            let running = follower.state.lock().expect("follower").take();
+            if let Some(f) = running {
+                f.stopper().cancel();
+                follower.ctx.remove_cleanup(follower.cleanup);
+                let summary = follower.ctx.block_on(async move { Ok::<_, K8sError>(f.stop().await) })?;
+                *follower.done.lock().expect("follower") = Some(summary);
+            }
+            let s = follower.done.lock().expect("follower").clone().unwrap_or_default();
+            let mut m = Map::new();
+            m.insert("file".into(), follower.file.clone().into());
+            m.insert("pods".into(), (s.pods as INT).into());
+            m.insert("lines".into(), (s.lines as INT).into());
+            Ok(m)
         });
 
         register!(b.method(

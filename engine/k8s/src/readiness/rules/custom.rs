@@ -1,6 +1,6 @@
-//! CustomResourceDefinitions (Established, or failed when their names were rejected) and any
-//! other kind: the kstatus condition conventions (Ready, Stalled, Reconciling) plus
-//! Crossplane's Synced.
+//! CustomResourceDefinitions (Established, or failed when their names were rejected), Argo
+//! Workflows (done when they end: the perf runs wait on them) and any other kind: the kstatus
+//! condition conventions (Ready, Stalled, Reconciling) plus Crossplane's Synced.
 
 use serde_json::Value;
 
@@ -17,6 +17,58 @@ pub(super) fn crd(obj: &Value) -> Assessment {
         return Assessment::ready("established");
     }
     Assessment::progressing("not established yet")
+}
+
+/// An Argo Workflow is ready when it Succeeded and failed when it ended otherwise (Failed,
+/// Error), naming the Pod nodes that failed; while it runs, which Pod nodes are running.
+pub(super) fn workflow(obj: &Value) -> Assessment {
+    let phase = at(obj, &["status", "phase"]).and_then(Value::as_str).unwrap_or("");
+    let pods: Vec<&Value> = at(obj, &["status", "nodes"])
+        .and_then(Value::as_object)
+        .into_iter()
+        .flat_map(|m| m.values())
+        .filter(|n| n.get("type").and_then(Value::as_str) == Some("Pod"))
+        .collect();
+    let named = |want: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = pods
+            .iter()
+            .filter(|n| want.contains(&n.get("phase").and_then(Value::as_str).unwrap_or("")))
+            .map(|n| {
+                let name = n.get("displayName").or_else(|| n.get("name")).and_then(Value::as_str).unwrap_or("?");
+                match n.get("message").and_then(Value::as_str).filter(|m| !m.is_empty()) {
+                    Some(m) => format!("{name} ({})", one_line(m, 120)),
+                    None => name.to_string(),
+                }
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let done = pods.iter().filter(|n| n.get("phase").and_then(Value::as_str) == Some("Succeeded")).count();
+    match phase {
+        "Succeeded" => Assessment::ready(format!("succeeded ({done} pod nodes)")),
+        "Failed" | "Error" => {
+            let message = at(obj, &["status", "message"]).and_then(Value::as_str).filter(|m| !m.is_empty());
+            let failed = named(&["Failed", "Error"]);
+            let mut text = format!("workflow {}", phase.to_lowercase());
+            if let Some(m) = message {
+                text.push_str(&format!(": {}", one_line(m, 200)));
+            }
+            if !failed.is_empty() {
+                text.push_str(&format!("; failed: {}", failed.join(", ")));
+            }
+            Assessment::failed(text)
+        }
+        "" | "Pending" => Assessment::progressing("waiting for the workflow controller"),
+        _ => {
+            let running = named(&["Running", "Pending"]);
+            let mut text = format!("{phase}: {done} of {} pod nodes done", pods.len());
+            if !running.is_empty() {
+                text.push_str(&format!("; running: {}", running.join(", ")));
+            }
+            Assessment::progressing(text)
+        }
+    }
 }
 
 /// kstatus conventions for any other kind.
@@ -180,6 +232,76 @@ mod tests {
                 ),
                 Health::Ready,
                 "ready",
+            ),
+        ]);
+    }
+
+    #[test]
+    fn argo_workflows_are_ready_when_they_succeed_and_fail_naming_their_failed_nodes() {
+        let wf = |phase: &str, message: &str, nodes: Value| {
+            json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "metadata": {"name": "perf", "generation": 3},
+                "status": {"phase": phase, "message": message, "nodes": nodes}})
+        };
+        let node = |name: &str, ty: &str, phase: &str, msg: &str| json!({"name": format!("perf[0].{name}"), "displayName": name, "type": ty, "phase": phase, "message": msg});
+        let nodes =
+            |list: Vec<Value>| Value::Object(list.into_iter().enumerate().map(|(i, n)| (format!("n{i}"), n)).collect());
+        check(&[
+            (
+                "no status yet",
+                json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "metadata": {"name": "p"}}),
+                Health::Progressing,
+                "waiting for the workflow controller",
+            ),
+            (
+                "running",
+                wf(
+                    "Running",
+                    "",
+                    nodes(vec![
+                        node("perf", "Steps", "Running", ""),
+                        node("keygen", "Pod", "Succeeded", ""),
+                        node("decrypt", "Pod", "Running", ""),
+                        node("warmup", "Pod", "Pending", ""),
+                    ]),
+                ),
+                Health::Progressing,
+                "Running: 1 of 3 pod nodes done; running: decrypt, warmup",
+            ),
+            (
+                "succeeded",
+                wf("Succeeded", "", nodes(vec![node("keygen", "Pod", "Succeeded", "")])),
+                Health::Ready,
+                "succeeded (1 pod nodes)",
+            ),
+            (
+                "failed",
+                wf(
+                    "Failed",
+                    "child 'perf-1' failed",
+                    nodes(vec![
+                        node("keygen", "Pod", "Succeeded", ""),
+                        node("decrypt", "Pod", "Failed", "Error (exit code 1)"),
+                        node("perf", "Steps", "Failed", "child failed"),
+                    ]),
+                ),
+                Health::Failed,
+                "workflow failed: child 'perf-1' failed; failed: decrypt (Error (exit code 1))",
+            ),
+            (
+                "deadline",
+                wf(
+                    "Failed",
+                    "Max duration limit exceeded",
+                    nodes(vec![node("long", "Pod", "Failed", "Step exceeded its deadline")]),
+                ),
+                Health::Failed,
+                "workflow failed: Max duration limit exceeded; failed: long (Step exceeded its deadline)",
+            ),
+            (
+                "error",
+                wf("Error", "invalid spec: unresolved {{inputs.parameters.x}}", nodes(vec![])),
+                Health::Failed,
+                "workflow error: invalid spec: unresolved {{inputs.parameters.x}}",
             ),
         ]);
     }

@@ -178,6 +178,7 @@ pub fn assess(obj: &Value, now: Timestamp, opts: &RuleOptions) -> Assessment {
         ("", "PersistentVolumeClaim") => core_v1::pvc(obj),
         ("", "Service") => core_v1::service(obj),
         ("apiextensions.k8s.io", "CustomResourceDefinition") => custom::crd(obj),
+        ("argoproj.io", "Workflow") => custom::workflow(obj),
         (g, k) if EXIST_KINDS.contains(&(g, k)) => Assessment::ready("exists"),
         _ => custom::generic(obj),
     }
