@@ -6,6 +6,7 @@
 //! kwok stages scoped to each test's pods (the chart's `kmsCore.podLabels` and
 //! `kmsInit.podLabels`) make party pods crash, hook Jobs fail, or hooks hang.
 
+mod charts;
 mod deps;
 
 use std::path::{Path, PathBuf};
