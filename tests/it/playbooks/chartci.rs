@@ -256,3 +256,49 @@ fn chart_ci_refuses_an_unknown_step_and_a_release_without_a_registry() {
         .run();
     assert!(r.stderr.contains("/nonexistent/charts/kms-core is not a chart (no Chart.yaml)"), "{}", r.stderr);
 }
+
+/// The bump check's SemVer order, and its answers without a cluster or a registry: a chart
+/// unchanged since the base has nothing to release; a chart the base does not have is new.
+#[test]
+fn the_bump_check_orders_versions_and_knows_an_unchanged_or_new_chart() {
+    let root = root();
+    let dir = checkout();
+    let repo = dir.path().join("kms");
+    let r = kmsctl()
+        .file(
+            "p.rhai",
+            &r#"
+            import "std/kms/chartci" as chartci;
+            import "log" as log;
+            let cases = [["1.9.1", "1.9.2"], ["1.10.0", "1.9.9"], ["1.0.0-rc.1", "1.0.0"], ["v1.2.3", "1.2.3"], ["2.0.0+build.5", "2.0.0"], ["1.0.0-alpha", "1.0.0-beta"]];
+            log::info(`order ${cases.map(|c| chartci::compare_versions(c[0], c[1]))}`);
+            let b = chartci::bump_check(param::repo, "charts/kms-core", "base");
+            log::info(`unchanged ${b.changed} ${b.version} ${b.base_version}`);
+            try { chartci::bump_check(param::repo, "charts/kms-core", "no-such-ref"); } catch (e) { log::info(`bad ref ${e.kind} ${e.param}`); }
+            try { chartci::compare_versions("1.2", "1.2.0"); } catch (e) { log::info(`not semver ${e.message}`); }
+            "#
+            .replace("param::repo", &format!("{:?}", repo.display().to_string())),
+        )
+        .env("KMSCTL_STDLIB_DIR", &root.join("stdlib").display().to_string())
+        .args(["run", "p.rhai", "--output", "json"])
+        .code(0)
+        .run();
+    let ev = r.events();
+    assert_eq!(logged(&ev, "order "), "[-1, 1, -1, 0, 0, -1]");
+    assert_eq!(logged(&ev, "unchanged "), "[] 1.9.1 1.9.1");
+    assert_eq!(logged(&ev, "bad ref "), "usage base_ref");
+    assert_eq!(logged(&ev, "not semver "), "chart version '1.2' is not SemVer (MAJOR.MINOR.PATCH)");
+
+    // `release` on an unchanged chart: nothing to release, no registry contacted.
+    let r = kmsctl()
+        .env("KMSCTL_STDLIB_DIR", &root.join("stdlib").display().to_string())
+        .args(["run", &root.join("playbooks/chart-ci.rhai").display().to_string(), "--output", "json"])
+        .args(["--kms-repo", &repo.display().to_string(), "--steps", "release", "--base-ref", "base"])
+        .args(["--registry", "oci://127.0.0.1:1/charts"])
+        .code(0)
+        .run();
+    assert_eq!(
+        logged(&r.events(), "charts/kms-core has not changed since base: "),
+        "nothing to release (1.9.1 is already what base has)"
+    );
+}
