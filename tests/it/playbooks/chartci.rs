@@ -123,24 +123,26 @@ async fn a_lint_error_fails_the_lint_step_with_its_file_and_line() {
     let ev = r.events();
     let file = repo.join("charts/kms-core/templates/broken.yaml").display().to_string();
     let errors: Vec<&serde_json::Value> = ev.iter().filter(|e| e["event"] == "log" && e["level"] == "error").collect();
-    // Every lint (the chart's defaults and each ci/ values file) reports it, at line 6.
-    assert_eq!(errors.len(), 20, "{errors:#?}");
-    assert!(
-        errors.iter().all(|e| e["message"].as_str().unwrap_or("").starts_with(&format!("{file}:6: "))),
-        "{errors:#?}"
-    );
+    // Every lint (the chart's defaults and each ci/ values file) finds it: one line, at line 6.
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    let line = errors[0]["message"].as_str().unwrap_or_default();
+    assert!(line.starts_with(&format!("{file}:6: ")) && line.ends_with(" (with every values file)"), "{line}");
+    assert_eq!(logged(&ev, "linted "), "20 times (chart defaults and 19 ci/ values files): 1 errors, 0 warnings");
     let (kind, message) = error_of(&ev);
     assert_eq!(kind, "failed");
     assert!(message.starts_with("helm lint failed with 20 of 20 values: "), "{message}");
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(r.path().join("art/chart-ci/lint.json")).expect("lint.json"))
             .expect("json");
-    let first = &report[0]["findings"].as_array().expect("findings").iter().find(|f| f["severity"] == "error").cloned();
-    let first = first.as_ref().expect("an error finding");
+    let findings = report["findings"].as_array().expect("findings");
+    assert_eq!(findings.len(), 1, "{findings:#?}");
+    let f = &findings[0];
     assert_eq!(
-        (first["chart_file"].as_str(), first["line"].as_i64(), first["column"].as_i64()),
-        (Some("templates/broken.yaml"), Some(6), Some(15))
+        (f["severity"].as_str(), f["chart_file"].as_str(), f["line"].as_i64(), f["column"].as_i64()),
+        (Some("error"), Some("templates/broken.yaml"), Some(6), Some(15))
     );
+    assert_eq!(f["values"].as_array().map(Vec::len), Some(20));
+    assert_eq!(report["lints"].as_array().map(Vec::len), Some(20));
 }
 
 #[tokio::test]
