@@ -112,7 +112,7 @@ pub(crate) fn verdict(
 }
 
 /// `1.2.3` (not `^1.2`, `~1`, `>=1 <2`, `1.x`, `*`).
-fn is_exact_version(v: &str) -> bool {
+pub(crate) fn is_exact_version(v: &str) -> bool {
     let v = v.trim().trim_start_matches('v');
     let core = v.split(['-', '+']).next().unwrap_or("");
     let parts: Vec<&str> = core.split('.').collect();

@@ -6,11 +6,13 @@
 //! from a values map ever reaches argv. `release` reads helm's JSON. `ops` is upgrade,
 //! uninstall, rollback, history and friends, including the recovery of releases left
 //! `pending-*`. `deps` decides whether a local chart's dependencies must be built, and copies
-//! the chart to build them in a private directory. `module` is the Rhai adapter.
+//! the chart to build them in a private directory. `lint` reads `helm lint`'s report into
+//! findings with file and line; `ops` also packages and pushes charts. `module` is the Rhai adapter.
 
 mod cli;
 mod deps;
 mod error;
+mod lint;
 mod module;
 mod ops;
 mod release;

@@ -3,6 +3,7 @@
 use crate::cli::HelmCli;
 use crate::deps::{self, Dependency, Verdict};
 use crate::error::HelmError;
+use crate::lint::Severity;
 use crate::ops::{self, Kube, UpgradeSpec};
 use crate::release;
 use crate::values::ValuesFiles;
@@ -494,6 +495,154 @@ fn rollback(s: &State, kc: &ClusterHandle, name: &str, rev: INT, o: &Map) -> R<M
     Ok(release_info(&rel))
 }
 
+/// A local chart directory (relative to the playbook) and its name; anything else is a usage
+/// error of `what`.
+fn local_chart(st: &State, chart: &str, o: &Opts) -> R<(PathBuf, String)> {
+    let path = st.ctx.resolve_path(chart);
+    let dir = std::fs::canonicalize(&path)
+        .ok()
+        .filter(|d| d.join("Chart.yaml").is_file())
+        .ok_or_else(|| o.usage(format!("{} is not a chart directory (no Chart.yaml)", path.display())))?;
+    let name = deps::inspect(&dir).map_err(|e| to_rhai(&HelmError::Usage(e)))?.map(|c| c.name).unwrap_or_default();
+    Ok((dir, name))
+}
+
+/// A file a finding names, for a CI annotation: relative to the working directory when it is
+/// under it (GitHub Actions runs in the checkout), else absolute.
+fn annotation_path(file: &Path) -> String {
+    let cwd = std::env::current_dir().ok().and_then(|c| std::fs::canonicalize(c).ok());
+    let file = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
+    match cwd.as_deref().and_then(|c| file.strip_prefix(c).ok()) {
+        Some(rel) => rel.display().to_string(),
+        None => file.display().to_string(),
+    }
+}
+
+/// `helm::lint`: helm's findings as data, with the files they name.
+fn lint(st: &State, chart: &str, opts: &Map) -> R<Map> {
+    let o = Opts::new(
+        opts,
+        "helm::lint",
+        &["values", "values_files", "strict", "with_subcharts", "kube_version", "plain_http"],
+    )?;
+    let (dir, name) = local_chart(st, chart, &o)?;
+    let files = RunValues::write(&st.ctx, &values(&o)?)?;
+    let mut values_files = paths(&o, "values_files", &st.ctx)?;
+    values_files.extend(files.paths.iter().cloned());
+    // Absolute, so that a values file helm cannot parse is told from a file of the chart.
+    let values_files = values_files.into_iter().map(|f| std::fs::canonicalize(&f).unwrap_or(f)).collect();
+    let spec = ops::LintSpec {
+        // An umbrella chart is linted with its dependencies built (in the private copy).
+        chart: st.chart(&dir.display().to_string(), o.bool("plain_http", false)?)?,
+        name,
+        values_files,
+        strict: o.bool("strict", false)?,
+        with_subcharts: o.bool("with_subcharts", false)?,
+        kube_version: o.str("kube_version")?,
+    };
+    let cli = st.cli()?;
+    let linted = st.ctx.block_on_graceful(move |scope| async move { ops::lint(&cli, &spec, &scope).await })?;
+    let private: Vec<PathBuf> = files.paths.iter().map(|f| std::fs::canonicalize(f).unwrap_or(f.clone())).collect();
+    drop(files);
+    let count = |s: Severity| linted.findings.iter().filter(|f| f.severity == s).count() as INT;
+    let mut m = Map::new();
+    m.insert("passed".into(), linted.passed.into());
+    m.insert("chart".into(), dir.display().to_string().into());
+    m.insert("errors".into(), count(Severity::Error).into());
+    m.insert("warnings".into(), count(Severity::Warning).into());
+    let findings: Array = linted
+        .findings
+        .iter()
+        .map(|f| {
+            let mut x = Map::new();
+            x.insert("severity".into(), f.severity.as_str().into());
+            let (file, chart_file) = match f.file.as_deref() {
+                // A values file given with values_files: its own path. (One of kmsctl's private
+                // values files is named as "values" instead: its path means nothing to a user.)
+                Some(p) if Path::new(p).is_absolute() => {
+                    let is_private = private.iter().any(|v| v.as_path() == Path::new(p));
+                    (
+                        Dynamic::from(if is_private { "values".to_string() } else { annotation_path(Path::new(p)) }),
+                        Dynamic::UNIT,
+                    )
+                }
+                Some(rel) => (annotation_path(&dir.join(rel)).into(), rel.to_string().into()),
+                None => (Dynamic::UNIT, Dynamic::UNIT),
+            };
+            x.insert("file".into(), file);
+            x.insert("chart_file".into(), chart_file);
+            x.insert("line".into(), f.line.map(|l| Dynamic::from(l as INT)).unwrap_or(Dynamic::UNIT));
+            x.insert("column".into(), f.column.map(|c| Dynamic::from(c as INT)).unwrap_or(Dynamic::UNIT));
+            x.insert("message".into(), f.message.clone().into());
+            Dynamic::from_map(x)
+        })
+        .collect();
+    m.insert("findings".into(), findings.into());
+    Ok(m)
+}
+
+/// `helm::package_chart` (`package` is a reserved word in Rhai): the archive of a local chart (dependencies built), into `dest`.
+fn package_chart(st: &State, chart: &str, opts: &Map) -> R<String> {
+    let o = Opts::new(opts, "helm::package", &["version", "app_version", "dest", "plain_http"])?;
+    let (dir, _) = local_chart(st, chart, &o)?;
+    let version = o.str("version")?;
+    if let Some(v) = version.as_deref().filter(|v| !deps::is_exact_version(v)) {
+        return Err(o.usage(format!("version '{v}' is not a SemVer version (MAJOR.MINOR.PATCH, e.g. 1.9.2)")));
+    }
+    let dest =
+        match o.str("dest")? {
+            Some(d) => st.ctx.resolve_path(&d),
+            None => st.ctx.artifacts_dir().map(|a| a.join("charts")).map_err(|source| {
+                to_rhai(&HelmError::Io { what: "cannot make the artifacts directory".into(), source })
+            })?,
+        };
+    std::fs::create_dir_all(&dest)
+        .map_err(|source| to_rhai(&HelmError::Io { what: format!("cannot make {}", dest.display()), source }))?;
+    // Absolute: helm says where it saved the archive in the terms it was given.
+    let dest = std::fs::canonicalize(&dest).unwrap_or(dest);
+    let built = PathBuf::from(st.chart(&dir.display().to_string(), o.bool("plain_http", false)?)?);
+    let (cli, app_version) = (st.cli()?, o.str("app_version")?);
+    let out = st.ctx.block_on_graceful(move |scope| async move {
+        ops::package(&cli, &built, &dest, version.as_deref(), app_version.as_deref(), &scope).await
+    })?;
+    Ok(out.display().to_string())
+}
+
+/// `helm::push`: an archive to `oci://...`, after a registry login when credentials are given.
+fn push(st: &State, archive: &str, remote: &str, opts: &Map) -> R<Map> {
+    let o = Opts::new(opts, "helm::push", &["username", "password", "plain_http"])?;
+    let file = st.ctx.resolve_path(archive);
+    if !file.is_file() {
+        return Err(to_rhai(&HelmError::NotFound(format!("helm::push: no chart archive at {}", file.display()))));
+    }
+    let Some(location) = remote.strip_prefix("oci://").filter(|l| !l.is_empty() && !l.starts_with('/')) else {
+        return Err(o.usage(format!("'{remote}' is not an OCI location: give oci://<registry>/<path>")));
+    };
+    let host = location.split('/').next().unwrap_or(location).to_string();
+    let (user, password, plain_http) = (o.str("username")?, o.exposed("password")?, o.bool("plain_http", false)?);
+    if user.is_some() != password.is_some() {
+        return Err(o.usage("username and password go together: give both, or neither (already logged in)"));
+    }
+    let (cli, remote2) = (st.cli()?, remote.trim_end_matches('/').to_string());
+    let pushed = st.ctx.block_on_graceful(move |scope| async move {
+        if let (Some(u), Some(p)) = (user, password) {
+            ops::registry_login(&cli, &host, &u, &p, plain_http, &scope).await?;
+        }
+        ops::push(&cli, &file, &remote2, plain_http, &scope).await
+    })?;
+    // `host/charts/kms-core:1.9.2`: the tag is after the last `:` of the last segment.
+    let (repo, version) = match pushed.reference.rsplit_once(':') {
+        Some((r, v)) if !v.contains('/') => (r.to_string(), v.to_string()),
+        _ => (pushed.reference.clone(), String::new()),
+    };
+    let mut m = Map::new();
+    m.insert("chart".into(), format!("oci://{repo}").into());
+    m.insert("version".into(), version.into());
+    m.insert("reference".into(), format!("oci://{}", pushed.reference).into());
+    m.insert("digest".into(), pushed.digest.into());
+    Ok(m)
+}
+
 fn kube_and_ns(kc: &ClusterHandle, o: &Opts) -> R<(Kube, String)> {
     Ok((kube_of(kc), namespace(o, kc)?))
 }
@@ -740,6 +889,51 @@ impl NativeModule for Helm {
                 dependency_in_place(&s, chart, &Map::new(), update)
             });
         }
+        let s = st.clone();
+        b.func(
+            "lint",
+            &["chart: string", "options: map", "map"],
+            "Lint a local chart with `helm lint` (its dependencies built first, as for upgrade) and return\n\
+             what helm found as data: #{passed, chart, errors, warnings, findings: [#{severity (\"error\",\n\
+             \"warning\", \"info\"), file, chart_file, line, column, message}]}. `file` is relative to the\n\
+             working directory when under it (for CI annotations), `line`/`column` are () when helm gives\n\
+             none. A failing lint is a result, not an error. Options: values, values_files, strict\n\
+             (warnings fail too), with_subcharts, kube_version, plain_http.",
+            move |chart: &str, o: Map| lint(&s, chart, &o),
+        );
+        let s = st.clone();
+        b.func("lint", &["chart: string", "map"], "Lint with default options.", move |chart: &str| {
+            lint(&s, chart, &Map::new())
+        });
+        let s = st.clone();
+        b.func(
+            "package_chart",
+            &["chart: string", "options: map", "string"],
+            "Package a local chart (dependencies built first; `package` is a reserved word in Rhai) into a .tgz and return its path. Options:\n\
+             version, app_version (override Chart.yaml's), dest (a directory relative to the playbook;\n\
+             default <artifacts>/charts), plain_http.",
+            move |chart: &str, o: Map| package_chart(&s, chart, &o),
+        );
+        let s = st.clone();
+        b.func("package_chart", &["chart: string", "string"], "Package with default options.", move |chart: &str| {
+            package_chart(&s, chart, &Map::new())
+        });
+        let s = st.clone();
+        b.func(
+            "push",
+            &["archive: string", "remote: string", "options: map", "map"],
+            "Push a chart archive to an OCI location (\"oci://host/charts\"), logging in first when\n\
+             username and password (a secret, passed on stdin) are given. Returns #{chart (the oci://\n\
+             reference to install), version, reference, digest}. Options: username, password, plain_http.",
+            move |archive: &str, remote: &str, o: Map| push(&s, archive, remote, &o),
+        );
+        let s = st.clone();
+        b.func(
+            "push",
+            &["archive: string", "remote: string", "map"],
+            "Push with default options (already logged in, or a registry without login).",
+            move |archive: &str, remote: &str| push(&s, archive, remote, &Map::new()),
+        );
         let s = st.clone();
         b.func(
             "repo_update",

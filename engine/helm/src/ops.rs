@@ -494,3 +494,145 @@ pub(crate) async fn dependency(
     let out = cli.run(&args, None, scope).await?;
     Ok((args, out))
 }
+
+/// What to lint.
+#[derive(Clone, Debug)]
+pub(crate) struct LintSpec {
+    /// The chart directory (or archive) helm lints.
+    pub chart: String,
+    /// The chart's name, to read template locations in helm's messages.
+    pub name: String,
+    /// Values files, in order.
+    pub values_files: Vec<PathBuf>,
+    /// Warnings fail the lint too.
+    pub strict: bool,
+    /// Lint the subcharts as well.
+    pub with_subcharts: bool,
+    /// The Kubernetes version templates see (`.Capabilities.KubeVersion`).
+    pub kube_version: Option<String>,
+}
+
+/// What `helm lint` found, and whether it passed.
+#[derive(Debug)]
+pub(crate) struct Linted {
+    /// helm said the chart passed (exit code 0).
+    pub passed: bool,
+    /// Every finding, in helm's order.
+    pub findings: Vec<crate::lint::Finding>,
+}
+
+/// `helm lint`: a failing lint is a result, not an error; only a helm that fails without saying
+/// why (no finding that explains it) is an error.
+pub(crate) async fn lint(cli: &HelmCli, spec: &LintSpec, scope: &CancelScope) -> Result<Linted, HelmError> {
+    let mut args = vec![s("lint"), spec.chart.clone()];
+    for f in &spec.values_files {
+        args.extend([s("-f"), f.display().to_string()]);
+    }
+    if spec.strict {
+        args.push(s("--strict"));
+    }
+    if spec.with_subcharts {
+        args.push(s("--with-subcharts"));
+    }
+    if let Some(v) = &spec.kube_version {
+        args.extend([s("--kube-version"), v.clone()]);
+    }
+    let out = cli.run(&args, None, scope).await?;
+    if out.cancelled {
+        return Err(HelmError::Cancelled);
+    }
+    let findings = crate::lint::parse(&spec.name, &out.stdout, &out.stderr);
+    let failing = |f: &crate::lint::Finding| {
+        f.severity == crate::lint::Severity::Error || (spec.strict && f.severity == crate::lint::Severity::Warning)
+    };
+    if out.code != 0 && !findings.iter().any(failing) {
+        return Err(failed(&args, &out));
+    }
+    Ok(Linted { passed: out.code == 0, findings })
+}
+
+/// `helm package` of a chart directory into `dest`; returns the archive's path.
+pub(crate) async fn package(
+    cli: &HelmCli,
+    chart: &std::path::Path,
+    dest: &std::path::Path,
+    version: Option<&str>,
+    app_version: Option<&str>,
+    scope: &CancelScope,
+) -> Result<PathBuf, HelmError> {
+    let mut args = vec![s("package"), chart.display().to_string(), s("-d"), dest.display().to_string()];
+    if let Some(v) = version {
+        args.extend([s("--version"), s(v)]);
+    }
+    if let Some(v) = app_version {
+        args.extend([s("--app-version"), s(v)]);
+    }
+    let out = cli.ok(&args, None, scope).await?;
+    if out.cancelled {
+        return Err(HelmError::Cancelled);
+    }
+    let saved = out.stdout.lines().find_map(|l| l.split_once("saved it to: ").map(|(_, p)| p.trim().to_string()));
+    saved.map(PathBuf::from).ok_or_else(|| HelmError::Failed {
+        command: "package".into(),
+        code: out.code,
+        stderr: format!("helm did not say where it saved the chart: {}", out.stdout.trim()),
+    })
+}
+
+/// Where [`push`] put a chart.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Pushed {
+    /// `127.0.0.1:5000/charts/kms-core:1.9.2`, as helm says it.
+    pub reference: String,
+    /// `sha256:...`.
+    pub digest: String,
+}
+
+/// `helm push` of an archive to an `oci://` location (log in first with [`registry_login`]).
+pub(crate) async fn push(
+    cli: &HelmCli,
+    archive: &std::path::Path,
+    remote: &str,
+    plain_http: bool,
+    scope: &CancelScope,
+) -> Result<Pushed, HelmError> {
+    let mut args = vec![s("push"), archive.display().to_string(), s(remote)];
+    if plain_http {
+        args.push(s("--plain-http"));
+    }
+    let out = cli.ok(&args, None, scope).await?;
+    if out.cancelled {
+        return Err(HelmError::Cancelled);
+    }
+    // helm 4 says it on stdout, helm 3 on stderr.
+    let text = format!("{}\n{}", out.stdout, out.stderr);
+    parse_pushed(&text).ok_or_else(|| HelmError::Failed {
+        command: "push".into(),
+        code: out.code,
+        stderr: format!("helm did not say what it pushed: {}", text.trim()),
+    })
+}
+
+/// `Pushed: <ref>` and `Digest: <digest>` lines.
+pub(crate) fn parse_pushed(text: &str) -> Option<Pushed> {
+    let field = |name: &str| text.lines().find_map(|l| l.trim().strip_prefix(name).map(|v| v.trim().to_string()));
+    Some(Pushed { reference: field("Pushed:")?, digest: field("Digest:")? })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_helm_3_and_4_say_after_a_push() {
+        let text = "Pushed: 127.0.0.1:25999/charts/kms-core:1.9.2\nDigest: sha256:4b0b44d2\n";
+        assert_eq!(
+            parse_pushed(text),
+            Some(Pushed {
+                reference: "127.0.0.1:25999/charts/kms-core:1.9.2".into(),
+                digest: "sha256:4b0b44d2".into()
+            })
+        );
+        assert_eq!(parse_pushed("Error: unexpected status from HEAD request"), None);
+    }
+}

@@ -6,6 +6,7 @@
 //! kwok stages scoped to each test's pods (the chart's `kmsCore.podLabels` and
 //! `kmsInit.podLabels`) make party pods crash, hook Jobs fail, or hooks hang.
 
+mod charts;
 mod deps;
 
 use std::path::{Path, PathBuf};
@@ -709,8 +710,8 @@ async fn a_chart_from_a_repository_added_with_a_secret_password() {
 
 /// A real OCI registry (go-containerregistry's `crane registry serve`) on 127.0.0.1, stopped by
 /// PID on drop.
-struct Registry {
-    host: String,
+pub(crate) struct Registry {
+    pub(crate) host: String,
     server: std::process::Child,
 }
 
@@ -731,7 +732,7 @@ async fn listening(port: u16, what: &str) {
     .await;
 }
 
-async fn registry(env: &TestEnv) -> Registry {
+pub(crate) async fn registry(env: &TestEnv) -> Registry {
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("addr").port();
     let host = format!("127.0.0.1:{port}");
     let server = std::process::Command::new(env.dir.join("bin/crane"))

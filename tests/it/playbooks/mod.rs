@@ -2,6 +2,7 @@
 //! without a cluster here, end to end on the simulated kind cluster in `kind`.
 
 mod aws;
+mod chartci;
 mod kind;
 
 use crate::harness::kmsctl;
