@@ -4,6 +4,7 @@
 mod aws;
 mod chartci;
 mod kind;
+mod perf;
 
 use crate::harness::kmsctl;
 use crate::testenv::unique;

@@ -146,6 +146,16 @@ impl NativeModule for Data {
             "Render a map as TOML (no () values: TOML has no null).",
             |v: Dynamic| -> R<String> { to_toml(&json(&v)?).map_err(usage_err) },
         );
+        b.func(
+            "matches",
+            &["text: string", "pattern: string", "bool"],
+            "Does a regular expression (Rust `regex` syntax, unanchored) match somewhere in the text?",
+            |t: &str, p: &str| -> R<bool> {
+                let re =
+                    regex::Regex::new(p).map_err(|e| usage_err(format!("data::matches: bad pattern {p:?}: {e}")))?;
+                Ok(re.is_match(t))
+            },
+        );
         b.func("from_json", &["text: string", "any"], "Parse JSON.", |t: &str| -> R<Dynamic> {
             serde_json::from_str(t).map(from_json).map_err(|e| parse_err("invalid JSON", e))
         });
