@@ -17,6 +17,7 @@
 
 mod apply;
 mod failures;
+mod follow;
 mod metrics;
 mod objects;
 mod ownership;
