@@ -266,3 +266,81 @@ mod tests {
         assert!(eval(r#"let m = #{ a: 1 }; m.get("b")"#).unwrap().is_unit());
     }
 }
+
+/// Bad input (issue #12): any text compiles or is refused with a compile error, never a panic.
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn token() -> impl Strategy<Value = String> {
+        prop_oneof![
+            proptest::sample::select(vec![
+                "let",
+                "fn",
+                "if",
+                "else",
+                "for",
+                "in",
+                "while",
+                "loop",
+                "return",
+                "throw",
+                "try",
+                "catch",
+                "import",
+                "as",
+                "export",
+                "const",
+                "private",
+                "{",
+                "}",
+                "(",
+                ")",
+                "[",
+                "]",
+                "#{",
+                ",",
+                ";",
+                ".",
+                "::",
+                "=",
+                "==",
+                "+",
+                "?",
+                "??",
+                "|",
+                "||",
+                "!",
+                "`",
+                "${",
+                "\"",
+                "'",
+                "//",
+                "/*",
+                "*/",
+                "param::x",
+                "global::y",
+                "x",
+                "42",
+                "3.5",
+                "true",
+                "()",
+                "\n",
+            ])
+            .prop_map(str::to_string),
+            "[ -~]{0,6}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        #[test]
+        fn any_text_compiles_or_is_refused(tokens in proptest::collection::vec(token(), 0..40)) {
+            let (_rt, ctx, _) = crate::ctx::testing::ctx();
+            let engine = build(&ctx, &Limits::default(), &[]).engine;
+            let _ = engine.compile(tokens.join(" "));
+        }
+    }
+}

@@ -286,3 +286,65 @@ mod tests {
         assert!(from_yaml("a: [1\n").is_err());
     }
 }
+
+/// Bad input (issue #12): Helm's merge rules hold for any values, and TOML and YAML text
+/// parse or are refused, never panic.
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::Value;
+
+    fn value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            any::<i64>().prop_map(Value::from),
+            "[a-z]{0,6}".prop_map(Value::from),
+            any::<bool>().prop_map(Value::from),
+            proptest::collection::vec(any::<i64>().prop_map(Value::from), 0..3).prop_map(Value::from),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            proptest::collection::btree_map("[a-c]", inner, 0..4).prop_map(|m| Value::Object(m.into_iter().collect()))
+        })
+    }
+
+    fn map() -> impl Strategy<Value = Value> {
+        proptest::collection::btree_map("[a-c]", value(), 0..4).prop_map(|m| Value::Object(m.into_iter().collect()))
+    }
+
+    fn merged(a: &Value, b: &Value) -> Value {
+        crate::value::to_json(&merge_values(from_json(a.clone()), from_json(b.clone())), Reveal::Mask).unwrap()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        #[test]
+        fn merging_follows_helms_rules(a in map(), b in map()) {
+            prop_assert_eq!(&merged(&a, &serde_json::json!({})), &a);
+            prop_assert_eq!(&merged(&a, &a), &a);
+            let m = merged(&a, &b);
+            for (k, bv) in b.as_object().unwrap() {
+                let av = a.get(k);
+                match (av, bv) {
+                    (Some(Value::Object(_)), Value::Object(_)) => prop_assert!(m[k].is_object()),
+                    _ => prop_assert_eq!(&m[k], bv, "{} comes from the override", k),
+                }
+            }
+            for (k, av) in a.as_object().unwrap() {
+                if b.get(k).is_none() { prop_assert_eq!(&m[k], av, "{} is kept", k); }
+            }
+        }
+
+        #[test]
+        fn toml_and_yaml_text_parse_or_are_refused(text in "[ -~\n]{0,64}") {
+            let _ = from_toml(&text);
+            let _ = from_yaml_all(&text);
+        }
+
+        #[test]
+        fn maps_round_trip_through_toml(m in map()) {
+            let text = to_toml(&m).unwrap();
+            prop_assert_eq!(from_toml(&text).unwrap(), m);
+        }
+    }
+}

@@ -280,3 +280,67 @@ fn a_parameter_error_never_echoes_a_secret_value() {
         "{rendered}"
     );
 }
+
+/// Bad input (issue #12): parameter parsing never panics, whatever the command line, and what
+/// it accepts obeys the declarations (bounds, enum values, types). Bounded: 512 cases.
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Command-line words: the declared flags and their forms, run options, and junk.
+    fn word() -> impl Strategy<Value = String> {
+        let flags: Vec<String> = specs().iter().flat_map(|s| s.flag_names().collect::<Vec<_>>()).collect();
+        prop_oneof![
+            proptest::sample::select(flags.clone()).prop_map(|f| format!("--{f}")),
+            proptest::sample::select(flags.clone()).prop_map(|f| format!("--no-{f}")),
+            (proptest::sample::select(flags), "[ -~]{0,12}").prop_map(|(f, v)| format!("--{f}={v}")),
+            proptest::sample::select(vec!["--set", "--values", "--timeout", "--output", "--", "-", "--=", "---x"])
+                .prop_map(str::to_string),
+            "[ -~]{0,16}",
+            "-?[0-9]{1,22}",
+            proptest::sample::select(vec!["threshold", "aws-perf", "20m", "1h30m", "-5s", "1,2,x", "true", "nope"])
+                .prop_map(str::to_string),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        #[test]
+        fn any_command_line_is_parsed_or_refused_never_panics(args in proptest::collection::vec(word(), 0..12)) {
+            let specs = specs();
+            let (ra, errors) = parse_args(&args, Some(&specs));
+            let Ok(resolved) = resolve(&specs, &ra, &|_| None, &[]) else { return Ok(()) };
+            if !errors.is_empty() { return Ok(()) }
+            for spec in &specs {
+                match (resolved.get(&spec.name), &spec.ty) {
+                    (Some(ParamValue::Int(i)), ParamType::Int) => {
+                        prop_assert!(spec.min.is_none_or(|m| *i >= m), "{} = {i} below min", spec.name);
+                    }
+                    (Some(ParamValue::String(s)), ParamType::Enum(values)) => {
+                        prop_assert!(values.contains(s), "{} = {s:?} is not one of {values:?}", spec.name);
+                    }
+                    (Some(ParamValue::Duration(..)), ParamType::Duration)
+                    | (Some(ParamValue::Bool(_)), ParamType::Bool)
+                    | (Some(ParamValue::IntList(_)), ParamType::IntList)
+                    | (Some(ParamValue::String(_)), ParamType::String)
+                    | (Some(ParamValue::List(_)), ParamType::List)
+                    | (None, _) => {}
+                    (v, t) => prop_assert!(false, "{} has {v:?} for a {t:?}", spec.name),
+                }
+            }
+        }
+
+        #[test]
+        fn durations_parse_or_refuse_and_written_ones_round_trip(text in "[ -~]{0,20}", h in 0u64..48, m in 0u64..60, s in 0u64..60) {
+            let _ = crate::duration::parse(&text);
+            let want = std::time::Duration::from_secs(h * 3600 + m * 60 + s);
+            prop_assert_eq!(crate::duration::parse(&format!("{h}h{m}m{s}s")), Ok(want));
+            prop_assert_eq!(crate::duration::parse(&want.as_secs().to_string()), Ok(want));
+            if want.as_secs() >= 60 {
+                let written = crate::duration::format(want).replace(' ', "");
+                prop_assert_eq!(crate::duration::parse(&written), Ok(want));
+            }
+        }
+    }
+}
