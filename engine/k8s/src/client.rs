@@ -67,7 +67,7 @@ impl Cluster {
         let config = kube::Config::from_custom_kubeconfig(kc, &options)
             .await
             .map_err(|e| K8sError::Config(format!("context '{context}': {e}")))?;
-        let kubeconfig = opts.kubeconfig.clone().or_else(|| std::env::var_os("KUBECONFIG").map(PathBuf::from));
+        let kubeconfig = opts.kubeconfig.clone().or_else(|| single_file(std::env::var_os("KUBECONFIG")));
         Self::from_config(config, context, kubeconfig).await
     }
 
@@ -198,6 +198,14 @@ fn check_context(context: &str, patterns: &[String]) -> Result<(), K8sError> {
     )))
 }
 
+/// `$KUBECONFIG` as the one file tools get with `--kubeconfig`; `None` for a list of files
+/// (`a:b`): tools then read `$KUBECONFIG` themselves and merge it as client-go does (helm
+/// given `--kubeconfig a:b` looks for a file of that name).
+fn single_file(var: Option<std::ffi::OsString>) -> Option<PathBuf> {
+    let mut paths = std::env::split_paths(&var?).filter(|p| !p.as_os_str().is_empty()).collect::<Vec<_>>();
+    if paths.len() == 1 { paths.pop() } else { None }
+}
+
 pub(crate) fn glob(pattern: &str, text: &str) -> bool {
     fn m(p: &[char], t: &[char]) -> bool {
         match (p.first(), t.first()) {
@@ -215,7 +223,19 @@ pub(crate) fn glob(pattern: &str, text: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::glob;
+    use super::{glob, single_file};
+    use std::path::PathBuf;
+
+    /// Regression: `KUBECONFIG=a:b` reached helm as `--kubeconfig a:b`, a file that does not exist.
+    #[test]
+    fn only_a_single_kubeconfig_file_is_passed_on() {
+        let one = |s: &str| single_file(Some(s.into()));
+        assert_eq!(one("/k/config"), Some(PathBuf::from("/k/config")));
+        assert_eq!(one("/k/config:"), Some(PathBuf::from("/k/config")));
+        assert_eq!(one("/k/a:/k/b"), None);
+        assert_eq!(one(""), None);
+        assert_eq!(single_file(None), None);
+    }
 
     #[test]
     fn context_globs() {

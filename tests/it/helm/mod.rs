@@ -358,6 +358,22 @@ async fn a_release_left_uninstalling_by_an_interrupted_uninstall_is_installed_ag
     cms.patch("held", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&unhold)).await.expect("unhold");
 }
 
+/// Regression: with `KUBECONFIG` a list of files (`a:b`), helm was given `--kubeconfig a:b`, a
+/// file that does not exist; it now reads `$KUBECONFIG` itself, pinned to the same server.
+#[tokio::test]
+async fn a_kubeconfig_list_reaches_helm_as_a_list() {
+    let env = testenv!();
+    let ns = env.namespace("helm-kubeconfigs").await;
+    let rel = unique("list");
+    let empty = tempfile::NamedTempFile::new().expect("second kubeconfig");
+    std::fs::write(empty.path(), "apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n")
+        .expect("write");
+    let list = format!("{}:{}", env.kubeconfig.display(), empty.path().display());
+    let r = finish(install(&env, &ns.name, &rel, "v1", "none", "false").env("KUBECONFIG", &list)).await;
+    r.code(0);
+    assert_eq!(status_of(&helm_status(&env, &ns.name, &rel).await.expect("release")), "deployed");
+}
+
 /// Live processes (not zombies) whose command line contains `needle`.
 fn live_processes(needle: &str) -> Vec<String> {
     let mut out = Vec::new();
