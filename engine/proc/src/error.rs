@@ -17,12 +17,13 @@ pub enum ProcError {
         hint: String,
     },
     /// The program exists but could not be started (permissions, bad format).
-    #[error("cannot start '{program}': {message}")]
+    #[error("cannot start '{program}': {source}")]
     Spawn {
         /// The program as given.
         program: String,
-        /// The OS error.
-        message: String,
+        /// The OS error, kept whole (its kind tells permissions from a bad format).
+        #[source]
+        source: std::io::Error,
     },
     /// The caller passed something wrong.
     #[error("{0}")]

@@ -306,7 +306,7 @@ pub(crate) fn spawn_error(spec: &Spec, e: std::io::Error) -> ProcError {
                 .clone()
                 .unwrap_or_else(|| format!("install {} or add its directory to PATH", spec.short_name())),
         },
-        _ => ProcError::Spawn { program: spec.program.clone(), message: e.to_string() },
+        _ => ProcError::Spawn { program: spec.program.clone(), source: e },
     }
 }
 
