@@ -496,6 +496,19 @@ mod tests {
     }
 
     #[test]
+    fn a_program_that_cannot_start_keeps_the_os_error() {
+        let rt = rt();
+        let dir = tempfile::tempdir().unwrap();
+        let tool = dir.path().join("not-executable");
+        std::fs::write(&tool, "#!/bin/sh\n").unwrap();
+        let e = rt.block_on(run(Spec::new(tool.to_str().unwrap(), vec![]), &CancellationToken::new())).unwrap_err();
+        let ProcError::Spawn { source, .. } = &e else { panic!("{e:?}") };
+        assert_eq!(source.kind(), std::io::ErrorKind::PermissionDenied);
+        assert!(e.to_string().starts_with(&format!("cannot start '{}': ", tool.display())), "{e}");
+        assert_eq!(kmsctl_host::HostFailure::kind(&e), kmsctl_host::ErrorKind::Unavailable);
+    }
+
+    #[test]
     fn timeout_and_cancel_stop_the_command() {
         let rt = rt();
         let mut spec = sh("echo started; sleep 30");
