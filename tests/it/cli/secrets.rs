@@ -110,15 +110,19 @@ fn tls_party_keys_never_reach_the_output() {
 /// Regression: a parameter error printed the whole command line, secrets included, on stderr,
 /// and with `--output json` on stdout and in events.jsonl. Masked now: a secret parameter's value
 /// (even one too short for the redactor), an unknown flag's value (a misspelt secret flag) and
-/// a secret from the environment wherever it is quoted.
+/// a secret from the environment wherever it is quoted. Regression too: a stray word after a
+/// single-dash misspelling (`-registry-token S3CRET`) or after a secret's value (a secret with a
+/// space, unquoted) was quoted in "unexpected argument '...'".
 #[test]
 fn a_parameter_error_never_prints_a_secret() {
     let playbook = r#"
         fn params() {[ #{ name: "registry_token", secret: true, env: "HARBOR_READ_TOKEN" }, #{ name: "n", type: "int" } ]}
         print("ran");
     "#;
-    let cases: [(&[&str], &[&str]); 4] = [
+    let cases: [(&[&str], &[&str]); 6] = [
         (&["--registry-token", SECRET, "--bogus"], &[SECRET]),
+        (&["-registry-token", "stray-s3cr3t"], &["stray-s3cr3t"]),
+        (&["--registry-token", "two", "words-s3cr3t"], &["words-s3cr3t"]),
         (&["--registry-token=ab1", "--n", "x"], &["ab1"]),
         (&["--registry-tokn", SECRET], &[SECRET]),
         (&["--bogus", "env-s3cr3t-value"], &["env-s3cr3t-value"]),

@@ -135,10 +135,28 @@ pub(crate) fn parse_args(args: &[String], specs: Option<&[ParamSpec]>) -> (RunAr
         i += 1;
         if !is_flag(tok) {
             if specs.is_some() {
-                errors.push(
-                    ParamError::new(format!("unexpected argument '{tok}'"), Some(idx))
-                        .help("playbook parameters are given as --name value; see --help"),
-                );
+                // A word after a misspelt flag (`-token S3CRET`) or after a secret's value may be
+                // a secret itself: it is neither echoed nor quoted.
+                let prev = idx.checked_sub(1);
+                let after_dash = prev.is_some_and(|p| args[p].starts_with('-'));
+                let after_masked = prev.is_some_and(|p| out.masked.iter().any(|(m, _)| *m == p));
+                if after_dash || after_masked {
+                    mask(&mut out, args, idx, tok);
+                    errors.push(
+                        ParamError::new("unexpected argument (not shown: it may be a secret)", Some(idx))
+                            .help("playbook parameters are given as --name value; see --help"),
+                    );
+                } else if tok.starts_with('-') && tok.len() > 1 {
+                    errors.push(
+                        ParamError::new(format!("unexpected argument '{tok}'"), Some(idx))
+                            .help(format!("flags start with two dashes: -{tok}; see --help")),
+                    );
+                } else {
+                    errors.push(
+                        ParamError::new(format!("unexpected argument '{tok}'"), Some(idx))
+                            .help("playbook parameters are given as --name value; see --help"),
+                    );
+                }
             }
             continue;
         }
