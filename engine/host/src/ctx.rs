@@ -42,7 +42,8 @@ struct Inner {
     root: CancelScope,
     events: Events,
     settings: Settings,
-    cleanup: Mutex<Vec<(u64, String, CleanupFn)>>,
+    /// The hooks, and whether they have run (`run_cleanup` took them).
+    cleanup: Mutex<(Vec<(u64, String, CleanupFn)>, bool)>,
     next_cleanup: AtomicU64,
 }
 
@@ -58,7 +59,7 @@ impl HostCtx {
             root,
             events,
             settings,
-            cleanup: Mutex::new(Vec::new()),
+            cleanup: Mutex::new((Vec::new(), false)),
             next_cleanup: AtomicU64::new(1),
         }))
     }
@@ -230,31 +231,43 @@ impl HostCtx {
     }
 
     /// Register work that must run when the run ends, however it ends (stop a child process,
-    /// close a port-forward, remove a private file). Hooks run all at once.
+    /// close a port-forward, remove a private file). Hooks run all at once. A hook registered
+    /// once they have run (a task still starting a child as the run ends) runs at once, so
+    /// nothing started late outlives the run.
     pub fn on_cleanup(
         &self,
         name: impl Into<String>,
         f: impl FnOnce() -> BoxFuture<'static, ()> + Send + 'static,
     ) -> CleanupId {
         let id = self.0.next_cleanup.fetch_add(1, Ordering::Relaxed);
-        self.0.cleanup.lock().expect("cleanup lock").push((id, name.into(), Box::new(f)));
+        let mut cleanup = self.0.cleanup.lock().expect("cleanup lock");
+        if cleanup.1 {
+            drop(cleanup);
+            self.0.rt.spawn(f());
+        } else {
+            cleanup.0.push((id, name.into(), Box::new(f)));
+        }
         CleanupId(id)
     }
 
     /// Forget a hook whose resource was closed normally.
     pub fn remove_cleanup(&self, id: CleanupId) {
-        self.0.cleanup.lock().expect("cleanup lock").retain(|(i, ..)| *i != id.0);
+        self.0.cleanup.lock().expect("cleanup lock").0.retain(|(i, ..)| *i != id.0);
     }
 
     /// Names of the registered hooks, oldest first.
     pub fn cleanup_names(&self) -> Vec<String> {
-        self.0.cleanup.lock().expect("cleanup lock").iter().map(|(_, n, _)| n.clone()).collect()
+        self.0.cleanup.lock().expect("cleanup lock").0.iter().map(|(_, n, _)| n.clone()).collect()
     }
 
     /// Run every cleanup hook at once, all within `budget`: after Ctrl-C the run must end in
     /// two seconds however many children and port-forwards it has.
     pub async fn run_cleanup(&self, budget: Duration) {
-        let hooks: Vec<_> = std::mem::take(&mut *self.0.cleanup.lock().expect("cleanup lock"));
+        let hooks: Vec<_> = {
+            let mut cleanup = self.0.cleanup.lock().expect("cleanup lock");
+            cleanup.1 = true;
+            std::mem::take(&mut cleanup.0)
+        };
         let deadline = tokio::time::Instant::now() + budget;
         let late =
             futures::future::join_all(hooks.into_iter().map(|(_, name, f)| async move {
@@ -382,5 +395,17 @@ mod tests {
             })
             .collect();
         assert_eq!(warned, ["cleanup 'stuck' did not finish in time"]);
+    }
+
+    /// Regression: a child started by a task after the run's cleanup had run (a parallel branch
+    /// still calling helm as the run ended) registered a hook nobody ran, and outlived the run.
+    #[test]
+    fn a_hook_registered_after_the_cleanup_ran_runs_at_once() {
+        let (rt, ctx, _) = testing::ctx();
+        rt.block_on(ctx.run_cleanup(Duration::from_millis(100)));
+        let (tx, rx) = std::sync::mpsc::channel();
+        ctx.on_cleanup("late child", move || Box::pin(async move { tx.send(()).unwrap() }));
+        rx.recv_timeout(Duration::from_secs(2)).expect("the late hook ran");
+        assert!(ctx.cleanup_names().is_empty());
     }
 }
