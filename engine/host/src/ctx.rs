@@ -37,13 +37,16 @@ type CleanupFn = Box<dyn FnOnce() -> BoxFuture<'static, ()> + Send>;
 #[derive(Clone)]
 pub struct HostCtx(Arc<Inner>);
 
+/// A registered cleanup hook: its id, name and work.
+type Hook = (u64, String, CleanupFn);
+
 struct Inner {
     rt: tokio::runtime::Handle,
     root: CancelScope,
     events: Events,
     settings: Settings,
     /// The hooks, and whether they have run (`run_cleanup` took them).
-    cleanup: Mutex<(Vec<(u64, String, CleanupFn)>, bool)>,
+    cleanup: Mutex<(Vec<Hook>, bool)>,
     next_cleanup: AtomicU64,
 }
 
