@@ -171,6 +171,60 @@ async fn aws_perf_threshold_deploys_thirteen_parties_on_the_spot_pool() {
     eks.delete().await;
 }
 
+/// The nightly perf job as one step (perf-run.rhai), in rehearsal: 13 parties deployed as
+/// aws-perf does, diagnostics before and after, the CPU sampler, the workflow generated from the
+/// test KMS repo's scenarios and run by the test environment's Argo stand-in, gated green with
+/// its results in the artifacts dir, every party's log, and the shared namespace cleaned
+/// (releases and workflow gone, namespace kept).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn perf_run_deploys_tests_gates_collects_and_cleans_up_in_one_step() {
+    let env = testenv_profile!("eks");
+    let _pools = EKS_POOLS.lock().await;
+    let eks = Eks::new(&env).await;
+    let ns = unique("perf-run");
+    let r = finish(aws_run(
+        &env,
+        "perf-run.rhai",
+        &ns,
+        &eks,
+        &["--deployment-type", "threshold", "--tag", "v0.14.0", "--num-parties", "13", "--sample-interval", "1s"],
+    ))
+    .await;
+    r.code(0);
+    let read = |rel: &str| {
+        let p = r.path().join(rel);
+        std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+    };
+    let junit = read("out/argo/perf-junit.xml");
+    assert!(junit.contains(r#"tests="4" failures="0" skipped="0""#), "the four scenarios passed:\n{junit}");
+    for scenario in ["insecure-key-gen", "warmup-public-decrypt", "public-decrypt", "user-decrypt"] {
+        assert!(junit.contains(&format!(r#"name="{scenario}""#)), "{scenario}:\n{junit}");
+    }
+    assert!(read("out/argo/perf-summary.md").contains(": Succeeded, gate passed"));
+    let samples = read("out/core-cpu-samples.log");
+    for i in [1, 13] {
+        assert!(samples.contains(&format!(" kms-core-{i}-core-{i} ")), "party {i} sampled:\n{samples}");
+    }
+    assert!(read("network-diagnostics/after-perf/traffic.tsv").lines().any(|l| l.starts_with("total\t")));
+    for i in 1..=13 {
+        assert!(r.path().join(format!("kms-core-{i}-logs.txt")).exists(), "party {i}'s log");
+    }
+    assert_eq!(releases(&env, &ns).await, Vec::<String>::new(), "the releases are uninstalled");
+    let gvk = kube::api::GroupVersionKind::gvk("argoproj.io", "v1alpha1", "Workflow");
+    let wfs = Api::<DynamicObject>::namespaced_with(
+        env.client.clone(),
+        &ns,
+        &ApiResource::from_gvk_with_plural(&gvk, "workflows"),
+    );
+    assert!(wfs.list(&Default::default()).await.expect("workflows").items.is_empty(), "the workflow is deleted");
+    assert!(
+        Api::<Namespace>::all(env.client.clone()).get_opt(&ns).await.expect("get").is_some(),
+        "the namespace is kept"
+    );
+    run(env.kubectl().args(["delete", "namespace", &ns, "--wait=true", "--timeout=120s"])).await;
+    eks.delete().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aws_ci_threshold_with_enclave_is_a_labelled_preview_on_its_own_enclave_nodes() {
     let env = testenv_profile!("eks");

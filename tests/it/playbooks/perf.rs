@@ -119,3 +119,139 @@ fn perf_run_help_documents_its_own_parameters_beside_deploys() {
         assert!(r.stdout.contains(flag), "{flag} is documented:\n{}", r.stdout);
     }
 }
+
+/// Steps: the key generation, then a warmup and a decrypt at once. `@WARM@` / `@DEC@` label the
+/// two steps' pods for the tests' kwok stages (a failing one); the workflow takes `key-id`.
+const WORKFLOW: &str = r#"
+apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata: {generateName: perf-test-}
+spec:
+  entrypoint: main
+  activeDeadlineSeconds: 120
+  arguments:
+    parameters: [{name: key-id, value: none}]
+  templates:
+  - name: main
+    steps:
+    - - {name: insecure-key-gen, template: keygen}
+    - - {name: warmup-decrypt, template: warmup}
+      - {name: public-decrypt, template: decrypt}
+  - name: keygen
+    container: {image: core-client:test, command: [kms-core-client, insecure-key-gen]}
+    outputs:
+      parameters: [{name: request-id, valueFrom: {path: /tmp/request-id, default: req-0042}}]
+  - name: warmup
+    metadata: {labels: {testenv.kmsctl/stage: "@WARM@"}}
+    container: {image: core-client:test, command: [kms-core-client, public-decrypt, --warmup]}
+  - name: decrypt
+    metadata: {labels: {testenv.kmsctl/stage: "@DEC@"}}
+    container: {image: core-client:test, command: [kms-core-client, public-decrypt, "{{workflow.parameters.key-id}}"]}
+"#;
+
+/// Run WORKFLOW (with `key-id`) through std/argo, gate it excluding `exclude`, and log the
+/// gate, the output parameter and the decrypt pod's command.
+const RUN_AND_GATE: &str = r#"
+    import "k8s" as k8s;
+    import "log" as log;
+    import "data" as data;
+    import "std/argo" as argo;
+    let kc = k8s::connect();
+    let r = argo::run(kc, "wf.yaml", #{ namespace: "@NS@", run: "@RUN@", parameters: #{ "key-id": "@KEY@" }, echo: false });
+    let g = argo::gate(kc, r, #{ exclude: @EXCLUDE@ });
+    log::info(`phase: ${r.phase}`);
+    log::info(`gate: ${data::to_json(#{ passed: g.passed, failed: g.failed.map(|n| n.display_name), excluded: g.excluded.map(|n| n.display_name), reports: g.failed.map(|n| n.report != ()) })}`);
+    log::info(`request-id: ${argo::output(r, "insecure-key-gen", "request-id")}`);
+    let pod = r.nodes.filter(|n| n.display_name == "public-decrypt")[0].pod;
+    log::info(`decrypt: ${data::to_json(kc.get("Pod", pod, #{ namespace: "@NS@" }).spec.containers[0].command)}`);
+    import "fs" as fs;
+    fs::artifact("junit.xml", argo::junit(r, g));
+"#;
+
+struct Gated {
+    phase: String,
+    gate: serde_json::Value,
+    request_id: String,
+    decrypt: serde_json::Value,
+    junit: String,
+}
+
+async fn run_and_gate(
+    env: &crate::testenv::TestEnv,
+    ns: &str,
+    stages: (&str, &str),
+    key: &str,
+    exclude: &str,
+) -> Gated {
+    let root = root();
+    let wf = WORKFLOW.replace("@WARM@", stages.0).replace("@DEC@", stages.1);
+    let k = crate::k8s::playbook(
+        env,
+        RUN_AND_GATE,
+        &[("NS", ns), ("RUN", "gate-test"), ("KEY", key), ("EXCLUDE", exclude)],
+    )
+    .env("KMSCTL_STDLIB_DIR", &format!("{root}/stdlib"))
+    .file("wf.yaml", &wf);
+    let r = crate::k8s::finish(k).await;
+    r.code(0);
+    let ev = r.events();
+    Gated {
+        phase: logged(&ev, "phase: "),
+        gate: serde_json::from_str(&logged(&ev, "gate: ")).expect("gate json"),
+        request_id: logged(&ev, "request-id: "),
+        decrypt: serde_json::from_str(&logged(&ev, "decrypt: ")).expect("command json"),
+        junit: crate::k8s::artifact(&r.path(), "junit.xml"),
+    }
+}
+
+/// A passing workflow is gated green; its output parameter, read by node name, is passed to a
+/// second run of it, whose decrypt step gets it (and that run replaces the first: same run
+/// label, one workflow left).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_passing_workflow_is_gated_green_and_its_output_feeds_the_next_one() {
+    use kube::api::{Api, DynamicObject, ListParams};
+    let env = crate::testenv::testenv!();
+    let ns = env.namespace("argo-pass").await;
+    let first = run_and_gate(&env, &ns.name, ("none-1", "none-2"), "none", "()").await;
+    assert_eq!(first.phase, "Succeeded");
+    assert_eq!(first.gate, serde_json::json!({"passed": true, "failed": [], "excluded": [], "reports": []}));
+    assert_eq!(first.request_id, "req-0042");
+    assert!(first.junit.contains(r#"tests="3" failures="0" skipped="0""#), "{}", first.junit);
+    let second = run_and_gate(&env, &ns.name, ("none-1", "none-2"), &first.request_id, "()").await;
+    assert_eq!(second.phase, "Succeeded");
+    assert_eq!(second.decrypt, serde_json::json!(["kms-core-client", "public-decrypt", "req-0042"]));
+    let gvk = kube::api::GroupVersionKind::gvk("argoproj.io", "v1alpha1", "Workflow");
+    let ar = kube::api::ApiResource::from_gvk_with_plural(&gvk, "workflows");
+    let wfs = Api::<DynamicObject>::namespaced_with(env.client.clone(), &ns.name, &ar);
+    let left = wfs.list(&ListParams::default().labels("kmsctl.io/argo-run=gate-test")).await.expect("list");
+    assert_eq!(left.items.len(), 1, "a re-run replaces its workflow");
+}
+
+/// A failing step fails the gate, named, with its pod's failure report; the same failure in a
+/// step the gate excludes (`warmup`) does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_node_fails_the_gate_unless_it_is_excluded() {
+    let env = crate::testenv::testenv!();
+    let ns = env.namespace("argo-fail").await;
+    let (fail, _cleanup) = crate::k8s::pod_stage(&env, "argo-fail", 0, crate::k8s::FAILED_STATUS).await;
+    let failed = run_and_gate(&env, &ns.name, ("none", &fail), "none", r#""warmup|reqid-above""#).await;
+    assert_eq!(failed.phase, "Failed");
+    assert_eq!(
+        failed.gate,
+        serde_json::json!({"passed": false, "failed": ["public-decrypt"], "excluded": [], "reports": [true]})
+    );
+    assert!(
+        failed.junit.contains(r#"<testcase classname="#) && failed.junit.contains("<failure message=\"Failed"),
+        "{}",
+        failed.junit
+    );
+
+    let (warm, _cleanup2) = crate::k8s::pod_stage(&env, "argo-warm", 0, crate::k8s::FAILED_STATUS).await;
+    let excluded = run_and_gate(&env, &ns.name, (&warm, "none"), "none", r#""warmup|reqid-above""#).await;
+    assert_eq!(excluded.phase, "Failed", "the workflow itself failed");
+    assert_eq!(
+        excluded.gate,
+        serde_json::json!({"passed": true, "failed": [], "excluded": ["warmup-decrypt"], "reports": []})
+    );
+    assert!(excluded.junit.contains("<skipped message=\"excluded: Failed\"/>"), "{}", excluded.junit);
+}
