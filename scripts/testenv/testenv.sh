@@ -31,7 +31,10 @@
 #                                       scripts/rehearse --which)
 #   scripts/testenv/testenv.sh livecheck  the stand-ins and the port-forward baseline against this
 #                                       running environment (kind profile), or the AWS stand-ins
-#                                       (eks profile); leaves it as it was
+#                                       (eks profile); leaves it as it was. On kind, argocheck too
+#   scripts/testenv/testenv.sh argocheck  the Argo Workflows stand-in against this running
+#                                       environment (any profile): steps with an output parameter,
+#                                       a DAG, a failing node, a deadline, a re-run (argocheck.sh)
 #
 # Settings (environment): TESTENV_DIR (state; default ${TMPDIR:-/tmp}/kmsctl-testenv),
 # TESTENV_PROFILE (the nodes and StorageClasses of profiles/<name>.yaml: generic (default;
@@ -730,6 +733,12 @@ cmd_livecheck() {
     *) die "livecheck needs the kind or eks profile; $TESTENV_DIR runs '$(running_profile)'" ;;
   esac
   "$HERE/selftest.sh" --live "$ENV_FILE"
+  if [[ "$(running_profile)" == kind ]]; then "$HERE/argocheck.sh" "$ENV_FILE"; fi
+}
+
+cmd_argocheck() {
+  healthy || die "not up: run '$0 up' first"
+  "$HERE/argocheck.sh" "$ENV_FILE"
 }
 
 cmd_env() {
@@ -747,5 +756,6 @@ case "${1:-}" in
   unit) cmd_unit ;;
   selftest) cmd_selftest ;;
   livecheck) cmd_livecheck ;;
-  *) echo "usage: $0 build|up|down|status|logs|env|unit|selftest|livecheck" >&2; exit 2 ;;
+  argocheck) cmd_argocheck ;;
+  *) echo "usage: $0 build|up|down|status|logs|env|unit|selftest|livecheck|argocheck" >&2; exit 2 ;;
 esac

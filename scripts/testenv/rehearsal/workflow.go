@@ -1179,10 +1179,11 @@ type Workflows struct {
 	queue  workqueue.TypedRateLimitingInterface[string]
 	Now    func() time.Time
 
-	mu     sync.Mutex
-	ctx    context.Context
-	inf    cache.SharedIndexInformer
-	cancel context.CancelFunc
+	mu      sync.Mutex
+	ctx     context.Context
+	inf     cache.SharedIndexInformer
+	cancel  context.CancelFunc
+	written map[string]*unstructured.Unstructured // our last update, until the cache has it
 }
 
 // NewWorkflows registers its handler on factory's pod informer (which the pod gate's
@@ -1193,8 +1194,9 @@ func NewWorkflows(client kubernetes.Interface, dyn dynamic.Interface, factory in
 		client: client, dyn: dyn, pods: podInf.Lister(), synced: podInf.Informer().HasSynced,
 		crdInf: dynamicinformer.NewFilteredDynamicInformer(dyn, crdGVR, "", 0, cache.Indexers{},
 			func(o *metav1.ListOptions) { o.FieldSelector = "metadata.name=" + workflowCRD }).Informer(),
-		queue: workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]()),
-		Now:   time.Now,
+		queue:   workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]()),
+		Now:     time.Now,
+		written: map[string]*unstructured.Unstructured{},
 	}
 	podHandler := func(obj any) {
 		if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
@@ -1289,6 +1291,8 @@ func (w *Workflows) next(ctx context.Context) bool {
 	defer w.queue.Done(key)
 	wake, err := w.sync(ctx, key)
 	switch {
+	case apierrors.IsConflict(err): // raced a spec edit: again from the new version
+		w.queue.AddRateLimited(key)
 	case err != nil:
 		log.Printf("workflows: %s: %v (retrying)", key, err)
 		w.queue.AddRateLimited(key)
@@ -1301,19 +1305,34 @@ func (w *Workflows) next(ctx context.Context) bool {
 	return true
 }
 
+// get is the workflow from the cache, or our own last update of it while the cache lags behind
+// (a pod event right after a write would otherwise reconcile the old status, and conflict).
 func (w *Workflows) get(key string) *unstructured.Unstructured {
 	w.mu.Lock()
-	inf := w.inf
-	w.mu.Unlock()
-	if inf == nil {
+	defer w.mu.Unlock()
+	if w.inf == nil {
 		return nil
 	}
-	o, ok, _ := inf.GetStore().GetByKey(key)
+	o, ok, _ := w.inf.GetStore().GetByKey(key)
 	if !ok {
+		delete(w.written, key)
 		return nil
 	}
 	u, _ := o.(*unstructured.Unstructured)
+	if mine := w.written[key]; mine != nil {
+		if mine.GetUID() == u.GetUID() && newerRV(mine.GetResourceVersion(), u.GetResourceVersion()) {
+			return mine
+		}
+		delete(w.written, key)
+	}
 	return u
+}
+
+// newerRV: resourceVersions are etcd revisions (opaque to clients, but integers in practice).
+func newerRV(a, b string) bool {
+	x, err1 := strconv.ParseUint(a, 10, 64)
+	y, err2 := strconv.ParseUint(b, 10, 64)
+	return err1 == nil && err2 == nil && x > y
 }
 
 func decode(v any, into any) error {
@@ -1338,7 +1357,7 @@ func toMap(v any) map[string]any {
 func (w *Workflows) sync(ctx context.Context, key string) (time.Duration, error) {
 	cached := w.get(key)
 	if cached == nil || cached.GetDeletionTimestamp() != nil {
-		return 0, nil // deleted: the garbage collector deletes its pods (ownerReferences)
+		return 0, w.collect(ctx, key)
 	}
 	var spec wfSpec
 	var st wfStatus
@@ -1346,9 +1365,23 @@ func (w *Workflows) sync(ctx context.Context, key string) (time.Duration, error)
 	if err := decode(cached.Object["status"], &st); err != nil {
 		st = wfStatus{} // not ours to keep: start over
 	}
-	pods, err := w.pods.Pods(cached.GetNamespace()).List(labels.SelectorFromSet(labels.Set{LabelWorkflow: cached.GetName()}))
+	all, err := w.pods.Pods(cached.GetNamespace()).List(labels.SelectorFromSet(labels.Set{LabelWorkflow: cached.GetName()}))
 	if err != nil {
 		return 0, err
+	}
+	// Pods of an earlier Workflow of this name (deleted and created again: a re-run) have the
+	// same names: not ours, and in the way.
+	var pods []*corev1.Pod
+	for _, p := range all {
+		if slices.ContainsFunc(p.OwnerReferences, func(o metav1.OwnerReference) bool { return o.UID == cached.GetUID() }) {
+			pods = append(pods, p)
+		} else if p.DeletionTimestamp == nil {
+			err := w.client.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &p.UID}})
+			if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+				return 0, fmt.Errorf("delete pod %s: %w", p.Name, err)
+			}
+			log.Printf("workflows: %s: pod %s is an earlier workflow's: deleted", key, p.Name)
+		}
 	}
 	old := toMap(st)
 	oldPhases := map[string]string{}
@@ -1394,12 +1427,16 @@ func (w *Workflows) sync(ctx context.Context, key string) (time.Duration, error)
 	}
 	obj.SetLabels(want)
 	obj.Object["status"] = newStatus
-	if _, err := w.dyn.Resource(workflowGVR).Namespace(obj.GetNamespace()).Update(ctx, obj, metav1.UpdateOptions{}); err != nil {
+	updated, err := w.dyn.Resource(workflowGVR).Namespace(obj.GetNamespace()).Update(ctx, obj, metav1.UpdateOptions{})
+	if err != nil {
 		if apierrors.IsNotFound(err) {
 			return 0, nil
 		}
 		return 0, err
 	}
+	w.mu.Lock()
+	w.written[key] = updated
+	w.mu.Unlock()
 	for _, id := range slices.Sorted(maps.Keys(st.Nodes)) {
 		if n := st.Nodes[id]; oldPhases[id] != n.Phase {
 			log.Printf("workflows: %s: node %s (%s) %s%s", key, n.Name, n.Type, n.Phase, suffix(n.Message))
@@ -1409,6 +1446,33 @@ func (w *Workflows) sync(ctx context.Context, key string) (time.Duration, error)
 		log.Printf("workflows: %s: %s%s", key, st.Phase, suffix(st.Message))
 	}
 	return w.wakeIn(r, now), nil
+}
+
+// collect deletes a deleted workflow's pods. The garbage collector would too (ownerReferences),
+// but it learns of a new CRD's kind only at its next discovery (up to 30s after `up`).
+func (w *Workflows) collect(ctx context.Context, key string) error {
+	ns, name, _ := strings.Cut(key, "/")
+	pods, err := w.pods.Pods(ns).List(labels.SelectorFromSet(labels.Set{LabelWorkflow: name}))
+	if err != nil {
+		return err
+	}
+	for _, p := range pods {
+		owned := slices.ContainsFunc(p.OwnerReferences, func(o metav1.OwnerReference) bool {
+			return o.Kind == "Workflow" && o.Name == name && o.APIVersion == workflowGVR.GroupVersion().String()
+		})
+		if !owned || p.DeletionTimestamp != nil {
+			continue
+		}
+		if cur := w.get(key); cur != nil && cur.GetDeletionTimestamp() == nil {
+			return nil // created again meanwhile
+		}
+		err := w.client.CoreV1().Pods(ns).Delete(ctx, p.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &p.UID}})
+		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+			return fmt.Errorf("delete pod %s: %w", p.Name, err)
+		}
+		log.Printf("workflows: %s: deleted; pod %s deleted", key, p.Name)
+	}
+	return nil
 }
 
 func suffix(msg string) string {
