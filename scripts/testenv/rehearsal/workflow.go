@@ -21,6 +21,8 @@
 //	deadlines    spec.activeDeadlineSeconds (from status.startedAt) and a container template's
 //	             (from the node's start): its running pods deleted, their nodes Failed "Step
 //	             exceeded its deadline", the workflow's message "Max duration limit exceeded"
+//	shutdown     spec.shutdown Stop or Terminate (argo stop/terminate): the same, with "Stopped
+//	             with strategy '<it>'"
 //
 // Status is on the main resource (Argo's CRD has no status subresource); node ids and pod names
 // are Argo's (fnv-32a of the node name; POD_NAMES=v2). Not here: retries, when, withItems,
@@ -210,6 +212,7 @@ type wfSpec struct {
 	NodeSelector          map[string]string             `json:"nodeSelector,omitempty"`
 	Tolerations           []corev1.Toleration           `json:"tolerations,omitempty"`
 	ImagePullSecrets      []corev1.LocalObjectReference `json:"imagePullSecrets,omitempty"`
+	Shutdown              string                        `json:"shutdown,omitempty"` // argo stop / terminate
 }
 
 // ---- status -------------------------------------------------------------------------------
@@ -558,7 +561,8 @@ type wfRun struct {
 	st                   *wfStatus
 	pods                 map[string]*corev1.Pod
 	now                  time.Time
-	expired              bool // the workflow's deadline passed
+	expired              bool   // the workflow's deadline passed
+	stopped              string // spec.shutdown's message
 
 	create []*corev1.Pod
 	del    []string
@@ -670,6 +674,9 @@ func (r *wfRun) Advance() {
 			r.wakeAt(end)
 		}
 	}
+	if s := r.spec.Shutdown; s != "" {
+		r.stopped = fmt.Sprintf("Stopped with strategy '%s'", s)
+	}
 	root, err := r.exec(r.name, r.spec.Entrypoint, r.name, "", r.spec.Arguments.Parameters, 0)
 	if err != nil {
 		r.abort(err.Error())
@@ -679,7 +686,11 @@ func (r *wfRun) Advance() {
 		return
 	}
 	msg := root.Message
-	if r.expired && root.Phase != PhaseSucceeded {
+	switch {
+	case root.Phase == PhaseSucceeded:
+	case r.stopped != "":
+		msg = r.stopped
+	case r.expired:
 		msg = MsgWorkflowDeadline
 	}
 	r.finish(root.Phase, msg)
@@ -815,6 +826,9 @@ func (r *wfRun) execPod(n *wfNode, t *wfTemplate, scope map[string]string) error
 		}
 	}
 	switch {
+	case r.stopped != "": // Stop and Terminate alike: there are no exit handlers here
+		r.kill(n)
+		r.mark(n, PhaseFailed, r.stopped)
 	case expired:
 		r.kill(n)
 		r.mark(n, PhaseFailed, MsgStepDeadline)

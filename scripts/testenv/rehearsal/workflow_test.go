@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
@@ -11,6 +12,14 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	dynfake "k8s.io/client-go/dynamic/fake"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes/fake"
 	"sigs.k8s.io/yaml"
 )
 
@@ -636,4 +645,102 @@ func TestStatusJSON(t *testing.T) {
 			t.Fatalf("status has no %s", k)
 		}
 	}
+}
+
+func TestShutdown(t *testing.T) {
+	s := newSim(t, stepsSpec)
+	s.advance()
+	s.pod("wf[0].gen").Status.Phase = corev1.PodRunning
+	s.advance()
+	s.spec.Shutdown = "Terminate"
+	s.advance()
+	msg := "Stopped with strategy 'Terminate'"
+	if n := s.wantPhase("wf[0].gen", PhaseFailed); n.Message != msg || len(s.pods) != 0 {
+		t.Fatalf("node %+v pods %v", n, s.podNodes())
+	}
+	s.wantWorkflow(PhaseFailed, msg)
+}
+
+// The controller end to end against client-go's fake clients: status and labels written on the
+// Workflow itself, pods made and collected.
+func TestWorkflowsController(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	crd := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+		"metadata": map[string]any{"name": workflowCRD},
+		"status":   map[string]any{"conditions": []any{map[string]any{"type": "Established", "status": "True"}}},
+	}}
+	lists := map[schema.GroupVersionResource]string{crdGVR: "CustomResourceDefinitionList", workflowGVR: "WorkflowList"}
+	dyn := dynfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), lists, crd)
+	client := fake.NewClientset()
+	factory := informers.NewSharedInformerFactory(client, 0)
+	w := NewWorkflows(client, dyn, factory)
+	factory.Start(ctx.Done())
+	go w.Run(ctx, 2)
+	wfAPI := dyn.Resource(workflowGVR).Namespace("ns")
+	create := func(uid string) {
+		var spec map[string]any
+		if err := yaml.Unmarshal([]byte(`{entrypoint: main, templates: [{name: main, container: {image: alpine}}]}`), &spec); err != nil {
+			t.Fatal(err)
+		}
+		u := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "spec": spec}}
+		u.SetNamespace("ns")
+		u.SetName("wf")
+		u.SetUID(types.UID(uid))
+		if _, err := wfAPI.Create(ctx, u, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	until := func(what string, ok func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); !ok(); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+		}
+	}
+	pod := func() *corev1.Pod {
+		p, err := client.CoreV1().Pods("ns").Get(ctx, "wf", metav1.GetOptions{})
+		if err != nil {
+			return nil
+		}
+		return p
+	}
+	// An earlier workflow's pod, of the same name, in the way.
+	old := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "wf", Namespace: "ns", Labels: map[string]string{LabelWorkflow: "wf"},
+		OwnerReferences: []metav1.OwnerReference{{APIVersion: "argoproj.io/v1alpha1", Kind: "Workflow", Name: "wf", UID: "uid-0"}}},
+		Status: corev1.PodStatus{Phase: corev1.PodSucceeded}}
+	if _, err := client.CoreV1().Pods("ns").Create(ctx, old, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	until("the pod informer", func() bool { p, _ := w.pods.Pods("ns").Get("wf"); return p != nil })
+	create("uid-1")
+	until("the pod", func() bool { p := pod(); return p != nil && p.OwnerReferences[0].UID == "uid-1" })
+	phase := func() string {
+		u, err := wfAPI.Get(ctx, "wf", metav1.GetOptions{})
+		if err != nil {
+			return ""
+		}
+		p, _, _ := unstructured.NestedString(u.Object, "status", "phase")
+		return p
+	}
+	until("Running (the earlier pod is not taken for this workflow's)", func() bool { return phase() == PhaseRunning })
+	p := pod()
+	p.Status.Phase = corev1.PodSucceeded
+	if _, err := client.CoreV1().Pods("ns").UpdateStatus(ctx, p, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	until("Succeeded", func() bool {
+		u, err := wfAPI.Get(ctx, "wf", metav1.GetOptions{})
+		phase, _, _ := unstructured.NestedString(u.Object, "status", "phase")
+		return err == nil && phase == PhaseSucceeded && u.GetLabels()[LabelCompleted] == "true" && u.GetLabels()[LabelPhase] == PhaseSucceeded
+	})
+	// Deleted and created again (a re-run): the old pod goes, a new one of the new workflow comes.
+	if err := wfAPI.Delete(ctx, "wf", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	until("the old pod deleted", func() bool { return pod() == nil })
+	create("uid-2")
+	until("a pod of the new workflow", func() bool { p := pod(); return p != nil && p.OwnerReferences[0].UID == "uid-2" })
 }
