@@ -1320,26 +1320,28 @@ func (w *Workflows) next(ctx context.Context) bool {
 }
 
 // get is the workflow from the cache, or our own last update of it while the cache lags behind
-// (a pod event right after a write would otherwise reconcile the old status, and conflict).
-func (w *Workflows) get(key string) *unstructured.Unstructured {
+// (a pod event right after a write would otherwise reconcile the old status, and conflict);
+// synced is false until the cache has listed them all (a pod without its workflow then is
+// no orphan).
+func (w *Workflows) get(key string) (u *unstructured.Unstructured, synced bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.inf == nil {
-		return nil
+	if w.inf == nil || !w.inf.HasSynced() {
+		return nil, false
 	}
 	o, ok, _ := w.inf.GetStore().GetByKey(key)
 	if !ok {
 		delete(w.written, key)
-		return nil
+		return nil, true
 	}
-	u, _ := o.(*unstructured.Unstructured)
+	u, _ = o.(*unstructured.Unstructured)
 	if mine := w.written[key]; mine != nil {
 		if mine.GetUID() == u.GetUID() && newerRV(mine.GetResourceVersion(), u.GetResourceVersion()) {
-			return mine
+			return mine, true
 		}
 		delete(w.written, key)
 	}
-	return u
+	return u, true
 }
 
 // newerRV: resourceVersions are etcd revisions (opaque to clients, but integers in practice).
@@ -1369,7 +1371,10 @@ func toMap(v any) map[string]any {
 
 // sync reconciles one workflow: its pods created or deleted, then its status written.
 func (w *Workflows) sync(ctx context.Context, key string) (time.Duration, error) {
-	cached := w.get(key)
+	cached, synced := w.get(key)
+	if !synced {
+		return time.Second, nil // the CRD is new, or the controller just started
+	}
 	if cached == nil || cached.GetDeletionTimestamp() != nil {
 		return 0, w.collect(ctx, key)
 	}
@@ -1477,10 +1482,16 @@ func (w *Workflows) collect(ctx context.Context, key string) error {
 		if !owned || p.DeletionTimestamp != nil {
 			continue
 		}
-		if cur := w.get(key); cur != nil && cur.GetDeletionTimestamp() == nil {
-			return nil // created again meanwhile
+		// The cache may lag: only a pod whose workflow the API server does not have is an orphan.
+		cur, err := w.dyn.Resource(workflowGVR).Namespace(ns).Get(ctx, name, metav1.GetOptions{})
+		switch {
+		case err != nil && !apierrors.IsNotFound(err):
+			return err
+		case err == nil && cur.GetDeletionTimestamp() == nil && slices.ContainsFunc(p.OwnerReferences,
+			func(o metav1.OwnerReference) bool { return o.UID == cur.GetUID() }):
+			continue
 		}
-		err := w.client.CoreV1().Pods(ns).Delete(ctx, p.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &p.UID}})
+		err = w.client.CoreV1().Pods(ns).Delete(ctx, p.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &p.UID}})
 		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
 			return fmt.Errorf("delete pod %s: %w", p.Name, err)
 		}
