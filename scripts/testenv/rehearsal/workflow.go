@@ -1394,7 +1394,7 @@ func (w *Workflows) sync(ctx context.Context, key string) (time.Duration, error)
 	for _, p := range all {
 		if slices.ContainsFunc(p.OwnerReferences, func(o metav1.OwnerReference) bool { return o.UID == cached.GetUID() }) {
 			pods = append(pods, p)
-		} else if p.DeletionTimestamp == nil {
+		} else if ownedByWorkflow(p, cached.GetName()) && p.DeletionTimestamp == nil {
 			err := w.client.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &p.UID}})
 			if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
 				return 0, fmt.Errorf("delete pod %s: %w", p.Name, err)
@@ -1476,10 +1476,7 @@ func (w *Workflows) collect(ctx context.Context, key string) error {
 		return err
 	}
 	for _, p := range pods {
-		owned := slices.ContainsFunc(p.OwnerReferences, func(o metav1.OwnerReference) bool {
-			return o.Kind == "Workflow" && o.Name == name && o.APIVersion == workflowGVR.GroupVersion().String()
-		})
-		if !owned || p.DeletionTimestamp != nil {
+		if !ownedByWorkflow(p, name) || p.DeletionTimestamp != nil {
 			continue
 		}
 		// The cache may lag: only a pod whose workflow the API server does not have is an orphan.
@@ -1498,6 +1495,14 @@ func (w *Workflows) collect(ctx context.Context, key string) error {
 		log.Printf("workflows: %s: deleted; pod %s deleted", key, p.Name)
 	}
 	return nil
+}
+
+// ownedByWorkflow: a pod of a Workflow of that name (this one or an earlier one); a pod with
+// only the label is someone else's.
+func ownedByWorkflow(p *corev1.Pod, name string) bool {
+	return slices.ContainsFunc(p.OwnerReferences, func(o metav1.OwnerReference) bool {
+		return o.Kind == "Workflow" && o.Name == name && o.APIVersion == workflowGVR.GroupVersion().String()
+	})
 }
 
 func suffix(msg string) string {
