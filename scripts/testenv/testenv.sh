@@ -12,8 +12,10 @@
 #   (a kind cluster is this environment's nodes and a kind-<name> context; docker records
 #   builds, pulls and pushes with their labels; see standins/README.md), and the controller
 #   answers port-forwards no test forward claims (a ClusterPortForward, testenv-baseline, to a
-#   loopback server that gives HTTP 200 and a fixed body; see rehearsal/forward.go) and serves
-#   the metrics API (metrics.k8s.io, synthetic usage; see rehearsal/metrics.go).
+#   loopback server that gives HTTP 200 and a fixed body; see rehearsal/forward.go), serves
+#   the metrics API (metrics.k8s.io, synthetic usage; see rehearsal/metrics.go) and runs Argo
+#   Workflows (Argo's Workflow CRD, from its Go module, in every profile; the controller is a
+#   stand-in that runs their pods on kwok and writes Argo's status; see rehearsal/workflow.go).
 #
 #   scripts/testenv/testenv.sh build    build and cache the binaries (idempotent)
 #   scripts/testenv/testenv.sh up       build if needed, start, wait until ready, write the env file
@@ -29,7 +31,10 @@
 #                                       scripts/rehearse --which)
 #   scripts/testenv/testenv.sh livecheck  the stand-ins and the port-forward baseline against this
 #                                       running environment (kind profile), or the AWS stand-ins
-#                                       (eks profile); leaves it as it was
+#                                       (eks profile); leaves it as it was. On kind, argocheck too
+#   scripts/testenv/testenv.sh argocheck  the Argo Workflows stand-in against this running
+#                                       environment (any profile): steps with an output parameter,
+#                                       a DAG, a failing node, a deadline, a re-run (argocheck.sh)
 #
 # Settings (environment): TESTENV_DIR (state; default ${TMPDIR:-/tmp}/kmsctl-testenv),
 # TESTENV_PROFILE (the nodes and StorageClasses of profiles/<name>.yaml: generic (default;
@@ -59,6 +64,7 @@ set -euo pipefail
 : "${TESTENV_HELM3_VERSION:=v3.22.0}"   # second helm, for the v3 flag dialect tests
 : "${TESTENV_CRANE_VERSION:=v0.22.1}"   # crane: an OCI registry for helm's oci:// charts
 : "${TESTENV_MOTO_VERSION:=5.2.5}"
+: "${TESTENV_ARGO_VERSION:=v3.7.2}"    # github.com/argoproj/argo-workflows/v3: only its Workflow CRD
 : "${TESTENV_NODES:=3}"
 PROFILE_GIVEN=${TESTENV_PROFILE:+1}     # set by the caller (then `up` insists on it)
 : "${TESTENV_PROFILE:=generic}"
@@ -74,6 +80,7 @@ HELM_BIN="$TESTENV_CACHE/bin/helm-$TESTENV_HELM_VERSION"
 HELM3_BIN="$TESTENV_CACHE/bin/helm-$TESTENV_HELM3_VERSION"
 CRANE_BIN="$TESTENV_CACHE/bin/crane-$TESTENV_CRANE_VERSION"
 MOTO_VENV="$TESTENV_CACHE/venv-moto-$TESTENV_MOTO_VERSION"
+ARGO_CRD="$TESTENV_CACHE/argo-$TESTENV_ARGO_VERSION/workflows.argoproj.io.yaml"
 REHEARSAL_SRC="$HERE/rehearsal"
 STANDINS_SRC="$HERE/standins"
 # Keyed by their sources (not their tests), so an edit rebuilds them.
@@ -214,6 +221,26 @@ cmd_selftest() {
   "$HERE/selftest.sh" "$STANDINS_BIN/standins" "$HERE/../rehearse"
 }
 
+# Argo's minimal Workflow CRD (spec and status preserve unknown fields; no status subresource),
+# from its Go module (a ~10 MB zip, about a second): the CRD its workflow-controller runs on.
+# The controller itself cannot run here (rehearsal/workflow.go says why).
+build_argo_crd() {
+  [[ -f "$ARGO_CRD" ]] && return 0
+  go_env
+  local dir
+  dir="$(cd "$TESTENV_CACHE" && go mod download -json "github.com/argoproj/argo-workflows/v3@$TESTENV_ARGO_VERSION" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')"
+  mkdir -p "$(dirname "$ARGO_CRD")"
+  cp "$dir/manifests/base/crds/minimal/argoproj.io_workflows.yaml" "$ARGO_CRD.tmp"
+  mv "$ARGO_CRD.tmp" "$ARGO_CRD"
+}
+
+# The Workflow CRD, in every profile; the rehearsal controller runs Workflows once it is Established.
+apply_argo_crd() {
+  kc apply -f "$ARGO_CRD" >/dev/null
+  kc wait --for condition=Established --timeout 30s crd/workflows.argoproj.io >/dev/null
+}
+
 build_moto() {  # moto[server] would pull ~320 MB; s3 + flask is enough for the server
   [[ -f "$MOTO_VENV/.complete" ]] && return 0
   rm -rf "$MOTO_VENV" && python3 -m venv "$MOTO_VENV"
@@ -226,7 +253,7 @@ cmd_build() {
   local t; t=$(now_ms)
   (  # a subshell: the build steps cd into their source dirs
     exec 9>"$TESTENV_CACHE/.lock"; flock 9   # one builder at a time
-    timed build_moto; timed build_etcd; timed build_kwok; timed build_helm; timed build_helm3; timed build_crane; timed build_rehearsal; timed build_standins; timed build_k8s
+    timed build_moto; timed build_argo_crd; timed build_etcd; timed build_kwok; timed build_helm; timed build_helm3; timed build_crane; timed build_rehearsal; timed build_standins; timed build_k8s
   )
   log "build done in $(secs $(($(now_ms) - t))) (cache: $TESTENV_CACHE)"
 }
@@ -622,6 +649,7 @@ cmd_up() {
   kc get clusterportforward testenv-baseline >/dev/null 2>&1 \
     || die "the rehearsal controller did not make the port-forward baseline (see $REHEARSAL_LOG)"
   step manifests apply_manifests
+  step argo-crd apply_argo_crd
   step metrics-api register_metrics "$metrics_port"
   step default-sa until_ok 120 "the default ServiceAccount" kc -n default get serviceaccount default
   kc -n kube-system create configmap testenv-marker --from-literal=owner=kmsctl-testenv \
@@ -705,6 +733,12 @@ cmd_livecheck() {
     *) die "livecheck needs the kind or eks profile; $TESTENV_DIR runs '$(running_profile)'" ;;
   esac
   "$HERE/selftest.sh" --live "$ENV_FILE"
+  if [[ "$(running_profile)" == kind ]]; then "$HERE/argocheck.sh" "$ENV_FILE"; fi
+}
+
+cmd_argocheck() {
+  healthy || die "not up: run '$0 up' first"
+  "$HERE/argocheck.sh" "$ENV_FILE"
 }
 
 cmd_env() {
@@ -722,5 +756,6 @@ case "${1:-}" in
   unit) cmd_unit ;;
   selftest) cmd_selftest ;;
   livecheck) cmd_livecheck ;;
-  *) echo "usage: $0 build|up|down|status|logs|env|unit|selftest|livecheck" >&2; exit 2 ;;
+  argocheck) cmd_argocheck ;;
+  *) echo "usage: $0 build|up|down|status|logs|env|unit|selftest|livecheck|argocheck" >&2; exit 2 ;;
 esac

@@ -4,8 +4,9 @@
 //	rehearsal run --kubeconfig FILE [--ready-file FILE] [--forward-listen 127.0.0.1:PORT]
 //	              [--registry-missing FILE]                the pod gate (controller.go, pull.go)
 //	              [--region us-east-1]                     and the port-forward baseline (forward.go),
-//	              [--metrics-listen 127.0.0.1:PORT]        the eks profile's AWS stand-ins (infra.go)
-//	                                                       and the metrics API (metrics.go)
+//	              [--metrics-listen 127.0.0.1:PORT]        the eks profile's AWS stand-ins (infra.go),
+//	                                                       the metrics API (metrics.go) and the
+//	                                                       Argo Workflows stand-in (workflow.go)
 //	rehearsal render-profile [--crds|--manifests] FILE     a profile's Nodes and StorageClasses
 //	                                                       (or its manifests' CRDs / other objects)
 //	rehearsal measure --kubeconfig FILE [--n 30]           the gate's added time to Ready
@@ -102,6 +103,8 @@ func run(args []string) error {
 	infra := NewInfra(client, dyn, factory)
 	infra.Region = *region
 	go infra.Run(ctx, 2)
+	// The Argo Workflows stand-in: idle until the Workflow CRD exists (every profile has it).
+	go NewWorkflows(client, dyn, factory).Run(ctx, 2)
 	var baseline *ForwardBaseline
 	if *forwardListen != "" {
 		ln, err := ListenLoopback("--forward-listen", *forwardListen)
