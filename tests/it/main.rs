@@ -7,6 +7,7 @@
 mod aws;
 mod cli;
 mod cluster;
+mod faults;
 mod harness;
 mod helm;
 mod k8s;

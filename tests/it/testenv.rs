@@ -167,7 +167,14 @@ impl TestEnv {
             eprintln!("SKIP {test}: no {profile} environment ({key} is not set)");
             return None;
         };
-        let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("reading {key}={file}: {e}"));
+        Self::of_env_file(&file, profile, required).await
+    }
+
+    /// The environment an env file describes (written by `testenv.sh up` for `profile`).
+    async fn of_env_file(file: &str, profile: &str, required: bool) -> Option<TestEnv> {
+        let test = std::thread::current().name().unwrap_or("?").to_string();
+        let key = format!("TESTENV_ENV_{}", profile.to_ascii_uppercase());
+        let text = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("reading {key}={file}: {e}"));
         let vars = env_file_vars(&text);
         let get = |k: &str| vars.get(k).cloned().unwrap_or_else(|| panic!("{file} does not set {k}"));
         let kubeconfig = PathBuf::from(get("TESTENV_KUBECONFIG"));
@@ -203,6 +210,37 @@ impl TestEnv {
             client,
             scratch: tempfile::Builder::new().prefix("kmsctl-testenv-").tempdir().expect("temp dir"),
         })
+    }
+
+    /// A private environment of its own (generic profile), for a test that breaks its control
+    /// plane (restarts the API server, pauses etcd): brought up here (~20 s; the binaries are
+    /// the cached ones), down when the guard drops. Private environments take turns. Skips
+    /// like `testenv!()` when the shared environment is not up and not required.
+    pub(crate) async fn private() -> Option<(TestEnv, PrivateEnv)> {
+        static TURNS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+        TestEnv::get().await?;
+        let turn = TURNS.lock().await;
+        let parent = tempfile::Builder::new().prefix("kmsctl-private-env-").tempdir().expect("temp dir");
+        let dir = parent.path().join("testenv");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/testenv/testenv.sh");
+        let out = tokio::process::Command::new(&script)
+            .arg("up")
+            .env("TESTENV_DIR", &dir)
+            .env("TESTENV_PROFILE", "generic")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .await
+            .expect("testenv.sh up");
+        let guard = PrivateEnv { script, dir: dir.clone(), _parent: parent, _turn: turn };
+        assert!(out.status.success(), "private testenv up failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        let env = Self::of_env_file(&dir.join("env").display().to_string(), "generic", true).await?;
+        Some((env, guard))
+    }
+
+    /// The PID of a control-plane component (`kube-apiserver`, `etcd`), from kwokctl's pid file.
+    pub(crate) fn component_pid(&self, name: &str) -> u32 {
+        let f = self.dir.join(format!("kwok/clusters/testenv/pids/{name}.pid"));
+        std::fs::read_to_string(&f).unwrap_or_else(|e| panic!("{}: {e}", f.display())).trim().parse().expect("pid")
     }
 
     /// The server's CA certificate (PEM), as the kubeconfig names it.
@@ -294,6 +332,24 @@ impl TestEnv {
         let mut cmd = tokio::process::Command::new(path);
         self.apply_env(&mut cmd);
         cmd
+    }
+}
+
+/// A private environment ([`TestEnv::private`]): brought down when dropped.
+pub(crate) struct PrivateEnv {
+    script: PathBuf,
+    dir: PathBuf,
+    _parent: tempfile::TempDir,
+    _turn: tokio::sync::MutexGuard<'static, ()>,
+}
+
+impl Drop for PrivateEnv {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(&self.script)
+            .arg("down")
+            .env("TESTENV_DIR", &self.dir)
+            .stdin(std::process::Stdio::null())
+            .output();
     }
 }
 

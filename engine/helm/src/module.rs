@@ -405,7 +405,7 @@ fn upgrade(st: &State, kc: &ClusterHandle, name: &str, chart: &str, opts: &Map) 
     };
     let (rel, previous, recovered) = (up.release, up.previous, up.recovered);
     drop(files);
-    if let Some(r) = &recovered {
+    for r in recovered.iter().chain(&up.retried) {
         ctx.log(Level::Warn, r.clone());
     }
     let mut info = release_info(&rel);

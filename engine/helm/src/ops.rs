@@ -210,20 +210,87 @@ pub(crate) struct Upgraded {
     pub previous: Option<i64>,
     /// How a release left pending was recovered first, for the log.
     pub recovered: Option<String>,
+    /// The attempts that failed on transient cluster errors before this one worked, for the log.
+    pub retried: Vec<String>,
 }
 
 /// `helm upgrade --install`, without helm's own wait (kmsctl waits on the objects). Helm still
 /// runs and waits for hooks. A release left pending is recovered first; one read of the
-/// release's [`revisions`] serves the pending check and the rollback target.
+/// release's [`revisions`] serves the pending check and the rollback target. An upgrade that
+/// fails on a transient cluster error (the API server restarting, a connection reset: see
+/// [`release::is_transient`]) is tried again, up to [`ATTEMPTS`] times, once the API server
+/// answers.
 pub(crate) async fn upgrade(
     cli: &HelmCli,
     kube: &Kube,
     spec: &UpgradeSpec,
     scope: &CancelScope,
 ) -> Result<Upgraded, HelmError> {
-    let revisions = revisions(cli, kube, &spec.release, &spec.namespace, scope).await?;
-    let previous = release::last_deployed(&revisions);
-    let recovered = recover_pending_from(cli, kube, &spec.release, &spec.namespace, &revisions, scope).await?;
+    let mut history = revisions(cli, kube, &spec.release, &spec.namespace, scope).await?;
+    let previous = release::last_deployed(&history);
+    let recovered = recover_pending_from(cli, kube, &spec.release, &spec.namespace, &history, scope).await?;
+    let mut retried = Vec::new();
+    for attempt in 1..=ATTEMPTS {
+        let args = upgrade_args(cli, kube, spec, history.is_empty());
+        let out = cli.run(&args, None, scope).await?;
+        if out.cancelled {
+            // helm stopped on SIGTERM marks the release failed; if it still says pending, recover
+            // now so a re-run does not find it locked. Bounded, as the run is ending: dropped, the
+            // recovery's helm is killed, and a release still pending is the next run's to recover.
+            let scope = CancelScope::root();
+            let recover = recover_pending(cli, kube, &spec.release, &spec.namespace, &scope);
+            let _ = tokio::time::timeout(RECOVER_WHEN_CANCELLED, recover).await;
+            return Err(HelmError::Failed {
+                command: format!("upgrade {}", spec.release),
+                code: out.code,
+                stderr: "cancelled".into(),
+            });
+        }
+        if out.code == 0 {
+            return Ok(Upgraded { release: parse_json(&out)?, previous, recovered, retried });
+        }
+        let Some(cause) = release::is_transient(&out.stderr).filter(|_| attempt < ATTEMPTS) else {
+            return Err(failed(&args, &out));
+        };
+        retried.push(format!(
+            "helm upgrade of {}/{} failed on a transient cluster error ({cause}); trying again ({}/{ATTEMPTS})",
+            spec.namespace,
+            spec.release,
+            attempt + 1
+        ));
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(u64::from(attempt))) => {}
+            _ = scope.cancelled() => return Err(HelmError::Cancelled),
+        }
+        reachable(kube, scope).await?;
+        // The failed attempt may have left the release pending (helm killed by the outage).
+        history = revisions(cli, kube, &spec.release, &spec.namespace, scope).await?;
+        recover_pending_from(cli, kube, &spec.release, &spec.namespace, &history, scope).await?;
+    }
+    unreachable!("the last attempt returns")
+}
+
+/// How many times an upgrade is tried when it fails on transient cluster errors.
+pub(crate) const ATTEMPTS: u32 = 3;
+
+/// Wait (up to a minute) until the API server answers again; then helm may go on.
+async fn reachable(kube: &Kube, scope: &CancelScope) -> Result<(), HelmError> {
+    let Some(client) = &kube.client else { return Ok(()) };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while tokio::time::Instant::now() < deadline {
+        if client.apiserver_version().await.is_ok() {
+            return Ok(());
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            _ = scope.cancelled() => return Err(HelmError::Cancelled),
+        }
+    }
+    Ok(())
+}
+
+/// The arguments of `helm upgrade --install` for `spec` (`first`: no release yet).
+fn upgrade_args(cli: &HelmCli, kube: &Kube, spec: &UpgradeSpec, first: bool) -> Vec<String> {
     let mut args =
         vec![s("upgrade"), s("--install"), spec.release.clone(), spec.chart.clone(), s("-n"), spec.namespace.clone()];
     if spec.create_namespace {
@@ -251,7 +318,7 @@ pub(crate) async fn upgrade(
     // does not declare: helm's own OpenAPI check (a schema download and parse per process,
     // ~0.1 CPU-s) adds nothing. Upgrades keep it: they may still be client-side (`auto`
     // follows the release's first install, which may have been helm 3).
-    if cli.major >= 4 && revisions.is_empty() {
+    if cli.major >= 4 && first {
         args.push(s("--disable-openapi-validation"));
     }
     args.extend([
@@ -263,24 +330,7 @@ pub(crate) async fn upgrade(
         s("json"),
     ]);
     kube.args(&mut args);
-    let out = cli.run(&args, None, scope).await?;
-    if out.cancelled {
-        // helm stopped on SIGTERM marks the release failed; if it still says pending, recover
-        // now so a re-run does not find it locked. Bounded, as the run is ending: dropped, the
-        // recovery's helm is killed, and a release still pending is the next run's to recover.
-        let scope = CancelScope::root();
-        let recover = recover_pending(cli, kube, &spec.release, &spec.namespace, &scope);
-        let _ = tokio::time::timeout(RECOVER_WHEN_CANCELLED, recover).await;
-        return Err(HelmError::Failed {
-            command: format!("upgrade {}", spec.release),
-            code: out.code,
-            stderr: "cancelled".into(),
-        });
-    }
-    if out.code != 0 {
-        return Err(failed(&args, &out));
-    }
-    Ok(Upgraded { release: parse_json(&out)?, previous, recovered })
+    args
 }
 
 fn parse_json(out: &Output) -> Result<Value, HelmError> {

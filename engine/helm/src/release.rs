@@ -25,6 +25,28 @@ pub(crate) fn is_stuck(status: &str) -> bool {
     is_pending(status) || status == UNINSTALLING
 }
 
+/// What helm says when the cluster, not the release, failed it: the API server restarting or
+/// overloaded, a connection cut. Returns the matching text (for the log), `None` for any
+/// other failure (a bad chart, a refused object, a hook that failed), which a retry would only
+/// repeat.
+pub(crate) fn is_transient(stderr: &str) -> Option<&'static str> {
+    const TRANSIENT: [&str; 11] = [
+        "connection refused",
+        "connection reset by peer",
+        "unexpected EOF",
+        "i/o timeout",
+        "TLS handshake timeout",
+        "http2: server sent GOAWAY",
+        "http2: client connection lost",
+        "the server is currently unable to handle the request",
+        "etcdserver: request timed out",
+        "etcdserver: leader changed",
+        // A restarted API server's allocator before its repair loop has run.
+        "failed to allocate a serviceIP",
+    ];
+    TRANSIENT.into_iter().find(|t| stderr.contains(t))
+}
+
 /// `[{revision, status}]`, oldest first, from the labels of helm's release records
 /// (`version`, `status`).
 pub(crate) fn records_of(labels: impl IntoIterator<Item = std::collections::BTreeMap<String, String>>) -> Vec<Value> {
@@ -109,5 +131,22 @@ mod tests {
             [json!({"revision": 9, "status": "deployed"}), json!({"revision": 10, "status": "pending-upgrade"})]
         );
         assert_eq!(last_deployed(&[json!({"revision": 1, "status": "pending-install"})]), None);
+    }
+
+    #[test]
+    fn only_cluster_outages_are_transient() {
+        let outage = "Error: server-side apply failed for object ns/x /v1, Kind=Service: Patch \"https://127.0.0.1:1/api\": unexpected EOF";
+        assert_eq!(is_transient(outage), Some("unexpected EOF"));
+        assert_eq!(
+            is_transient("Error: Kubernetes cluster unreachable: dial tcp 127.0.0.1:1: connect: connection refused"),
+            Some("connection refused")
+        );
+        for permanent in [
+            "Error: INSTALLATION FAILED: template: kms-core/templates/x.yaml:3: function \"nope\" not defined",
+            "Error: UPGRADE FAILED: failed pre-install: job failed: BackoffLimitExceeded",
+            "Error: admission webhook denied the request",
+        ] {
+            assert_eq!(is_transient(permanent), None, "{permanent}");
+        }
     }
 }
