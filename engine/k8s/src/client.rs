@@ -29,6 +29,12 @@ struct Inner {
     server: String,
     kubeconfig: Option<PathBuf>,
     discovery: RwLock<Option<Arc<Discovery>>>,
+    /// `--plan` without `--against-cluster`: never contacted. Its client points at a closed
+    /// port, so a request nothing planned for fails (`unavailable`) instead of reaching a cluster.
+    offline: bool,
+    /// The context's name is known (given, or from the kubeconfig); an offline cluster may not
+    /// know it, and then its context guards are checked when the playbook really runs.
+    context_known: bool,
 }
 
 impl Cluster {
@@ -89,7 +95,83 @@ impl Cluster {
             .apiserver_version()
             .await
             .map_err(|e| K8sError::from_kube(&format!("context '{context}' ({server})"), e))?;
-        Ok(Self(Arc::new(Inner { client, context, server, kubeconfig, discovery: RwLock::new(None) })))
+        Ok(Self(Arc::new(Inner {
+            client,
+            context,
+            server,
+            kubeconfig,
+            discovery: RwLock::new(None),
+            offline: false,
+            context_known: true,
+        })))
+    }
+
+    /// The cluster a plan runs against without `--against-cluster`: what the kubeconfig says
+    /// of the context (its name, server and namespace) when there is one, and no request ever.
+    /// `opts.require_context` is checked against the context's name when it is known.
+    ///
+    /// # Errors
+    ///
+    /// [`K8sError::Usage`] when the known context does not match `require_context`;
+    /// [`K8sError::Config`] when no client can be built (never for want of a cluster).
+    pub fn offline(opts: &ConnectOptions) -> Result<Self, K8sError> {
+        let kc = match &opts.kubeconfig {
+            Some(p) => Kubeconfig::read_from(p).ok(),
+            None => Kubeconfig::read().ok(),
+        };
+        let context = opts.context.clone().or_else(|| kc.as_ref().and_then(|k| k.current_context.clone()));
+        let named = |k: &Kubeconfig, c: &str| k.contexts.iter().find(|n| n.name == c).and_then(|n| n.context.clone());
+        let entry = kc.as_ref().zip(context.as_deref()).and_then(|(k, c)| named(k, c));
+        let server = kc
+            .as_ref()
+            .zip(entry.as_ref())
+            .and_then(|(k, e)| k.clusters.iter().find(|c| c.name == e.cluster))
+            .and_then(|c| c.cluster.as_ref().and_then(|c| c.server.clone()));
+        let namespace = entry.as_ref().and_then(|e| e.namespace.clone()).unwrap_or_else(|| "default".into());
+        if let Some(c) = &context
+            && !opts.require_context.is_empty()
+        {
+            check_context(c, &opts.require_context)?;
+        }
+        let kubeconfig = opts.kubeconfig.clone().or_else(|| std::env::var_os("KUBECONFIG").map(PathBuf::from));
+        Self::planned(context, server, namespace, kubeconfig)
+    }
+
+    /// An offline cluster ([`Cluster::offline`]) with everything given: `context` `None` when
+    /// it is not known (an EKS cluster that is not described).
+    ///
+    /// # Errors
+    ///
+    /// [`K8sError::Config`] when no client can be built.
+    pub fn planned(
+        context: Option<String>,
+        server: Option<String>,
+        namespace: String,
+        kubeconfig: Option<PathBuf>,
+    ) -> Result<Self, K8sError> {
+        let mut config = kube::Config::new("http://127.0.0.1:1".parse().expect("url"));
+        config.default_namespace = namespace;
+        let client = Client::try_from(config).map_err(|e| K8sError::Config(format!("plan: {e}")))?;
+        Ok(Self(Arc::new(Inner {
+            client,
+            context_known: context.is_some(),
+            context: context.unwrap_or_else(|| "(unknown until run)".into()),
+            server: server.unwrap_or_else(|| "(not contacted: --plan)".into()),
+            kubeconfig,
+            discovery: RwLock::new(None),
+            offline: true,
+        })))
+    }
+
+    /// `--plan` without `--against-cluster`: this cluster is never contacted and reads see
+    /// nothing.
+    pub fn is_offline(&self) -> bool {
+        self.0.offline
+    }
+
+    /// Whether the context's name is known (always, unless offline).
+    pub fn context_known(&self) -> bool {
+        self.0.context_known
     }
 
     /// A cluster nobody answers for (a closed local port), for tests of what happens before
@@ -105,6 +187,8 @@ impl Cluster {
             server,
             kubeconfig: None,
             discovery: RwLock::new(None),
+            offline: false,
+            context_known: true,
         }))
     }
 
@@ -141,6 +225,9 @@ impl Cluster {
     ///
     /// [`K8sError::Usage`] naming the context and the patterns.
     pub fn require_context(&self, patterns: &[String]) -> Result<(), K8sError> {
+        if !self.0.context_known {
+            return Ok(());
+        }
         check_context(&self.0.context, patterns)
     }
 

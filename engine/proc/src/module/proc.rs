@@ -5,10 +5,10 @@ use crate::background::{Background, Pattern, Ready};
 use crate::capture::Keep;
 use crate::error::ProcError;
 use crate::run::{DEFAULT_GRACE, Spec};
-use kmsctl_host::Level;
 use kmsctl_host::usage_err;
 use kmsctl_host::{BuiltModule, ModuleBuilder, NativeModule};
 use kmsctl_host::{HostCtx, Secret};
+use kmsctl_host::{Level, PlannedOp};
 use rhai::{Array, Dynamic, INT, Map};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -26,7 +26,7 @@ pub(crate) struct ProcessHandle {
 }
 
 const COMMON: [&str; 7] = ["env", "env_clear", "cwd", "stdin", "grace", "max_output", "log"];
-const RUN_OPTS: [&str; 3] = ["timeout", "check", "secret_stdout"];
+const RUN_OPTS: [&str; 4] = ["timeout", "check", "secret_stdout", "read_only"];
 const START_OPTS: [&str; 5] = ["ready", "ready_regex", "ready_timeout", "detach", "log_file"];
 /// Default readiness timeout of `proc::start`.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -111,6 +111,24 @@ fn run(ctx: &HostCtx, prog: &str, a: Array, opts: Map, func: &'static str, check
     let secret_stdout = o.bool("secret_stdout", false)?;
     s.log_stdout = !secret_stdout;
     let check = o.bool("check", check)?;
+    // `read_only: true` says the command changes nothing (`kubectl get`, `git rev-parse`):
+    // plans run it; every other command is recorded and "succeeds" with no output.
+    if ctx.mode().is_plan() && !o.bool("read_only", false)? {
+        let command = std::iter::once(s.program.as_str()).chain(s.args.iter().map(String::as_str)).collect::<Vec<_>>();
+        ctx.record(PlannedOp::new("proc run", command.join(" ")));
+        let planned = crate::run::Output {
+            command: command.join(" "),
+            pid: 0,
+            code: 0,
+            signal: None,
+            stdout: String::new(),
+            stderr: String::new(),
+            truncated: false,
+            duration: Duration::ZERO,
+            tail: Vec::new(),
+        };
+        return Ok(output_map(ctx, planned, secret_stdout));
+    }
     let token = ctx.scope().token().clone();
     let out = exec(ctx, async move { crate::run::run(s, &token).await })?;
     let out = if check {
@@ -270,6 +288,8 @@ impl NativeModule for Proc {
     }
     fn build(&self, ctx: &HostCtx) -> BuiltModule {
         let mut b = ModuleBuilder::new(
+            ctx,
+            self.name(),
             "External commands, without a shell: `proc::run(\"kubectl\", [\"version\"])`. Arguments go to the\n\
              program as they are; secrets go through `env` or `stdin` (a secret argument is refused).\n\
              Each command runs in its own process group, stopped (SIGTERM, then SIGKILL after `grace`)\n\
@@ -288,7 +308,8 @@ impl NativeModule for Proc {
             "Run a command; returns #{code, ok, stdout, stderr, signal, duration, duration_ms, pid, command,\n\
              truncated}. A non-zero exit is returned, not thrown (see `proc::check`).",
             move |p: &str, a: Array| run(&c, p, a, Map::new(), "proc::run", false),
-        );
+        )
+        .plans();
         let c = ctx.clone();
         b.func(
             "run",
@@ -297,21 +318,24 @@ impl NativeModule for Proc {
              check (throw `failed` on a non-zero exit), secret_stdout (stdout returned as a secret,\n\
              trimmed, and not logged: for commands that print a token).",
             move |p: &str, a: Array, o: Map| run(&c, p, a, o, "proc::run", false),
-        );
+        )
+        .plans();
         let c = ctx.clone();
         b.func(
             "check",
             &["program: string", "args: array", "map"],
             "Run a command; a non-zero exit throws `failed` quoting the last lines of stderr.",
             move |p: &str, a: Array| run(&c, p, a, Map::new(), "proc::check", true),
-        );
+        )
+        .plans();
         let c = ctx.clone();
         b.func(
             "check",
             &["program: string", "args: array", "options: map", "map"],
             "`proc::run` with options, throwing `failed` on a non-zero exit.",
             move |p: &str, a: Array, o: Map| run(&c, p, a, o, "proc::check", true),
-        );
+        )
+        .plans();
         let c = ctx.clone();
         b.func(
             "start",
@@ -319,7 +343,8 @@ impl NativeModule for Proc {
             "Start a background process (`spawn` is a reserved word in Rhai); it is stopped when the run\n\
              ends, however it ends.",
             move |p: &str, a: Array| start(&c, p, a, Map::new()),
-        );
+        )
+        .mutates();
         let c = ctx.clone();
         b.func(
             "start",
@@ -333,17 +358,20 @@ impl NativeModule for Proc {
              <artifacts>/processes/), where `ready` looks for its line; a later run checks on it with\n\
              proc::is_running and stops it with proc::stop_pid.",
             move |p: &str, a: Array, o: Map| start(&c, p, a, o),
-        );
+        )
+        .mutates();
         b.func(
             "is_running",
             &["pid: int", "options: map", "bool"],
             "Is `pid` alive (not a zombie) and does its command line contain `command_contains`? For a\n\
              detached process of an earlier run: a reused pid running something else is not it.",
             |pid: INT, o: Map| is_running(pid, &o),
-        );
+        )
+        .reads();
         b.func("is_running", &["pid: int", "bool"], "Is `pid` alive (not a zombie)?", |pid: INT| {
             is_running(pid, &Map::new())
-        });
+        })
+        .reads();
         let c = ctx.clone();
         b.func(
             "stop_pid",
@@ -353,7 +381,8 @@ impl NativeModule for Proc {
              Returns false when no such process runs; throws `conflict` (and signals nothing) when the pid\n\
              runs something else or leads no process group of its own.",
             move |pid: INT, o: Map| stop_pid(&c, pid, &o),
-        );
+        )
+        .mutates();
         let c = ctx.clone();
         b.func(
             "which",
@@ -362,17 +391,20 @@ impl NativeModule for Proc {
             move |p: &str| {
                 which(p, |x| c.resolve_path(x)).map(|p| Dynamic::from(p.display().to_string())).unwrap_or(Dynamic::UNIT)
             },
-        );
+        )
+        .reads();
 
         b.method(
             "pid",
             &["process: Process", "int"],
             "The process id (also its process group id).",
             |p: &mut ProcessHandle| p.bg.pid() as INT,
-        );
+        )
+        .reads();
         b.method("running", &["process: Process", "bool"], "Is it still running?", |p: &mut ProcessHandle| {
             p.bg.exit().is_none()
-        });
+        })
+        .reads();
         b.method(
             "log_file",
             &["process: Process", "any"],
@@ -380,7 +412,8 @@ impl NativeModule for Proc {
             |p: &mut ProcessHandle| {
                 p.bg.log_file().map(|f| Dynamic::from(f.display().to_string())).unwrap_or(Dynamic::UNIT)
             },
-        );
+        )
+        .reads();
         b.method(
             "stop",
             &["process: Process", "int"],
@@ -390,7 +423,8 @@ impl NativeModule for Proc {
                 let bg = p.bg.clone();
                 exec(&p.ctx, async move { Ok(bg.stop().await.code as INT) })
             },
-        );
+        )
+        .mutates();
         b.method(
             "wait",
             &["process: Process", "int"],
@@ -399,7 +433,8 @@ impl NativeModule for Proc {
                 let bg = p.bg.clone();
                 exec(&p.ctx, async move { Ok(bg.wait().await.code as INT) })
             },
-        );
+        )
+        .reads();
         b.method(
             "wait",
             &["process: Process", "timeout: string", "int"],
@@ -416,7 +451,8 @@ impl NativeModule for Proc {
                     }
                 })
             },
-        );
+        )
+        .reads();
         b.method(
             "output",
             &["process: Process", "map"],
@@ -433,9 +469,10 @@ impl NativeModule for Proc {
                 m.insert("code".into(), exit.map(|e| Dynamic::from(e.code as INT)).unwrap_or(Dynamic::UNIT));
                 m
             },
-        );
-        b.method("to_string", &["process: Process", "string"], "", |p: &mut ProcessHandle| p.describe());
-        b.method("to_debug", &["process: Process", "string"], "", |p: &mut ProcessHandle| p.describe());
+        )
+        .reads();
+        b.method("to_string", &["process: Process", "string"], "", |p: &mut ProcessHandle| p.describe()).reads();
+        b.method("to_debug", &["process: Process", "string"], "", |p: &mut ProcessHandle| p.describe()).reads();
         b.build()
     }
 }
