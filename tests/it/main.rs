@@ -10,6 +10,7 @@ mod cluster;
 mod harness;
 mod helm;
 mod k8s;
+mod plan;
 mod playbooks;
 mod testenv;
 mod tools;

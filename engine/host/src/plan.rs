@@ -189,7 +189,7 @@ pub struct PlanReport {
     pub against_cluster: bool,
     /// Number of operations.
     pub operations: usize,
-    /// Objects per kind, over every operation.
+    /// Objects per kind: every object some operation creates, changes or deletes, once.
     pub kinds: BTreeMap<String, usize>,
     /// The tree: operations outside any step, then the top-level steps.
     pub tree: Vec<PlanNode>,
@@ -217,11 +217,11 @@ impl PlanReport {
     /// Build the tree from the run's steps and the recorded operations. Steps in which
     /// nothing would change are left out.
     pub fn build(playbook: &str, against_cluster: bool, steps: &[StepRecord], ops: Vec<PlannedOp>) -> Self {
+        // Each object once, however many operations touch it.
+        let objects: std::collections::BTreeSet<&PlannedObject> = ops.iter().flat_map(|op| &op.objects).collect();
         let mut kinds = BTreeMap::new();
-        for op in &ops {
-            for o in &op.objects {
-                *kinds.entry(o.kind.clone()).or_insert(0) += 1;
-            }
+        for o in objects {
+            *kinds.entry(o.kind.clone()).or_insert(0) += 1;
         }
         let operations = ops.len();
         // Each child (step or op) keyed by its start order: a step's id, an op's position

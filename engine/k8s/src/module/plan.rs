@@ -26,9 +26,9 @@ impl ClusterHandle {
     /// Record an operation on `objects`, with their manifest written (secrets masked) under
     /// the artifacts directory as `name`.
     pub(super) fn record_objects(&self, action: &str, name: &str, objects: &[Value], note: Option<String>) -> R<()> {
-        let target = match objects {
-            [one] => ObjRef::of(one).to_string(),
-            many => format!("{} objects", many.len()),
+        let target = match objects.len() {
+            0..=3 => objects.iter().map(|o| ObjRef::of(o).to_string()).collect::<Vec<_>>().join(", "),
+            n => format!("{n} objects"),
         };
         let mut op = PlannedOp::new(action, target).objects(objects.iter().map(planned_object).collect());
         if !objects.is_empty() {
