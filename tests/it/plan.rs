@@ -275,3 +275,77 @@ async fn a_plan_against_the_cluster_reads_it_and_changes_nothing() {
     assert_eq!(after.data.unwrap()["a"], "1");
     assert!(cms.get_opt("new").await.unwrap().is_none(), "the plan created an object");
 }
+
+const DIFF: &str = r#"
+    import "k8s" as k8s;
+    import "helm" as helm;
+    let kc = k8s::connect();
+    kc.apply(`
+apiVersion: v1
+kind: ConfigMap
+metadata: { name: there }
+data: { a: "@A@" }
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: { name: new }
+data: { b: "1" }
+`, #{ namespace: "@NS@" });
+    kc.secret("@NS@", "creds", #{ token: secret("@TOKEN@") });
+    helm::upgrade(kc, "party", "@CHART@", #{ namespace: "@NS@", values: #{ kmsPeers: #{ id: 1 }, kmsCore: #{ image: #{ tag: "@TAG@" } } }, timeout: "60s" });
+"#;
+
+#[tokio::test]
+async fn diff_shows_each_change_against_the_cluster_and_changes_nothing() {
+    let env = testenv!();
+    let ns = env.namespace("diff").await;
+    let chart = crate::testenv::chart("kms-core").display().to_string();
+    let run = |a: &str, tag: &str, token: &str, extra: &[&str]| {
+        let mut k = crate::k8s::playbook(
+            &env,
+            DIFF,
+            &[("NS", &ns.name), ("A", a), ("TAG", tag), ("TOKEN", token), ("CHART", &chart)],
+        )
+        .env("KMSCTL_HELM", &env.dir.join("bin/helm").display().to_string());
+        for (key, v) in env.env_vars() {
+            if key.starts_with("HELM_") {
+                k = k.env(&key, &v.to_string_lossy());
+            }
+        }
+        k.args(extra)
+    };
+    // The first deploy, for real; then the same again changes nothing.
+    run("1", "v1", "token-one-7c1d", &[]).code(0).run();
+    let cms: kube::Api<k8s_openapi::api::core::v1::ConfigMap> = kube::Api::namespaced(env.client.clone(), &ns.name);
+    let versions = || async {
+        let list = cms.list(&Default::default()).await.unwrap();
+        let mut v: Vec<(String, String)> =
+            list.items.into_iter().map(|c| (c.metadata.name.unwrap(), c.metadata.resource_version.unwrap())).collect();
+        v.sort();
+        v
+    };
+    let before = versions().await;
+    let same = run("1", "v1", "token-one-7c1d", &["--diff"]).code(0).run();
+    let text: String = same.events().iter().filter(|e| e["event"] == "plan").map(|e| e["plan"].to_string()).collect();
+    assert!(text.contains("\"changed\":0"), "nothing would change: {text}");
+    // A value, an image tag and a secret changed: exit 5, one diff per changed object.
+    let changed = run("2", "v2", "token-two-93ab", &["--diff"]).code(5).run();
+    let plan = plan_of(&changed);
+    let diffs: String = ops(&plan).iter().filter_map(|o| o["diff"].as_str().map(str::to_string)).collect();
+    let n = &ns.name;
+    assert!(diffs.contains(&format!("--- live ConfigMap {n}/there")), "{diffs}");
+    assert!(diffs.contains("-  a: '1'") || diffs.contains("-  a: \"1\""), "{diffs}");
+    assert!(diffs.contains("+  a: '2'") || diffs.contains("+  a: \"2\""), "{diffs}");
+    assert!(!diffs.contains(&format!("planned ConfigMap {n}/new")), "unchanged objects have no diff: {diffs}");
+    assert!(diffs.contains(&format!("+++ planned Secret {n}/creds")), "{diffs}");
+    assert!(diffs.contains("*** (changed)"), "{diffs}");
+    assert!(diffs.contains(":v2"), "the release's image tag: {diffs}");
+    for secret in ["token-one-7c1d", "token-two-93ab", "dG9rZW4tb25lLTdjMWQ", "dG9rZW4tdHdvLTkzYWI"] {
+        assert!(!diffs.contains(secret) && !changed.stdout.contains(secret), "{secret} shown");
+    }
+    assert!(!diffs.contains("managedFields") && !diffs.contains("resourceVersion"), "{diffs}");
+    assert_eq!(versions().await, before, "a diff changed the cluster");
+    let status = crate::testenv::run(env.helm().args(["history", "party", "-n", n, "-o", "json"])).await;
+    let revisions: Vec<Value> = serde_json::from_str(&status).unwrap();
+    assert_eq!(revisions.len(), 1, "a diff made a release revision: {status}");
+}

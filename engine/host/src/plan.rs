@@ -23,12 +23,20 @@ pub enum Mode {
         /// empty one and no cluster is needed.
         against_cluster: bool,
     },
+    /// Show how the cluster would change (`--diff`): every change is recorded as in a plan,
+    /// and every object it would send is dry-run on the server and compared with the live one.
+    Diff,
 }
 
 impl Mode {
-    /// Changes are recorded, not made.
+    /// Changes are recorded, not made (`--plan` and `--diff`).
     pub fn is_plan(self) -> bool {
-        matches!(self, Self::Plan { .. })
+        matches!(self, Self::Plan { .. } | Self::Diff)
+    }
+
+    /// `--diff`: objects are dry-run against the cluster and compared with the live ones.
+    pub fn is_diff(self) -> bool {
+        self == Self::Diff
     }
 
     /// Plan mode without `--against-cluster`: no cluster (or cloud, or docker) is contacted,
@@ -101,6 +109,13 @@ pub struct PlannedOp {
     /// Anything worth saying: why a chart could not be rendered, what was assumed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// `--diff`: the unified diff of every object it would change (live → dry-run result),
+    /// noise removed and secrets masked; empty when nothing would change.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diff: Option<String>,
+    /// `--diff`: how many of its objects would change.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changed: Option<usize>,
     /// The last step started before it was recorded: its place among sibling steps.
     #[serde(skip)]
     pub(crate) started_after: Option<u64>,
@@ -118,6 +133,8 @@ impl PlannedOp {
             objects: Vec::new(),
             manifest: None,
             note: None,
+            diff: None,
+            changed: None,
             started_after: None,
         }
     }
@@ -140,10 +157,18 @@ impl PlannedOp {
         self
     }
 
+    /// With its diff and the number of objects that would change.
+    pub fn diff(mut self, diff: String, changed: usize) -> Self {
+        self.diff = Some(diff);
+        self.changed = Some(changed);
+        self
+    }
+
     fn scrub(&mut self, r: &Redactor) {
         r.scrub(&mut self.action);
         r.scrub(&mut self.target);
         self.note.iter_mut().for_each(|n| r.scrub(n));
+        self.diff.iter_mut().for_each(|d| r.scrub(d));
         for o in &mut self.objects {
             r.scrub(&mut o.name);
         }
@@ -189,6 +214,9 @@ pub struct PlanReport {
     pub against_cluster: bool,
     /// Number of operations.
     pub operations: usize,
+    /// `--diff`: objects that would change (`None` in a plan).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changed: Option<usize>,
     /// Objects per kind: every object some operation creates, changes or deletes, once.
     pub kinds: BTreeMap<String, usize>,
     /// The tree: operations outside any step, then the top-level steps.
@@ -224,11 +252,12 @@ impl PlanReport {
             *kinds.entry(o.kind.clone()).or_insert(0) += 1;
         }
         let operations = ops.len();
+        let changed = ops.iter().map(|o| o.changed).reduce(|a, b| Some(a.unwrap_or(0) + b.unwrap_or(0))).flatten();
         // Each child (step or op) keyed by its start order: a step's id, an op's position
         // among steps started before it.
         enum Item {
             Step(u64),
-            Op(PlannedOp),
+            Op(Box<PlannedOp>),
         }
         let mut children: BTreeMap<Option<u64>, Vec<(u64, usize, Item)>> = BTreeMap::new();
         let known: std::collections::HashSet<u64> = steps.iter().map(|s| s.id).collect();
@@ -240,7 +269,7 @@ impl PlanReport {
             let step = op.step.filter(|s| known.contains(s));
             // Ordered after every step that had started when it was recorded.
             let after = op.started_after.unwrap_or(0);
-            children.entry(step).or_default().push((after, op.seq, Item::Op(op)));
+            children.entry(step).or_default().push((after, op.seq, Item::Op(Box::new(op))));
         }
         for v in children.values_mut() {
             v.sort_by_key(|(at, seq, item)| (*at, matches!(item, Item::Op(_)), *seq));
@@ -255,7 +284,7 @@ impl PlanReport {
             let mut out = Vec::new();
             for (_, _, item) in items {
                 match item {
-                    Item::Op(op) => out.push(PlanNode::Op(op)),
+                    Item::Op(op) => out.push(PlanNode::Op(*op)),
                     Item::Step(id) => {
                         let kids = build(Some(id), children, by_id);
                         if kids.is_empty() {
@@ -271,7 +300,42 @@ impl PlanReport {
             out
         }
         let tree = build(None, &mut children, &by_id);
-        Self { playbook: playbook.to_string(), against_cluster, operations, kinds, tree }
+        Self { playbook: playbook.to_string(), against_cluster, operations, changed, kinds, tree }
+    }
+
+    /// `--diff` as text: each changed object's diff, then what was not compared (changes
+    /// outside the cluster's objects), then the count.
+    pub fn render_diff(&self) -> String {
+        fn walk<'a>(nodes: &'a [PlanNode], out: &mut Vec<&'a PlannedOp>) {
+            for n in nodes {
+                match n {
+                    PlanNode::Step { children, .. } => walk(children, out),
+                    PlanNode::Op(op) => out.push(op),
+                }
+            }
+        }
+        let mut ops = Vec::new();
+        walk(&self.tree, &mut ops);
+        let mut out = String::new();
+        for op in ops.iter().filter(|o| o.diff.as_deref().is_some_and(|d| !d.is_empty())) {
+            out.push_str(op.diff.as_deref().unwrap_or_default());
+        }
+        let other: Vec<&&PlannedOp> = ops.iter().filter(|o| o.diff.is_none()).collect();
+        if !other.is_empty() {
+            out.push_str("Not compared (no cluster objects):\n");
+            for op in other {
+                out.push_str(&format!("  {} {}\n", op.action, op.target));
+            }
+        }
+        let objects: usize = self.kinds.values().sum();
+        match self.changed.unwrap_or(0) {
+            0 => out.push_str(&format!(
+                "No changes: {objects} object{} as the playbook would leave them\n",
+                plural(objects)
+            )),
+            n => out.push_str(&format!("{n} of {objects} object{} would change\n", plural(objects))),
+        }
+        out
     }
 
     /// The plan as text: the tree, then the counts.
@@ -324,4 +388,8 @@ impl PlanReport {
         }
         out
     }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
 }

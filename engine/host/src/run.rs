@@ -38,6 +38,14 @@ pub enum Ran {
     /// `--plan`: the playbook ran with every change recorded instead of made; the rendered
     /// plan for stdout (empty with `--output json`, whose `plan` event carries it).
     Planned(String),
+    /// `--diff`: the diffs for stdout (empty with `--output json`), and whether anything would
+    /// change ([`ExitCode::CHANGES`]).
+    Diffed {
+        /// The rendered diffs.
+        text: String,
+        /// Some object would change.
+        changes: bool,
+    },
 }
 
 /// Why `kmsctl run` did not finish. One exit code per variant ([`RunError::exit_code`]); the
@@ -234,7 +242,11 @@ impl Host {
             artifacts: pre.artifacts.as_ref().map(PathBuf::from),
             context: pre.context.clone(),
             verbose: pre.verbose,
-            mode: if pre.plan { Mode::Plan { against_cluster: pre.against_cluster.is_some() } } else { Mode::Run },
+            mode: match (pre.plan, pre.diff) {
+                (true, _) => Mode::Plan { against_cluster: pre.against_cluster.is_some() },
+                (false, Some(_)) => Mode::Diff,
+                (false, None) => Mode::Run,
+            },
         };
         let ctx = HostCtx::new(rt.handle().clone(), root.clone(), events.clone(), settings);
         let report = Report { events: &events, output };
@@ -272,6 +284,13 @@ impl Host {
                 help: None,
             });
         }
+        if let (Some(i), true) = (pre.diff, pre.plan) {
+            bad.push(ParamError {
+                message: "--diff and --plan are two modes: pick one".into(),
+                arg: Some(i),
+                help: Some("--plan --against-cluster lists the changes; --diff shows them object by object".into()),
+            });
+        }
         if !bad.is_empty() {
             return Err(report.params(&bad, &line, ctx.redactor()));
         }
@@ -305,16 +324,21 @@ impl Host {
             Ok(()) if ctx.mode().is_plan() => {
                 let plan =
                     PlanReport::build(&program.entry, !ctx.mode().is_offline(), &events.steps(), ctx.plan().ops());
-                let text = ctx.redactor().redact(&plan.render()).into_owned();
+                let diff = ctx.mode().is_diff();
+                let text = if diff { plan.render_diff() } else { plan.render() };
+                let text = ctx.redactor().redact(&text).into_owned();
                 let json = serde_json::to_value(&plan).unwrap_or_default();
-                let written = crate::modules::fs::write_artifact(&ctx, "plan.txt", &text)
-                    .and_then(|_| crate::modules::fs::write_artifact(&ctx, "plan.json", &format!("{json:#}\n")));
+                let (txt, json_name) = if diff { ("diff.txt", "diff.json") } else { ("plan.txt", "plan.json") };
+                let written = crate::modules::fs::write_artifact(&ctx, txt, &text)
+                    .and_then(|_| crate::modules::fs::write_artifact(&ctx, json_name, &format!("{json:#}\n")));
                 if let Err(e) = written {
                     ctx.log(Level::Warn, format!("cannot write the plan to the artifacts directory: {e}"));
                 }
                 events.emit(EventBody::Plan { plan: json });
-                events.run_finished(Outcome::Ok, 0, closed);
-                Ok(Ran::Planned(if output == OutputMode::Human { text } else { String::new() }))
+                let changes = plan.changed.unwrap_or(0) > 0;
+                events.run_finished(Outcome::Ok, if changes { ExitCode::CHANGES } else { ExitCode::OK }, closed);
+                let text = if output == OutputMode::Human { text } else { String::new() };
+                Ok(if diff { Ran::Diffed { text, changes } } else { Ran::Planned(text) })
             }
             Ok(()) => {
                 events.run_finished(Outcome::Ok, 0, closed);

@@ -31,6 +31,8 @@ pub(crate) struct ApplyOptions {
     pub(crate) dry_run: bool,
     /// How long to wait for CRDs to become Established.
     pub(crate) crd_timeout: Duration,
+    /// Add [`MANAGED_BY`] (false for what another tool owns: a Helm release's objects).
+    pub(crate) mark_managed: bool,
 }
 
 impl Default for ApplyOptions {
@@ -42,6 +44,7 @@ impl Default for ApplyOptions {
             labels: BTreeMap::new(),
             dry_run: false,
             crd_timeout: Duration::from_secs(60),
+            mark_managed: true,
         }
     }
 }
@@ -165,7 +168,12 @@ async fn apply_one(cluster: &Cluster, doc: &Value, opts: &ApplyOptions) -> Resul
     for (k, v) in &opts.labels {
         labels.insert(k.clone(), v.clone());
     }
-    labels.insert(MANAGED_BY.0.into(), MANAGED_BY.1.into());
+    if opts.mark_managed {
+        labels.insert(MANAGED_BY.0.into(), MANAGED_BY.1.into());
+    }
+    if labels.is_empty() {
+        obj.metadata.labels = None;
+    }
     let api: Api<DynamicObject> = match caps.scope {
         Scope::Namespaced => {
             let ns = obj

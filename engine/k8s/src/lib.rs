@@ -14,6 +14,7 @@
 
 mod apply;
 mod client;
+mod diff;
 mod error;
 mod exec;
 mod json;

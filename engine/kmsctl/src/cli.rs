@@ -13,7 +13,8 @@ use std::path::PathBuf;
     about = "Kubernetes deployments as editable Rhai playbooks",
     long_about = "Kubernetes deployments as editable Rhai playbooks.\n\n\
                   Exit codes: 0 ok, 1 runtime failure, 2 usage/compile/parameter error, 3 timeout,\n\
-                  4 environment unavailable (cluster, cloud API, tool), 130 interrupted."
+                  4 environment unavailable (cluster, cloud API, tool), 5 --diff found changes,\n\
+                  130 interrupted."
 )]
 struct Cli {
     /// When to use colour on stderr.
@@ -122,6 +123,10 @@ pub fn main() -> i32 {
             Ok(Ran::Help(text) | Ran::Planned(text)) => {
                 print!("{text}");
                 ExitCode::OK
+            }
+            Ok(Ran::Diffed { text, changes }) => {
+                print!("{text}");
+                if changes { ExitCode::CHANGES } else { ExitCode::OK }
             }
             Err(e) => {
                 eprint!("{}", e.render(color));

@@ -63,6 +63,12 @@ pub(crate) const RESERVED: &[RunOption] = &[
         doc: "Record every change instead of making it and print the plan (no cluster needed)",
     },
     RunOption {
+        name: "diff",
+        short: None,
+        value: None,
+        doc: "Dry-run every object on the cluster and print how it would change (exit 5: changes)",
+    },
+    RunOption {
         name: "against-cluster",
         short: None,
         value: None,
@@ -72,9 +78,9 @@ pub(crate) const RESERVED: &[RunOption] = &[
     RunOption { name: "help", short: Some('h'), value: None, doc: "Show this playbook's parameters" },
 ];
 
-/// Names playbooks cannot use besides [`RESERVED`]: kept for `--diff`, and `all`
+/// Names playbooks cannot use besides [`RESERVED`]: `all`
 /// (`param::all` is the map of every parameter).
-pub(crate) const RESERVED_FOR_LATER: &[&str] = &["diff", "all"];
+pub(crate) const RESERVED_FOR_LATER: &[&str] = &["all"];
 
 /// Where a parameter value came from. Later sources win: default < env < values file < command line.
 #[derive(Clone, Debug, PartialEq)]
@@ -121,6 +127,8 @@ pub(crate) struct RunArgs {
     pub verbose: bool,
     /// `--plan`.
     pub plan: bool,
+    /// `--diff` and its index.
+    pub diff: Option<usize>,
     /// `--against-cluster` and its index (it means nothing without `--plan`).
     pub against_cluster: Option<usize>,
     /// `--help`.
@@ -238,6 +246,7 @@ pub(crate) fn parse_args(args: &[String], specs: Option<&[ParamSpec]>) -> (RunAr
                     match opt.name {
                         "verbose" => out.verbose = true,
                         "plan" => out.plan = true,
+                        "diff" => out.diff = Some(idx),
                         "against-cluster" => out.against_cluster = Some(idx),
                         _ => out.help = true,
                     }

@@ -313,7 +313,7 @@ impl NativeModule for K8s {
                     PatchKind::Merge => "merge",
                     PatchKind::Strategic => "strategic",
                     PatchKind::Json => "json",
-                })));
+                })))?;
                 let mut obj = body;
                 if let Some(m) = obj.as_object_mut() {
                     m.insert("kind".into(), kind.into());
@@ -339,7 +339,7 @@ impl NativeModule for K8s {
                 let exists = kc.exists(&q, name)?;
                 let ns = if kind == "Namespace" { None } else { Some(kc.namespace(&o)?) };
                 let note = (exists == Some(false)).then(|| "not there: nothing to delete".to_string());
-                kc.record_one("k8s delete", kind, ns.as_deref(), name, note);
+                kc.record_one("k8s delete", kind, ns.as_deref(), name, note)?;
                 return Ok(exists.unwrap_or(false));
             }
             kc.ctx.block_on(objects::delete(&kc.cluster, &q, name, wait))
@@ -351,7 +351,7 @@ impl NativeModule for K8s {
                 let q = crate::objects::Query { kind: "Namespace".into(), ..Default::default() };
                 let note = (kc.exists(&q, name)? == Some(true)).then(|| "exists: labels only".to_string());
                 let ns = kc.planned_namespace(name, &labels);
-                kc.record_objects("k8s ensure_namespace", &format!("namespace-{name}"), std::slice::from_ref(&ns), note)?;
+                kc.record_objects("k8s ensure_namespace", &format!("namespace-{name}"), std::slice::from_ref(&ns), &ApplyOptions::default(), note)?;
                 return Ok(to_script(&kc.ctx, ns));
             }
             let v = kc.ctx.block_on(objects::ensure_namespace(&kc.cluster, name, &labels))?;
@@ -369,7 +369,7 @@ impl NativeModule for K8s {
             if kc.planning() {
                 let ns = kc.planned_namespace(name, &labels);
                 let note = format!("deleted (and waited for, up to {}) then created", kmsctl_host::duration::format(timeout));
-                kc.record_objects("k8s recreate_namespace", &format!("namespace-{name}"), std::slice::from_ref(&ns), Some(note))?;
+                kc.record_objects("k8s recreate_namespace", &format!("namespace-{name}"), std::slice::from_ref(&ns), &ApplyOptions::default(), Some(note))?;
                 return Ok(to_script(&kc.ctx, ns));
             }
             let v = kc.ctx.block_on(objects::recreate_namespace(&kc.cluster, name, &labels, timeout, force))?;
@@ -449,7 +449,7 @@ impl NativeModule for K8s {
             let command: Vec<String> = command.iter().map(display).collect();
             let ns = kc.namespace(&o)?;
             if kc.planning() {
-                kc.record_one("k8s exec", "Pod", Some(&ns), pod, Some(format!("runs {}", command.join(" "))));
+                kc.record_one("k8s exec", "Pod", Some(&ns), pod, Some(format!("runs {}", command.join(" "))))?;
                 let mut m = Map::new();
                 m.insert("code".into(), (0 as INT).into());
                 m.insert("stdout".into(), String::new().into());

@@ -25,7 +25,14 @@ impl ClusterHandle {
 
     /// Record an operation on `objects`, with their manifest written (secrets masked) under
     /// the artifacts directory as `name`.
-    pub(super) fn record_objects(&self, action: &str, name: &str, objects: &[Value], note: Option<String>) -> R<()> {
+    pub(super) fn record_objects(
+        &self,
+        action: &str,
+        name: &str,
+        objects: &[Value],
+        ao: &ApplyOptions,
+        note: Option<String>,
+    ) -> R<()> {
         let target = match objects.len() {
             0..=3 => objects.iter().map(|o| ObjRef::of(o).to_string()).collect::<Vec<_>>().join(", "),
             n => format!("{n} objects"),
@@ -42,8 +49,19 @@ impl ClusterHandle {
         if let Some(n) = note {
             op = op.note(n);
         }
+        if let Some(d) = self.diffs(objects, ao)? {
+            op = op.diff(d.text, d.changed);
+        }
         self.ctx.record(op);
         Ok(())
+    }
+
+    /// `--diff`: how applying `objects` would change the cluster (`None` in a plan).
+    fn diffs(&self, objects: &[Value], ao: &ApplyOptions) -> R<Option<crate::diff::Diffs>> {
+        if !self.ctx.mode().is_diff() {
+            return Ok(None);
+        }
+        Ok(Some(self.ctx.block_on(crate::diff::apply_diffs(&self.cluster, objects, ao))?))
     }
 
     /// Record what another module would send to this cluster (a Helm release's rendered
@@ -70,6 +88,14 @@ impl ClusterHandle {
         if let Some(n) = note {
             op = op.note(n);
         }
+        // What another tool owns keeps its labels, and its fields: under a field manager of its
+        // own the dry run changes what the manifest sets and leaves what only that tool set
+        // (Helm's release labels and annotations), so a field the chart no longer sets is not
+        // shown as removed.
+        let ao = ApplyOptions { field_manager: "kmsctl-diff".into(), mark_managed: false, ..Default::default() };
+        if let Some(d) = self.diffs(objects, &ao)? {
+            op = op.diff(d.text, d.changed);
+        }
         self.ctx.record(op);
         Ok(())
     }
@@ -81,7 +107,7 @@ impl ClusterHandle {
             [one] => format!("{func}-{}", object_file_name(one)),
             _ => func.to_string(),
         };
-        self.record_objects(&format!("k8s {func}"), &name, &objects, None)?;
+        self.record_objects(&format!("k8s {func}"), &name, &objects, ao, None)?;
         Ok(to_script_all(&self.ctx, objects))
     }
 
@@ -93,7 +119,7 @@ impl ClusterHandle {
         namespace: Option<&str>,
         name: &str,
         note: Option<String>,
-    ) {
+    ) -> R<()> {
         let obj = PlannedObject { kind: kind.to_string(), namespace: namespace.map(str::to_string), name: name.into() };
         let target = match namespace {
             Some(ns) => format!("{kind} {ns}/{name}"),
@@ -103,7 +129,17 @@ impl ClusterHandle {
         if let Some(n) = note {
             op = op.note(n);
         }
+        if self.ctx.mode().is_diff() && action == "k8s delete" {
+            let q = crate::objects::Query {
+                kind: kind.to_string(),
+                namespace: namespace.map(str::to_string),
+                ..Default::default()
+            };
+            let d = self.ctx.block_on(crate::diff::delete_diff(&self.cluster, &q, name))?;
+            op = op.diff(d.text, d.changed);
+        }
         self.ctx.record(op);
+        Ok(())
     }
 
     /// The object a planned namespace change returns: as it would be created.
