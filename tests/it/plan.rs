@@ -182,6 +182,8 @@ spec: { selector: { matchLabels: { app: web } }, template: { metadata: { labels:
     kc.wait(objs, #{ timeout: "10m" });
     log::info(`get: ${kc.get("ConfigMap", "cfg", #{ namespace: "plan-ns" }) == ()} list: ${kc.list("Pod", #{ namespace: "plan-ns" }).len()}`);
     log::info(`deleted: ${kc.delete("Deployment", "old", #{ namespace: "plan-ns" })}`);
+    import "kind" as kind;
+    log::info(`kind: ${kind::clusters().len()} clusters, then ${kind::ensure_cluster("c").context}`);
 "#;
 
 #[test]
@@ -189,10 +191,12 @@ fn mutating_functions_are_recorded_and_not_performed() {
     let r = kmsctl()
         .file("p.rhai", OFFLINE)
         .env("KUBECONFIG", "/nonexistent/kubeconfig")
+        .env("KMSCTL_KIND", "/nonexistent/kind")
         .args(["run", "p.rhai", "--plan", "--artifacts", "art"])
         .code(0)
         .run();
     insta::assert_snapshot!(r.stdout);
+    assert!(r.stderr.contains("kind: 0 clusters, then kind-c"), "kind is not run in a plan: {}", r.stderr);
     let dir = r.path();
     assert!(!dir.join("written.txt").exists(), "fs::write ran");
     assert!(!dir.join("ran.txt").exists(), "proc::run ran");
