@@ -219,7 +219,8 @@ impl Cluster {
     }
 
     /// Fail unless the context name matches one of `patterns` (`*` and `?` wildcards), so a
-    /// playbook for kind cannot touch a production cluster by accident.
+    /// playbook for kind cannot touch a production cluster by accident. An offline cluster
+    /// whose context is not known passes: the plan records the guard for the real run.
     ///
     /// # Errors
     ///
