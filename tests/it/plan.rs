@@ -15,6 +15,13 @@ fn root() -> String {
 /// helm from the test environment (which is only needed for its helm binary).
 fn planned(env: &TestEnv, playbook: &str, args: &[&str]) -> Kmsctl {
     let root = root();
+    // The deploy playbooks read the KMS checkout; the cluster-only ones take no --kms-repo.
+    let own = ["pr-preview-destroy", "perf-cleanup", "network-diagnostics"];
+    let repo: Vec<String> = if own.iter().any(|p| playbook.contains(p)) {
+        Vec::new()
+    } else {
+        vec!["--kms-repo".into(), format!("{root}/tests/kms-repo")]
+    };
     let mut k = kmsctl()
         .env("KUBECONFIG", "/nonexistent/kubeconfig")
         .env("KMSCTL_STDLIB_DIR", &format!("{root}/stdlib"))
@@ -22,7 +29,8 @@ fn planned(env: &TestEnv, playbook: &str, args: &[&str]) -> Kmsctl {
         .env("AWS_ENDPOINT_URL", "http://127.0.0.1:1")
         .env("KMSCTL_DOCKER", "/nonexistent/docker")
         .env("KMSCTL_KIND", "/nonexistent/kind")
-        .args(["run", &format!("{root}/{playbook}"), "--kms-repo", &format!("{root}/tests/kms-repo")])
+        .args(["run", &format!("{root}/{playbook}")])
+        .args(repo)
         .args(args)
         .args(["--plan", "--artifacts", "art"]);
     for (key, v) in env.env_vars() {
@@ -352,4 +360,66 @@ async fn diff_shows_each_change_against_the_cluster_and_changes_nothing() {
     let status = crate::testenv::run(env.helm().args(["history", "party", "-n", n, "-o", "json"])).await;
     let revisions: Vec<Value> = serde_json::from_str(&status).unwrap();
     assert_eq!(revisions.len(), 1, "a diff made a release revision: {status}");
+}
+
+/// The actions of a plan, `action target` each.
+fn actions(plan: &Value) -> Vec<String> {
+    ops(plan).iter().map(|o| format!("{} {}", o["action"].as_str().unwrap(), o["target"].as_str().unwrap())).collect()
+}
+
+#[tokio::test]
+async fn every_other_playbook_plans_without_a_cluster() {
+    let env = testenv!();
+    let plan = |playbook: &str, args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--output", "json"]);
+        let r = planned(&env, playbook, &all).code(0).run();
+        (plan_of(&r), r)
+    };
+    let guard = "k8s require_context arn:aws:eks:*, *.ts.net".to_string();
+
+    let (p, _) = plan("playbooks/deploy.rhai", &[]);
+    let parties: Vec<String> = (1..=4).map(|i| format!("kms-test/kms-core-{i}")).collect();
+    assert!(parties.iter().all(|r| releases(&p).contains(r)), "{:?}", releases(&p));
+    let (p, _) = plan("playbooks/kind-local.rhai", &["--yes"]);
+    assert!(releases(&p).contains(&"kms-test/kms-core-init".to_string()), "{:?}", releases(&p));
+
+    // The preview namespace as it would be applied: labelled, with its RoleBinding.
+    let (p, r) = plan("playbooks/aws-ci.rhai", &["--pr-number", "12", "--owner", "octo"]);
+    let a = actions(&p);
+    assert_eq!(a.iter().filter(|x| **x == guard).count(), 1, "the context guard once: {a:?}");
+    assert!(a.contains(&"k8s apply Namespace kms-test".to_string()), "{a:?}");
+    assert!(a.contains(&"k8s apply RoleBinding kms-test/kms-dev-binding".to_string()), "{a:?}");
+    let ns = std::fs::read_to_string(r.path().join("art/plan/apply-namespace-kms-test.yaml")).unwrap();
+    let ns = &kmsctl_k8s::parse_manifests(&ns).unwrap()[0];
+    assert_eq!(ns["metadata"]["labels"]["kmsctl.io/preview"], "true");
+    assert_eq!(ns["metadata"]["labels"]["kmsctl.io/pr"], "12");
+
+    // Upgrades of an empty cluster: every party's release, nothing else changed.
+    let (p, _) = plan(
+        "playbooks/rolling-upgrade.rhai",
+        &["--old-tag", "v1", "--new-tag", "v2", "--all-upgraded-parties", "1,2", "--deployment-type", "threshold"],
+    );
+    assert!(releases(&p).contains(&"kms-ci/kms-core-2".to_string()), "{:?}", releases(&p));
+
+    // Destroying what an empty cluster does not have changes nothing; the guard is kept.
+    for (playbook, args) in [
+        ("playbooks/pr-preview-destroy.rhai", &["--namespace", "kms-ci-pr-12"][..]),
+        ("playbooks/perf-cleanup.rhai", &["--namespace", "kms-ci"][..]),
+    ] {
+        let (p, _) = plan(playbook, args);
+        assert_eq!(actions(&p), std::slice::from_ref(&guard), "{playbook}");
+    }
+
+    // Local files are changes too: recorded, not written.
+    let (p, r) = plan("playbooks/collect-logs.rhai", &[]);
+    let writes: Vec<String> = actions(&p).into_iter().filter(|a| a.starts_with("fs write")).collect();
+    assert_eq!(writes.len(), 4, "{writes:?}");
+    assert!(!r.path().join("kms-core-1-logs.txt").exists());
+    let (p, _) = plan("playbooks/network-diagnostics.rhai", &["--phase", "before-perf"]);
+    assert!(
+        actions(&p).iter().any(|a| a.starts_with("fs write network-diagnostics/before-perf/pods.tsv")),
+        "{:?}",
+        actions(&p)
+    );
 }

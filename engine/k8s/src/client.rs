@@ -35,6 +35,8 @@ struct Inner {
     /// The context's name is known (given, or from the kubeconfig); an offline cluster may not
     /// know it, and then its context guards are checked when the playbook really runs.
     context_known: bool,
+    /// The context guards an offline plan has recorded for this cluster, each once.
+    guards: std::sync::Mutex<std::collections::HashSet<Vec<String>>>,
 }
 
 impl Cluster {
@@ -103,6 +105,7 @@ impl Cluster {
             discovery: RwLock::new(None),
             offline: false,
             context_known: true,
+            guards: Default::default(),
         })))
     }
 
@@ -160,6 +163,7 @@ impl Cluster {
             kubeconfig,
             discovery: RwLock::new(None),
             offline: true,
+            guards: Default::default(),
         })))
     }
 
@@ -167,6 +171,12 @@ impl Cluster {
     /// nothing.
     pub fn is_offline(&self) -> bool {
         self.0.offline
+    }
+
+    /// Whether a plan should record the guard `patterns` of this cluster's unknown context:
+    /// true once per guard (a playbook checks it when connecting and again on the handle).
+    pub fn guard_to_record(&self, patterns: &[String]) -> bool {
+        !self.0.context_known && self.0.guards.lock().unwrap_or_else(|e| e.into_inner()).insert(patterns.to_vec())
     }
 
     /// Whether the context's name is known (always, unless offline).
@@ -189,6 +199,7 @@ impl Cluster {
             discovery: RwLock::new(None),
             offline: false,
             context_known: true,
+            guards: Default::default(),
         }))
     }
 

@@ -223,7 +223,7 @@ impl NativeModule for K8s {
                     } else {
                         ctx.block_on(Cluster::connect(&co))?
                     };
-                    if !c.context_known() && !co.require_context.is_empty() {
+                    if !co.require_context.is_empty() && c.guard_to_record(&co.require_context) {
                         ctx.record(unknown_context(&co.require_context));
                     }
                     cache.lock().expect("cache").insert(co, c.clone());
@@ -250,7 +250,7 @@ impl NativeModule for K8s {
                 Ok(a) => a.iter().map(|x| x.to_string()).collect(),
                 Err(_) => vec![patterns.to_string()],
             };
-            if !kc.cluster.context_known() {
+            if kc.cluster.guard_to_record(&patterns) {
                 kc.ctx.record(unknown_context(&patterns));
             }
             kc.cluster.require_context(&patterns).map_err(err)
