@@ -423,3 +423,27 @@ async fn every_other_playbook_plans_without_a_cluster() {
         actions(&p)
     );
 }
+
+#[tokio::test]
+async fn kind_lifecycle_plans_its_background_deploy_and_its_stop() {
+    let env = testenv!();
+    let r = planned(&env, "playbooks/kind-lifecycle.rhai", &["--action", "start", "--output", "json"]).code(0).run();
+    let a = actions(&plan_of(&r));
+    assert!(a[0].starts_with("proc start ") && a[0].contains("kind-ci.rhai --block"), "{a:?}");
+    assert!(a[0].ends_with("(detached: outlives the run)"), "{a:?}");
+    assert!(a[1].starts_with("fs write .kmsctl-lifecycle.json"), "{a:?}");
+    assert!(!r.path().join(".kmsctl-lifecycle.json").exists(), "the state file was written");
+    // A state file left by a start whose process is gone: stop would find nothing to stop.
+    let state = r#"{"pid": 999999, "playbook": "kind-ci.rhai", "namespace": "kms-test", "created_cluster": true}"#;
+    let r = planned(&env, "playbooks/kind-lifecycle.rhai", &["--action", "stop", "--output", "json"])
+        .file(".kmsctl-lifecycle.json", state)
+        .code(0)
+        .run();
+    let p = plan_of(&r);
+    assert_eq!(
+        actions(&p),
+        ["proc stop_pid 999999 (kind-ci.rhai)", "kind delete_cluster kms-test", "fs remove .kmsctl-lifecycle.json"]
+    );
+    assert_eq!(ops(&p)[0]["note"], "not running: nothing to stop");
+    assert!(r.path().join(".kmsctl-lifecycle.json").exists(), "the state file was removed");
+}

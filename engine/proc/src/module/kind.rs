@@ -112,12 +112,17 @@ impl NativeModule for Kind {
             &["name: string", "bool"],
             "Delete cluster `name` if it exists; returns whether it existed.",
             move |name: &str| -> R<bool> {
+                if c.mode().is_plan() {
+                    c.record(kmsctl_host::PlannedOp::new("kind delete_cluster", name).note("deleted if it exists"));
+                    // As `clusters` sees it: none offline.
+                    return Ok(false);
+                }
                 let t = wire(&c, kind::tool());
                 let n = name.to_string();
                 exec(&c, async move { kind::delete_cluster(&t, &n).await })
             },
         )
-        .mutates();
+        .plans();
         let c = ctx.clone();
         b.func(
             "load_image",

@@ -21,7 +21,9 @@ pub struct Proc;
 /// A background process, as scripts hold it.
 #[derive(Clone)]
 pub(crate) struct ProcessHandle {
-    bg: Arc<Background>,
+    /// `None`: a process a plan recorded and never started (its command line in `planned`).
+    bg: Option<Arc<Background>>,
+    planned: String,
     ctx: HostCtx,
 }
 
@@ -161,6 +163,12 @@ fn start(ctx: &HostCtx, prog: &str, a: Array, opts: Map) -> R<ProcessHandle> {
         return Err(usage_err(format!("{F}: ready_timeout needs ready or ready_regex")));
     }
     let ready = pattern.map(|pattern| Ready { pattern, timeout: timeout.unwrap_or(READY_TIMEOUT) });
+    if ctx.mode().is_plan() {
+        let command = std::iter::once(s.program.as_str()).chain(s.args.iter().map(String::as_str)).collect::<Vec<_>>();
+        let detach = if o.bool("detach", false)? { " (detached: outlives the run)" } else { "" };
+        ctx.record(PlannedOp::new("proc start", format!("{}{detach}", command.join(" "))));
+        return Ok(ProcessHandle { bg: None, planned: command.join(" "), ctx: ctx.clone() });
+    }
     let token = ctx.scope().token().clone();
     if o.bool("detach", false)? {
         return start_detached(ctx, s, ready, &o);
@@ -170,7 +178,7 @@ fn start(ctx: &HostCtx, prog: &str, a: Array, opts: Map) -> R<ProcessHandle> {
     }
     let bg = exec(ctx, async move { Background::spawn(s, ready, &token).await })?;
     ctx.log(Level::Info, format!("started `{}` (pid {})", bg.command(), bg.pid()));
-    Ok(ProcessHandle { bg: Arc::new(bg), ctx: ctx.clone() })
+    Ok(ProcessHandle { bg: Some(Arc::new(bg)), planned: String::new(), ctx: ctx.clone() })
 }
 
 /// `proc::start(.., #{ detach: true })`: a process that outlives the run, never registered for
@@ -216,7 +224,7 @@ fn start_detached(ctx: &HostCtx, mut s: Spec, ready: Option<Ready>, o: &Opts) ->
         Level::Info,
         format!("started `{}` detached (pid {}; output in {})", bg.command(), bg.pid(), log.display()),
     );
-    Ok(ProcessHandle { bg: Arc::new(bg), ctx: ctx.clone() })
+    Ok(ProcessHandle { bg: Some(Arc::new(bg)), planned: String::new(), ctx: ctx.clone() })
 }
 
 /// The pid argument of `is_running` and `stop_pid`.
@@ -253,6 +261,13 @@ fn stop_pid(ctx: &HostCtx, pid: INT, opts: &Map) -> R<bool> {
     let pid = pid_arg(F, pid)?;
     let want = command_contains(&o, F, true)?.unwrap_or_default();
     let grace = o.duration("grace")?.unwrap_or(DEFAULT_GRACE);
+    if ctx.mode().is_plan() {
+        // Whether there is one to stop is a local read: the plan says what the run would do.
+        let there = matches!(crate::pids::look(pid, &want), crate::pids::Seen::Match { .. });
+        let note = if there { "running: would be stopped" } else { "not running: nothing to stop" };
+        ctx.record(PlannedOp::new("proc stop_pid", format!("{pid} ({want})")).note(note));
+        return Ok(there);
+    }
     let w = want.clone();
     let stopped = exec(ctx, async move { crate::pids::stop(pid, &w, grace).await })?;
     if stopped {
@@ -274,11 +289,14 @@ pub(crate) fn which(program: &str, resolve: impl Fn(&str) -> PathBuf) -> Option<
 
 impl ProcessHandle {
     fn describe(&self) -> String {
-        let state = match self.bg.exit() {
+        let Some(bg) = &self.bg else {
+            return format!("planned process `{}` (not started: --plan)", self.planned);
+        };
+        let state = match bg.exit() {
             None => "running".to_string(),
             Some(e) => format!("exited with code {}", e.code),
         };
-        format!("process `{}` (pid {}, {state})", self.bg.command(), self.bg.pid())
+        format!("process `{}` (pid {}, {state})", bg.command(), bg.pid())
     }
 }
 
@@ -344,7 +362,7 @@ impl NativeModule for Proc {
              ends, however it ends.",
             move |p: &str, a: Array| start(&c, p, a, Map::new()),
         )
-        .mutates();
+        .plans();
         let c = ctx.clone();
         b.func(
             "start",
@@ -359,7 +377,7 @@ impl NativeModule for Proc {
              proc::is_running and stops it with proc::stop_pid.",
             move |p: &str, a: Array, o: Map| start(&c, p, a, o),
         )
-        .mutates();
+        .plans();
         b.func(
             "is_running",
             &["pid: int", "options: map", "bool"],
@@ -382,7 +400,7 @@ impl NativeModule for Proc {
              runs something else or leads no process group of its own.",
             move |pid: INT, o: Map| stop_pid(&c, pid, &o),
         )
-        .mutates();
+        .plans();
         let c = ctx.clone();
         b.func(
             "which",
@@ -398,11 +416,11 @@ impl NativeModule for Proc {
             "pid",
             &["process: Process", "int"],
             "The process id (also its process group id).",
-            |p: &mut ProcessHandle| p.bg.pid() as INT,
+            |p: &mut ProcessHandle| p.bg.as_ref().map_or(0, |bg| bg.pid() as INT),
         )
         .reads();
         b.method("running", &["process: Process", "bool"], "Is it still running?", |p: &mut ProcessHandle| {
-            p.bg.exit().is_none()
+            p.bg.as_ref().is_some_and(|bg| bg.exit().is_none())
         })
         .reads();
         b.method(
@@ -410,7 +428,10 @@ impl NativeModule for Proc {
             &["process: Process", "any"],
             "The log file of a detached process (absolute), or `()` for one whose output kmsctl captures.",
             |p: &mut ProcessHandle| {
-                p.bg.log_file().map(|f| Dynamic::from(f.display().to_string())).unwrap_or(Dynamic::UNIT)
+                p.bg.as_ref()
+                    .and_then(|bg| bg.log_file())
+                    .map(|f| Dynamic::from(f.display().to_string()))
+                    .unwrap_or(Dynamic::UNIT)
             },
         )
         .reads();
@@ -420,7 +441,7 @@ impl NativeModule for Proc {
             "Stop it now (SIGTERM to its process group, SIGKILL after the grace); returns the exit code\n\
              (128 + signal when killed).",
             |p: &mut ProcessHandle| -> R<INT> {
-                let bg = p.bg.clone();
+                let Some(bg) = p.bg.clone() else { return Ok(0) };
                 exec(&p.ctx, async move { Ok(bg.stop().await.code as INT) })
             },
         )
@@ -430,7 +451,7 @@ impl NativeModule for Proc {
             &["process: Process", "int"],
             "Wait until it exits; returns the exit code.",
             |p: &mut ProcessHandle| -> R<INT> {
-                let bg = p.bg.clone();
+                let Some(bg) = p.bg.clone() else { return Ok(0) };
                 exec(&p.ctx, async move { Ok(bg.wait().await.code as INT) })
             },
         )
@@ -441,7 +462,7 @@ impl NativeModule for Proc {
             "Wait up to `timeout` for it to exit; returns the exit code, or throws `timeout` (it keeps running).",
             |p: &mut ProcessHandle, t: Dynamic| -> R<INT> {
                 let d = kmsctl_host::duration::from_dynamic(&t).map_err(|e| usage_err(format!("wait: {e}")))?;
-                let bg = p.bg.clone();
+                let Some(bg) = p.bg.clone() else { return Ok(0) };
                 exec(&p.ctx, async move {
                     match tokio::time::timeout(d, bg.wait()).await {
                         Ok(e) => Ok(e.code as INT),
@@ -459,12 +480,17 @@ impl NativeModule for Proc {
             "Output so far: #{stdout, stderr, running, code} (code is `()` while it runs); the latest\n\
              bytes when over max_output. Registered secrets are masked.",
             |p: &mut ProcessHandle| {
-                let (out, err) = p.bg.output();
+                let (out, err) = p.bg.as_ref().map(|bg| bg.output()).unwrap_or_default();
                 let r = p.ctx.redactor();
                 let mut m = Map::new();
                 m.insert("stdout".into(), r.redact(&out).into_owned().into());
                 m.insert("stderr".into(), r.redact(&err).into_owned().into());
-                let exit = p.bg.exit();
+                let Some(bg) = &p.bg else {
+                    m.insert("running".into(), false.into());
+                    m.insert("code".into(), (0 as INT).into());
+                    return m;
+                };
+                let exit = bg.exit();
                 m.insert("running".into(), exit.is_none().into());
                 m.insert("code".into(), exit.map(|e| Dynamic::from(e.code as INT)).unwrap_or(Dynamic::UNIT));
                 m
