@@ -234,6 +234,30 @@ fn a_plan_still_refuses_a_context_it_knows_to_be_wrong() {
         .run();
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("refusing to run against context 'prod-eks'"), "{}", r.stderr);
+    // The kubeconfig's current context, read without a request (its server is a closed port).
+    let kubeconfig = r#"
+apiVersion: v1
+kind: Config
+current-context: prod-eks
+clusters: [{ name: prod, cluster: { server: "https://127.0.0.1:1" } }]
+contexts: [{ name: prod-eks, context: { cluster: prod, user: u, namespace: kms } }]
+users: [{ name: u, user: { token: t } }]
+"#;
+    let r = kmsctl()
+        .file("kubeconfig", kubeconfig)
+        .file(
+            "p.rhai",
+            r#"import "k8s" as k8s; import "log" as log;
+               let kc = k8s::connect();
+               log::info(`${kc.context()} ${kc.server()} ${kc.default_namespace()}`);
+               kc.require_context(["kind-*"]);"#,
+        )
+        .env("KUBECONFIG", "kubeconfig")
+        .args(["run", "p.rhai", "--plan"])
+        .run();
+    assert!(r.stderr.contains("prod-eks https://127.0.0.1:1 kms"), "what the kubeconfig says: {}", r.stderr);
+    assert!(r.stderr.contains("refusing to run against context 'prod-eks'"), "{}", r.stderr);
+    assert_ne!(r.code, 0);
 }
 
 #[test]
