@@ -350,6 +350,15 @@ async fn diff_shows_each_change_against_the_cluster_and_changes_nothing() {
         }
         k.args(extra)
     };
+    // Before the first deploy every object is new.
+    let first = run("1", "v1", "token-one-7c1d", &["--diff"]).code(5).run();
+    let plan = plan_of(&first);
+    let new: Vec<String> = ops(&plan).iter().filter_map(|o| o["diff"].as_str().map(str::to_string)).collect();
+    assert_eq!(new.len(), 3, "the apply, the secret and the release: {plan}");
+    for d in &new {
+        assert!(d.lines().filter(|l| l.starts_with("--- ")).all(|l| l == "--- /dev/null"), "{d}");
+    }
+    assert_eq!(plan["changed"], 3 + release_objects(&plan), "two ConfigMaps, the Secret, the release's objects");
     // The first deploy, for real; then the same again changes nothing.
     run("1", "v1", "token-one-7c1d", &[]).code(0).run();
     let cms: kube::Api<k8s_openapi::api::core::v1::ConfigMap> = kube::Api::namespaced(env.client.clone(), &ns.name);
@@ -384,6 +393,15 @@ async fn diff_shows_each_change_against_the_cluster_and_changes_nothing() {
     let status = crate::testenv::run(env.helm().args(["history", "party", "-n", n, "-o", "json"])).await;
     let revisions: Vec<Value> = serde_json::from_str(&status).unwrap();
     assert_eq!(revisions.len(), 1, "a diff made a release revision: {status}");
+}
+
+/// How many objects the plan's Helm releases hold.
+fn release_objects(plan: &Value) -> u64 {
+    ops(plan)
+        .iter()
+        .filter(|o| o["action"] == "helm upgrade")
+        .map(|o| o["objects"].as_array().map_or(0, |a| a.len() as u64))
+        .sum()
 }
 
 /// The actions of a plan, `action target` each.

@@ -81,8 +81,13 @@ fn add(out: &mut Diffs, obj: &Value, before: Option<Value>, after: Option<Value>
         if before.is_some() { format!("live {what}") } else { "/dev/null".into() },
         if after.is_some() { format!("planned {what}") } else { "/dev/null".into() },
     );
-    if let Some(w) = why {
-        out.text.push_str(&format!("# {what}: the server refused the dry run ({w}); compared as written\n"));
+    match why {
+        // The usual case of a first deploy: the namespace is one the run would create first.
+        Some(w) if w.contains("namespaces \"") && w.contains("not found") => {
+            out.text.push_str(&format!("# {what}: its namespace does not exist yet; compared as written\n"))
+        }
+        Some(w) => out.text.push_str(&format!("# {what}: the server refused the dry run ({w}); compared as written\n")),
+        None => {}
     }
     out.text.push_str(&diff.unified_diff().context_radius(3).header(&old, &new).to_string());
 }
