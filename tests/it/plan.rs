@@ -175,6 +175,8 @@ const OFFLINE: &str = r#"
         let ro = proc::run("sh", ["-c", "echo read-only > read-only.txt; echo out"], #{ read_only: true });
         log::info(`read-only stdout ${ro.stdout}`);
         aws::s3_put("bucket", "key", secret("s3-secret-value"), #{ endpoint: "http://127.0.0.1:1" });
+        log::info(`s3: ${aws::s3_list("bucket", "", #{ endpoint: "http://127.0.0.1:1" }).len()} objects`);
+        try { aws::caller_identity(); } catch (e) { log::info(`aws: ${e.kind}: ${e.message}`); }
     });
     let objs = kc.apply(`
 apiVersion: v1
@@ -212,6 +214,12 @@ fn mutating_functions_are_recorded_and_not_performed() {
     assert!(r.stderr.contains("read-only stdout out"), "{}", r.stderr);
     assert!(r.stderr.contains("get: true list: 0"), "reads see an empty cluster: {}", r.stderr);
     assert!(r.stderr.contains("deleted: false"), "{}", r.stderr);
+    assert!(r.stderr.contains("s3: 0 objects"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("aws: unavailable: AWS is not contacted in a plan without --against-cluster"),
+        "{}",
+        r.stderr
+    );
     let manifest = std::fs::read_to_string(dir.join("art/plan/apply.yaml")).unwrap();
     let docs = kmsctl_k8s::parse_manifests(&manifest).unwrap();
     assert_eq!(docs.len(), 2);
