@@ -252,7 +252,8 @@ impl PlanReport {
             *kinds.entry(o.kind.clone()).or_insert(0) += 1;
         }
         let operations = ops.len();
-        let changed = ops.iter().map(|o| o.changed).reduce(|a, b| Some(a.unwrap_or(0) + b.unwrap_or(0))).flatten();
+        let changed =
+            ops.iter().any(|o| o.changed.is_some()).then(|| ops.iter().filter_map(|o| o.changed).sum::<usize>());
         // Each child (step or op) keyed by its start order: a step's id, an op's position
         // among steps started before it.
         enum Item {
@@ -392,4 +393,72 @@ impl PlanReport {
 
 fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::Events;
+
+    fn op(action: &str, target: &str, step: Option<u64>, after: u64, objects: &[(&str, &str)]) -> PlannedOp {
+        let mut o = PlannedOp::new(action, target).objects(
+            objects
+                .iter()
+                .map(|(k, n)| PlannedObject { kind: k.to_string(), namespace: Some("ns".into()), name: n.to_string() })
+                .collect(),
+        );
+        o.step = step;
+        o.started_after = Some(after);
+        o
+    }
+
+    /// Operations go under the step that called them, after the sibling steps that started
+    /// before them; steps where nothing would change are left out; objects are counted once.
+    #[test]
+    fn the_tree_follows_the_run_and_counts_each_object_once() {
+        let ev = Events::new(Vec::new(), Redactor::new());
+        let prepare = ev.step_started("prepare", None, None);
+        ev.step_started("read only", None, None);
+        let deploy = ev.step_started("deploy", None, None);
+        let p1 = ev.step_started("party-1", Some(deploy), Some("party-1"));
+        let inner = ev.step_started("wait", Some(p1), Some("party-1"));
+        let p2 = ev.step_started("party-2", Some(deploy), Some("party-2"));
+        let plan = Plan::default();
+        let r = Redactor::new();
+        r.secret("hunter2-secret");
+        for o in [
+            op("k8s require_context", "kind-*", None, 0, &[]),
+            op("k8s ensure_namespace", "Namespace ns", Some(prepare), prepare, &[("Namespace", "ns")]),
+            op("helm upgrade", "release ns/p1", Some(p1), p1, &[("StatefulSet", "p1"), ("Service", "p1")]),
+            op("k8s apply", "Secret ns/s hunter2-secret", Some(inner), inner, &[("Secret", "s")]),
+            op("helm upgrade", "release ns/p2", Some(p2), p2, &[("StatefulSet", "p2")]),
+            op("k8s delete", "StatefulSet ns/p2", Some(deploy), p2, &[("StatefulSet", "p2")]),
+        ] {
+            plan.push(o, &r);
+        }
+        let report = PlanReport::build("p.rhai", false, &ev.steps(), plan.ops());
+        assert_eq!(
+            report.render(),
+            "Plan for p.rhai (an empty cluster assumed): 6 operations\n\
+             ├─ k8s require_context kind-*\n\
+             ├─ prepare\n\
+             │  └─ k8s ensure_namespace Namespace ns (1 object)\n\
+             └─ deploy\n\
+             \u{20}  ├─ ‖ party-1\n\
+             \u{20}  │  ├─ helm upgrade release ns/p1 (2 objects)\n\
+             \u{20}  │  └─ wait\n\
+             \u{20}  │     └─ k8s apply Secret ns/s *** (1 object)\n\
+             \u{20}  ├─ ‖ party-2\n\
+             \u{20}  │  └─ helm upgrade release ns/p2 (1 object)\n\
+             \u{20}  └─ k8s delete StatefulSet ns/p2 (1 object)\n\
+             Objects by kind:\n\
+             \u{20} Namespace    1\n\
+             \u{20} Secret       1\n\
+             \u{20} Service      1\n\
+             \u{20} StatefulSet  2\n"
+        );
+        let json = serde_json::to_string(&report).unwrap();
+        assert!(!json.contains("hunter2"), "{json}");
+        assert_eq!(report.changed, None, "a plan has no diffs");
+    }
 }
