@@ -11,6 +11,7 @@ mod faults;
 mod harness;
 mod helm;
 mod k8s;
+mod plan;
 mod playbooks;
 mod testenv;
 mod tools;

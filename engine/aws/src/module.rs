@@ -65,6 +65,11 @@ struct State {
 
 impl State {
     fn sdk(&self, opts: &AwsOptions) -> R<SdkConfig> {
+        // A plan that does not read the world never reaches AWS, whatever asks.
+        if self.ctx.mode().is_offline() {
+            let message = "AWS is not contacted in a plan without --against-cluster".to_string();
+            return Err(to_rhai(&kmsctl_host::Failure::new(kmsctl_host::ErrorKind::Unavailable, message)));
+        }
         if let Some(c) = self.configs.lock().expect("configs lock").get(opts) {
             return Ok(c.clone());
         }
@@ -103,6 +108,13 @@ impl State {
         let key = (aws.clone(), name.to_string(), context.clone(), command.clone());
         if let Some(c) = self.clusters.lock().expect("clusters lock").get(&key) {
             return Ok(ClusterHandle::new(c.clone(), self.ctx.clone()));
+        }
+        if self.ctx.mode().is_offline() {
+            // Without AWS the cluster's ARN (its context's name) is not known unless given.
+            let cluster = Cluster::planned(context, None, "default".into(), None).map_err(|e| to_rhai(&e))?;
+            self.ctx.log(Level::Info, format!("EKS cluster {name}: not described (--plan without --against-cluster)"));
+            self.clusters.lock().expect("clusters lock").insert(key, cluster.clone());
+            return Ok(ClusterHandle::new(cluster, self.ctx.clone()));
         }
         let sdk = self.sdk(&aws)?;
         let region = config::region(&sdk).map_err(|e| to_rhai(&e))?;
@@ -211,6 +223,9 @@ impl State {
     fn s3_get_bytes(&self, func: &'static str, bucket: &str, key: &str, aws: &AwsOptions) -> R<Vec<u8>> {
         required(func, "the bucket", bucket)?;
         required(func, "the key", key)?;
+        if self.ctx.mode().is_offline() {
+            return Err(to_rhai(&AwsError::NotFound(format!("s3://{bucket}/{key} (--plan: an empty S3)"))));
+        }
         let client = s3::client(&self.sdk(aws)?);
         let (b, k) = (bucket.to_string(), key.to_string());
         self.ctx.block_on(async move { s3::get(&client, &b, &k).await })
@@ -237,6 +252,8 @@ impl NativeModule for Aws {
     }
     fn build(&self, ctx: &HostCtx) -> BuiltModule {
         let mut b = ModuleBuilder::new(
+            ctx,
+            self.name(),
             "AWS: EKS, S3, STS. Every function takes an optional last map with `region`, `profile`,\n\
              `role_arn` (a role to assume) and `endpoint` (a URL such as http://127.0.0.1:4566 for a\n\
              port-forwarded LocalStack or moto; S3 then uses path-style addressing); otherwise the\n\
@@ -259,13 +276,15 @@ impl NativeModule for Aws {
         let c2 = caller.clone();
         b.func("caller_identity", &["map"], "Who the AWS credentials are: #{account, arn, user_id}.", move || {
             c2(&Map::new())
-        });
+        })
+        .reads();
         b.func(
             "caller_identity",
             &["options: map", "map"],
             "Who the AWS credentials are: #{account, arn, user_id}. Options: region, profile, role_arn, endpoint.",
             move |o: Map| caller(&o),
-        );
+        )
+        .reads();
 
         // ---- EKS
         let describe = {
@@ -286,10 +305,12 @@ impl NativeModule for Aws {
              certificate_authority (base64 PEM), role_arn, created_at, health_issues, tags}.\n\
              Throws `not_found` when it does not exist.",
             move |n: &str, o: Map| d2(n, &o),
-        );
+        )
+        .reads();
         b.func("eks_describe", &["name: string", "map"], "Describe an EKS cluster.", move |n: &str| {
             describe(n, &Map::new())
-        });
+        })
+        .reads();
 
         let nodegroups = {
             let st = st.clone();
@@ -307,13 +328,15 @@ impl NativeModule for Aws {
             &["cluster: string", "options: map", "array"],
             "The names of a cluster's managed node groups.",
             move |c: &str, o: Map| n2(c, &o),
-        );
+        )
+        .reads();
         b.func(
             "eks_nodegroups",
             &["cluster: string", "array"],
             "The names of a cluster's node groups.",
             move |c: &str| nodegroups(c, &Map::new()),
-        );
+        )
+        .reads();
 
         let nodegroup = {
             let st = st.clone();
@@ -333,13 +356,15 @@ impl NativeModule for Aws {
             "Describe a node group: #{name, arn, cluster, status, version, release_version, instance_types,\n\
              capacity_type, ami_type, scaling: #{min, max, desired}, labels, health_issues}.",
             move |c: &str, n: &str, o: Map| ng2(c, n, &o),
-        );
+        )
+        .reads();
         b.func(
             "eks_nodegroup",
             &["cluster: string", "name: string", "map"],
             "Describe a node group.",
             move |c: &str, n: &str| nodegroup(c, n, &Map::new()),
-        );
+        )
+        .reads();
 
         let wait_opts = |oo: &Opts| -> R<WaitOptions> {
             let d = WaitOptions::default();
@@ -372,13 +397,15 @@ impl NativeModule for Aws {
              interval (\"15s\"). Throws `failed` at once for FAILED or DELETING, `timeout` with the last\n\
              status otherwise. Returns the cluster as eks_describe does.",
             move |n: &str, o: Map| w2(n, &o),
-        );
+        )
+        .reads();
         b.func(
             "eks_wait_active",
             &["name: string", "map"],
             "Wait until an EKS cluster is ACTIVE (20m).",
             move |n: &str| wait_cluster(n, &Map::new()),
-        );
+        )
+        .reads();
 
         let wait_ng = {
             let st = st.clone();
@@ -404,13 +431,15 @@ impl NativeModule for Aws {
              (\"15s\"). Throws `failed` at once for CREATE_FAILED, DELETE_FAILED, DEGRADED (with the health\n\
              issues) or DELETING, `timeout` with the last status otherwise.",
             move |c: &str, n: &str, o: Map| wn2(c, n, &o),
-        );
+        )
+        .reads();
         b.func(
             "eks_wait_nodegroup_active",
             &["cluster: string", "name: string", "map"],
             "Wait until a node group is ACTIVE (20m).",
             move |c: &str, n: &str| wait_ng(c, n, &Map::new()),
-        );
+        )
+        .reads();
 
         let s = st.clone();
         b.func(
@@ -422,11 +451,13 @@ impl NativeModule for Aws {
              role_arn, endpoint (also handed to the plugin), context (the context name), exec_command (the\n\
              kmsctl binary the plugin runs; default this one).",
             move |n: &str, o: Map| s.connect(n, &o),
-        );
+        )
+        .plans();
         let s = st.clone();
         b.func("eks_connect", &["name: string", "Cluster"], "Connect to an EKS cluster.", move |n: &str| {
             s.connect(n, &Map::new())
-        });
+        })
+        .plans();
         let s = st.clone();
         b.func(
             "eks_kubeconfig",
@@ -436,14 +467,16 @@ impl NativeModule for Aws {
              kubectl need no aws CLI. Returns the context name (the cluster ARN). Options: region, profile,\n\
              role_arn, endpoint, context, exec_command, merge (true: keep other entries), set_current (true).",
             move |n: &str, p: &str, o: Map| s.kubeconfig(n, p, &o),
-        );
+        )
+        .mutates();
         let s = st.clone();
         b.func(
             "eks_kubeconfig",
             &["name: string", "path: string", "string"],
             "Write a kubeconfig entry for an EKS cluster.",
             move |n: &str, p: &str| s.kubeconfig(n, p, &Map::new()),
-        );
+        )
+        .mutates();
 
         // ---- S3
         const PUT_KEYS: [&str; 2] = ["content_type", "create_bucket"];
@@ -461,13 +494,15 @@ impl NativeModule for Aws {
             "Put an object. Content may be a secret: it is sent as is and never logged. Returns #{bucket,\n\
              key, etag, size}. Options: region, profile, role_arn, endpoint, content_type, create_bucket (false).",
             move |b: &str, k: &str, c: Dynamic, o: Map| p2(b, k, c, &o),
-        );
+        )
+        .mutates();
         b.func(
             "s3_put",
             &["bucket: string", "key: string", "content: string|Secret|blob", "map"],
             "Put an object.",
             move |b: &str, k: &str, c: Dynamic| put(b, k, c, &Map::new()),
-        );
+        )
+        .mutates();
         let s = st.clone();
         let put_file = move |bucket: &str, key: &str, path: &str, o: &Map| -> R<Map> {
             const F: &str = "aws::s3_put_file";
@@ -483,13 +518,15 @@ impl NativeModule for Aws {
             &["bucket: string", "key: string", "path: string", "options: map", "map"],
             "Upload a file (relative to the playbook). Options as for s3_put.",
             move |b: &str, k: &str, p: &str, o: Map| pf2(b, k, p, &o),
-        );
+        )
+        .mutates();
         b.func(
             "s3_put_file",
             &["bucket: string", "key: string", "path: string", "map"],
             "Upload a file.",
             move |b: &str, k: &str, p: &str| put_file(b, k, p, &Map::new()),
-        );
+        )
+        .mutates();
 
         let s = st.clone();
         let get = move |bucket: &str, key: &str, o: &Map| -> R<Dynamic> {
@@ -508,13 +545,15 @@ impl NativeModule for Aws {
             "An object's content as text. Options: region, profile, role_arn, endpoint, secret (true: return a\n\
              Secret, masked everywhere). Throws `not_found` for a missing bucket or key.",
             move |b: &str, k: &str, o: Map| g2(b, k, &o),
-        );
+        )
+        .reads();
         b.func(
             "s3_get",
             &["bucket: string", "key: string", "string"],
             "An object's content as text.",
             move |b: &str, k: &str| get(b, k, &Map::new()),
-        );
+        )
+        .reads();
         let s = st.clone();
         let get_file = move |bucket: &str, key: &str, path: &str, o: &Map| -> R<Map> {
             const F: &str = "aws::s3_get_file";
@@ -540,18 +579,23 @@ impl NativeModule for Aws {
             &["bucket: string", "key: string", "path: string", "options: map", "map"],
             "Download an object to a file (relative to the playbook; parents created). Returns #{path, size}.",
             move |b: &str, k: &str, p: &str, o: Map| gf2(b, k, p, &o),
-        );
+        )
+        .reads();
         b.func(
             "s3_get_file",
             &["bucket: string", "key: string", "path: string", "map"],
             "Download an object to a file.",
             move |b: &str, k: &str, p: &str| get_file(b, k, p, &Map::new()),
-        );
+        )
+        .reads();
 
         let s = st.clone();
         let list = move |bucket: &str, prefix: &str, o: &Map| -> R<Array> {
             const F: &str = "aws::s3_list";
             required(F, "the bucket", bucket)?;
+            if s.ctx.mode().is_offline() {
+                return Ok(Array::new());
+            }
             let client = s3::client(&s.sdk(&aws_of(&aws_opts(o, F, &[])?)?)?);
             let (b, p) = (bucket.to_string(), prefix.to_string());
             let objs = s.ctx.block_on(async move { s3::list(&client, &b, &p).await })?;
@@ -564,13 +608,15 @@ impl NativeModule for Aws {
             "Objects whose key starts with `prefix` (\"\" for all), in key order: #{key, size,\n\
              last_modified, etag}.",
             move |b: &str, p: &str, o: Map| l2(b, p, &o),
-        );
+        )
+        .reads();
         b.func(
             "s3_list",
             &["bucket: string", "prefix: string", "array"],
             "Objects under a prefix.",
             move |b: &str, p: &str| list(b, p, &Map::new()),
-        );
+        )
+        .reads();
 
         let s = st.clone();
         let ensure = move |bucket: &str, o: &Map| -> R<bool> {
@@ -588,10 +634,12 @@ impl NativeModule for Aws {
             &["bucket: string", "options: map", "bool"],
             "Create a bucket in the region unless it exists; true if it was created.",
             move |b: &str, o: Map| e2(b, &o),
-        );
+        )
+        .mutates();
         b.func("s3_ensure_bucket", &["bucket: string", "bool"], "Create a bucket unless it exists.", move |b: &str| {
             ensure(b, &Map::new())
-        });
+        })
+        .mutates();
         b.build()
     }
 }

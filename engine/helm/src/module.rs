@@ -389,6 +389,11 @@ fn upgrade(st: &State, kc: &ClusterHandle, name: &str, chart: &str, opts: &Map) 
         description: o.str("description")?,
         plain_http: o.bool("plain_http", false)?,
     };
+    if ctx.mode().is_plan() {
+        let r = plan_upgrade(st, kc, &spec);
+        drop(files);
+        return r;
+    }
     let kube = kube_of(kc);
     let up = {
         let (cli2, kube2, spec) = (cli.clone(), kube.clone(), spec.clone());
@@ -425,6 +430,67 @@ fn upgrade(st: &State, kc: &ClusterHandle, name: &str, chart: &str, opts: &Map) 
         info.insert("recovered".into(), r.into());
     }
     Ok(info)
+}
+
+/// `--plan`: render the release with `helm template` and exactly the values files the upgrade
+/// would get, and record its objects (the manifest under the artifacts directory). A chart
+/// that cannot be fetched without the network (a repository or OCI chart) is recorded
+/// unrendered, with the reason; a local chart that does not render fails as the upgrade would.
+fn plan_upgrade(st: &State, kc: &ClusterHandle, spec: &UpgradeSpec) -> R<Map> {
+    let t = ops::TemplateSpec {
+        release: spec.release.clone(),
+        chart: spec.chart.clone(),
+        namespace: spec.namespace.clone(),
+        version: spec.version.clone(),
+        values_files: spec.values_files.clone(),
+        plain_http: spec.plain_http,
+    };
+    let cli = st.cli()?;
+    let rendered = st.ctx.block_on_graceful(move |scope| async move { ops::template(&cli, &t, &scope).await });
+    let (objects, note) = match rendered {
+        Ok(text) => {
+            let mut objects = kmsctl_k8s::parse_manifests(&text).map_err(|e| to_rhai(&e))?;
+            for o in &mut objects {
+                let kind = o.get("kind").and_then(Value::as_str).unwrap_or_default().to_string();
+                if let Some(meta) = o.get_mut("metadata").and_then(Value::as_object_mut)
+                    && !kmsctl_k8s::is_cluster_scoped(&kind)
+                    && !meta.contains_key("namespace")
+                {
+                    meta.insert("namespace".into(), spec.namespace.clone().into());
+                }
+            }
+            (objects, None)
+        }
+        Err(e) if kmsctl_host::is_terminated(&e) || Path::new(&spec.chart).is_dir() => return Err(e),
+        Err(e) => (Vec::new(), Some(format!("not rendered: {}", kmsctl_host::short_message(&e)))),
+    };
+    let chart = match &spec.version {
+        Some(v) => format!("{} {v}", display_chart(&spec.chart)),
+        None => display_chart(&spec.chart),
+    };
+    let target = format!("release {}/{} ({chart})", spec.namespace, spec.release);
+    let file = format!("helm-{}-{}", spec.namespace, spec.release);
+    kc.record_rendered("helm upgrade", target, &file, &objects, note)?;
+    let mut m = Map::new();
+    m.insert("name".into(), spec.release.clone().into());
+    m.insert("namespace".into(), spec.namespace.clone().into());
+    m.insert("revision".into(), (0 as INT).into());
+    m.insert("status".into(), "planned".into());
+    m.insert("chart".into(), spec.chart.clone().into());
+    m.insert("chart_version".into(), spec.version.clone().map(Dynamic::from).unwrap_or(Dynamic::UNIT));
+    m.insert("app_version".into(), Dynamic::UNIT);
+    Ok(m)
+}
+
+/// A chart as the plan shows it: a local chart relative to the working directory when it is
+/// under it (so plans do not depend on where the checkout is), else as given.
+fn display_chart(chart: &str) -> String {
+    let base = std::env::current_dir().and_then(std::fs::canonicalize).unwrap_or_default();
+    let path = std::fs::canonicalize(chart).unwrap_or_else(|_| PathBuf::from(chart));
+    match path.strip_prefix(&base) {
+        Ok(rel) if Path::new(chart).is_dir() => rel.display().to_string(),
+        _ => chart.to_string(),
+    }
 }
 
 /// Undo a failed upgrade: back to the previous deployed revision, or uninstall a first install.
@@ -660,13 +726,16 @@ impl NativeModule for Helm {
             copies: Arc::default(),
         };
         let mut b = ModuleBuilder::new(
+            ctx,
+            self.name(),
             "Helm releases through the real helm binary (3 or 4, detected once; $KMSCTL_HELM overrides).\n\
              Values are written to 0600 files, never argv. kmsctl waits on the release's objects itself.",
         );
         let s = st.clone();
         b.func("version", &["string"], "The helm version in use, e.g. \"v4.3.1\".", move || -> R<String> {
             Ok(s.cli()?.version)
-        });
+        })
+        .reads();
         let s = st.clone();
         b.func(
             "upgrade",
@@ -679,14 +748,15 @@ impl NativeModule for Helm {
              skip_crds, description, plain_http (an OCI registry without TLS). Returns #{name, namespace, revision, status, chart, chart_version,\n\
              app_version, recovered?}.",
             move |kc: ClusterHandle, name: &str, chart: &str, o: Map| upgrade(&s, &kc, name, chart, &o),
-        );
+        ).plans();
         let s = st.clone();
         b.func(
             "upgrade",
             &["cluster: Cluster", "release: string", "chart: string", "map"],
             "Install or upgrade with default options.",
             move |kc: ClusterHandle, name: &str, chart: &str| upgrade(&s, &kc, name, chart, &Map::new()),
-        );
+        )
+        .plans();
         let s = st.clone();
         b.func(
             "uninstall",
@@ -705,21 +775,23 @@ impl NativeModule for Helm {
                     ops::uninstall(&cli, &kube, &name, &ns, wait, &scope).await
                 })
             },
-        );
+        )
+        .mutates();
         let s = st.clone();
         b.func(
             "rollback",
             &["cluster: Cluster", "release: string", "revision: int", "options: map", "map"],
             "Roll back to a revision (0: the previous one) and wait until ready. Options: namespace, wait (true), timeout.",
             move |kc: ClusterHandle, name: &str, rev: INT, o: Map| -> R<Map> { rollback(&s, &kc, name, rev, &o) },
-        );
+        ).mutates();
         let s = st.clone();
         b.func(
             "rollback",
             &["cluster: Cluster", "release: string", "revision: int", "map"],
             "Roll back to a revision (0: the previous one) with default options.",
             move |kc: ClusterHandle, name: &str, rev: INT| -> R<Map> { rollback(&s, &kc, name, rev, &Map::new()) },
-        );
+        )
+        .mutates();
         let s = st.clone();
         b.func(
             "status",
@@ -728,11 +800,14 @@ impl NativeModule for Helm {
             move |kc: ClusterHandle, name: &str, o: Map| -> R<Dynamic> {
                 let oo = Opts::new(&o, "helm::status", &["namespace"])?;
                 let (kube, ns) = kube_and_ns(&kc, &oo)?;
+                if kc.cluster().is_offline() {
+                    return Ok(Dynamic::UNIT);
+                }
                 let (cli, name) = (s.cli()?, name.to_string());
                 let rel = s.ctx.block_on_graceful(move |scope| async move { ops::status(&cli, &kube, &name, &ns, &scope).await })?;
                 Ok(rel.map(|r| Dynamic::from_map(release_info(&r))).unwrap_or(Dynamic::UNIT))
             },
-        );
+        ).reads();
         let s = st.clone();
         b.func(
             "history",
@@ -741,11 +816,14 @@ impl NativeModule for Helm {
             move |kc: ClusterHandle, name: &str, o: Map| -> R<Array> {
                 let oo = Opts::new(&o, "helm::history", &["namespace"])?;
                 let (kube, ns) = kube_and_ns(&kc, &oo)?;
+                if kc.cluster().is_offline() {
+                    return Ok(Array::new());
+                }
                 let (cli, name) = (s.cli()?, name.to_string());
                 let h = s.ctx.block_on_graceful(move |scope| async move { ops::history(&cli, &kube, &name, &ns, &scope).await })?;
                 Ok(h.into_iter().map(from_json).collect())
             },
-        );
+        ).reads();
         let s = st.clone();
         b.func(
             "list",
@@ -755,13 +833,17 @@ impl NativeModule for Helm {
                 let oo = Opts::new(&o, "helm::list", &["namespace", "all_namespaces"])?;
                 let kube = kube_of(&kc);
                 let ns = if oo.bool("all_namespaces", false)? { None } else { Some(namespace(&oo, &kc)?) };
+                if kc.cluster().is_offline() {
+                    return Ok(Array::new());
+                }
                 let cli = s.cli()?;
                 let l = s.ctx.block_on_graceful(move |scope| async move {
                     ops::list(&cli, &kube, ns.as_deref(), &scope).await
                 })?;
                 Ok(l.into_iter().map(from_json).collect())
             },
-        );
+        )
+        .reads();
         let s = st.clone();
         b.func(
             "template",
@@ -786,13 +868,19 @@ impl NativeModule for Helm {
                 drop(files);
                 out
             },
-        );
+        )
+        .reads();
         let s = st.clone();
         b.func(
             "get_manifest",
             &["cluster: Cluster", "release: string", "options: map", "string"],
             "The rendered manifest of a release. Options: namespace, revision.",
             move |kc: ClusterHandle, name: &str, o: Map| -> R<String> {
+                if kc.cluster().is_offline() {
+                    return Err(to_rhai(&HelmError::NotFound(format!(
+                        "release {name} not found (--plan: an empty cluster)"
+                    ))));
+                }
                 let oo = Opts::new(&o, "helm::get_manifest", &["namespace", "revision"])?;
                 let (kube, ns) = kube_and_ns(&kc, &oo)?;
                 let (cli, name, rev) = (s.cli()?, name.to_string(), oo.int("revision")?);
@@ -800,13 +888,19 @@ impl NativeModule for Helm {
                     ops::get_manifest(&cli, &kube, &name, &ns, rev, &scope).await
                 })
             },
-        );
+        )
+        .reads();
         let s = st.clone();
         b.func(
             "get_values",
             &["cluster: Cluster", "release: string", "options: map", "map"],
             "The values of a release. Options: namespace, revision, all (computed values, not only user-supplied).",
             move |kc: ClusterHandle, name: &str, o: Map| -> R<Dynamic> {
+                if kc.cluster().is_offline() {
+                    return Err(to_rhai(&HelmError::NotFound(format!(
+                        "release {name} not found (--plan: an empty cluster)"
+                    ))));
+                }
                 let oo = Opts::new(&o, "helm::get_values", &["namespace", "revision", "all"])?;
                 let (kube, ns) = kube_and_ns(&kc, &oo)?;
                 let (cli, name, rev, all) = (s.cli()?, name.to_string(), oo.int("revision")?, oo.bool("all", false)?);
@@ -815,7 +909,8 @@ impl NativeModule for Helm {
                 })?;
                 Ok(from_json(v))
             },
-        );
+        )
+        .reads();
         let s = st.clone();
         b.func(
             "recover",
@@ -831,7 +926,8 @@ impl NativeModule for Helm {
                 })?;
                 Ok(r.map(Dynamic::from).unwrap_or(Dynamic::UNIT))
             },
-        );
+        )
+        .mutates();
         let s = st.clone();
         b.func(
             "repo_add",
@@ -845,7 +941,8 @@ impl NativeModule for Helm {
                     ops::repo_add(&cli, &name, &url, user.as_deref(), password.as_deref(), &scope).await
                 })
             },
-        );
+        )
+        .mutates();
         let s = st.clone();
         b.func(
             "registry_login",
@@ -861,7 +958,8 @@ impl NativeModule for Helm {
                     ops::registry_login(&cli, &host, &user, &password, plain_http, &scope).await
                 })
             },
-        );
+        )
+        .mutates();
         for (name, update, doc) in [
             (
                 "dependency_build",
@@ -883,11 +981,13 @@ impl NativeModule for Helm {
             let s = st.clone();
             b.func(name, &["chart: string", "options: map", "array"], doc, move |chart: &str, o: Map| {
                 dependency_in_place(&s, chart, &o, update)
-            });
+            })
+            .mutates();
             let s = st.clone();
             b.func(name, &["chart: string", "array"], "The same with default options.", move |chart: &str| {
                 dependency_in_place(&s, chart, &Map::new(), update)
-            });
+            })
+            .mutates();
         }
         let s = st.clone();
         b.func(
@@ -900,11 +1000,13 @@ impl NativeModule for Helm {
              none. A failing lint is a result, not an error. Options: values, values_files, strict\n\
              (warnings fail too), with_subcharts, kube_version, plain_http.",
             move |chart: &str, o: Map| lint(&s, chart, &o),
-        );
+        )
+        .reads();
         let s = st.clone();
         b.func("lint", &["chart: string", "map"], "Lint with default options.", move |chart: &str| {
             lint(&s, chart, &Map::new())
-        });
+        })
+        .reads();
         let s = st.clone();
         b.func(
             "package_chart",
@@ -913,11 +1015,14 @@ impl NativeModule for Helm {
              version, app_version (override Chart.yaml's), dest (a directory relative to the playbook;\n\
              default <artifacts>/charts), plain_http.",
             move |chart: &str, o: Map| package_chart(&s, chart, &o),
-        );
+        )
+        // A local build into the artifacts dir: a plan packages too, so its push has an archive.
+        .reads();
         let s = st.clone();
         b.func("package_chart", &["chart: string", "string"], "Package with default options.", move |chart: &str| {
             package_chart(&s, chart, &Map::new())
-        });
+        })
+        .reads();
         let s = st.clone();
         b.func(
             "push",
@@ -926,14 +1031,16 @@ impl NativeModule for Helm {
              username and password (a secret, passed on stdin) are given. Returns #{chart (the oci://\n\
              reference to install), version, reference, digest}. Options: username, password, plain_http.",
             move |archive: &str, remote: &str, o: Map| push(&s, archive, remote, &o),
-        );
+        )
+        .mutates();
         let s = st.clone();
         b.func(
             "push",
             &["archive: string", "remote: string", "map"],
             "Push with default options (already logged in, or a registry without login).",
             move |archive: &str, remote: &str| push(&s, archive, remote, &Map::new()),
-        );
+        )
+        .mutates();
         let s = st.clone();
         b.func(
             "repo_update",
@@ -944,7 +1051,8 @@ impl NativeModule for Helm {
                 let cli = s.cli()?;
                 s.ctx.block_on_graceful(move |scope| async move { ops::repo_update(&cli, &names, &scope).await })
             },
-        );
+        )
+        .mutates();
         b.build()
     }
 }

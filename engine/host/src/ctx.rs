@@ -6,6 +6,7 @@
 
 use crate::error::{HostFailure, to_rhai};
 use crate::events::{Events, Level, Outcome};
+use crate::plan::{Mode, Plan, PlannedOp};
 use crate::secret::{Redactor, Secret};
 use crate::task::{self, CancelReason, CancelScope};
 use futures::future::BoxFuture;
@@ -29,6 +30,8 @@ pub struct Settings {
     pub context: Option<String>,
     /// Show debug logs.
     pub verbose: bool,
+    /// Run, or plan (`--plan`).
+    pub mode: Mode,
 }
 
 type CleanupFn = Box<dyn FnOnce() -> BoxFuture<'static, ()> + Send>;
@@ -48,6 +51,8 @@ struct Inner {
     /// The hooks, and whether they have run (`run_cleanup` took them).
     cleanup: Mutex<(Vec<Hook>, bool)>,
     next_cleanup: AtomicU64,
+    plan: Plan,
+    manifests: Mutex<std::collections::HashSet<String>>,
 }
 
 /// Identifies a registered cleanup hook, to remove it once its resource is closed normally.
@@ -64,6 +69,8 @@ impl HostCtx {
             settings,
             cleanup: Mutex::new((Vec::new(), false)),
             next_cleanup: AtomicU64::new(1),
+            plan: Plan::default(),
+            manifests: Mutex::default(),
         }))
     }
 
@@ -95,6 +102,57 @@ impl HostCtx {
     /// Settings.
     pub fn settings(&self) -> &Settings {
         &self.0.settings
+    }
+
+    /// Run or plan.
+    pub fn mode(&self) -> Mode {
+        self.0.settings.mode
+    }
+
+    /// The operations recorded so far (plan mode).
+    pub fn plan(&self) -> &Plan {
+        &self.0.plan
+    }
+
+    /// Record what a mutating function would do (plan mode), attributed to the calling
+    /// thread's step and task, secrets scrubbed; also shown as a log line of that step.
+    pub fn record(&self, mut op: PlannedOp) {
+        let t = task::current();
+        op.step = t.as_ref().and_then(|t| t.step);
+        op.label = t.as_ref().and_then(|t| t.label.as_deref().map(str::to_string));
+        op.started_after = Some(self.0.events.last_step());
+        let line = format!("plan: {} {}", op.action, op.target);
+        self.0.plan.push(op.clone(), self.redactor());
+        self.log(Level::Info, line);
+    }
+
+    /// Write a rendered manifest of the plan to `plan/<name>.yaml` under the artifacts
+    /// directory (`<name>-2.yaml`, ... when the name was used before; secrets scrubbed);
+    /// returns its path relative to it.
+    ///
+    /// # Errors
+    /// The file cannot be written.
+    pub fn plan_manifest(&self, name: &str, text: &str) -> std::io::Result<String> {
+        let safe: String = name
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '-' })
+            .collect();
+        let rel = {
+            let mut used = self.0.manifests.lock().unwrap_or_else(|e| e.into_inner());
+            let mut rel = format!("plan/{safe}.yaml");
+            let mut n = 1;
+            while !used.insert(rel.clone()) {
+                n += 1;
+                rel = format!("plan/{safe}-{n}.yaml");
+            }
+            rel
+        };
+        let path = self.artifact_path(&rel)?;
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(&path, self.redactor().redact(text).as_bytes())?;
+        Ok(rel)
     }
 
     /// Create a secret registered for redaction.

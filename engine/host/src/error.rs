@@ -172,6 +172,8 @@ impl ExitCode {
     pub const TIMEOUT: i32 = 3;
     /// The environment is not usable: a cluster, cloud API or tool is unreachable or refused us.
     pub const UNAVAILABLE: i32 = 4;
+    /// `--diff`: the playbook would change the cluster (0: it would not).
+    pub const CHANGES: i32 = 5;
     /// Interrupted (Ctrl-C or SIGTERM); cleanup ran.
     pub const CANCELLED: i32 = 130;
 

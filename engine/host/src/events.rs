@@ -126,6 +126,11 @@ pub enum EventBody {
         /// The full human report, without colour.
         diagnostic: String,
     },
+    /// `--plan`: the whole plan, once, before the run ends.
+    Plan {
+        /// The plan ([`crate::plan::PlanReport`]), secrets masked.
+        plan: serde_json::Value,
+    },
     /// The run ended.
     RunFinished {
         /// Outcome.
@@ -167,6 +172,7 @@ impl EventBody {
                 r.scrub(message);
                 r.scrub(diagnostic);
             }
+            Self::Plan { plan } => r.scrub_json(plan),
             Self::RunFinished { steps, closed, .. } => {
                 closed.iter_mut().for_each(|c| r.scrub(c));
                 for s in steps {
@@ -278,6 +284,11 @@ impl Events {
     /// A log line.
     pub fn log(&self, level: Level, message: impl Into<String>, step: Option<u64>, label: Option<&str>) {
         self.emit(EventBody::Log { level, message: message.into(), step, label: label.map(str::to_string) });
+    }
+
+    /// The id of the last step started (0: none yet).
+    pub(crate) fn last_step(&self) -> u64 {
+        self.0.next_step.load(Ordering::Relaxed).saturating_sub(1)
     }
 
     /// All steps so far, in start order.

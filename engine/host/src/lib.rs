@@ -21,6 +21,7 @@ mod events;
 mod modules;
 mod parallel;
 mod params;
+pub mod plan;
 mod program;
 mod run;
 mod secret;
@@ -37,7 +38,8 @@ pub use error::{
 pub use events::{Events, Level, Outcome};
 pub use modules::data::from_yaml_all;
 pub use modules::opts::Opts;
-pub use modules::{BuiltModule, ModuleBuilder, NativeModule};
+pub use modules::{BuiltModule, Declare, ModuleBuilder, NativeModule};
+pub use plan::{Effect, Mode, PlannedObject, PlannedOp};
 pub use run::{Checked, Host, Ran, RunError};
 pub use secret::{Redactor, Secret};
 pub use task::CancelScope;

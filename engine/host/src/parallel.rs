@@ -70,6 +70,8 @@ fn run(ctx: &HostCtx, ncc: &NativeCallContext, items: Vec<Task>, o: &Opts, as_ma
         Some(_) => return Err(o.usage("max must be an integer >= 1")),
         None => n.max(1),
     };
+    // A plan waits for nothing, and one task after another gives it the playbook's order.
+    let max = if ctx.mode().is_plan() { 1 } else { max };
     let fail_fast = o.bool("fail_fast", true)?;
 
     let parent = task::current().unwrap_or_else(|| TaskState { scope: ctx.root().clone(), step: None, label: None });

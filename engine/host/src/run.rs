@@ -8,6 +8,7 @@ use crate::error::{ErrorKind, ExitCode};
 use crate::events::{EventBody, Events, Level, Outcome, Sink};
 use crate::modules::{self, NativeModule, data};
 use crate::params::{self, ParamError, ParamSpec, ParamValue, Resolved};
+use crate::plan::{Effect, Mode, PlanReport};
 use crate::program::{Loader, Program, ProgramResolver, Stdlib};
 use crate::secret::Redactor;
 use crate::secret::Secret;
@@ -34,6 +35,17 @@ pub enum Ran {
     Finished,
     /// `--help`: the playbook's help text, for stdout.
     Help(String),
+    /// `--plan`: the playbook ran with every change recorded instead of made; the rendered
+    /// plan for stdout (empty with `--output json`, whose `plan` event carries it).
+    Planned(String),
+    /// `--diff`: the diffs for stdout (empty with `--output json`), and whether anything would
+    /// change ([`ExitCode::CHANGES`]).
+    Diffed {
+        /// The rendered diffs.
+        text: String,
+        /// Some object would change.
+        changes: bool,
+    },
 }
 
 /// Why `kmsctl run` did not finish. One exit code per variant ([`RunError::exit_code`]); the
@@ -158,6 +170,37 @@ impl Host {
         self.natives.iter().map(|m| m.name()).collect()
     }
 
+    /// Every function and method of the native modules, as `(module, name, effect)` with the
+    /// effect its registration declared (`None`: registered without one, outside
+    /// [`crate::ModuleBuilder`]). Plan mode relies on these declarations; a test checks that
+    /// none is missing.
+    ///
+    /// # Errors
+    /// [`RunError::Runtime`] if the async runtime cannot start.
+    pub fn effects(&self) -> Result<Vec<(String, String, Option<Effect>)>, RunError> {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(RunError::Runtime)?;
+        let _enter = rt.enter();
+        let events = Events::new(Vec::new(), Redactor::new());
+        let ctx = HostCtx::new(rt.handle().clone(), CancelScope::root(), events, Settings::default());
+        let mut out = Vec::new();
+        for m in &self.natives {
+            let built = m.build(&ctx);
+            let mut names: Vec<String> = built
+                .functions
+                .gen_fn_signatures_with_mapper(Into::into)
+                .chain(built.methods.gen_fn_signatures_with_mapper(Into::into))
+                .map(|sig| sig.split('(').next().unwrap_or_default().trim().to_string())
+                .collect();
+            names.sort();
+            names.dedup();
+            for n in names {
+                let effect = built.effects.get(&n).copied();
+                out.push((m.name().to_string(), n, effect));
+            }
+        }
+        Ok(out)
+    }
+
     /// Run a playbook with the arguments that followed it.
     ///
     /// # Errors
@@ -199,6 +242,11 @@ impl Host {
             artifacts: pre.artifacts.as_ref().map(PathBuf::from),
             context: pre.context.clone(),
             verbose: pre.verbose,
+            mode: match (pre.plan, pre.diff) {
+                (true, _) => Mode::Plan { against_cluster: pre.against_cluster.is_some() },
+                (false, Some(_)) => Mode::Diff,
+                (false, None) => Mode::Run,
+            },
         };
         let ctx = HostCtx::new(rt.handle().clone(), root.clone(), events.clone(), settings);
         let report = Report { events: &events, output };
@@ -228,8 +276,23 @@ impl Host {
         let env = |k: &str| std::env::var(k).ok();
         register_secrets(&specs, &run_args, &env, &[], ctx.redactor());
         let line = CommandLine { program: &program.entry, args, masked: &run_args.masked };
-        if let Some(e) = bad_output {
-            return Err(report.params(&[e], &line, ctx.redactor()));
+        let mut bad: Vec<ParamError> = bad_output.into_iter().collect();
+        if let (Some(i), false) = (pre.against_cluster, pre.plan) {
+            bad.push(ParamError {
+                message: "--against-cluster only goes with --plan".into(),
+                arg: Some(i),
+                help: None,
+            });
+        }
+        if let (Some(i), true) = (pre.diff, pre.plan) {
+            bad.push(ParamError {
+                message: "--diff and --plan are two modes: pick one".into(),
+                arg: Some(i),
+                help: Some("--plan --against-cluster lists the changes; --diff shows them object by object".into()),
+            });
+        }
+        if !bad.is_empty() {
+            return Err(report.params(&bad, &line, ctx.redactor()));
         }
         if pre.help {
             return Ok(Ran::Help(params::render_help(&program.entry, &program.doc(), &specs)));
@@ -258,6 +321,25 @@ impl Host {
         let closed = ctx.cleanup_names();
         rt.block_on(ctx.run_cleanup(budget));
         let outcome = match result {
+            Ok(()) if ctx.mode().is_plan() => {
+                let plan =
+                    PlanReport::build(&program.entry, !ctx.mode().is_offline(), &events.steps(), ctx.plan().ops());
+                let diff = ctx.mode().is_diff();
+                let text = if diff { plan.render_diff() } else { plan.render() };
+                let text = ctx.redactor().redact(&text).into_owned();
+                let json = serde_json::to_value(&plan).unwrap_or_default();
+                let (txt, json_name) = if diff { ("diff.txt", "diff.json") } else { ("plan.txt", "plan.json") };
+                let written = crate::modules::fs::write_artifact(&ctx, txt, &text)
+                    .and_then(|_| crate::modules::fs::write_artifact(&ctx, json_name, &format!("{json:#}\n")));
+                if let Err(e) = written {
+                    ctx.log(Level::Warn, format!("cannot write the plan to the artifacts directory: {e}"));
+                }
+                events.emit(EventBody::Plan { plan: json });
+                let changes = plan.changed.unwrap_or(0) > 0;
+                events.run_finished(Outcome::Ok, if changes { ExitCode::CHANGES } else { ExitCode::OK }, closed);
+                let text = if output == OutputMode::Human { text } else { String::new() };
+                Ok(if diff { Ran::Diffed { text, changes } } else { Ran::Planned(text) })
+            }
             Ok(()) => {
                 events.run_finished(Outcome::Ok, 0, closed);
                 Ok(Ran::Finished)

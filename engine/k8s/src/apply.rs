@@ -31,6 +31,8 @@ pub(crate) struct ApplyOptions {
     pub(crate) dry_run: bool,
     /// How long to wait for CRDs to become Established.
     pub(crate) crd_timeout: Duration,
+    /// Add [`MANAGED_BY`] (false for what another tool owns: a Helm release's objects).
+    pub(crate) mark_managed: bool,
 }
 
 impl Default for ApplyOptions {
@@ -42,6 +44,7 @@ impl Default for ApplyOptions {
             labels: BTreeMap::new(),
             dry_run: false,
             crd_timeout: Duration::from_secs(60),
+            mark_managed: true,
         }
     }
 }
@@ -165,7 +168,12 @@ async fn apply_one(cluster: &Cluster, doc: &Value, opts: &ApplyOptions) -> Resul
     for (k, v) in &opts.labels {
         labels.insert(k.clone(), v.clone());
     }
-    labels.insert(MANAGED_BY.0.into(), MANAGED_BY.1.into());
+    if opts.mark_managed {
+        labels.insert(MANAGED_BY.0.into(), MANAGED_BY.1.into());
+    }
+    if labels.is_empty() {
+        obj.metadata.labels = None;
+    }
     let api: Api<DynamicObject> = match caps.scope {
         Scope::Namespaced => {
             let ns = obj
@@ -192,6 +200,77 @@ async fn apply_one(cluster: &Cluster, doc: &Value, opts: &ApplyOptions) -> Resul
         .await
         .map_err(|e| K8sError::from_kube(&format!("apply {what}"), e))?;
     serde_json::to_value(applied).map_err(|e| K8sError::Usage(e.to_string()))
+}
+
+/// Kinds that are never namespaced, for plans that cannot ask the cluster.
+const CLUSTER_SCOPED: &[&str] = &[
+    "Namespace",
+    "Node",
+    "PersistentVolume",
+    "StorageClass",
+    "CustomResourceDefinition",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "PriorityClass",
+    "IngressClass",
+    "RuntimeClass",
+    "APIService",
+    "MutatingWebhookConfiguration",
+    "ValidatingWebhookConfiguration",
+    "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding",
+    "CSIDriver",
+    "VolumeAttachment",
+];
+
+/// Whether `kind` is one of the well-known cluster-scoped kinds (for plans that cannot ask).
+pub fn is_cluster_scoped(kind: &str) -> bool {
+    CLUSTER_SCOPED.contains(&kind)
+}
+
+/// `--plan`: `docs` as [`apply`] would send them — validated, labelled, namespaced (the
+/// cluster says which kinds are namespaced when it can be asked; otherwise the well-known
+/// cluster-scoped kinds are not) — in the order it would apply them. Nothing is sent.
+pub(crate) async fn planned(cluster: &Cluster, docs: Vec<Value>, opts: &ApplyOptions) -> Result<Vec<Value>, K8sError> {
+    validate(&docs)?;
+    let mut out = Vec::with_capacity(docs.len());
+    for mut doc in docs {
+        let kind = str_at(&doc, &["kind"]).unwrap_or_default().to_string();
+        let namespaced = if cluster.is_offline() {
+            !CLUSTER_SCOPED.contains(&kind.as_str())
+        } else {
+            let api_version = str_at(&doc, &["apiVersion"]).unwrap_or_default().to_string();
+            match cluster.resolve(&api_version, &kind).await {
+                Ok((_, caps)) => matches!(caps.scope, Scope::Namespaced),
+                // A kind whose CRD the plan would install first.
+                Err(K8sError::NotFound(_)) => !CLUSTER_SCOPED.contains(&kind.as_str()),
+                Err(e) => return Err(e),
+            }
+        };
+        let meta = doc.as_object_mut().expect("validated").entry("metadata").or_insert_with(|| serde_json::json!({}));
+        let meta = meta.as_object_mut().expect("validated");
+        if namespaced {
+            if meta.get("namespace").and_then(Value::as_str).is_none() {
+                let ns = opts.namespace.clone().unwrap_or_else(|| cluster.default_namespace().to_string());
+                meta.insert("namespace".into(), ns.into());
+            }
+        } else {
+            meta.remove("namespace");
+        }
+        let labels = meta.entry("labels").or_insert_with(|| serde_json::json!({}));
+        if let Some(labels) = labels.as_object_mut() {
+            for (k, v) in &opts.labels {
+                labels.insert(k.clone(), v.clone().into());
+            }
+            labels.insert(MANAGED_BY.0.into(), MANAGED_BY.1.into());
+        }
+        out.push(doc);
+    }
+    out.sort_by_key(|d| {
+        let kind = str_at(d, &["kind"]).unwrap_or_default();
+        (!is_first(d), if is_first(d) { 0 } else { rank(kind) })
+    });
+    Ok(out)
 }
 
 /// Parse a multi-document YAML (or JSON) text into objects; empty documents are skipped, and

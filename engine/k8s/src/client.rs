@@ -29,6 +29,14 @@ struct Inner {
     server: String,
     kubeconfig: Option<PathBuf>,
     discovery: RwLock<Option<Arc<Discovery>>>,
+    /// `--plan` without `--against-cluster`: never contacted. Its client points at a closed
+    /// port, so a request nothing planned for fails (`unavailable`) instead of reaching a cluster.
+    offline: bool,
+    /// The context's name is known (given, or from the kubeconfig); an offline cluster may not
+    /// know it, and then its context guards are checked when the playbook really runs.
+    context_known: bool,
+    /// The context guards an offline plan has recorded for this cluster, each once.
+    guards: std::sync::Mutex<std::collections::HashSet<Vec<String>>>,
 }
 
 impl Cluster {
@@ -89,7 +97,91 @@ impl Cluster {
             .apiserver_version()
             .await
             .map_err(|e| K8sError::from_kube(&format!("context '{context}' ({server})"), e))?;
-        Ok(Self(Arc::new(Inner { client, context, server, kubeconfig, discovery: RwLock::new(None) })))
+        Ok(Self(Arc::new(Inner {
+            client,
+            context,
+            server,
+            kubeconfig,
+            discovery: RwLock::new(None),
+            offline: false,
+            context_known: true,
+            guards: Default::default(),
+        })))
+    }
+
+    /// The cluster a plan runs against without `--against-cluster`: what the kubeconfig says
+    /// of the context (its name, server and namespace) when there is one, and no request ever.
+    /// `opts.require_context` is checked against the context's name when it is known.
+    ///
+    /// # Errors
+    ///
+    /// [`K8sError::Usage`] when the known context does not match `require_context`;
+    /// [`K8sError::Config`] when no client can be built (never for want of a cluster).
+    pub fn offline(opts: &ConnectOptions) -> Result<Self, K8sError> {
+        let kc = match &opts.kubeconfig {
+            Some(p) => Kubeconfig::read_from(p).ok(),
+            None => Kubeconfig::read().ok(),
+        };
+        let context = opts.context.clone().or_else(|| kc.as_ref().and_then(|k| k.current_context.clone()));
+        let named = |k: &Kubeconfig, c: &str| k.contexts.iter().find(|n| n.name == c).and_then(|n| n.context.clone());
+        let entry = kc.as_ref().zip(context.as_deref()).and_then(|(k, c)| named(k, c));
+        let server = kc
+            .as_ref()
+            .zip(entry.as_ref())
+            .and_then(|(k, e)| k.clusters.iter().find(|c| c.name == e.cluster))
+            .and_then(|c| c.cluster.as_ref().and_then(|c| c.server.clone()));
+        let namespace = entry.as_ref().and_then(|e| e.namespace.clone()).unwrap_or_else(|| "default".into());
+        if let Some(c) = &context
+            && !opts.require_context.is_empty()
+        {
+            check_context(c, &opts.require_context)?;
+        }
+        let kubeconfig = opts.kubeconfig.clone().or_else(|| std::env::var_os("KUBECONFIG").map(PathBuf::from));
+        Self::planned(context, server, namespace, kubeconfig)
+    }
+
+    /// An offline cluster ([`Cluster::offline`]) with everything given: `context` `None` when
+    /// it is not known (an EKS cluster that is not described).
+    ///
+    /// # Errors
+    ///
+    /// [`K8sError::Config`] when no client can be built.
+    pub fn planned(
+        context: Option<String>,
+        server: Option<String>,
+        namespace: String,
+        kubeconfig: Option<PathBuf>,
+    ) -> Result<Self, K8sError> {
+        let mut config = kube::Config::new("http://127.0.0.1:1".parse().expect("url"));
+        config.default_namespace = namespace;
+        let client = Client::try_from(config).map_err(|e| K8sError::Config(format!("plan: {e}")))?;
+        Ok(Self(Arc::new(Inner {
+            client,
+            context_known: context.is_some(),
+            context: context.unwrap_or_else(|| "(unknown until run)".into()),
+            server: server.unwrap_or_else(|| "(not contacted: --plan)".into()),
+            kubeconfig,
+            discovery: RwLock::new(None),
+            offline: true,
+            guards: Default::default(),
+        })))
+    }
+
+    /// `--plan` without `--against-cluster`: this cluster is never contacted and reads see
+    /// nothing.
+    pub fn is_offline(&self) -> bool {
+        self.0.offline
+    }
+
+    /// Whether a plan should record the guard `patterns` of this cluster's unknown context:
+    /// true once per guard (a playbook checks it when connecting and again on the handle).
+    pub fn guard_to_record(&self, patterns: &[String]) -> bool {
+        !self.0.context_known && self.0.guards.lock().unwrap_or_else(|e| e.into_inner()).insert(patterns.to_vec())
+    }
+
+    /// Whether the context's name is known (always, unless offline).
+    pub fn context_known(&self) -> bool {
+        self.0.context_known
     }
 
     /// A cluster nobody answers for (a closed local port), for tests of what happens before
@@ -105,6 +197,9 @@ impl Cluster {
             server,
             kubeconfig: None,
             discovery: RwLock::new(None),
+            offline: false,
+            context_known: true,
+            guards: Default::default(),
         }))
     }
 
@@ -135,12 +230,16 @@ impl Cluster {
     }
 
     /// Fail unless the context name matches one of `patterns` (`*` and `?` wildcards), so a
-    /// playbook for kind cannot touch a production cluster by accident.
+    /// playbook for kind cannot touch a production cluster by accident. An offline cluster
+    /// whose context is not known passes: the plan records the guard for the real run.
     ///
     /// # Errors
     ///
     /// [`K8sError::Usage`] naming the context and the patterns.
     pub fn require_context(&self, patterns: &[String]) -> Result<(), K8sError> {
+        if !self.0.context_known {
+            return Ok(());
+        }
         check_context(&self.0.context, patterns)
     }
 

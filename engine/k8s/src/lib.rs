@@ -14,6 +14,7 @@
 
 mod apply;
 mod client;
+mod diff;
 mod error;
 mod exec;
 mod follow;
@@ -29,7 +30,7 @@ mod report;
 /// Durations in messages, as scripts write them (`5m`, `1h30m`): the host's format.
 pub(crate) use kmsctl_host::duration::format as format_duration;
 
-pub use apply::parse_manifests;
+pub use apply::{is_cluster_scoped, parse_manifests};
 pub use client::{Cluster, ConnectOptions};
 pub use error::{Details, K8sError};
 pub use json::ObjRef;

@@ -13,7 +13,8 @@ use std::path::PathBuf;
     about = "Kubernetes deployments as editable Rhai playbooks",
     long_about = "Kubernetes deployments as editable Rhai playbooks.\n\n\
                   Exit codes: 0 ok, 1 runtime failure, 2 usage/compile/parameter error, 3 timeout,\n\
-                  4 environment unavailable (cluster, cloud API, tool), 130 interrupted."
+                  4 environment unavailable (cluster, cloud API, tool), 5 --diff found changes,\n\
+                  130 interrupted."
 )]
 struct Cli {
     /// When to use colour on stderr.
@@ -119,9 +120,13 @@ pub fn main() -> i32 {
     match cli.cmd {
         Cmd::Run { playbook, args } => match host().run(&playbook, &args) {
             Ok(Ran::Finished) => ExitCode::OK,
-            Ok(Ran::Help(text)) => {
+            Ok(Ran::Help(text) | Ran::Planned(text)) => {
                 print!("{text}");
                 ExitCode::OK
+            }
+            Ok(Ran::Diffed { text, changes }) => {
+                print!("{text}");
+                if changes { ExitCode::CHANGES } else { ExitCode::OK }
             }
             Err(e) => {
                 eprint!("{}", e.render(color));
@@ -185,4 +190,60 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         cur = s.source();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use kmsctl_host::Effect;
+
+    /// Plan mode trusts each function's declaration: one registered without it could change
+    /// the world in a plan. Every function of every module the binary ships must declare one,
+    /// and the ones that obviously change something must not claim to only read.
+    #[test]
+    fn every_native_function_declares_its_effect() {
+        let effects = super::host().effects().expect("effects");
+        let undeclared: Vec<String> =
+            effects.iter().filter(|(_, _, e)| e.is_none()).map(|(m, f, _)| format!("{m}::{f}")).collect();
+        assert!(undeclared.is_empty(), "registered without an effect: {undeclared:?}");
+        let modules: std::collections::BTreeSet<&str> = effects.iter().map(|(m, ..)| m.as_str()).collect();
+        for m in ["log", "wait", "data", "fs", "env", "time", "k8s", "helm", "proc", "kind", "docker", "aws", "tls"] {
+            assert!(modules.contains(m), "module {m} has no functions: {modules:?}");
+        }
+        let effect = |m: &str, f: &str| {
+            effects
+                .iter()
+                .find(|(mm, ff, _)| mm == m && ff == f)
+                .and_then(|(.., e)| *e)
+                .unwrap_or_else(|| panic!("{m}::{f} is not registered"))
+        };
+        for (m, f) in [
+            ("k8s", "apply"),
+            ("k8s", "apply_file"),
+            ("k8s", "delete"),
+            ("k8s", "patch"),
+            ("k8s", "ensure_namespace"),
+            ("k8s", "recreate_namespace"),
+            ("k8s", "secret"),
+            ("k8s", "config_map"),
+            ("helm", "upgrade"),
+            ("helm", "uninstall"),
+            ("helm", "rollback"),
+            ("aws", "s3_put"),
+            ("aws", "s3_put_file"),
+            ("aws", "s3_ensure_bucket"),
+            ("kind", "ensure_cluster"),
+            ("kind", "delete_cluster"),
+            ("kind", "load_image"),
+            ("docker", "build"),
+            ("proc", "run"),
+            ("proc", "check"),
+            ("proc", "start"),
+            ("fs", "write"),
+        ] {
+            assert_ne!(effect(m, f), Effect::Reads, "{m}::{f} changes something but is declared as reading");
+        }
+        for (m, f) in [("k8s", "get"), ("k8s", "list"), ("helm", "template"), ("data", "merge")] {
+            assert_eq!(effect(m, f), Effect::Reads, "{m}::{f}");
+        }
+    }
 }

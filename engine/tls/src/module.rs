@@ -68,6 +68,8 @@ impl NativeModule for Tls {
     }
     fn build(&self, ctx: &HostCtx) -> BuiltModule {
         let mut b = ModuleBuilder::new(
+            ctx,
+            self.name(),
             "TLS certificates for the KMS parties, made in-process (what the toolkit's kms-gen-tls-certs\n\
              did): `tls::party_certs([\"kms-core-1\", \"kms-core-2\"], #{ wildcard: true })`.",
         );
@@ -83,21 +85,24 @@ impl NativeModule for Tls {
              validity from now; it starts 5 minutes back for clock skew). Returns #{ parties: #{ <name>:\n\
              #{ cert: PEM, key: Secret PEM } }, combined: every cert PEM concatenated in the order given }.",
             move |n: Array, o: Map| party_certs(&c, &n, &o),
-        );
+        )
+        .reads();
         let c = ctx.clone();
         b.func(
             "party_certs",
             &["names: array", "map"],
             "Party certificates with the defaults (no wildcard, 365 days).",
             move |n: Array| party_certs(&c, &n, &Map::new()),
-        );
+        )
+        .reads();
         b.func(
             "describe",
             &["pem: string", "map"],
             "What one PEM certificate says: #{ subject (\"CN=name\"), sans: [..] (DNS names, IP addresses),\n\
              not_before, not_after (RFC 3339), is_ca }. Throws `parse` for anything else, or for a bundle.",
             |pem: &str| -> R<Dynamic> { certs::describe(pem).map(info_map).map_err(|e| fail("tls::describe", &e)) },
-        );
+        )
+        .reads();
         b.func(
             "describe_all",
             &["pem: string", "array"],
@@ -106,7 +111,8 @@ impl NativeModule for Tls {
                 let all = certs::describe_all(pem).map_err(|e| fail("tls::describe_all", &e))?;
                 Ok(all.into_iter().map(info_map).collect())
             },
-        );
+        )
+        .reads();
         b.build()
     }
 }

@@ -116,11 +116,14 @@ impl NativeModule for Data {
     }
     fn build(&self, ctx: &HostCtx) -> BuiltModule {
         let mut b = ModuleBuilder::new(
+            ctx,
+            self.name(),
             "YAML, JSON, base64, deep merge and path lookup. Secrets inside values render as \"***\".",
         );
         b.func("from_yaml", &["text: string", "any"], "Parse a YAML document.", |t: &str| -> R<Dynamic> {
             from_yaml(t).map(from_json).map_err(|e| parse_err("invalid YAML", e))
-        });
+        })
+        .reads();
         b.func(
             "from_yaml_all",
             &["text: string", "array"],
@@ -130,22 +133,26 @@ impl NativeModule for Data {
                     .map(|d| d.into_iter().map(from_json).collect())
                     .map_err(|e| parse_err("invalid YAML", e))
             },
-        );
+        )
+        .reads();
         b.func("to_yaml", &["value: any", "string"], "Render a value as YAML.", |v: Dynamic| -> R<String> {
             to_yaml(&json(&v)?).map_err(usage_err)
-        });
+        })
+        .reads();
         b.func(
             "from_toml",
             &["text: string", "map"],
             "Parse a TOML document (dates as RFC 3339 text).",
             |t: &str| -> R<Dynamic> { from_toml(t).map(from_json).map_err(|e| parse_err("invalid TOML", e)) },
-        );
+        )
+        .reads();
         b.func(
             "to_toml",
             &["value: map", "string"],
             "Render a map as TOML (no () values: TOML has no null).",
             |v: Dynamic| -> R<String> { to_toml(&json(&v)?).map_err(usage_err) },
-        );
+        )
+        .reads();
         b.func(
             "matches",
             &["text: string", "pattern: string", "bool"],
@@ -155,13 +162,16 @@ impl NativeModule for Data {
                     regex::Regex::new(p).map_err(|e| usage_err(format!("data::matches: bad pattern {p:?}: {e}")))?;
                 Ok(re.is_match(t))
             },
-        );
+        )
+        .reads();
         b.func("from_json", &["text: string", "any"], "Parse JSON.", |t: &str| -> R<Dynamic> {
             serde_json::from_str(t).map(from_json).map_err(|e| parse_err("invalid JSON", e))
-        });
+        })
+        .reads();
         b.func("to_json", &["value: any", "string"], "Render a value as compact JSON.", |v: Dynamic| -> R<String> {
             Ok(json(&v)?.to_string())
-        });
+        })
+        .reads();
         b.func(
             "to_json_pretty",
             &["value: any", "string"],
@@ -169,17 +179,20 @@ impl NativeModule for Data {
             |v: Dynamic| -> R<String> {
                 serde_json::to_string_pretty(&json(&v)?).map_err(|e| usage_err(e.to_string()))
             },
-        );
+        )
+        .reads();
         b.func("base64_encode", &["text: string", "string"], "Base64-encode text.", |t: &str| {
             base64::engine::general_purpose::STANDARD.encode(t)
-        });
+        })
+        .reads();
         let c = ctx.clone();
         b.func(
             "base64_encode",
             &["text: Secret", "Secret"],
             "Base64-encode a secret: the result is a secret too.",
             move |t: Secret| c.secret(base64::engine::general_purpose::STANDARD.encode(t.expose())),
-        );
+        )
+        .reads();
         b.func(
             "base64_decode",
             &["text: string", "string"],
@@ -191,13 +204,15 @@ impl NativeModule for Data {
                 String::from_utf8(bytes)
                     .map_err(|_| parse_err("invalid base64", "the decoded bytes are not UTF-8 text"))
             },
-        );
+        )
+        .reads();
         b.func(
             "merge",
             &["base: map", "override: map", "map"],
             "Deep-merge `override` into `base` (maps merge, other values replace, `()` removes a key).",
             |a: Dynamic, o: Dynamic| -> Dynamic { merge_values(a, o) },
-        );
+        )
+        .reads();
         b.func(
             "get",
             &["value: any", "path: string", "any"],
@@ -205,7 +220,8 @@ impl NativeModule for Data {
             |v: Dynamic, p: &str| -> R<Dynamic> {
                 Ok(lookup(&json(&v)?, p).cloned().map(from_json).unwrap_or(Dynamic::UNIT))
             },
-        );
+        )
+        .reads();
         b.func(
             "get",
             &["value: any", "path: string", "default: any", "any"],
@@ -213,10 +229,12 @@ impl NativeModule for Data {
             |v: Dynamic, p: &str, d: Dynamic| -> R<Dynamic> {
                 Ok(lookup(&json(&v)?, p).cloned().map(from_json).unwrap_or(d))
             },
-        );
+        )
+        .reads();
         b.func("keys_sorted", &["value: map", "array"], "The keys of a map, sorted.", |m: Map| -> Array {
             m.keys().map(|k| Dynamic::from(k.to_string())).collect()
-        });
+        })
+        .reads();
         b.func(
             "closest",
             &["word: string", "candidates: array", "string"],
@@ -227,7 +245,8 @@ impl NativeModule for Data {
                     .map(|s| Dynamic::from(s.to_string()))
                     .unwrap_or(Dynamic::UNIT)
             },
-        );
+        )
+        .reads();
         b.build()
     }
 }

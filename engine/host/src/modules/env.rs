@@ -120,37 +120,43 @@ impl NativeModule for Env {
         "env"
     }
     fn build(&self, ctx: &HostCtx) -> BuiltModule {
-        let mut b = ModuleBuilder::new("Environment variables. Empty values count as unset.");
+        let mut b = ModuleBuilder::new(ctx, self.name(), "Environment variables. Empty values count as unset.");
         b.func("get", &["name: string", "string"], "The variable's value, or `()` when unset.", |n: &str| {
             var(n).map(Dynamic::from).unwrap_or(Dynamic::UNIT)
-        });
+        })
+        .reads();
         b.func(
             "get",
             &["name: string", "default: any", "any"],
             "The variable's value, or `default` when unset.",
             |n: &str, d: Dynamic| var(n).map(Dynamic::from).unwrap_or(d),
-        );
-        b.func("has", &["name: string", "bool"], "Is the variable set and non-empty?", |n: &str| var(n).is_some());
+        )
+        .reads();
+        b.func("has", &["name: string", "bool"], "Is the variable set and non-empty?", |n: &str| var(n).is_some())
+            .reads();
         b.func(
             "require",
             &["name: string", "string"],
             "The variable's value; a `not_found` error when unset.",
             |n: &str| -> R<String> { var(n).ok_or_else(|| missing(n)) },
-        );
+        )
+        .reads();
         let c = ctx.clone();
         b.func(
             "secret",
             &["name: string", "Secret"],
             "The variable as a secret (masked in all output); a `not_found` error when unset.",
             move |n: &str| -> R<Secret> { var(n).map(|v| c.secret(v)).ok_or_else(|| missing(n)) },
-        );
+        )
+        .reads();
         let c = ctx.clone();
         b.func(
             "secret_or_unit",
             &["name: string", "any"],
             "The variable as a secret, or `()` when unset.",
             move |n: &str| var(n).map(|v| Dynamic::from(c.secret(v))).unwrap_or(Dynamic::UNIT),
-        );
+        )
+        .reads();
         b.func(
             "kmsctl",
             &["string"],
@@ -160,13 +166,15 @@ impl NativeModule for Env {
                     to_rhai(&Failure::new(ErrorKind::Io, format!("cannot tell where kmsctl runs from: {e}")))
                 })
             },
-        );
+        )
+        .reads();
         b.func(
             "is_terminal",
             &["bool"],
             "Is someone there to ask? stdin and stderr are terminals and this is not CI (CI unset or false).",
             interactive,
-        );
+        )
+        .reads();
         let c = ctx.clone();
         b.func(
             "confirm",
@@ -179,14 +187,16 @@ impl NativeModule for Env {
                 let o = Opts::new(&o, "env::confirm", &["default_value"])?;
                 confirm(&c, q, o.bool("default_value", false)?, interactive())
             },
-        );
+        )
+        .reads();
         let c = ctx.clone();
         b.func(
             "confirm",
             &["question: string", "bool"],
             "Ask a yes/no question on the terminal; the default is no.",
             move |q: &str| confirm(&c, q, false, interactive()),
-        );
+        )
+        .reads();
         b.build()
     }
 }

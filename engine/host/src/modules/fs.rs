@@ -39,9 +39,11 @@ impl NativeModule for Fs {
         "fs"
     }
     fn build(&self, ctx: &HostCtx) -> BuiltModule {
-        let mut b = ModuleBuilder::new("Files. Relative paths resolve against the playbook's directory.");
+        let mut b =
+            ModuleBuilder::new(ctx, self.name(), "Files. Relative paths resolve against the playbook's directory.");
         let c = ctx.clone();
-        b.func("read", &["path: string", "string"], "Read a text file.", move |p: &str| read(&c, p).map(|(_, t)| t));
+        b.func("read", &["path: string", "string"], "Read a text file.", move |p: &str| read(&c, p).map(|(_, t)| t))
+            .reads();
         let c = ctx.clone();
         b.func(
             "read_yaml",
@@ -53,7 +55,8 @@ impl NativeModule for Fs {
                     .map(from_json)
                     .map_err(|e| to_rhai(&Failure::new(ErrorKind::Parse, format!("{}: {e}", path.display()))))
             },
-        );
+        )
+        .reads();
         let c = ctx.clone();
         b.func(
             "read_yaml_all",
@@ -65,16 +68,19 @@ impl NativeModule for Fs {
                     .map(|d| d.into_iter().map(from_json).collect())
                     .map_err(|e| to_rhai(&Failure::new(ErrorKind::Parse, format!("{}: {e}", path.display()))))
             },
-        );
+        )
+        .reads();
         let c = ctx.clone();
         b.func("read_json", &["path: string", "any"], "Read and parse a JSON file.", move |p: &str| -> R<Dynamic> {
             let (path, t) = read(&c, p)?;
             serde_json::from_str(&t)
                 .map(from_json)
                 .map_err(|e| to_rhai(&Failure::new(ErrorKind::Parse, format!("{}: {e}", path.display()))))
-        });
+        })
+        .reads();
         let c = ctx.clone();
-        b.func("exists", &["path: string", "bool"], "Does the path exist?", move |p: &str| c.resolve_path(p).exists());
+        b.func("exists", &["path: string", "bool"], "Does the path exist?", move |p: &str| c.resolve_path(p).exists())
+            .reads();
         let c = ctx.clone();
         b.func("list", &["dir: string", "array"], "File names in a directory, sorted.", move |p: &str| -> R<Array> {
             let path = c.resolve_path(p);
@@ -85,7 +91,8 @@ impl NativeModule for Fs {
                 .collect();
             names.sort();
             Ok(names.into_iter().map(Dynamic::from).collect())
-        });
+        })
+        .reads();
         let c = ctx.clone();
         b.func(
             "write",
@@ -98,7 +105,8 @@ impl NativeModule for Fs {
                 }
                 std::fs::write(&path, c.redactor().redact(content).as_bytes()).map_err(|e| io_err(&path, e))
             },
-        );
+        )
+        .mutates();
         let c = ctx.clone();
         b.func(
             "artifact",
@@ -109,14 +117,16 @@ impl NativeModule for Fs {
                     .map(|p| p.display().to_string())
                     .map_err(|e| io_err(Path::new(name), e))
             },
-        );
+        )
+        .reads();
         let c = ctx.clone();
         b.func(
             "path",
             &["path: string", "string"],
             "The absolute path a relative path resolves to.",
             move |p: &str| c.resolve_path(p).display().to_string(),
-        );
+        )
+        .reads();
         let c = ctx.clone();
         b.func(
             "remove",
@@ -130,7 +140,8 @@ impl NativeModule for Fs {
                     Err(e) => Err(io_err(&path, e)),
                 }
             },
-        );
+        )
+        .mutates();
         b.func(
             "from_cwd",
             &["path: string", "string"],
@@ -141,7 +152,8 @@ impl NativeModule for Fs {
                 let path = Path::new(p);
                 Ok(if path.is_absolute() { path.to_path_buf() } else { cwd.join(path) }.display().to_string())
             },
-        );
+        )
+        .reads();
         b.build()
     }
 }

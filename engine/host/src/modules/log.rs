@@ -15,7 +15,7 @@ impl NativeModule for Log {
         "log"
     }
     fn build(&self, ctx: &HostCtx) -> BuiltModule {
-        let mut b = ModuleBuilder::new("Log messages and group work into timed steps.");
+        let mut b = ModuleBuilder::new(ctx, self.name(), "Log messages and group work into timed steps.");
         for (name, level, doc) in [
             ("info", Level::Info, "Log a message."),
             ("warn", Level::Warn, "Log a warning (a GitHub Actions annotation in CI)."),
@@ -23,7 +23,8 @@ impl NativeModule for Log {
             ("debug", Level::Debug, "Log detail shown with --verbose and in --output json."),
         ] {
             let c = ctx.clone();
-            b.func(name, &["message: any", "()"], doc, move |m: Dynamic| c.log(level, crate::value::display(&m)));
+            b.func(name, &["message: any", "()"], doc, move |m: Dynamic| c.log(level, crate::value::display(&m)))
+                .reads();
         }
         let c = ctx.clone();
         b.func(
@@ -33,7 +34,8 @@ impl NativeModule for Log {
              Returns what `work` returns; an error fails the step and propagates.\n\n\
              ```rhai\nlog::step(\"deploy parties\", || kms::deploy_parties(cfg));\n```",
             move |ncc: NativeCallContext, name: &str, work: FnPtr| step(&c, &ncc, name, &work),
-        );
+        )
+        .reads();
         b.build()
     }
 }

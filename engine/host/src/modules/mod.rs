@@ -12,9 +12,11 @@ pub(crate) mod time;
 pub(crate) mod wait;
 
 use crate::ctx::HostCtx;
+use crate::plan::{Effect, PlannedOp};
 use rhai::{
     FnNamespace, FuncRegistration, Module, NativeCallContext, Position, RhaiFunc, RhaiNativeFunc, Shared, Variant,
 };
+use std::collections::BTreeMap;
 
 /// A module of native functions, built per run.
 pub trait NativeModule: Send + Sync {
@@ -33,6 +35,8 @@ pub struct BuiltModule {
     pub functions: Module,
     /// `value.method(..)`: global.
     pub methods: Module,
+    /// The declared effect of every function and method, by name (overloads share one).
+    pub effects: BTreeMap<String, Effect>,
 }
 
 /// The modules this crate provides.
@@ -61,67 +65,124 @@ pub(crate) fn type_names_module() -> Module {
     m
 }
 
-/// Builds a [`BuiltModule`] with documented functions and methods.
+/// Builds a [`BuiltModule`] with documented functions and methods, each with its declared
+/// [`Effect`].
 pub struct ModuleBuilder {
     module: Module,
     methods: Module,
+    effects: BTreeMap<String, Effect>,
+    ctx: HostCtx,
+    name: &'static str,
+}
+
+/// A function or method waiting for its effect: `.reads()`, `.mutates()` or `.plans()`
+/// registers it. Dropping it registers nothing, so a function cannot exist without one.
+#[must_use = "declare the function's effect: .reads(), .mutates() or .plans()"]
+pub struct Declare<'a> {
+    b: &'a mut ModuleBuilder,
+    name: String,
+    params: Vec<String>,
+    doc: String,
+    types: Box<[std::any::TypeId]>,
+    func: RhaiFunc,
+    method: bool,
+}
+
+impl Declare<'_> {
+    /// It computes or reads: it runs as usual in plan mode.
+    pub fn reads(self) {
+        self.register(Effect::Reads)
+    }
+
+    /// It changes something outside the run: in plan mode it is recorded, not called.
+    pub fn mutates(self) {
+        self.register(Effect::Mutates)
+    }
+
+    /// It changes something outside the run and plans itself: in plan mode it is called and
+    /// must record its operations through [`HostCtx::record`] instead of acting.
+    pub fn plans(self) {
+        self.register(Effect::Plans)
+    }
+
+    fn register(self, effect: Effect) {
+        let Declare { b, name, params, doc, types, func, method } = self;
+        let previous = b.effects.insert(name.clone(), effect);
+        assert!(
+            previous.is_none_or(|p| p == effect),
+            "{}::{name}: overloads declare different effects ({previous:?}, {effect:?})",
+            b.name
+        );
+        let func = if effect == Effect::Mutates { recorded(func, &b.ctx, b.name, &name, method) } else { func };
+        let params: Vec<&str> = params.iter().map(String::as_str).collect();
+        let reg = FuncRegistration::new(name)
+            .with_namespace(if method { FnNamespace::Global } else { FnNamespace::Internal })
+            .with_params_info(params)
+            .with_comments([doc]);
+        let target = if method { &mut b.methods } else { &mut b.module };
+        reg.set_into_module_raw(target, types, with_call_site(func));
+    }
 }
 
 impl ModuleBuilder {
-    /// A module with a doc comment.
-    pub fn new(doc: &str) -> Self {
+    /// A module `name` for the run of `ctx`, with a doc comment.
+    pub fn new(ctx: &HostCtx, name: &'static str, doc: &str) -> Self {
         let mut module = Module::new();
         module.set_doc(doc_comment(doc));
-        Self { module, methods: Module::new() }
+        Self { module, methods: Module::new(), effects: BTreeMap::new(), ctx: ctx.clone(), name }
     }
 
     /// Add a function callable as `module::name(..)`. `params` are `"name: type"` strings with
-    /// the return type last; `doc` is plain text (first line is the summary).
+    /// the return type last; `doc` is plain text (first line is the summary). Registered once
+    /// its effect is declared.
     pub fn func<A: 'static, const N: usize, const X: bool, R, const F: bool, FUNC>(
         &mut self,
         name: &str,
         params: &[&str],
         doc: &str,
         f: FUNC,
-    ) -> &mut Self
+    ) -> Declare<'_>
     where
         R: Variant + Clone,
         FUNC: RhaiNativeFunc<A, N, X, R, F> + Send + Sync + 'static,
     {
-        FuncRegistration::new(name)
-            .with_namespace(FnNamespace::Internal)
-            .with_params_info(params)
-            .with_comments([doc_comment(doc)])
-            .set_into_module_raw(
-                &mut self.module,
-                FUNC::param_types(),
-                with_call_site(f.into_rhai_function(false, true)),
-            );
-        self
+        self.declare(name, params, doc, FUNC::param_types(), f.into_rhai_function(false, true), false)
     }
 
-    /// Add a method on a custom type (global: `x.name()` works wherever `x` goes).
+    /// Add a method on a custom type (global: `x.name()` works wherever `x` goes). Registered
+    /// once its effect is declared.
     pub fn method<A: 'static, const N: usize, const X: bool, R, const F: bool, FUNC>(
         &mut self,
         name: &str,
         params: &[&str],
         doc: &str,
         f: FUNC,
-    ) -> &mut Self
+    ) -> Declare<'_>
     where
         R: Variant + Clone,
         FUNC: RhaiNativeFunc<A, N, X, R, F> + Send + Sync + 'static,
     {
-        FuncRegistration::new(name)
-            .with_namespace(FnNamespace::Global)
-            .with_params_info(params)
-            .with_comments([doc_comment(doc)])
-            .set_into_module_raw(
-                &mut self.methods,
-                FUNC::param_types(),
-                with_call_site(f.into_rhai_function(true, true)),
-            );
-        self
+        self.declare(name, params, doc, FUNC::param_types(), f.into_rhai_function(true, true), true)
+    }
+
+    fn declare(
+        &mut self,
+        name: &str,
+        params: &[&str],
+        doc: &str,
+        types: impl Into<Box<[std::any::TypeId]>>,
+        func: RhaiFunc,
+        method: bool,
+    ) -> Declare<'_> {
+        Declare {
+            b: self,
+            name: name.to_string(),
+            params: params.iter().map(|p| p.to_string()).collect(),
+            doc: doc_comment(doc),
+            types: types.into(),
+            func,
+            method,
+        }
     }
 
     /// Register a custom type name (also used in error messages: `Cluster`, not the Rust path).
@@ -133,16 +194,64 @@ impl ModuleBuilder {
 
     /// The module.
     pub fn build(self) -> BuiltModule {
-        BuiltModule { functions: self.module, methods: self.methods }
+        BuiltModule { functions: self.module, methods: self.methods, effects: self.effects }
     }
 }
+
+/// A mutating function as plan mode sees it: not called, but recorded with its arguments
+/// (secrets masked, long values cut), returning `()`.
+fn recorded(f: RhaiFunc, ctx: &HostCtx, module: &'static str, name: &str, method: bool) -> RhaiFunc {
+    let (ctx, name) = (ctx.clone(), name.to_string());
+    let wrap = move |func: Shared<FnAny>| -> Shared<FnAny> {
+        let (ctx, name) = (ctx.clone(), name.clone());
+        Shared::new(move |c: Option<NativeCallContext>, args: &mut [&mut rhai::Dynamic]| {
+            if !ctx.mode().is_plan() {
+                return func(c, args);
+            }
+            // A method's receiver (a handle) says nothing the call does not.
+            let shown: Vec<String> = args.iter().skip(usize::from(method)).map(|a| brief(a)).collect();
+            ctx.record(PlannedOp::new(format!("{module} {name}"), shown.join(" ")));
+            Ok(rhai::Dynamic::UNIT)
+        })
+    };
+    match f {
+        RhaiFunc::Pure { func, has_context, is_pure, is_volatile } => {
+            RhaiFunc::Pure { func: wrap(func), has_context, is_pure, is_volatile }
+        }
+        RhaiFunc::Method { func, has_context, is_pure, is_volatile } => {
+            RhaiFunc::Method { func: wrap(func), has_context, is_pure, is_volatile }
+        }
+        other => other,
+    }
+}
+
+/// An argument in one line: JSON with secrets masked, paths under the working directory made
+/// relative to it, the first line of a text, cut at 80 characters.
+fn brief(v: &rhai::Dynamic) -> String {
+    let text = match crate::value::to_json(v, crate::value::Reveal::Mask) {
+        Ok(serde_json::Value::String(s)) => s,
+        Ok(j) => j.to_string(),
+        Err(_) => crate::value::display(v),
+    };
+    let text = match std::env::current_dir() {
+        Ok(cwd) => text.strip_prefix(&format!("{}/", cwd.display())).map(str::to_string).unwrap_or(text),
+        Err(_) => text,
+    };
+    let first = text.lines().next().unwrap_or_default();
+    if first.chars().count() > 80 || first.len() < text.len() {
+        format!("{}…", first.chars().take(80).collect::<String>())
+    } else {
+        text
+    }
+}
+
+type FnAny = dyn Fn(Option<NativeCallContext>, &mut [&mut rhai::Dynamic]) -> Result<rhai::Dynamic, Box<rhai::EvalAltResult>>
+    + Send
+    + Sync;
 
 /// Rhai leaves errors of qualified native calls (`k8s::apply(..)`) without a position; fill in
 /// the call site so diagnostics point at the line that called the native function.
 fn with_call_site(f: RhaiFunc) -> RhaiFunc {
-    type FnAny = dyn Fn(Option<NativeCallContext>, &mut [&mut rhai::Dynamic]) -> Result<rhai::Dynamic, Box<rhai::EvalAltResult>>
-        + Send
-        + Sync;
     let wrap = |func: Shared<FnAny>| -> Shared<FnAny> {
         Shared::new(move |ctx: Option<NativeCallContext>, args: &mut [&mut rhai::Dynamic]| {
             let pos = ctx.as_ref().map(|c| c.call_position()).unwrap_or(Position::NONE);

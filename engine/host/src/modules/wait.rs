@@ -39,15 +39,21 @@ impl NativeModule for Wait {
         "wait"
     }
     fn build(&self, ctx: &HostCtx) -> BuiltModule {
-        let mut b = ModuleBuilder::new("Sleep, retry with backoff, poll a condition, bound work with a timeout.");
+        let mut b = ModuleBuilder::new(
+            ctx,
+            self.name(),
+            "Sleep, retry with backoff, poll a condition, bound work with a timeout.",
+        );
         b.ty::<Deadline>("Deadline");
         let c = ctx.clone();
         b.func(
             "sleep",
             &["duration: string", "()"],
             "Sleep for a duration like \"2s\" (cancellable).",
-            move |d: Dynamic| c.sleep(dur(&d, "wait::sleep")?),
-        );
+            // Plans wait for nothing.
+            move |d: Dynamic| if c.mode().is_plan() { Ok(()) } else { c.sleep(dur(&d, "wait::sleep")?) },
+        )
+        .reads();
         let c = ctx.clone();
         b.func(
             "retry",
@@ -56,14 +62,16 @@ impl NativeModule for Wait {
              `max_backoff` (\"30s\"), `on` (error kinds to retry, default all).\n\
              The last error is rethrown when attempts run out.",
             move |ncc: NativeCallContext, work: FnPtr, opts: Map| retry(&c, &ncc, &work, &opts),
-        );
+        )
+        .reads();
         let c = ctx.clone();
         b.func(
             "retry",
             &["work: Fn", "any"],
             "Call `work` until it succeeds (5 attempts, backoff from 1s).",
             move |ncc: NativeCallContext, work: FnPtr| retry(&c, &ncc, &work, &Map::new()),
-        );
+        )
+        .reads();
         let c = ctx.clone();
         b.func(
             "poll",
@@ -72,7 +80,8 @@ impl NativeModule for Wait {
              and return that. Throws a `timeout` error after `timeout` (\"5m\"); `what` names the\n\
              condition in that error. Prefer k8s waits, which watch instead of polling.",
             move |ncc: NativeCallContext, check: FnPtr, opts: Map| poll(&c, &ncc, &check, &opts),
-        );
+        )
+        .reads();
         let c = ctx.clone();
         b.func(
             "timeout",
@@ -81,7 +90,8 @@ impl NativeModule for Wait {
             move |ncc: NativeCallContext, limit: Dynamic, work: FnPtr| {
                 timeout(&c, &ncc, dur(&limit, "wait::timeout")?, &work)
             },
-        );
+        )
+        .reads();
         b.func(
             "deadline",
             &["limit: string", "Deadline"],
@@ -90,19 +100,23 @@ impl NativeModule for Wait {
                 let total = dur(&limit, "wait::deadline")?;
                 Ok(Deadline { at: Instant::now() + total, total })
             },
-        );
+        )
+        .reads();
         b.method(
             "remaining",
             &["deadline: Deadline", "string"],
             "Time left, like \"4m 10s\" (\"0ms\" once passed).",
             |d: &mut Deadline| duration::format(d.remaining()),
-        );
+        )
+        .reads();
         b.method("expired", &["deadline: Deadline", "bool"], "Has the deadline passed?", |d: &mut Deadline| {
             d.remaining().is_zero()
-        });
+        })
+        .reads();
         b.method("to_string", &["deadline: Deadline", "string"], "", |d: &mut Deadline| {
             format!("deadline of {} ({} left)", duration::format(d.total), duration::format(d.remaining()))
-        });
+        })
+        .reads();
         b.build()
     }
 }

@@ -56,13 +56,31 @@ pub(crate) const RESERVED: &[RunOption] = &[
         value: Some("DIR"),
         doc: "Load std/ modules from DIR instead of the built-in copies",
     },
+    RunOption {
+        name: "plan",
+        short: None,
+        value: None,
+        doc: "Record every change instead of making it and print the plan (no cluster needed)",
+    },
+    RunOption {
+        name: "diff",
+        short: None,
+        value: None,
+        doc: "Dry-run every object on the cluster and print how it would change (exit 5: changes)",
+    },
+    RunOption {
+        name: "against-cluster",
+        short: None,
+        value: None,
+        doc: "With --plan: read the real cluster instead of assuming an empty one",
+    },
     RunOption { name: "verbose", short: Some('v'), value: None, doc: "Show debug logs" },
     RunOption { name: "help", short: Some('h'), value: None, doc: "Show this playbook's parameters" },
 ];
 
-/// Names playbooks cannot use besides [`RESERVED`]: kept for the planning modes, and `all`
+/// Names playbooks cannot use besides [`RESERVED`]: `all`
 /// (`param::all` is the map of every parameter).
-pub(crate) const RESERVED_FOR_LATER: &[&str] = &["plan", "diff", "all"];
+pub(crate) const RESERVED_FOR_LATER: &[&str] = &["all"];
 
 /// Where a parameter value came from. Later sources win: default < env < values file < command line.
 #[derive(Clone, Debug, PartialEq)]
@@ -107,6 +125,12 @@ pub(crate) struct RunArgs {
     pub stdlib_dir: Option<String>,
     /// `--verbose`.
     pub verbose: bool,
+    /// `--plan`.
+    pub plan: bool,
+    /// `--diff` and its index.
+    pub diff: Option<usize>,
+    /// `--against-cluster` and its index (it means nothing without `--plan`).
+    pub against_cluster: Option<usize>,
     /// `--help`.
     pub help: bool,
     /// Arguments whose value must never be echoed, as (index, byte offset where the value
@@ -239,6 +263,9 @@ pub(crate) fn parse_args(args: &[String], specs: Option<&[ParamSpec]>) -> (RunAr
                     }
                     match opt.name {
                         "verbose" => out.verbose = true,
+                        "plan" => out.plan = true,
+                        "diff" => out.diff = Some(idx),
+                        "against-cluster" => out.against_cluster = Some(idx),
                         _ => out.help = true,
                     }
                 }

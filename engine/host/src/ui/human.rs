@@ -128,7 +128,8 @@ impl Sink for Human {
     fn emit(&self, ev: &Event) {
         let mut steps = self.steps.lock().expect("human lock");
         match &ev.body {
-            EventBody::RunStarted { .. } => {}
+            // The plan itself goes to stdout, rendered by the binary.
+            EventBody::RunStarted { .. } | EventBody::Plan { .. } => {}
             EventBody::StepStarted { id, parent, name, .. } => {
                 let depth = Self::depth_of(&steps, *parent);
                 let indent = "  ".repeat(depth);

@@ -2,6 +2,7 @@
 //! the cluster handle. Argument conversion, registration and documentation only; the work is
 //! in the rest of the crate, which knows nothing of Rhai.
 
+mod plan;
 mod values;
 mod wait;
 
@@ -76,6 +77,9 @@ impl ClusterHandle {
             dry_run: o.bool("dry_run", false)?,
             ..Default::default()
         };
+        if self.planning() {
+            return self.plan_apply(docs, &ao, func);
+        }
         let applied = self.ctx.block_on(apply::apply(&self.cluster, docs, &ao))?;
         self.ctx.log(Level::Debug, format!("applied {} object(s)", applied.len()));
         if o.bool("wait", false)? {
@@ -112,7 +116,8 @@ pub(crate) struct PortForwardHandle {
     local: std::net::SocketAddr,
     description: String,
     stop: CancellationToken,
-    cleanup: CleanupId,
+    /// `None` for a planned forward, which never ran.
+    cleanup: Option<CleanupId>,
     ctx: HostCtx,
 }
 
@@ -161,6 +166,13 @@ fn summary_map(file: &str, s: &Summary) -> Map {
     m
 }
 
+/// A context guard that cannot be checked in an offline plan (no kubeconfig names the
+/// context): recorded, so the plan says what the run will check.
+fn unknown_context(patterns: &[String]) -> kmsctl_host::PlannedOp {
+    kmsctl_host::PlannedOp::new("k8s require_context", patterns.join(", "))
+        .note("the context is not known without the cluster: checked when the playbook runs")
+}
+
 fn err(e: K8sError) -> Box<EvalAltResult> {
     to_rhai(&e)
 }
@@ -193,27 +205,27 @@ fn signature(params: &[(&str, &str)], ret: &str) -> Vec<String> {
 /// forms, with the options map and without it (the body then sees `#{}`), so the short form
 /// cannot drift from the long one.
 macro_rules! register {
-    ($b:ident.$reg:ident($name:expr, $doc:expr) || [$opts:ident] -> $ret:ty $body:block) => {{
+    ($b:ident.$reg:ident($name:expr, $doc:expr, $effect:ident) || [$opts:ident] -> $ret:ty $body:block) => {{
         let f = Arc::new(move |$opts: &Map| -> R<$ret> { $body });
         let g = f.clone();
         let ret = <$ret as ScriptType>::NAME;
-        $b.$reg($name, &strs(&signature(&[("options", "map")], ret)), $doc, move |o: Map| f(&o));
-        $b.$reg($name, &strs(&signature(&[], ret)), $doc, move || g(&Map::new()));
+        $b.$reg($name, &strs(&signature(&[("options", "map")], ret)), $doc, move |o: Map| f(&o)).$effect();
+        $b.$reg($name, &strs(&signature(&[], ret)), $doc, move || g(&Map::new())).$effect();
     }};
-    ($b:ident.$reg:ident($name:expr, $doc:expr) |$($arg:ident: $ty:ty),*| [$opts:ident] -> $ret:ty $body:block) => {{
+    ($b:ident.$reg:ident($name:expr, $doc:expr, $effect:ident) |$($arg:ident: $ty:ty),*| [$opts:ident] -> $ret:ty $body:block) => {{
         let f = Arc::new(move |$($arg: $ty,)* $opts: &Map| -> R<$ret> { $body });
         let g = f.clone();
         let params = [$((stringify!($arg), <$ty as ScriptType>::NAME)),*];
         let ret = <$ret as ScriptType>::NAME;
         let mut long = params.to_vec();
         long.push(("options", "map"));
-        $b.$reg($name, &strs(&signature(&long, ret)), $doc, move |$($arg: $ty,)* o: Map| f($($arg,)* &o));
-        $b.$reg($name, &strs(&signature(&params, ret)), $doc, move |$($arg: $ty),*| g($($arg,)* &Map::new()));
+        $b.$reg($name, &strs(&signature(&long, ret)), $doc, move |$($arg: $ty,)* o: Map| f($($arg,)* &o)).$effect();
+        $b.$reg($name, &strs(&signature(&params, ret)), $doc, move |$($arg: $ty),*| g($($arg,)* &Map::new())).$effect();
     }};
-    ($b:ident.$reg:ident($name:expr, $doc:expr) |$($arg:ident: $ty:ty),*| -> $ret:ty $body:block) => {{
+    ($b:ident.$reg:ident($name:expr, $doc:expr, $effect:ident) |$($arg:ident: $ty:ty),*| -> $ret:ty $body:block) => {{
         let params = [$((stringify!($arg), <$ty as ScriptType>::NAME)),*];
         $b.$reg($name, &strs(&signature(&params, <$ret as ScriptType>::NAME)), $doc,
-            move |$($arg: $ty),*| -> R<$ret> { $body });
+            move |$($arg: $ty),*| -> R<$ret> { $body }).$effect();
     }};
 }
 
@@ -228,6 +240,8 @@ impl NativeModule for K8s {
 
     fn build(&self, ctx: &HostCtx) -> BuiltModule {
         let mut b = ModuleBuilder::new(
+            ctx,
+            self.name(),
             "Kubernetes. `let kc = k8s::connect();` then `kc.apply(...)`, `kc.wait(...)`, `kc.get(...)`...\n\
              Waits watch the API server (no polling) and write a failure report when they fail.",
         );
@@ -243,7 +257,7 @@ impl NativeModule for K8s {
             "Connect with the kubeconfig's current context, or --context. Options: `#{ context: \"kind-kms\",\n\
              kubeconfig: \"path\", require_context: [\"kind-*\"] }` (all optional; the path is relative to the\n\
              playbook; require_context refuses any other context before a request is made)."
-        ) || [options] -> ClusterHandle {
+        , plans) || [options] -> ClusterHandle {
             let o = Opts::new(options, "k8s::connect", &["context", "kubeconfig", "require_context"])?;
             let co = ConnectOptions {
                 kubeconfig: o.str("kubeconfig")?.map(|p| ctx.resolve_path(&p)),
@@ -254,7 +268,14 @@ impl NativeModule for K8s {
             let cluster = match cached {
                 Some(c) => c,
                 None => {
-                    let c = ctx.block_on(Cluster::connect(&co))?;
+                    let c = if ctx.mode().is_offline() {
+                        ctx.block_on(async { Cluster::offline(&co) })?
+                    } else {
+                        ctx.block_on(Cluster::connect(&co))?
+                    };
+                    if !co.require_context.is_empty() && c.guard_to_record(&co.require_context) {
+                        ctx.record(unknown_context(&co.require_context));
+                    }
                     cache.lock().expect("cache").insert(co, c.clone());
                     c
                 }
@@ -262,23 +283,26 @@ impl NativeModule for K8s {
             Ok(ClusterHandle { cluster, ctx: ctx.clone() })
         });
 
-        register!(b.method("context", "The context's name.") |kc: &mut ClusterHandle| -> String {
+        register!(b.method("context", "The context's name.", reads) |kc: &mut ClusterHandle| -> String {
             Ok(kc.cluster.context().to_string())
         });
-        register!(b.method("server", "The API server's URL.") |kc: &mut ClusterHandle| -> String {
+        register!(b.method("server", "The API server's URL.", reads) |kc: &mut ClusterHandle| -> String {
             Ok(kc.cluster.server().to_string())
         });
-        register!(b.method("default_namespace", "The context's default namespace.") |kc: &mut ClusterHandle| -> String {
+        register!(b.method("default_namespace", "The context's default namespace.", reads) |kc: &mut ClusterHandle| -> String {
             Ok(kc.cluster.default_namespace().to_string())
         });
         register!(b.method(
             "require_context",
             "Refuse to go on unless the context matches a pattern (`*`, `?`): `kc.require_context([\"kind-*\"])`."
-        ) |kc: &mut ClusterHandle, patterns: Dynamic| -> () {
+        , reads) |kc: &mut ClusterHandle, patterns: Dynamic| -> () {
             let patterns: Vec<String> = match patterns.clone().into_array() {
                 Ok(a) => a.iter().map(|x| x.to_string()).collect(),
                 Err(_) => vec![patterns.to_string()],
             };
+            if kc.cluster.guard_to_record(&patterns) {
+                kc.ctx.record(unknown_context(&patterns));
+            }
             kc.cluster.require_context(&patterns).map_err(err)
         });
 
@@ -288,34 +312,40 @@ impl NativeModule for K8s {
              (CRDs are waited for), then the rest in Helm's order. Options: namespace, labels,\n\
              field_manager (\"kmsctl\"), force (true), dry_run, wait (wait until ready), timeout.\n\
              Returns the objects as stored."
-        ) |kc: &mut ClusterHandle, manifest: Dynamic| [options] -> Array {
+        , plans) |kc: &mut ClusterHandle, manifest: Dynamic| [options] -> Array {
             kc.apply_docs(manifests(&manifest)?, options, "apply")
         });
         register!(b.method(
             "apply_file",
             "Apply a YAML file (or every .yaml/.yml/.json file of a directory), relative to the playbook.\n\
              Options as for apply."
-        ) |kc: &mut ClusterHandle, path: &str| [options] -> Array {
+        , plans) |kc: &mut ClusterHandle, path: &str| [options] -> Array {
             let docs = read_manifests(&kc.ctx.resolve_path(path))?;
             kc.apply_docs(docs, options, "apply_file")
         });
 
-        register!(b.method("get", "The object, or `()` when it does not exist. Options: namespace, api_version.")
+        register!(b.method("get", "The object, or `()` when it does not exist. Options: namespace, api_version.", reads)
             |kc: &mut ClusterHandle, kind: &str, name: &str| [options] -> Dynamic {
             let q = kc.query(kind, options, "get", &[])?;
+            if kc.offline() {
+                return Ok(Dynamic::UNIT);
+            }
             let v = kc.ctx.block_on(objects::get(&kc.cluster, &q, name))?;
             Ok(v.map(|v| to_script(&kc.ctx, v)).unwrap_or(Dynamic::UNIT))
         });
-        register!(b.method("list", "Objects of a kind. Options: namespace, selector (labels), fields, api_version.")
+        register!(b.method("list", "Objects of a kind. Options: namespace, selector (labels), fields, api_version.", reads)
             |kc: &mut ClusterHandle, kind: &str| [options] -> Array {
             let q = kc.query(kind, options, "list", &["selector", "fields"])?;
+            if kc.offline() {
+                return Ok(Array::new());
+            }
             Ok(to_script_all(&kc.ctx, kc.ctx.block_on(objects::list(&kc.cluster, &q))?))
         });
         register!(b.method(
             "patch",
             "Patch an object; returns it. Options: namespace, api_version, type (\"merge\" (default),\n\
              \"strategic\", \"json\")."
-        ) |kc: &mut ClusterHandle, kind: &str, name: &str, patch: Dynamic| [options] -> Dynamic {
+        , plans) |kc: &mut ClusterHandle, kind: &str, name: &str, patch: Dynamic| [options] -> Dynamic {
             let q = kc.query(kind, options, "patch", &["type"])?;
             let pk = match Opts::new(options, "patch", &["namespace", "api_version", "type"])?.str("type")?.as_deref() {
                 None | Some("merge") => PatchKind::Merge,
@@ -326,6 +356,21 @@ impl NativeModule for K8s {
                 }
             };
             let body = to_json(&patch, Reveal::Expose).map_err(usage_err)?;
+            if kc.planning() {
+                let ns = kc.namespace(&Opts::new(options, "patch", &["namespace", "api_version", "type"])?)?;
+                let shown = to_json(&patch, Reveal::Mask).map_err(usage_err)?;
+                kc.record_one("k8s patch", kind, Some(&ns), name, Some(format!("{} patch {shown}", match pk {
+                    PatchKind::Merge => "merge",
+                    PatchKind::Strategic => "strategic",
+                    PatchKind::Json => "json",
+                })))?;
+                let mut obj = body;
+                if let Some(m) = obj.as_object_mut() {
+                    m.insert("kind".into(), kind.into());
+                    m.insert("metadata".into(), serde_json::json!({ "name": name, "namespace": ns }));
+                }
+                return Ok(from_json(obj));
+            }
             let v = kc.ctx.block_on(objects::patch(&kc.cluster, &q, name, body, pk, "kmsctl"))?;
             Ok(to_script(&kc.ctx, v))
         });
@@ -333,18 +378,32 @@ impl NativeModule for K8s {
             "delete",
             "Delete an object; true if it existed. Options: namespace, api_version, wait (true: until gone),\n\
              timeout (\"2m\"). A timed-out wait names the finalizers holding the object."
-        ) |kc: &mut ClusterHandle, kind: &str, name: &str| [options] -> bool {
+        , plans) |kc: &mut ClusterHandle, kind: &str, name: &str| [options] -> bool {
             let q = kc.query(kind, options, "delete", &["wait", "timeout"])?;
             let o = Opts::new(options, "delete", &["namespace", "api_version", "wait", "timeout"])?;
             let wait = match o.bool("wait", true)? {
                 true => Some(o.duration("timeout")?.unwrap_or(Duration::from_secs(120))),
                 false => None,
             };
+            if kc.planning() {
+                let exists = kc.exists(&q, name)?;
+                let ns = if kind == "Namespace" { None } else { Some(kc.namespace(&o)?) };
+                let note = (exists == Some(false)).then(|| "not there: nothing to delete".to_string());
+                kc.record_one("k8s delete", kind, ns.as_deref(), name, note)?;
+                return Ok(exists.unwrap_or(false));
+            }
             kc.ctx.block_on(objects::delete(&kc.cluster, &q, name, wait))
         });
-        register!(b.method("ensure_namespace", "Create the namespace if missing; returns it. Options: labels.")
+        register!(b.method("ensure_namespace", "Create the namespace if missing; returns it. Options: labels.", plans)
             |kc: &mut ClusterHandle, name: &str| [options] -> Dynamic {
             let labels = Opts::new(options, "ensure_namespace", &["labels"])?.str_map("labels")?;
+            if kc.planning() {
+                let q = crate::objects::Query { kind: "Namespace".into(), ..Default::default() };
+                let note = (kc.exists(&q, name)? == Some(true)).then(|| "exists: labels only".to_string());
+                let ns = kc.planned_namespace(name, &labels);
+                kc.record_objects("k8s ensure_namespace", &format!("namespace-{name}"), std::slice::from_ref(&ns), &ApplyOptions::default(), note)?;
+                return Ok(to_script(&kc.ctx, ns));
+            }
             let v = kc.ctx.block_on(objects::ensure_namespace(&kc.cluster, name, &labels))?;
             Ok(to_script(&kc.ctx, v))
         });
@@ -353,10 +412,16 @@ impl NativeModule for K8s {
             "Delete the namespace (waiting until gone), then create it. Refuses a namespace kmsctl did not\n\
              create (labelled app.kubernetes.io/managed-by=kmsctl) unless force. Options: labels, timeout\n\
              (\"2m\"), force."
-        ) |kc: &mut ClusterHandle, name: &str| [options] -> Dynamic {
+        , plans) |kc: &mut ClusterHandle, name: &str| [options] -> Dynamic {
             let o = Opts::new(options, "recreate_namespace", &["labels", "timeout", "force"])?;
             let (labels, timeout) = (o.str_map("labels")?, o.duration("timeout")?.unwrap_or(Duration::from_secs(120)));
             let force = o.bool("force", false)?;
+            if kc.planning() {
+                let ns = kc.planned_namespace(name, &labels);
+                let note = format!("deleted (and waited for, up to {}) then created", kmsctl_host::duration::format(timeout));
+                kc.record_objects("k8s recreate_namespace", &format!("namespace-{name}"), std::slice::from_ref(&ns), &ApplyOptions::default(), Some(note))?;
+                return Ok(to_script(&kc.ctx, ns));
+            }
             let v = kc.ctx.block_on(objects::recreate_namespace(&kc.cluster, name, &labels, timeout, force))?;
             Ok(to_script(&kc.ctx, v))
         });
@@ -366,7 +431,7 @@ impl NativeModule for K8s {
                 "Create or update a Secret/ConfigMap from a map of values (strings or secrets). Options:\n\
                  labels, type (Secrets; default Opaque), files (a map of key → file path, read relative to\n\
                  the playbook)."
-            ) |kc: &mut ClusterHandle, namespace: &str, name: &str, data: Map| [options] -> Dynamic {
+            , plans) |kc: &mut ClusterHandle, namespace: &str, name: &str, data: Map| [options] -> Dynamic {
                 data_object(kc, kind, namespace, name, &data, options)
             });
         }
@@ -374,7 +439,7 @@ impl NativeModule for K8s {
         register!(b.method(
             "logs",
             "A container's logs. Options: namespace, container, previous, tail (lines), since (duration)."
-        ) |kc: &mut ClusterHandle, pod: &str| [options] -> String {
+        , reads) |kc: &mut ClusterHandle, pod: &str| [options] -> String {
             let o = Opts::new(options, "logs", &["namespace", "container", "previous", "tail", "since"])?;
             let lo = LogOptions {
                 container: o.str("container")?,
@@ -382,6 +447,9 @@ impl NativeModule for K8s {
                 tail: o.int("tail")?,
                 since_seconds: o.duration("since")?.map(|d| d.as_secs() as i64),
             };
+            if kc.offline() {
+                return Ok(String::new());
+            }
             kc.ctx.block_on(logs::logs(&kc.cluster, &kc.namespace(&o)?, pod, &lo))
         });
         register!(b.method(
@@ -389,7 +457,7 @@ impl NativeModule for K8s {
             "Write the logs of every container of matching pods to files: `#{ namespace, selector, dir,\n\
              container, previous, tail }`; dir is relative to the artifacts directory (default \"logs\").\n\
              Returns #{pod, container, previous, path, error} per file."
-        ) |kc: &mut ClusterHandle, options: Map| -> Array {
+        , reads) |kc: &mut ClusterHandle, options: Map| -> Array {
             let allowed = ["namespace", "selector", "dir", "container", "previous", "tail"];
             let o = Opts::new(&options, "collect_logs", &allowed)?;
             let dir = o.str("dir")?.unwrap_or_else(|| "logs".into());
@@ -402,6 +470,9 @@ impl NativeModule for K8s {
             };
             let selector = o.str("selector")?;
             let ns = kc.namespace(&o)?;
+            if kc.offline() {
+                return Ok(Array::new());
+            }
             let files = kc.ctx.block_on(logs::collect(&kc.cluster, &ns, selector.as_deref(), &dir, &lo, kc.ctx.redactor()))?;
             Ok(files.into_iter().map(|f| from_json(serde_json::to_value(f).unwrap_or_default())).collect())
         });
@@ -409,8 +480,11 @@ impl NativeModule for K8s {
             "events",
             "Recent events of an object, oldest first: #{time, type, reason, object, message, count}.\n\
              Options: namespace."
-        ) |kc: &mut ClusterHandle, kind: &str, name: &str| [options] -> Array {
+        , reads) |kc: &mut ClusterHandle, kind: &str, name: &str| [options] -> Array {
             let ns = kc.namespace(&Opts::new(options, "events", &["namespace"])?)?;
+            if kc.offline() {
+                return Ok(Array::new());
+            }
             let events = kc.ctx.block_on(report::events_of(kc.cluster.client(), &ns, kind, name))?;
             Ok(events.into_iter().map(|e| from_json(serde_json::to_value(e).unwrap_or_default())).collect())
         });
@@ -418,12 +492,20 @@ impl NativeModule for K8s {
             "exec",
             "Run a command (no shell) in a pod: `kc.exec(pod, [\"ls\", \"/\"], #{ namespace, container, stdin })`.\n\
              Returns #{code, stdout, stderr}; a non-zero code is not an error."
-        ) |kc: &mut ClusterHandle, pod: &str, command: Array| [options] -> Map {
+        , plans) |kc: &mut ClusterHandle, pod: &str, command: Array| [options] -> Map {
             let o = Opts::new(options, "exec", &["namespace", "container", "stdin"])?;
             let container = o.str("container")?;
             let stdin = o.exposed("stdin")?;
             let command: Vec<String> = command.iter().map(display).collect();
             let ns = kc.namespace(&o)?;
+            if kc.planning() {
+                kc.record_one("k8s exec", "Pod", Some(&ns), pod, Some(format!("runs {}", command.join(" "))))?;
+                let mut m = Map::new();
+                m.insert("code".into(), (0 as INT).into());
+                m.insert("stdout".into(), String::new().into());
+                m.insert("stderr".into(), String::new().into());
+                return Ok(m);
+            }
             let stdin = stdin.as_deref().map(str::as_bytes);
             let out = kc.ctx.block_on(exec::exec(&kc.cluster, &ns, pod, container.as_deref(), &command, stdin))?;
             let mut m = Map::new();
@@ -437,7 +519,7 @@ impl NativeModule for K8s {
             "Forward 127.0.0.1:local_port to a pod or service port: `kc.port_forward(\"svc/kms-core\", #{ namespace,\n\
              port: 50100, local_port: 50100 })` (local_port 0 picks a free one). Checked before it returns,\n\
              re-resolved per connection (survives pod restarts), stopped when the run ends."
-        ) |kc: &mut ClusterHandle, target: &str, options: Map| -> PortForwardHandle {
+        , plans) |kc: &mut ClusterHandle, target: &str, options: Map| -> PortForwardHandle {
             let o = Opts::new(&options, "port_forward", &["namespace", "port", "local_port"])?;
             let port = o.int("port")?.ok_or_else(|| usage_err("port_forward: port is required"))?;
             let to_port = |p: i64, what: &str| {
@@ -449,6 +531,13 @@ impl NativeModule for K8s {
                 remote_port: to_port(port, "port")?,
                 local_port: to_port(o.int("local_port")?.unwrap_or(0), "local_port")?,
             };
+            if kc.planning() {
+                let local = std::net::SocketAddr::from(([127, 0, 0, 1], spec.local_port));
+                let description = format!("{local} → {}/{target}:{}", spec.namespace, spec.remote_port);
+                kc.ctx.record(kmsctl_host::PlannedOp::new("k8s port_forward", description.clone()));
+                let stop = CancellationToken::new();
+                return Ok(PortForwardHandle { local, description, stop, cleanup: None, ctx: kc.ctx.clone() });
+            }
             let fwd = kc.ctx.block_on(portforward::start(&kc.cluster, spec))?;
             let stop = fwd.stopper();
             let on_cleanup = stop.clone();
@@ -456,26 +545,34 @@ impl NativeModule for K8s {
                 Box::pin(async move { on_cleanup.cancel() })
             });
             kc.ctx.log(Level::Info, format!("port-forward {}", fwd.description));
-            Ok(PortForwardHandle { local: fwd.local, description: fwd.description, stop, cleanup, ctx: kc.ctx.clone() })
+            Ok(PortForwardHandle {
+                local: fwd.local,
+                description: fwd.description,
+                stop,
+                cleanup: Some(cleanup),
+                ctx: kc.ctx.clone(),
+            })
         });
-        register!(b.method("local_port", "The forward's local port.") |forward: &mut PortForwardHandle| -> INT {
+        register!(b.method("local_port", "The forward's local port.", reads) |forward: &mut PortForwardHandle| -> INT {
             Ok(forward.local.port() as INT)
         });
-        register!(b.method("address", "The forward's local address, `127.0.0.1:<port>`.")
+        register!(b.method("address", "The forward's local address, `127.0.0.1:<port>`.", reads)
             |forward: &mut PortForwardHandle| -> String {
             Ok(forward.local.to_string())
         });
-        register!(b.method("stop", "Stop the forward now (it also stops when the run ends).")
+        register!(b.method("stop", "Stop the forward now (it also stops when the run ends).", reads)
             |forward: &mut PortForwardHandle| -> () {
             forward.stop.cancel();
-            forward.ctx.remove_cleanup(forward.cleanup);
+            if let Some(c) = forward.cleanup {
+                forward.ctx.remove_cleanup(c);
+            }
             Ok(())
         });
-        register!(b.method("to_string", "`port-forward 127.0.0.1:<port> → <namespace>/<target>:<port>`.")
+        register!(b.method("to_string", "`port-forward 127.0.0.1:<port> → <namespace>/<target>:<port>`.", reads)
             |forward: &mut PortForwardHandle| -> String {
             Ok(format!("port-forward {}", forward.description))
         });
-        register!(b.method("to_string", "`cluster <context> (<server>)`.") |kc: &mut ClusterHandle| -> String {
+        register!(b.method("to_string", "`cluster <context> (<server>)`.", reads) |kc: &mut ClusterHandle| -> String {
             Ok(format!("cluster {} ({})", kc.cluster.context(), kc.cluster.server()))
         });
 
@@ -484,7 +581,8 @@ impl NativeModule for K8s {
             "The pods' CPU and memory now, from the metrics API (what `kubectl top pod` shows): `#{ namespace,\n\
              selector }`. Returns [#{pod, timestamp, cpu_millicores, memory_bytes, containers: [#{name,\n\
              cpu_millicores, memory_bytes}]}], by pod name. Throws `not_found` when the cluster serves no\n\
-             metrics API (no metrics-server)."
+             metrics API (no metrics-server).",
+            reads
         ) |kc: &mut ClusterHandle| [options] -> Array {
             let o = Opts::new(options, "top_pods", &["namespace", "selector"])?;
             let ns = kc.namespace(&o)?;
@@ -522,7 +620,8 @@ impl NativeModule for K8s {
              selector, interval (\"10s\"), file (\"core-cpu-samples.log\", under the artifacts directory) }`.\n\
              Samples at once, then every interval, a line per pod: `<utc> <pod> <cpu>m <memory>Mi`; a round\n\
              the metrics API fails is a line `<utc> error: ...` and sampling goes on. Stops with `.stop()`\n\
-             or when the run ends."
+             or when the run ends.",
+            reads
         ) |kc: &mut ClusterHandle| [options] -> SamplerHandle {
             let o = Opts::new(options, "sample_usage", &["namespace", "selector", "interval", "file"])?;
             let interval = o.duration("interval")?.unwrap_or(Duration::from_secs(10));
@@ -542,7 +641,8 @@ impl NativeModule for K8s {
         register!(b.method(
             "stop",
             "Stop sampling; returns #{file, rounds, failed_rounds, last_error, pods: #{<pod>: #{samples,\n\
-             cpu_max_millicores, cpu_mean_millicores, memory_max_bytes}}}. Stopping again returns the same."
+             cpu_max_millicores, cpu_mean_millicores, memory_max_bytes}}}. Stopping again returns the same.",
+            reads
         ) |sampler: &mut SamplerHandle| -> Map {
             let state = std::mem::replace(&mut *sampler.state.lock().expect("sampler"), SamplerState::Stopping);
             let summary = match state {
@@ -558,7 +658,7 @@ impl NativeModule for K8s {
             *sampler.state.lock().expect("sampler") = SamplerState::Stopped(summary.clone());
             Ok(summary_map(&sampler.file, &summary))
         });
-        register!(b.method("to_string", "`usage sampler → <file>`.") |sampler: &mut SamplerHandle| -> String {
+        register!(b.method("to_string", "`usage sampler → <file>`.", reads) |sampler: &mut SamplerHandle| -> String {
             Ok(format!("usage sampler → {}", sampler.file))
         });
 
@@ -568,7 +668,8 @@ impl NativeModule for K8s {
              `#{ namespace, selector (required), container, prefix_annotation (e.g.\n\
              \"workflows.argoproj.io/node-name\"; default the pod name), file (\"logs/follow.log\", under the\n\
              artifacts directory), echo (true: each line also in the run's log) }`. Lines are `<prefix>: <line>`,\n\
-             secrets scrubbed. Stops with `.stop()` (→ #{file, pods, lines}) or when the run ends."
+             secrets scrubbed. Stops with `.stop()` (→ #{file, pods, lines}) or when the run ends.",
+            reads
         ) |kc: &mut ClusterHandle, options: Map| -> FollowerHandle {
             let o = Opts::new(&options, "follow_logs", &["namespace", "selector", "container", "prefix_annotation", "file", "echo"])?;
             let selector = o.str("selector")?.ok_or_else(|| o.usage("selector is required"))?;
@@ -593,7 +694,7 @@ impl NativeModule for K8s {
             let cleanup = kc.ctx.on_cleanup(format!("log follower of {what}"), move || Box::pin(async move { stop.cancel() }));
             Ok(FollowerHandle { state: Arc::new(Mutex::new(Some(f))), done: Arc::default(), file, cleanup, ctx: kc.ctx.clone() })
         });
-        register!(b.method("stop", "Stop following; returns #{file, pods, lines}. Stopping again returns the same.")
+        register!(b.method("stop", "Stop following; returns #{file, pods, lines}. Stopping again returns the same.", reads)
             |follower: &mut FollowerHandle| -> Map {
             let running = follower.state.lock().expect("follower").take();
             if let Some(f) = running {
@@ -619,12 +720,15 @@ impl NativeModule for K8s {
              (|obj| -> bool or #{ready, failed, message}; replaces the built-in rules; must not call k8s\n\
              functions). Returns the ready objects. Throws `timeout` or `failed` with the blocking object\n\
              and the report path."
-        ) |ncc: NativeCallContext, kc: &mut ClusterHandle, targets: Dynamic| [options] -> Array {
+        , reads) |ncc: NativeCallContext, kc: &mut ClusterHandle, targets: Dynamic| [options] -> Array {
             let predicate = options.get("predicate").and_then(|p| p.clone().try_cast::<FnPtr>());
             if options.get("predicate").is_some_and(|p| !p.is_unit()) && predicate.is_none() {
                 return Err(usage_err("wait: predicate must be a closure like |obj| obj.status.phase == \"Bound\""));
             }
             let (wo, report) = wait::wait_options(options)?;
+            if kc.planning() {
+                return Ok(kc.plan_wait(&targets));
+            }
             let targets = kc.targets(&targets)?;
             let objs = kc.wait_targets(targets, wo, predicate.as_ref().map(|p| (&ncc, p)), report)?;
             Ok(to_script_all(&kc.ctx, objs))

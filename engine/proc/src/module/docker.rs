@@ -81,7 +81,17 @@ fn build(ctx: &HostCtx, opts: &Map) -> R<Map> {
     Ok(m)
 }
 
+/// Registries and the local image store are not asked in a plan without `--against-cluster`.
+fn offline(ctx: &HostCtx, func: &str, image: &str) -> R<()> {
+    if !ctx.mode().is_offline() {
+        return Ok(());
+    }
+    let message = format!("{func}: {image} is not inspected in a plan (--against-cluster reads it)");
+    Err(kmsctl_host::to_rhai(&kmsctl_host::Failure::new(kmsctl_host::ErrorKind::Unavailable, message)))
+}
+
 fn labels(ctx: &HostCtx, image: &str) -> R<Map> {
+    offline(ctx, "docker::image_labels", image)?;
     let t = wire(ctx, docker::tool());
     let i = image.to_string();
     let labels = exec(ctx, async move { docker::image_labels(&t, &i).await })?;
@@ -91,6 +101,7 @@ fn labels(ctx: &HostCtx, image: &str) -> R<Map> {
 fn pcrs(ctx: &HostCtx, image: &str, opts: &Map) -> R<Map> {
     let o = Opts::new(opts, "docker::pcrs", &["pull", "platform"])?;
     let (pull, platform) = (o.bool("pull", false)?, o.str("platform")?);
+    offline(ctx, "docker::pcrs", image)?;
     let t = wire(ctx, docker::tool());
     let i = image.to_string();
     let values = exec(ctx, async move {
@@ -125,6 +136,11 @@ fn exists(ctx: &HostCtx, image: &str, opts: &Map) -> R<bool> {
             .ok_or_else(|| usage_err("docker::image_exists: attempts must be an integer >= 1"))?,
     };
     let interval = o.duration("interval")?.unwrap_or(Duration::from_secs(5));
+    if ctx.mode().is_offline() {
+        let note = "assumed to exist: registries are not asked without --against-cluster";
+        ctx.record(kmsctl_host::PlannedOp::new("docker image_exists", image).note(note));
+        return Ok(true);
+    }
     let t = wire(ctx, docker::tool());
     let i = image.to_string();
     exec(ctx, async move { docker::image_exists(&t, &i, attempts, interval).await })
@@ -136,6 +152,8 @@ impl NativeModule for Docker {
     }
     fn build(&self, ctx: &HostCtx) -> BuiltModule {
         let mut b = ModuleBuilder::new(
+            ctx,
+            self.name(),
             "docker images through the docker CLI (`docker` on PATH, or the binary named by KMSCTL_DOCKER).\n\
              Output lines go to the debug log. Secret values never reach docker's command line.",
         );
@@ -150,7 +168,8 @@ impl NativeModule for Docker {
              platform, load, push, no_cache, buildx (true; false runs `docker build`).\n\
              Returns #{tags, duration}.",
             move |o: Map| build(&c, &o),
-        );
+        )
+        .mutates();
         let c = ctx.clone();
         b.func(
             "image_labels",
@@ -158,7 +177,8 @@ impl NativeModule for Docker {
             "The labels of a local image (a missing label reads as `()`); `not_found` when the image is\n\
              not local.",
             move |image: &str| labels(&c, image),
-        );
+        )
+        .reads();
         let c = ctx.clone();
         b.func(
             "pcrs",
@@ -169,30 +189,35 @@ impl NativeModule for Docker {
                 PCR_LABELS.join(", ")
             ),
             move |image: &str| pcrs(&c, image, &Map::new()),
-        );
+        )
+        .reads();
         let c = ctx.clone();
         b.func(
             "pcrs",
             &["image: string", "options: map", "map"],
             "The enclave PCRs of an image. Options: pull (pull it first), platform (for the pull).",
             move |image: &str, o: Map| pcrs(&c, image, &o),
-        );
+        )
+        .reads();
         let c = ctx.clone();
-        b.func("pull", &["image: string", "()"], "Pull an image.", move |image: &str| pull(&c, image, &Map::new()));
+        b.func("pull", &["image: string", "()"], "Pull an image.", move |image: &str| pull(&c, image, &Map::new()))
+            .mutates();
         let c = ctx.clone();
         b.func(
             "pull",
             &["image: string", "options: map", "()"],
             "Pull an image. Options: platform.",
             move |image: &str, o: Map| pull(&c, image, &o),
-        );
+        )
+        .mutates();
         let c = ctx.clone();
         b.func(
             "image_exists",
             &["image: string", "bool"],
             "Does the registry have this image tag? `docker manifest inspect`, 12 attempts 5s apart.",
             move |image: &str| exists(&c, image, &Map::new()),
-        );
+        )
+        .reads();
         let c = ctx.clone();
         b.func(
             "image_exists",
@@ -200,7 +225,8 @@ impl NativeModule for Docker {
             "Does the registry have this image tag? Options: attempts (12), interval (\"5s\"). Returns false\n\
              once the attempts are used up; cancellable.",
             move |image: &str, o: Map| exists(&c, image, &o),
-        );
+        )
+        .reads();
         b.build()
     }
 }

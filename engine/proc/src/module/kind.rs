@@ -35,14 +35,24 @@ fn ensure(ctx: &HostCtx, name: &str, opts: &Map) -> R<Map> {
         image: o.str("image")?,
         wait: o.duration("wait")?,
     };
-    let t = wire(ctx, kind::tool());
-    let n = name.to_string();
-    let done = exec(ctx, async move { kind::ensure_cluster(&t, &n, &eo).await })?;
+    let (created, recreated) = if ctx.mode().is_plan() {
+        // As if it did not exist, or was recreated: the plan cannot ask kind.
+        let what = if eo.recreate { "deleted if it exists, then created" } else { "created unless it exists" };
+        ctx.record(
+            kmsctl_host::PlannedOp::new("kind ensure_cluster", format!("{name} (context kind-{name})")).note(what),
+        );
+        (!eo.recreate, eo.recreate)
+    } else {
+        let t = wire(ctx, kind::tool());
+        let n = name.to_string();
+        let done = exec(ctx, async move { kind::ensure_cluster(&t, &n, &eo).await })?;
+        (done.created, done.recreated)
+    };
     let mut m = Map::new();
     m.insert("name".into(), name.into());
     m.insert("context".into(), format!("kind-{name}").into());
-    m.insert("created".into(), done.created.into());
-    m.insert("recreated".into(), done.recreated.into());
+    m.insert("created".into(), created.into());
+    m.insert("recreated".into(), recreated.into());
     Ok(m)
 }
 
@@ -61,22 +71,30 @@ impl NativeModule for Kind {
     }
     fn build(&self, ctx: &HostCtx) -> BuiltModule {
         let mut b = ModuleBuilder::new(
+            ctx,
+            self.name(),
             "kind clusters through the kind CLI (`kind` on PATH, or the binary named by KMSCTL_KIND).\n\
              The cluster's kube context is `kind-<name>`. Output lines go to the debug log.",
         );
         let c = ctx.clone();
         b.func("clusters", &["array"], "The names of the existing kind clusters.", move || -> R<Array> {
+            // A plan that does not read the world sees none.
+            if c.mode().is_offline() {
+                return Ok(Array::new());
+            }
             let t = wire(&c, kind::tool());
             let names = exec(&c, async move { kind::clusters(&t).await })?;
             Ok(names.into_iter().map(Dynamic::from).collect())
-        });
+        })
+        .reads();
         let c = ctx.clone();
         b.func(
             "ensure_cluster",
             &["name: string", "map"],
             "Create cluster `name` unless it exists; returns #{name, context, created, recreated}.",
             move |name: &str| ensure(&c, name, &Map::new()),
-        );
+        )
+        .plans();
         let c = ctx.clone();
         b.func(
             "ensure_cluster",
@@ -86,25 +104,33 @@ impl NativeModule for Kind {
              and create it when it exists), image (node image), wait (for the control plane, e.g. \"60s\").\n\
              Returns #{name, context, created, recreated}.",
             move |name: &str, o: Map| ensure(&c, name, &o),
-        );
+        )
+        .plans();
         let c = ctx.clone();
         b.func(
             "delete_cluster",
             &["name: string", "bool"],
             "Delete cluster `name` if it exists; returns whether it existed.",
             move |name: &str| -> R<bool> {
+                if c.mode().is_plan() {
+                    c.record(kmsctl_host::PlannedOp::new("kind delete_cluster", name).note("deleted if it exists"));
+                    // As `clusters` sees it: none offline.
+                    return Ok(false);
+                }
                 let t = wire(&c, kind::tool());
                 let n = name.to_string();
                 exec(&c, async move { kind::delete_cluster(&t, &n).await })
             },
-        );
+        )
+        .plans();
         let c = ctx.clone();
         b.func(
             "load_image",
             &["cluster: string", "image: any", "()"],
             "Load a local docker image (or an array of them) into every node of the cluster.",
             move |cluster: &str, image: Dynamic| load(&c, cluster, &image, &Map::new()),
-        );
+        )
+        .mutates();
         let c = ctx.clone();
         b.func(
             "load_image",
@@ -112,7 +138,8 @@ impl NativeModule for Kind {
             "Load local docker image(s) into the cluster. Options: nodes (a node name or an array, e.g.\n\
              \"kms-test-worker\"; default all nodes).",
             move |cluster: &str, image: Dynamic, o: Map| load(&c, cluster, &image, &o),
-        );
+        )
+        .mutates();
         b.build()
     }
 }

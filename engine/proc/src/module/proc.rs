@@ -5,10 +5,10 @@ use crate::background::{Background, Pattern, Ready};
 use crate::capture::Keep;
 use crate::error::ProcError;
 use crate::run::{DEFAULT_GRACE, Spec};
-use kmsctl_host::Level;
 use kmsctl_host::usage_err;
 use kmsctl_host::{BuiltModule, ModuleBuilder, NativeModule};
 use kmsctl_host::{HostCtx, Secret};
+use kmsctl_host::{Level, PlannedOp};
 use rhai::{Array, Dynamic, INT, Map};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -21,12 +21,14 @@ pub struct Proc;
 /// A background process, as scripts hold it.
 #[derive(Clone)]
 pub(crate) struct ProcessHandle {
-    bg: Arc<Background>,
+    /// `None`: a process a plan recorded and never started (its command line in `planned`).
+    bg: Option<Arc<Background>>,
+    planned: String,
     ctx: HostCtx,
 }
 
 const COMMON: [&str; 7] = ["env", "env_clear", "cwd", "stdin", "grace", "max_output", "log"];
-const RUN_OPTS: [&str; 3] = ["timeout", "check", "secret_stdout"];
+const RUN_OPTS: [&str; 4] = ["timeout", "check", "secret_stdout", "read_only"];
 const START_OPTS: [&str; 5] = ["ready", "ready_regex", "ready_timeout", "detach", "log_file"];
 /// Default readiness timeout of `proc::start`.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -111,6 +113,24 @@ fn run(ctx: &HostCtx, prog: &str, a: Array, opts: Map, func: &'static str, check
     let secret_stdout = o.bool("secret_stdout", false)?;
     s.log_stdout = !secret_stdout;
     let check = o.bool("check", check)?;
+    // `read_only: true` says the command changes nothing (`kubectl get`, `git rev-parse`):
+    // plans run it; every other command is recorded and "succeeds" with no output.
+    if ctx.mode().is_plan() && !o.bool("read_only", false)? {
+        let command = std::iter::once(s.program.as_str()).chain(s.args.iter().map(String::as_str)).collect::<Vec<_>>();
+        ctx.record(PlannedOp::new("proc run", command.join(" ")));
+        let planned = crate::run::Output {
+            command: command.join(" "),
+            pid: 0,
+            code: 0,
+            signal: None,
+            stdout: String::new(),
+            stderr: String::new(),
+            truncated: false,
+            duration: Duration::ZERO,
+            tail: Vec::new(),
+        };
+        return Ok(output_map(ctx, planned, secret_stdout));
+    }
     let token = ctx.scope().token().clone();
     let out = exec(ctx, async move { crate::run::run(s, &token).await })?;
     let out = if check {
@@ -143,6 +163,12 @@ fn start(ctx: &HostCtx, prog: &str, a: Array, opts: Map) -> R<ProcessHandle> {
         return Err(usage_err(format!("{F}: ready_timeout needs ready or ready_regex")));
     }
     let ready = pattern.map(|pattern| Ready { pattern, timeout: timeout.unwrap_or(READY_TIMEOUT) });
+    if ctx.mode().is_plan() {
+        let command = std::iter::once(s.program.as_str()).chain(s.args.iter().map(String::as_str)).collect::<Vec<_>>();
+        let detach = if o.bool("detach", false)? { " (detached: outlives the run)" } else { "" };
+        ctx.record(PlannedOp::new("proc start", format!("{}{detach}", command.join(" "))));
+        return Ok(ProcessHandle { bg: None, planned: command.join(" "), ctx: ctx.clone() });
+    }
     let token = ctx.scope().token().clone();
     if o.bool("detach", false)? {
         return start_detached(ctx, s, ready, &o);
@@ -152,7 +178,7 @@ fn start(ctx: &HostCtx, prog: &str, a: Array, opts: Map) -> R<ProcessHandle> {
     }
     let bg = exec(ctx, async move { Background::spawn(s, ready, &token).await })?;
     ctx.log(Level::Info, format!("started `{}` (pid {})", bg.command(), bg.pid()));
-    Ok(ProcessHandle { bg: Arc::new(bg), ctx: ctx.clone() })
+    Ok(ProcessHandle { bg: Some(Arc::new(bg)), planned: String::new(), ctx: ctx.clone() })
 }
 
 /// `proc::start(.., #{ detach: true })`: a process that outlives the run, never registered for
@@ -198,7 +224,7 @@ fn start_detached(ctx: &HostCtx, mut s: Spec, ready: Option<Ready>, o: &Opts) ->
         Level::Info,
         format!("started `{}` detached (pid {}; output in {})", bg.command(), bg.pid(), log.display()),
     );
-    Ok(ProcessHandle { bg: Arc::new(bg), ctx: ctx.clone() })
+    Ok(ProcessHandle { bg: Some(Arc::new(bg)), planned: String::new(), ctx: ctx.clone() })
 }
 
 /// The pid argument of `is_running` and `stop_pid`.
@@ -235,6 +261,13 @@ fn stop_pid(ctx: &HostCtx, pid: INT, opts: &Map) -> R<bool> {
     let pid = pid_arg(F, pid)?;
     let want = command_contains(&o, F, true)?.unwrap_or_default();
     let grace = o.duration("grace")?.unwrap_or(DEFAULT_GRACE);
+    if ctx.mode().is_plan() {
+        // Whether there is one to stop is a local read: the plan says what the run would do.
+        let there = matches!(crate::pids::look(pid, &want), crate::pids::Seen::Match { .. });
+        let note = if there { "running: would be stopped" } else { "not running: nothing to stop" };
+        ctx.record(PlannedOp::new("proc stop_pid", format!("{pid} ({want})")).note(note));
+        return Ok(there);
+    }
     let w = want.clone();
     let stopped = exec(ctx, async move { crate::pids::stop(pid, &w, grace).await })?;
     if stopped {
@@ -256,11 +289,14 @@ pub(crate) fn which(program: &str, resolve: impl Fn(&str) -> PathBuf) -> Option<
 
 impl ProcessHandle {
     fn describe(&self) -> String {
-        let state = match self.bg.exit() {
+        let Some(bg) = &self.bg else {
+            return format!("planned process `{}` (not started: --plan)", self.planned);
+        };
+        let state = match bg.exit() {
             None => "running".to_string(),
             Some(e) => format!("exited with code {}", e.code),
         };
-        format!("process `{}` (pid {}, {state})", self.bg.command(), self.bg.pid())
+        format!("process `{}` (pid {}, {state})", bg.command(), bg.pid())
     }
 }
 
@@ -270,6 +306,8 @@ impl NativeModule for Proc {
     }
     fn build(&self, ctx: &HostCtx) -> BuiltModule {
         let mut b = ModuleBuilder::new(
+            ctx,
+            self.name(),
             "External commands, without a shell: `proc::run(\"kubectl\", [\"version\"])`. Arguments go to the\n\
              program as they are; secrets go through `env` or `stdin` (a secret argument is refused).\n\
              Each command runs in its own process group, stopped (SIGTERM, then SIGKILL after `grace`)\n\
@@ -288,7 +326,8 @@ impl NativeModule for Proc {
             "Run a command; returns #{code, ok, stdout, stderr, signal, duration, duration_ms, pid, command,\n\
              truncated}. A non-zero exit is returned, not thrown (see `proc::check`).",
             move |p: &str, a: Array| run(&c, p, a, Map::new(), "proc::run", false),
-        );
+        )
+        .plans();
         let c = ctx.clone();
         b.func(
             "run",
@@ -297,21 +336,24 @@ impl NativeModule for Proc {
              check (throw `failed` on a non-zero exit), secret_stdout (stdout returned as a secret,\n\
              trimmed, and not logged: for commands that print a token).",
             move |p: &str, a: Array, o: Map| run(&c, p, a, o, "proc::run", false),
-        );
+        )
+        .plans();
         let c = ctx.clone();
         b.func(
             "check",
             &["program: string", "args: array", "map"],
             "Run a command; a non-zero exit throws `failed` quoting the last lines of stderr.",
             move |p: &str, a: Array| run(&c, p, a, Map::new(), "proc::check", true),
-        );
+        )
+        .plans();
         let c = ctx.clone();
         b.func(
             "check",
             &["program: string", "args: array", "options: map", "map"],
             "`proc::run` with options, throwing `failed` on a non-zero exit.",
             move |p: &str, a: Array, o: Map| run(&c, p, a, o, "proc::check", true),
-        );
+        )
+        .plans();
         let c = ctx.clone();
         b.func(
             "start",
@@ -319,7 +361,8 @@ impl NativeModule for Proc {
             "Start a background process (`spawn` is a reserved word in Rhai); it is stopped when the run\n\
              ends, however it ends.",
             move |p: &str, a: Array| start(&c, p, a, Map::new()),
-        );
+        )
+        .plans();
         let c = ctx.clone();
         b.func(
             "start",
@@ -333,17 +376,20 @@ impl NativeModule for Proc {
              <artifacts>/processes/), where `ready` looks for its line; a later run checks on it with\n\
              proc::is_running and stops it with proc::stop_pid.",
             move |p: &str, a: Array, o: Map| start(&c, p, a, o),
-        );
+        )
+        .plans();
         b.func(
             "is_running",
             &["pid: int", "options: map", "bool"],
             "Is `pid` alive (not a zombie) and does its command line contain `command_contains`? For a\n\
              detached process of an earlier run: a reused pid running something else is not it.",
             |pid: INT, o: Map| is_running(pid, &o),
-        );
+        )
+        .reads();
         b.func("is_running", &["pid: int", "bool"], "Is `pid` alive (not a zombie)?", |pid: INT| {
             is_running(pid, &Map::new())
-        });
+        })
+        .reads();
         let c = ctx.clone();
         b.func(
             "stop_pid",
@@ -353,7 +399,8 @@ impl NativeModule for Proc {
              Returns false when no such process runs; throws `conflict` (and signals nothing) when the pid\n\
              runs something else or leads no process group of its own.",
             move |pid: INT, o: Map| stop_pid(&c, pid, &o),
-        );
+        )
+        .plans();
         let c = ctx.clone();
         b.func(
             "which",
@@ -362,51 +409,60 @@ impl NativeModule for Proc {
             move |p: &str| {
                 which(p, |x| c.resolve_path(x)).map(|p| Dynamic::from(p.display().to_string())).unwrap_or(Dynamic::UNIT)
             },
-        );
+        )
+        .reads();
 
         b.method(
             "pid",
             &["process: Process", "int"],
             "The process id (also its process group id).",
-            |p: &mut ProcessHandle| p.bg.pid() as INT,
-        );
+            |p: &mut ProcessHandle| p.bg.as_ref().map_or(0, |bg| bg.pid() as INT),
+        )
+        .reads();
         b.method("running", &["process: Process", "bool"], "Is it still running?", |p: &mut ProcessHandle| {
-            p.bg.exit().is_none()
-        });
+            p.bg.as_ref().is_some_and(|bg| bg.exit().is_none())
+        })
+        .reads();
         b.method(
             "log_file",
             &["process: Process", "any"],
             "The log file of a detached process (absolute), or `()` for one whose output kmsctl captures.",
             |p: &mut ProcessHandle| {
-                p.bg.log_file().map(|f| Dynamic::from(f.display().to_string())).unwrap_or(Dynamic::UNIT)
+                p.bg.as_ref()
+                    .and_then(|bg| bg.log_file())
+                    .map(|f| Dynamic::from(f.display().to_string()))
+                    .unwrap_or(Dynamic::UNIT)
             },
-        );
+        )
+        .reads();
         b.method(
             "stop",
             &["process: Process", "int"],
             "Stop it now (SIGTERM to its process group, SIGKILL after the grace); returns the exit code\n\
              (128 + signal when killed).",
             |p: &mut ProcessHandle| -> R<INT> {
-                let bg = p.bg.clone();
+                let Some(bg) = p.bg.clone() else { return Ok(0) };
                 exec(&p.ctx, async move { Ok(bg.stop().await.code as INT) })
             },
-        );
+        )
+        .mutates();
         b.method(
             "wait",
             &["process: Process", "int"],
             "Wait until it exits; returns the exit code.",
             |p: &mut ProcessHandle| -> R<INT> {
-                let bg = p.bg.clone();
+                let Some(bg) = p.bg.clone() else { return Ok(0) };
                 exec(&p.ctx, async move { Ok(bg.wait().await.code as INT) })
             },
-        );
+        )
+        .reads();
         b.method(
             "wait",
             &["process: Process", "timeout: string", "int"],
             "Wait up to `timeout` for it to exit; returns the exit code, or throws `timeout` (it keeps running).",
             |p: &mut ProcessHandle, t: Dynamic| -> R<INT> {
                 let d = kmsctl_host::duration::from_dynamic(&t).map_err(|e| usage_err(format!("wait: {e}")))?;
-                let bg = p.bg.clone();
+                let Some(bg) = p.bg.clone() else { return Ok(0) };
                 exec(&p.ctx, async move {
                     match tokio::time::timeout(d, bg.wait()).await {
                         Ok(e) => Ok(e.code as INT),
@@ -416,26 +472,33 @@ impl NativeModule for Proc {
                     }
                 })
             },
-        );
+        )
+        .reads();
         b.method(
             "output",
             &["process: Process", "map"],
             "Output so far: #{stdout, stderr, running, code} (code is `()` while it runs); the latest\n\
              bytes when over max_output. Registered secrets are masked.",
             |p: &mut ProcessHandle| {
-                let (out, err) = p.bg.output();
+                let (out, err) = p.bg.as_ref().map(|bg| bg.output()).unwrap_or_default();
                 let r = p.ctx.redactor();
                 let mut m = Map::new();
                 m.insert("stdout".into(), r.redact(&out).into_owned().into());
                 m.insert("stderr".into(), r.redact(&err).into_owned().into());
-                let exit = p.bg.exit();
+                let Some(bg) = &p.bg else {
+                    m.insert("running".into(), false.into());
+                    m.insert("code".into(), (0 as INT).into());
+                    return m;
+                };
+                let exit = bg.exit();
                 m.insert("running".into(), exit.is_none().into());
                 m.insert("code".into(), exit.map(|e| Dynamic::from(e.code as INT)).unwrap_or(Dynamic::UNIT));
                 m
             },
-        );
-        b.method("to_string", &["process: Process", "string"], "", |p: &mut ProcessHandle| p.describe());
-        b.method("to_debug", &["process: Process", "string"], "", |p: &mut ProcessHandle| p.describe());
+        )
+        .reads();
+        b.method("to_string", &["process: Process", "string"], "", |p: &mut ProcessHandle| p.describe()).reads();
+        b.method("to_debug", &["process: Process", "string"], "", |p: &mut ProcessHandle| p.describe()).reads();
         b.build()
     }
 }
