@@ -16,7 +16,7 @@ fn root() -> String {
 fn planned(env: &TestEnv, playbook: &str, args: &[&str]) -> Kmsctl {
     let root = root();
     // The deploy playbooks read the KMS checkout; the cluster-only ones take no --kms-repo.
-    let own = ["pr-preview-destroy", "perf-cleanup", "network-diagnostics"];
+    let own = ["pr-preview-destroy", "perf-cleanup", "network-diagnostics", "sample-cpu"];
     let repo: Vec<String> = if own.iter().any(|p| playbook.contains(p)) {
         Vec::new()
     } else {
@@ -72,6 +72,9 @@ fn releases(plan: &Value) -> Vec<String> {
 #[tokio::test]
 async fn kind_ci_plans_without_a_cluster_with_rendered_releases_and_masked_secrets() {
     let env = testenv!();
+    let certs = format!("{}/tests/kms-repo/ci/kube-testing/certs", root());
+    let listing = || std::fs::read_dir(&certs).map(|d| d.flatten().map(|e| e.file_name()).collect::<Vec<_>>()).ok();
+    let before = listing();
     let r = planned(&env, "playbooks/kind-ci.rhai", &[])
         .env("HARBOR_READ_LOGIN", "robot")
         .env("HARBOR_READ_TOKEN", "harbor-token-9f2e")
@@ -82,7 +85,7 @@ async fn kind_ci_plans_without_a_cluster_with_rendered_releases_and_masked_secre
     let text = r.stdout.replace(&root, "[root]").replace(&tmp, "[tmp]");
     insta::assert_snapshot!(text);
     // Nothing changed on disk: the certificates kind-ci writes into the checkout are recorded.
-    assert!(!std::path::Path::new(&format!("{root}/tests/kms-repo/ci/kube-testing/certs")).exists());
+    assert_eq!(listing(), before, "{certs} is as it was");
     let art = r.path().join("art");
     let plan: Value = serde_json::from_str(&std::fs::read_to_string(art.join("plan.json")).unwrap()).unwrap();
     assert_eq!(
@@ -472,6 +475,16 @@ async fn every_other_playbook_plans_without_a_cluster() {
         "{:?}",
         actions(&p)
     );
+
+    // The nightly perf job: the 13 parties, and the workflow it would submit (not waited for).
+    let (p, _) = plan("playbooks/perf-run.rhai", &["--num-parties", "13", "--tag", "v1", "--eks-cluster", "zws-dev"]);
+    let a = actions(&p);
+    assert!(releases(&p).contains(&"kms-ci/kms-core-13".to_string()), "{:?}", releases(&p));
+    assert_eq!(a.iter().filter(|x| x.starts_with("k8s apply Workflow kms-ci/kms-perf-")).count(), 1, "{a:?}");
+    // The sampler only reads: offline it never starts.
+    let (p, r) = plan("playbooks/sample-cpu.rhai", &["--duration", "1s"]);
+    assert!(actions(&p).is_empty(), "{:?}", actions(&p));
+    assert!(!r.path().join("art/core-cpu-samples.log").exists());
 }
 
 #[tokio::test]

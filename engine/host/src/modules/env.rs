@@ -177,6 +177,15 @@ impl NativeModule for Env {
         .reads();
         let c = ctx.clone();
         b.func(
+            "planning",
+            &["bool"],
+            "Is this a --plan or --diff run (changes recorded, not made)? For stdlib code that waits on\n\
+             what it just applied: in a plan that object was never created.",
+            move || c.mode().is_plan(),
+        )
+        .reads();
+        let c = ctx.clone();
+        b.func(
             "confirm",
             &["question: string", "options: map", "bool"],
             "Ask a yes/no question on the terminal (the live view pauses meanwhile); an empty answer is the\n\

@@ -632,6 +632,13 @@ impl NativeModule for K8s {
             let path = kc.ctx.artifact_path(&file).map_err(|e| o.usage(format!("file: {e}")))?;
             let spec = SamplerSpec { namespace: kc.namespace(&o)?, selector: o.str("selector")?, interval, file: path };
             let what = format!("{}{}", spec.namespace, spec.selector.as_ref().map(|s| format!(" ({s})")).unwrap_or_default());
+            if kc.cluster.is_offline() {
+                // An offline plan has no metrics to read: a sampler that never started.
+                let state = Arc::new(Mutex::new(SamplerState::Stopped(Summary::default())));
+                let cleanup = kc.ctx.on_cleanup("offline sampler", || Box::pin(async {}));
+                kc.ctx.remove_cleanup(cleanup);
+                return Ok(SamplerHandle { state, file, cleanup, ctx: kc.ctx.clone() });
+            }
             let sampler = Sampler::start(kc.cluster.clone(), spec, kc.ctx.runtime()).map_err(err)?;
             let stop = sampler.stopper();
             let cleanup = kc.ctx.on_cleanup(format!("usage sampler of {what}"), move || Box::pin(async move { stop.cancel() }));
@@ -689,6 +696,13 @@ impl NativeModule for K8s {
                 None
             };
             let what = format!("{} ({})", spec.namespace, spec.selector);
+            if kc.cluster.is_offline() {
+                // An offline plan has no pods to follow: a follower that never started.
+                let cleanup = kc.ctx.on_cleanup("offline follower", || Box::pin(async {}));
+                kc.ctx.remove_cleanup(cleanup);
+                let done = Arc::new(Mutex::new(Some(FollowSummary::default())));
+                return Ok(FollowerHandle { state: Arc::default(), done, file, cleanup, ctx: kc.ctx.clone() });
+            }
             let f = Follower::start(kc.cluster.clone(), spec, kc.ctx.redactor().clone(), sink, kc.ctx.runtime()).map_err(err)?;
             let stop = f.stopper();
             let cleanup = kc.ctx.on_cleanup(format!("log follower of {what}"), move || Box::pin(async move { stop.cancel() }));
