@@ -228,6 +228,7 @@ pub(crate) async fn upgrade(
 ) -> Result<Upgraded, HelmError> {
     let mut history = revisions(cli, kube, &spec.release, &spec.namespace, scope).await?;
     let previous = release::last_deployed(&history);
+    let latest_before = release::latest_revision(&history);
     let recovered = recover_pending_from(cli, kube, &spec.release, &spec.namespace, &history, scope).await?;
     let mut retried = Vec::new();
     for attempt in 1..=ATTEMPTS {
@@ -253,7 +254,7 @@ pub(crate) async fn upgrade(
             return Err(failed(&args, &out));
         };
         retried.push(format!(
-            "helm upgrade of {}/{} failed on a transient cluster error ({cause}); trying again ({}/{ATTEMPTS})",
+            "helm upgrade of {}/{} failed on a transient cluster error ({cause}); once the cluster answers, trying again ({}/{ATTEMPTS}) unless it went through",
             spec.namespace,
             spec.release,
             attempt + 1
@@ -263,11 +264,44 @@ pub(crate) async fn upgrade(
             _ = scope.cancelled() => return Err(HelmError::Cancelled),
         }
         reachable(kube, scope).await?;
-        // The failed attempt may have left the release pending (helm killed by the outage).
         history = revisions(cli, kube, &spec.release, &spec.namespace, scope).await?;
+        // The connection may have been cut after helm had recorded the new revision: it went
+        // through, and another attempt would only add a revision.
+        let went_through =
+            release::latest_revision(&history) > latest_before && release::latest_status(&history) == Some("deployed");
+        if went_through && let Some(rel) = settled_status(cli, kube, spec, scope).await? {
+            retried.push(format!(
+                "helm upgrade of {}/{}: it had gone through; not repeated",
+                spec.namespace, spec.release
+            ));
+            return Ok(Upgraded { release: rel, previous, recovered, retried });
+        }
+        // The failed attempt may have left the release pending (helm killed by the outage).
         recover_pending_from(cli, kube, &spec.release, &spec.namespace, &history, scope).await?;
     }
     unreachable!("the last attempt returns")
+}
+
+/// The release as `helm status` shows it once the API server settles after an outage (a few
+/// tries); `None` if it will not say, and the upgrade is then tried again.
+async fn settled_status(
+    cli: &HelmCli,
+    kube: &Kube,
+    spec: &UpgradeSpec,
+    scope: &CancelScope,
+) -> Result<Option<Value>, HelmError> {
+    for _ in 0..3 {
+        match status(cli, kube, &spec.release, &spec.namespace, scope).await {
+            Ok(Some(rel)) => return Ok(Some(rel)),
+            Err(HelmError::Cancelled) => return Err(HelmError::Cancelled),
+            Ok(None) | Err(_) => {}
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = scope.cancelled() => return Err(HelmError::Cancelled),
+        }
+    }
+    Ok(None)
 }
 
 /// How many times an upgrade is tried when it fails on transient cluster errors.

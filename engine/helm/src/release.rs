@@ -56,6 +56,11 @@ pub(crate) fn records_of(labels: impl IntoIterator<Item = std::collections::BTre
     out.into_iter().map(|(revision, status)| serde_json::json!({"revision": revision, "status": status})).collect()
 }
 
+/// The latest revision's number (0 for no release).
+pub(crate) fn latest_revision(history: &[Value]) -> i64 {
+    history.iter().filter_map(|h| h.get("revision").and_then(Value::as_i64)).max().unwrap_or(0)
+}
+
 /// The status of the latest revision, from `helm history -o json`; `None` for no release.
 pub(crate) fn latest_status(history: &[Value]) -> Option<&str> {
     history.iter().max_by_key(|h| h.get("revision").and_then(Value::as_i64))?.get("status")?.as_str()
@@ -120,6 +125,7 @@ mod tests {
             json!({"revision": 3, "status": "pending-upgrade"}),
         ];
         assert_eq!(last_deployed(&history), Some(2));
+        assert_eq!((latest_revision(&history), latest_revision(&[])), (3, 0));
         assert_eq!(latest_status(&history), Some("pending-upgrade"));
         assert_eq!(latest_status(&[]), None);
         let labels = |v: &str, s: &str| {

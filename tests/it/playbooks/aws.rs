@@ -171,6 +171,54 @@ async fn aws_perf_threshold_deploys_thirteen_parties_on_the_spot_pool() {
     eks.delete().await;
 }
 
+/// The rolling-upgrade job as one step (rolling-upgrade-run.rhai), in rehearsal: 4 parties
+/// deployed at the old version, the baseline workflow gated, parties 1 and 2 upgraded, the
+/// mixed workflow run with the baseline's key id and the upgrade's shape, both gated, the logs,
+/// and the cleanup.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rolling_upgrade_run_tests_before_and_after_upgrading_in_one_step() {
+    let env = testenv_profile!("eks");
+    let _pools = EKS_POOLS.lock().await;
+    let eks = Eks::new(&env).await;
+    let ns = unique("rolling-run");
+    let r = finish(
+        aws_run(
+            &env,
+            "rolling-upgrade-run.rhai",
+            &ns,
+            &eks,
+            &["--deployment-type", "threshold", "--num-parties", "4", "--deploy", "--old-tag", "v1", "--new-tag", "v2"],
+        )
+        .args(["--parties-to-upgrade", "1,2", "--keep"]),
+    )
+    .await;
+    r.code(0);
+    let read = |rel: &str| {
+        let p = r.path().join(rel);
+        std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+    };
+    assert!(read("out/argo/baseline-junit.xml").contains(r#"tests="4" failures="0""#));
+    assert!(read("out/argo/mixed-junit.xml").contains(r#"tests="2" failures="0""#));
+    for (release, tag) in [("kms-core-1", "v2"), ("kms-core-2", "v2"), ("kms-core-3", "v1"), ("kms-core-4", "v1")] {
+        assert_eq!(values(&env, &ns, release).await["kmsCore"]["image"]["tag"], tag, "{release}");
+    }
+    // The mixed run's pods got the baseline's key id and the upgrade's label.
+    let gvk = kube::api::GroupVersionKind::gvk("argoproj.io", "v1alpha1", "Workflow");
+    let wfs = Api::<DynamicObject>::namespaced_with(
+        env.client.clone(),
+        &ns,
+        &ApiResource::from_gvk_with_plural(&gvk, "workflows"),
+    );
+    let mixed = wfs.list(&kube::api::ListParams::default().labels("kmsctl.io/argo-run=mixed")).await.expect("list");
+    let params = &mixed.items[0].data["spec"]["arguments"]["parameters"];
+    let param = |name: &str| params.as_array().unwrap().iter().find(|p| p["name"] == name).map(|p| p["value"].clone());
+    assert_eq!(param("key-id"), Some(serde_json::json!("0x0042")), "{params}");
+    assert_eq!(param("test_label"), Some(serde_json::json!("mixed-2-of-4")), "{params}");
+    assert_eq!(param("num_total"), Some(serde_json::json!("4")), "{params}");
+    run(env.kubectl().args(["delete", "namespace", &ns, "--wait=true", "--timeout=120s"])).await;
+    eks.delete().await;
+}
+
 /// The nightly perf job as one step (perf-run.rhai), in rehearsal: 13 parties deployed as
 /// aws-perf does, diagnostics before and after, the CPU sampler, the workflow generated from the
 /// test KMS repo's scenarios and run by the test environment's Argo stand-in, gated green with
