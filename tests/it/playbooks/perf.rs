@@ -255,3 +255,44 @@ async fn a_failing_node_fails_the_gate_unless_it_is_excluded() {
     );
     assert!(excluded.junit.contains("<skipped message=\"excluded: Failed\"/>"), "{}", excluded.junit);
 }
+
+/// Regression: in rehearsal the perf workflow ends within the second its "before" snapshot was
+/// taken, and the deltas refused a zero window, failing perf-run. Counters are still compared;
+/// the rate is `-`. A snapshot older than the "before" one is still refused.
+#[test]
+fn network_deltas_within_one_second_have_no_rate_but_their_counters() {
+    let snap = |at: u64, rx: u64| {
+        (
+            format!("phase\tx\ncaptured_unix\t{at}\n"),
+            format!(
+                "pod\tinterface\tcounter\tvalue\nkms-core-1-core-1\teth0\trx_bytes\t{rx}\nkms-core-1-core-1\teth0\ttx_bytes\t0\n"
+            ),
+        )
+    };
+    let run = |after: u64| {
+        let (b_sum, b_cnt) = snap(100, 1000);
+        let (a_sum, a_cnt) = snap(after, 3048);
+        kmsctl()
+            .env("KMSCTL_STDLIB_DIR", &format!("{}/stdlib", root()))
+            .file("d/before-perf/summary.txt", &b_sum)
+            .file("d/before-perf/pod-interface-counters.tsv", &b_cnt)
+            .file("d/after-perf/summary.txt", &a_sum)
+            .file("d/after-perf/pod-interface-counters.tsv", &a_cnt)
+            .file("p.rhai", r#"import "std/kms/netdiag" as n; n::delta("d", "before-perf", "after-perf", "eth0");"#)
+            .args(["run", "p.rhai"])
+            .run()
+    };
+    let same = run(100);
+    same.code(0);
+    let traffic = std::fs::read_to_string(same.path().join("d/after-perf/traffic.tsv")).unwrap();
+    assert!(traffic.contains("kms-core-1-core-1\t0.0\t0.0\t-\t0\t0"), "{traffic}");
+    let delta = std::fs::read_to_string(same.path().join("d/after-perf/pod-interface-counter-delta.tsv")).unwrap();
+    assert!(delta.contains("kms-core-1-core-1\teth0\trx_bytes\t1000\t3048\t2048"), "{delta}");
+    let earlier = run(99);
+    earlier.code(1);
+    assert!(
+        earlier.stderr.contains("snapshot after-perf (99) is earlier than before-perf (100)"),
+        "{}",
+        earlier.stderr
+    );
+}
