@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crate::k8s::{READY_STATUS, playbook, pod_stage};
-use crate::testenv::TestEnv;
+use crate::testenv::{TestEnv, alive};
 
 /// Four releases of the test chart at once, each waited for; their pods become Ready only
 /// `@DELAY@` ms after they are created (a kwok stage), so the waits are still open when the
@@ -49,11 +49,6 @@ async fn deployed_once_each(env: &TestEnv, ns: &str) {
             "party-{i}: {statuses:?}"
         );
     }
-}
-
-fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .is_ok_and(|s| !s.rsplit_once(')').is_some_and(|(_, r)| r.trim_start().starts_with('Z')))
 }
 
 /// Kill kube-apiserver (a crash: its graceful shutdown waits out open watches) and start it

@@ -335,6 +335,12 @@ impl TestEnv {
     }
 }
 
+/// Is `pid` a live process (not gone, not a zombie)?
+pub(crate) fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|s| !s.rsplit_once(')').is_some_and(|(_, r)| r.trim_start().starts_with('Z')))
+}
+
 /// A private environment ([`TestEnv::private`]): brought down when dropped.
 pub(crate) struct PrivateEnv {
     script: PathBuf,

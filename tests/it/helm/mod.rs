@@ -480,10 +480,8 @@ exec '{helm}' "$@"
         std::fs::read_to_string(dir.path().join(f)).unwrap_or_else(|e| panic!("{f}: {e}: no rollback was tried"))
     };
     for f in ["rollback.pid", "sleep.pid"] {
-        let p = pid(f);
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", p.trim())).unwrap_or_default();
-        let alive = !stat.is_empty() && !stat.rsplit_once(')').is_some_and(|(_, r)| r.trim_start().starts_with('Z'));
-        assert!(!alive, "the recovery's {f} process outlived kmsctl");
+        let p: u32 = pid(f).trim().parse().expect("pid");
+        assert!(!crate::testenv::alive(p), "the recovery's {f} process outlived kmsctl");
     }
     assert_eq!(live_processes(&rel), Vec::<String>::new(), "helm outlived kmsctl");
     assert_eq!(values_dirs(tmp.path()), Vec::<String>::new(), "values files left behind");

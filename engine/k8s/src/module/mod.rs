@@ -121,30 +121,87 @@ pub(crate) struct PortForwardHandle {
     ctx: HostCtx,
 }
 
-/// A CPU/memory sampler running in the background of the run, as scripts hold it.
-#[derive(Clone)]
-pub(crate) struct SamplerHandle {
-    state: Arc<Mutex<SamplerState>>,
+/// What a background task of the run (the usage sampler, a log follower) gives its handle.
+pub(crate) trait BackgroundTask: Send + 'static {
+    /// What it reports when stopped.
+    type Summary: Clone + Default + Send + 'static;
+    /// A token that stops it (the run's cleanup cancels it).
+    fn stopper(&self) -> CancellationToken;
+    /// Stop and report.
+    fn finish(self) -> impl std::future::Future<Output = Self::Summary> + Send;
+}
+
+impl BackgroundTask for Sampler {
+    type Summary = Summary;
+    fn stopper(&self) -> CancellationToken {
+        Sampler::stopper(self)
+    }
+    fn finish(self) -> impl std::future::Future<Output = Summary> + Send {
+        self.stop()
+    }
+}
+
+impl BackgroundTask for Follower {
+    type Summary = FollowSummary;
+    fn stopper(&self) -> CancellationToken {
+        Follower::stopper(self)
+    }
+    fn finish(self) -> impl std::future::Future<Output = FollowSummary> + Send {
+        self.stop()
+    }
+}
+
+/// A background task as scripts hold it: running until `.stop()` or the run's end (its
+/// cleanup hook); stopping again, or at once from another task, returns the same summary.
+pub(crate) struct Background<T: BackgroundTask> {
+    state: Arc<Mutex<TaskState<T>>>,
     file: String,
-    cleanup: CleanupId,
+    cleanup: Option<CleanupId>,
     ctx: HostCtx,
 }
 
-/// Pods' logs followed in the background of the run, as scripts hold it.
-#[derive(Clone)]
-pub(crate) struct FollowerHandle {
-    state: Arc<Mutex<Option<Follower>>>,
-    done: Arc<Mutex<Option<FollowSummary>>>,
-    file: String,
-    cleanup: CleanupId,
-    ctx: HostCtx,
+/// The task while it runs (`None` once stopped, or if it never started) and its summary.
+type TaskState<T> = (Option<T>, Option<<T as BackgroundTask>::Summary>);
+
+impl<T: BackgroundTask> Clone for Background<T> {
+    fn clone(&self) -> Self {
+        Self { state: self.state.clone(), file: self.file.clone(), cleanup: self.cleanup, ctx: self.ctx.clone() }
+    }
 }
 
-enum SamplerState {
-    Running(Sampler),
-    Stopped(Summary),
-    Stopping,
+impl<T: BackgroundTask> Background<T> {
+    /// `task`, stopped by the run's cleanup (hook `name`) unless stopped first.
+    fn start(ctx: &HostCtx, name: String, task: T, file: String) -> Self {
+        let stop = task.stopper();
+        let cleanup = ctx.on_cleanup(name, move || Box::pin(async move { stop.cancel() }));
+        Self { state: Arc::new(Mutex::new((Some(task), None))), file, cleanup: Some(cleanup), ctx: ctx.clone() }
+    }
+
+    /// A task that never started (an offline plan has nothing to read): its summary is empty.
+    fn never_started(ctx: &HostCtx, file: String) -> Self {
+        Self { state: Arc::new(Mutex::new((None, Some(T::Summary::default())))), file, cleanup: None, ctx: ctx.clone() }
+    }
+
+    /// Stop (once) and return the summary. The lock is held throughout, so a second `.stop()`
+    /// waits for the first and gets its summary.
+    fn stop(&self) -> R<T::Summary> {
+        let mut state = self.state.lock().expect("background task");
+        if let Some(task) = state.0.take() {
+            // Cancelled before the wait, so a cancelled wait still stops it.
+            task.stopper().cancel();
+            if let Some(c) = self.cleanup {
+                self.ctx.remove_cleanup(c);
+            }
+            state.1 = Some(self.ctx.block_on(async move { Ok::<_, K8sError>(task.finish().await) })?);
+        }
+        Ok(state.1.clone().unwrap_or_default())
+    }
 }
+
+/// The usage sampler, as scripts hold it.
+pub(crate) type SamplerHandle = Background<Sampler>;
+/// Pods' logs followed in the background, as scripts hold it.
+pub(crate) type FollowerHandle = Background<Follower>;
 
 /// A sampler's summary for scripts.
 fn summary_map(file: &str, s: &Summary) -> Map {
@@ -633,17 +690,11 @@ impl NativeModule for K8s {
             let spec = SamplerSpec { namespace: kc.namespace(&o)?, selector: o.str("selector")?, interval, file: path };
             let what = format!("{}{}", spec.namespace, spec.selector.as_ref().map(|s| format!(" ({s})")).unwrap_or_default());
             if kc.cluster.is_offline() {
-                // An offline plan has no metrics to read: a sampler that never started.
-                let state = Arc::new(Mutex::new(SamplerState::Stopped(Summary::default())));
-                let cleanup = kc.ctx.on_cleanup("offline sampler", || Box::pin(async {}));
-                kc.ctx.remove_cleanup(cleanup);
-                return Ok(SamplerHandle { state, file, cleanup, ctx: kc.ctx.clone() });
+                return Ok(SamplerHandle::never_started(&kc.ctx, file));
             }
             let sampler = Sampler::start(kc.cluster.clone(), spec, kc.ctx.runtime()).map_err(err)?;
-            let stop = sampler.stopper();
-            let cleanup = kc.ctx.on_cleanup(format!("usage sampler of {what}"), move || Box::pin(async move { stop.cancel() }));
             kc.ctx.log(Level::Info, format!("sampling CPU and memory of {what} every {} into {file}", crate::format_duration(interval)));
-            Ok(SamplerHandle { state: Arc::new(Mutex::new(SamplerState::Running(sampler))), file, cleanup, ctx: kc.ctx.clone() })
+            Ok(SamplerHandle::start(&kc.ctx, format!("usage sampler of {what}"), sampler, file))
         });
         register!(b.method(
             "stop",
@@ -651,18 +702,7 @@ impl NativeModule for K8s {
              cpu_max_millicores, cpu_mean_millicores, memory_max_bytes}}}. Stopping again returns the same.",
             reads
         ) |sampler: &mut SamplerHandle| -> Map {
-            let state = std::mem::replace(&mut *sampler.state.lock().expect("sampler"), SamplerState::Stopping);
-            let summary = match state {
-                SamplerState::Running(s) => {
-                    // Stopped before the wait, so a cancelled wait still stops it.
-                    s.stopper().cancel();
-                    sampler.ctx.remove_cleanup(sampler.cleanup);
-                    sampler.ctx.block_on(async move { Ok::<_, K8sError>(s.stop().await) })?
-                }
-                SamplerState::Stopped(s) => s,
-                SamplerState::Stopping => return Err(usage_err("sampler: stopped by another task at the same time")),
-            };
-            *sampler.state.lock().expect("sampler") = SamplerState::Stopped(summary.clone());
+            let summary = sampler.stop()?;
             Ok(summary_map(&sampler.file, &summary))
         });
         register!(b.method("to_string", "`usage sampler → <file>`.", reads) |sampler: &mut SamplerHandle| -> String {
@@ -697,27 +737,14 @@ impl NativeModule for K8s {
             };
             let what = format!("{} ({})", spec.namespace, spec.selector);
             if kc.cluster.is_offline() {
-                // An offline plan has no pods to follow: a follower that never started.
-                let cleanup = kc.ctx.on_cleanup("offline follower", || Box::pin(async {}));
-                kc.ctx.remove_cleanup(cleanup);
-                let done = Arc::new(Mutex::new(Some(FollowSummary::default())));
-                return Ok(FollowerHandle { state: Arc::default(), done, file, cleanup, ctx: kc.ctx.clone() });
+                return Ok(FollowerHandle::never_started(&kc.ctx, file));
             }
             let f = Follower::start(kc.cluster.clone(), spec, kc.ctx.redactor().clone(), sink, kc.ctx.runtime()).map_err(err)?;
-            let stop = f.stopper();
-            let cleanup = kc.ctx.on_cleanup(format!("log follower of {what}"), move || Box::pin(async move { stop.cancel() }));
-            Ok(FollowerHandle { state: Arc::new(Mutex::new(Some(f))), done: Arc::default(), file, cleanup, ctx: kc.ctx.clone() })
+            Ok(FollowerHandle::start(&kc.ctx, format!("log follower of {what}"), f, file))
         });
         register!(b.method("stop", "Stop following; returns #{file, pods, lines}. Stopping again returns the same.", reads)
             |follower: &mut FollowerHandle| -> Map {
-            let running = follower.state.lock().expect("follower").take();
-            if let Some(f) = running {
-                f.stopper().cancel();
-                follower.ctx.remove_cleanup(follower.cleanup);
-                let summary = follower.ctx.block_on(async move { Ok::<_, K8sError>(f.stop().await) })?;
-                *follower.done.lock().expect("follower") = Some(summary);
-            }
-            let s = follower.done.lock().expect("follower").clone().unwrap_or_default();
+            let s = follower.stop()?;
             let mut m = Map::new();
             m.insert("file".into(), follower.file.clone().into());
             m.insert("pods".into(), (s.pods as INT).into());
