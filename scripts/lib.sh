@@ -23,3 +23,22 @@ need() {  # need TOOL WHY
   say "ERROR: '$1' not found: $2"
   exit 1
 }
+
+# The run report's tests load report.html in headless Chromium (tests/it/report.rs). A machine
+# without it gets Debian's package (as root, through apt-get: ~1 minute, once per machine);
+# elsewhere this says how to install it.
+ensure_debs() {  # Debian packages tests need: chromium (the run report), zsh and fish (completions)
+  local want=() p
+  for p in chromium zsh fish; do command -v "$p" >/dev/null 2>&1 || want+=("$p"); done
+  (( ${#want[@]} )) || return 0
+  if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    say "installing ${want[*]} (Debian packages) for the run report's browser tests and the completion tests"
+    # One apt at a time: the test environment's build may be installing prometheus meanwhile.
+    local lock="${TMPDIR:-/tmp}/kmsctl-apt.lock"
+    flock "$lock" apt-get update -qq \
+      && DEBIAN_FRONTEND=noninteractive flock "$lock" apt-get install -y -qq -o DPkg::Lock::Timeout=600 "${want[@]}" >/dev/null
+  else
+    say "ERROR: ${want[*]} not found: the report's browser tests and the completion tests need them (apt-get install ${want[*]})"
+    return 1
+  fi
+}

@@ -50,10 +50,14 @@ fn table(rows: &[Row]) {
     }
 }
 
-/// `kmsctl version` and `kmsctl check` over the project's playbooks, examples and stdlib.
+/// `kmsctl version`, `kmsctl check` over the project's playbooks, examples and stdlib, and the
+/// plan of the 13-party aws-perf deploy (no cluster, no AWS: `helm template` per release, with
+/// the helm `KMSCTL_HELM` names; bench/run passes the test environment's).
 pub(crate) fn run(bin: &Path) {
     let root = crate::root();
     let count = ["playbooks", "examples", "stdlib"].iter().map(|d| walk(&root.join(d))).sum::<usize>();
+    // The plans' artifacts: one directory for all its runs, removed afterwards.
+    let art = tempfile::Builder::new().prefix("kmsctl-bench-plan-").tempdir().expect("temp dir");
     let rows = vec![
         measure("kmsctl version", 50, Duration::from_millis(20), || {
             let mut c = Command::new(bin);
@@ -65,8 +69,28 @@ pub(crate) fn run(bin: &Path) {
             c.current_dir(&root).args(["check", "-q", "--stdlib-dir", "stdlib", "playbooks", "examples", "stdlib"]);
             c
         }),
+        measure("kmsctl run playbooks/aws-perf.rhai --plan --num-parties 13", 10, Duration::from_secs(1), || {
+            plan(bin, &root, art.path())
+        }),
     ];
+    drop(art);
     table(&rows);
+}
+
+/// The 13-party aws-perf plan, as the plan tests run it (tests/it/plan.rs): nothing reachable
+/// but helm.
+fn plan(bin: &Path, root: &Path, art: &Path) -> Command {
+    let mut c = Command::new(bin);
+    c.current_dir(root)
+        .env("KUBECONFIG", "/nonexistent/kubeconfig")
+        .env("KMSCTL_STDLIB_DIR", root.join("stdlib"))
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:1")
+        .env("KMSCTL_DOCKER", "/nonexistent/docker")
+        .env("KMSCTL_KIND", "/nonexistent/kind")
+        .args(["run", "playbooks/aws-perf.rhai", "--kms-repo", "tests/kms-repo", "--target", "aws-perf"])
+        .args(["--num-parties", "13", "--eks-cluster", "zws-dev", "--plan", "--artifacts"])
+        .arg(art);
+    c
 }
 
 fn walk(p: &Path) -> usize {

@@ -77,7 +77,7 @@ pub(crate) struct Sample {
     /// The process's own and its children's user+sys CPU, seconds (GNU time).
     cpu: Option<f64>,
     /// kmsctl's own peak RSS (VmHWM), KiB.
-    own_peak_kb: Option<u64>,
+    pub(crate) own_peak_kb: Option<u64>,
     /// The largest RSS of any process of the tree (GNU time %M), KiB.
     largest_kb: Option<u64>,
 }
@@ -167,7 +167,7 @@ fn chart() -> PathBuf {
 
 // ---- the flows ------------------------------------------------------------------------------
 
-async fn kmsctl_flow(env: &Env, parties: usize) -> Result<Sample> {
+pub(crate) async fn kmsctl_flow(env: &Env, parties: usize) -> Result<Sample> {
     let ns = unique("bench-deploy-kmsctl");
     env.created("namespace", &ns);
     let root = crate::root();
@@ -421,7 +421,7 @@ fn under_time(cmd: &Command, out: &Path) -> Command {
 /// Sample the process's VmHWM (its peak RSS so far) every 50 ms until `done`; under GNU time
 /// the process is time's child. The last sample before it exits is its peak (minus at most
 /// what it grew in its last 50 ms).
-async fn sample_peak(pid: u32, under_time: bool, peak: Arc<AtomicU64>, done: Arc<AtomicBool>) {
+pub(crate) async fn sample_peak(pid: u32, under_time: bool, peak: Arc<AtomicU64>, done: Arc<AtomicBool>) {
     let mut target = (!under_time).then_some(pid);
     while !done.load(Ordering::Relaxed) {
         if target.is_none() {

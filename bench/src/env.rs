@@ -126,6 +126,17 @@ impl Env {
         }
     }
 
+    /// Every request the API server has counted so far (`apiserver_request_total`, all series).
+    pub(crate) async fn total_requests(&self) -> Result<f64> {
+        let req = http::Request::get("/metrics").body(Vec::new())?;
+        let text = self.client().request_text(req).await?;
+        Ok(text
+            .lines()
+            .filter(|l| l.starts_with("apiserver_request_total{"))
+            .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
+            .sum())
+    }
+
     /// The API server's request counters for one resource of one group, by verb
     /// (`apiserver_request_total`, summed over codes and scopes).
     pub(crate) async fn requests(&self, group: &str, resource: &str) -> Result<BTreeMap<String, f64>> {

@@ -3,11 +3,13 @@
 //!
 //!   bench/run cli                   # kmsctl version, kmsctl check over the playbooks and stdlib
 //!   bench/run readiness [--trials N] [--objects N]
-//!                                   # reaction latency, and API requests while waiting on many objects
+//!                                   # reaction latency (--trials 0: skipped), and API requests while waiting on many objects
 //!   bench/run deploy [--runs N] [--parties N]
 //!                                   # 13-party threshold deploy: kmsctl vs the bash flow vs the cluster's floor
 //!   bench/run aws-perf [--runs N] [--parties N]
 //!                                   # the 13-party aws-perf deploy (eks profile): kmsctl vs the toolkit's flow
+//!   bench/run scale [--runs N] [--max N]
+//!                                   # kmsctl's deploy at 1, 4, 13, 50, 100 parties: wall, requests, RSS, exponents
 //!
 //! The cluster scenarios need the local test environment: `bench/run` starts a private one
 //! (and stops it) unless `TESTENV_DIR` names a running one (see bench/run).
@@ -18,6 +20,7 @@ mod deploy;
 mod env;
 mod fixtures;
 mod readiness;
+mod scale;
 mod stats;
 
 use std::path::{Path, PathBuf};
@@ -55,8 +58,13 @@ fn main() {
         Some("aws-perf") => {
             cluster_scenario(|| aws_perf::run(bin, flag(rest, "--runs", 3), flag(rest, "--parties", 13)))
         }
+        Some("scale") => {
+            let max = flag(rest, "--max", 100);
+            let sizes: Vec<usize> = [1, 4, 13, 50, 100].into_iter().filter(|n| *n <= max).collect();
+            cluster_scenario(|| scale::run(bin, &sizes, flag(rest, "--runs", 1)))
+        }
         Some(other) => {
-            eprintln!("unknown scenario {other}; scenarios: cli, readiness, deploy, aws-perf");
+            eprintln!("unknown scenario {other}; scenarios: cli, readiness, deploy, aws-perf, scale");
             std::process::exit(2);
         }
     };

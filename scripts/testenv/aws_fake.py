@@ -7,6 +7,9 @@ Started by `scripts/testenv/testenv.sh up` with the moto venv's python; binds 12
   base64($TESTENV_CA_FILE), so DescribeCluster points at the local kube-apiserver.
 - $TESTENV_EKS_CLUSTERS (comma-separated) names EKS clusters created at start, each with the node
   groups of $TESTENV_EKS_NODEGROUPS: the eks profile's cluster, for rehearsals.
+- $TESTENV_EKS_CREATING_SECONDS (default 0): an EKS cluster reports CREATING for that long
+  after it is first described (moto makes clusters ACTIVE at once), for waits that must poll:
+  counted from the first DescribeCluster, the first answer a poller gets is always CREATING.
 - A TokenReview webhook on https://127.0.0.1:$WEBHOOK_PORT/authenticate (TLS with
   $WEBHOOK_TLS_CERT/$WEBHOOK_TLS_KEY; plain http if they are unset). It accepts EKS tokens
   ('k8s-aws-v1.' + base64url of a presigned STS GetCallerIdentity URL with x-k8s-aws-id signed),
@@ -28,6 +31,7 @@ import signal
 import ssl
 import sys
 import threading
+import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -58,6 +62,18 @@ if KUBE_ENDPOINT and CA_FILE:
         self.certificate_authority = {"data": CA_B64}
 
     eks_models.Cluster.__init__ = _init
+
+CREATING_SECONDS = float(os.environ.get("TESTENV_EKS_CREATING_SECONDS", "0"))
+if CREATING_SECONDS > 0:
+    _plain_describe = eks_models.EKSBackend.describe_cluster
+
+    def _describe(self, name):
+        cluster = _plain_describe(self, name)
+        first = cluster.__dict__.setdefault("first_described_monotonic", time.monotonic())
+        cluster.status = "CREATING" if time.monotonic() - first < CREATING_SECONDS else "ACTIVE"
+        return cluster
+
+    eks_models.EKSBackend.describe_cluster = _describe
 
 
 def caller_arn(token):
@@ -145,26 +161,27 @@ class Webhook(BaseHTTPRequestHandler):
 
 def precreate_clusters(names):
     """EKS clusters that exist from the start (the eks profile's, for rehearsals), with node
-    groups named after the profile's pools."""
-    import boto3
+    groups named after the profile's pools. Made in moto's backend before its server listens,
+    so no client (a wait polling across a restart) ever sees moto without them."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.eks.models import eks_backends
 
-    eks = boto3.client("eks", endpoint_url=f"http://{HOST}:{MOTO_PORT}",
-                       region_name=os.environ.get("AWS_REGION", "us-east-1"),
-                       aws_access_key_id="testing", aws_secret_access_key="testing")
+    eks = eks_backends[DEFAULT_ACCOUNT_ID][os.environ.get("AWS_REGION", "us-east-1")]
     for name in names:
-        eks.create_cluster(name=name, version="1.36", roleArn="arn:aws:iam::123456789012:role/eks-cluster",
-                           resourcesVpcConfig={"subnetIds": ["subnet-0a1b2c3d"]})
+        eks.create_cluster(name=name, version="1.36", role_arn="arn:aws:iam::123456789012:role/eks-cluster",
+                           resources_vpc_config={"subnetIds": ["subnet-0a1b2c3d"]})
         for ng in [n for n in os.environ.get("TESTENV_EKS_NODEGROUPS", "").split(",") if n]:
-            eks.create_nodegroup(clusterName=name, nodegroupName=ng, nodeRole="arn:aws:iam::123456789012:role/eks-node",
+            eks.create_nodegroup(cluster_name=name, nodegroup_name=ng,
+                                 node_role="arn:aws:iam::123456789012:role/eks-node",
                                  subnets=["subnet-0a1b2c3d"],
-                                 scalingConfig={"minSize": 1, "maxSize": 13, "desiredSize": 1})
+                                 scaling_config={"minSize": 1, "maxSize": 13, "desiredSize": 1})
         print(f"eks cluster {name} created", flush=True)
 
 
 def main():
+    precreate_clusters([n for n in os.environ.get("TESTENV_EKS_CLUSTERS", "").split(",") if n])
     moto = ThreadedMotoServer(ip_address=HOST, port=MOTO_PORT, verbose=False)
     moto.start()
-    precreate_clusters([n for n in os.environ.get("TESTENV_EKS_CLUSTERS", "").split(",") if n])
     hook = ThreadingHTTPServer((HOST, WEBHOOK_PORT), Webhook)
     scheme = "http"
     if TLS_CERT and TLS_KEY:

@@ -238,6 +238,9 @@ live_eks() {
   check "helm install sync-secrets (perf registry-credential values) --wait" 0 "STATUS: deployed" \
     helm "${kc[@]}" -n "$ns" install sync-secrets "$charts/sync-secrets" \
     -f "$ci/registry-credential/values-kms-ci.yaml" --wait --timeout 60s
+  # (helm's --wait does not wait for the ExternalSecret: the controller syncs it just after)
+  check "the ExternalSecret becomes Ready" 0 "condition met" "$k" "${kc[@]}" -n "$ns" wait \
+    --for=condition=Ready externalsecret/registry-credentials --timeout=30s
   check "the ExternalSecret SecretSynced" 0 "SecretSynced" "$k" "${kc[@]}" -n "$ns" get externalsecret registry-credentials
   expect "the Secret registry-credentials, a docker config" "kubernetes.io/dockerconfigjson" \
     "$("$k" "${kc[@]}" -n "$ns" get secret registry-credentials -o jsonpath='{.type}')"

@@ -16,6 +16,10 @@
 #   the metrics API (metrics.k8s.io, synthetic usage; see rehearsal/metrics.go) and runs Argo
 #   Workflows (Argo's Workflow CRD, from its Go module, in every profile; the controller is a
 #   stand-in that runs their pods on kwok and writes Argo's status; see rehearsal/workflow.go).
+#   Gateway API's standard CRDs (from its Go module; no Gateway controller) in every profile.
+#   A real Prometheus (Debian's package, installed by `build` when missing) scrapes every second
+#   the targets tests list as file_sd JSON files in $TESTENV_PROMETHEUS_TARGETS (exporters the
+#   tests serve on loopback), for the analyses that query it.
 #
 #   scripts/testenv/testenv.sh build    build and cache the binaries (idempotent)
 #   scripts/testenv/testenv.sh up       build if needed, start, wait until ready, write the env file
@@ -44,7 +48,9 @@
 # (binaries), TESTENV_*_VERSION.
 # `up` writes $TESTENV_DIR/env; source it to get TESTENV_KUBECONFIG, TESTENV_AWS_ENDPOINT,
 # TESTENV_PROFILE, TESTENV_STANDINS (the directory holding kind and docker; not put on PATH),
-# TESTENV_FORWARD_BASELINE (the baseline server's address), helm/kubectl/standins on PATH and
+# TESTENV_FORWARD_BASELINE (the baseline server's address), TESTENV_PROMETHEUS (its URL) and
+# TESTENV_PROMETHEUS_TARGETS (a directory: a test writes <unique>.json there, a file_sd target
+# list, and removes it when done), helm/kubectl/standins on PATH and
 # AWS_* pointing at moto. It never sets KUBECONFIG and never touches ~/.kube: use
 # `kubectl --kubeconfig "$TESTENV_KUBECONFIG"`.
 #
@@ -63,6 +69,8 @@ set -euo pipefail
 : "${TESTENV_HELM_VERSION:=v4.3.1}"     # helm.sh/helm/v<major>
 : "${TESTENV_HELM3_VERSION:=v3.22.0}"   # second helm, for the v3 flag dialect tests
 : "${TESTENV_CRANE_VERSION:=v0.22.1}"   # crane: an OCI registry for helm's oci:// charts
+: "${TESTENV_KUSTOMIZE_VERSION:=v5.8.1}" # kustomize: the release playbook's overlays
+: "${TESTENV_GATEWAY_API_VERSION:=v1.6.3}" # sigs.k8s.io/gateway-api: its standard CRDs (HTTPRoute)
 : "${TESTENV_MOTO_VERSION:=5.2.5}"
 : "${TESTENV_ARGO_VERSION:=v3.7.2}"    # github.com/argoproj/argo-workflows/v3: only its Workflow CRD
 : "${TESTENV_NODES:=3}"
@@ -79,8 +87,10 @@ KWOK_BIN="$TESTENV_CACHE/bin/kwok-$TESTENV_KWOK_VERSION"
 HELM_BIN="$TESTENV_CACHE/bin/helm-$TESTENV_HELM_VERSION"
 HELM3_BIN="$TESTENV_CACHE/bin/helm-$TESTENV_HELM3_VERSION"
 CRANE_BIN="$TESTENV_CACHE/bin/crane-$TESTENV_CRANE_VERSION"
+KUSTOMIZE_BIN="$TESTENV_CACHE/bin/kustomize-$TESTENV_KUSTOMIZE_VERSION"
 MOTO_VENV="$TESTENV_CACHE/venv-moto-$TESTENV_MOTO_VERSION"
 ARGO_CRD="$TESTENV_CACHE/argo-$TESTENV_ARGO_VERSION/workflows.argoproj.io.yaml"
+GATEWAY_CRDS="$TESTENV_CACHE/gateway-api-$TESTENV_GATEWAY_API_VERSION/standard.yaml"
 REHEARSAL_SRC="$HERE/rehearsal"
 STANDINS_SRC="$HERE/standins"
 # Keyed by their sources (not their tests), so an edit rebuilds them.
@@ -178,6 +188,14 @@ build_crane() {
   mv "$CRANE_BIN.tmp" "$CRANE_BIN"
 }
 
+build_kustomize() {
+  [[ -x "$KUSTOMIZE_BIN/kustomize" ]] && return 0
+  go_env
+  rm -rf "$KUSTOMIZE_BIN.tmp" && mkdir -p "$KUSTOMIZE_BIN.tmp"
+  GOBIN="$KUSTOMIZE_BIN.tmp" go install "sigs.k8s.io/kustomize/kustomize/v5@$TESTENV_KUSTOMIZE_VERSION"
+  mv "$KUSTOMIZE_BIN.tmp" "$KUSTOMIZE_BIN"
+}
+
 # The rehearsal controller shares kwok's k8s.io modules (v0.36.x), so its build is mostly cached.
 build_rehearsal() {
   [[ -x "$REHEARSAL_BIN/rehearsal" ]] && return 0
@@ -235,10 +253,50 @@ build_argo_crd() {
   mv "$ARGO_CRD.tmp" "$ARGO_CRD"
 }
 
+# Gateway API's standard CRDs (GatewayClass, Gateway, HTTPRoute, GRPCRoute, ReferenceGrant)
+# from its Go module: what a canary's HTTPRoute weights are checked against. No Gateway
+# controller runs (none could without containers): the routes are objects, validated by the
+# real schemas.
+build_gateway_crds() {
+  [[ -f "$GATEWAY_CRDS" ]] && return 0
+  go_env
+  local dir k
+  dir="$(cd "$TESTENV_CACHE" && go mod download -json "sigs.k8s.io/gateway-api@$TESTENV_GATEWAY_API_VERSION" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')"
+  mkdir -p "$(dirname "$GATEWAY_CRDS")"
+  : > "$GATEWAY_CRDS.tmp"
+  for k in gatewayclasses gateways httproutes grpcroutes referencegrants; do
+    { echo "---"; cat "$dir/config/crd/standard/gateway.networking.k8s.io_$k.yaml"; } >> "$GATEWAY_CRDS.tmp"
+  done
+  mv "$GATEWAY_CRDS.tmp" "$GATEWAY_CRDS"
+}
+
+apply_gateway_crds() {
+  kc apply --server-side -f "$GATEWAY_CRDS" >/dev/null
+  kc wait --for condition=Established --timeout 30s crd/httproutes.gateway.networking.k8s.io >/dev/null
+}
+
 # The Workflow CRD, in every profile; the rehearsal controller runs Workflows once it is Established.
 apply_argo_crd() {
   kc apply -f "$ARGO_CRD" >/dev/null
   kc wait --for condition=Established --timeout 30s crd/workflows.argoproj.io >/dev/null
+}
+
+# Prometheus comes from the distribution (the Go module would build its web UI with node):
+# Debian's package, installed without its recommends and never started as a service.
+install_prometheus() {
+  command -v prometheus >/dev/null && return 0
+  if ! command -v apt-get >/dev/null || [[ $(id -u) != 0 ]]; then
+    die "prometheus not found: install Debian's prometheus package (apt-get install prometheus)"
+  fi
+  log "installing Debian's prometheus package"
+  # One apt at a time (scripts/test installs chromium meanwhile): a shared lock file.
+  local lock="${TMPDIR:-/tmp}/kmsctl-apt.lock"
+  local apt=(flock "$lock" apt-get install -y -q --no-install-recommends -o DPkg::Lock::Timeout=600 prometheus)
+  DEBIAN_FRONTEND=noninteractive "${apt[@]}" >"$TESTENV_CACHE/apt-prometheus.log" 2>&1 \
+    || { flock "$lock" apt-get update -q >>"$TESTENV_CACHE/apt-prometheus.log" 2>&1 \
+      && DEBIAN_FRONTEND=noninteractive "${apt[@]}" >>"$TESTENV_CACHE/apt-prometheus.log" 2>&1; } \
+    || { cat "$TESTENV_CACHE/apt-prometheus.log" >&2; die "apt-get install prometheus failed"; }
 }
 
 build_moto() {  # moto[server] would pull ~320 MB; s3 + flask is enough for the server
@@ -253,7 +311,7 @@ cmd_build() {
   local t; t=$(now_ms)
   (  # a subshell: the build steps cd into their source dirs
     exec 9>"$TESTENV_CACHE/.lock"; flock 9   # one builder at a time
-    timed build_moto; timed build_argo_crd; timed build_etcd; timed build_kwok; timed build_helm; timed build_helm3; timed build_crane; timed build_rehearsal; timed build_standins; timed build_k8s
+    timed install_prometheus; timed build_moto; timed build_argo_crd; timed build_gateway_crds; timed build_etcd; timed build_kwok; timed build_helm; timed build_helm3; timed build_crane; timed build_kustomize; timed build_rehearsal; timed build_standins; timed build_k8s
   )
   log "build done in $(secs $(($(now_ms) - t))) (cache: $TESTENV_CACHE)"
 }
@@ -262,8 +320,9 @@ cmd_build() {
 # State layout under $TESTENV_DIR (all of it is removed by `down`):
 #   .kmsctl-testenv     marker: `down` refuses to delete a directory without it
 #   kwok/               KWOK_WORKDIR: clusters/testenv/{kubeconfig.yaml,pki,pids,logs,...}
-#   bin/                helm (v4), helm3, kubectl, kwokctl, crane, rehearsal, standins symlinks for PATH
+#   bin/                helm (v4), helm3, kubectl, kwokctl, crane, kustomize, rehearsal, standins symlinks for PATH
 #   aws_fake.{pid,log}  moto + token webhook; webhook/ holds its TLS cert and kubeconfig
+#   prometheus.{pid,log} Prometheus; prometheus/ its config, data and targets/ (file_sd)
 #   rehearsal.{pid,log} the rehearsal controller (rehearsal.ready once its caches synced and
 #                       the port-forward baseline is in place)
 #   standins/           kind and docker: the stand-ins (symlinks; not on the env file's PATH)
@@ -278,6 +337,9 @@ AWS_PID="$TESTENV_DIR/aws_fake.pid"
 AWS_LOG="$TESTENV_DIR/aws_fake.log"
 HOOK_DIR="$TESTENV_DIR/webhook"
 REHEARSAL_PID="$TESTENV_DIR/rehearsal.pid"
+PROM_PID="$TESTENV_DIR/prometheus.pid"
+PROM_LOG="$TESTENV_DIR/prometheus.log"
+PROM_DIR="$TESTENV_DIR/prometheus"
 REHEARSAL_LOG="$TESTENV_DIR/rehearsal.log"
 PROFILE_FILE="$HERE/profiles/$TESTENV_PROFILE.yaml"
 : "${TESTENV_REGION:=us-east-1}"
@@ -338,6 +400,7 @@ until_ok() {  # until_ok SECONDS WHAT CMD...: retry CMD every 0.2s
   done
 }
 moto_port() { sed -n 's/^moto_port=//p' "$TESTENV_DIR/ports" 2>/dev/null; }
+prom_port() { sed -n 's/^prometheus_port=//p' "$TESTENV_DIR/ports" 2>/dev/null; }
 forward_port() { sed -n 's/^forward_port=//p' "$TESTENV_DIR/ports" 2>/dev/null; }
 # The profile a running environment was brought up with.
 running_profile() { sed -n 's/^export TESTENV_PROFILE=//p' "$ENV_FILE" 2>/dev/null; }
@@ -503,6 +566,17 @@ stop_pid() {  # stop_pid PIDFILE WANT: TERM (then KILL) the process if it still 
   if alive "$pid"; then kill -KILL "$pid"; fi
 }
 
+start_prometheus() {  # $1 = port
+  mkdir -p "$PROM_DIR/targets" "$PROM_DIR/data"
+  printf '%s\n' "global: {scrape_interval: 1s, evaluation_interval: 1s}" "scrape_configs:" \
+    "  - job_name: tests" "    scrape_interval: 1s" "    scrape_timeout: 1s" \
+    "    file_sd_configs: [{files: ['$PROM_DIR/targets/*.json'], refresh_interval: 1s}]" >"$PROM_DIR/prometheus.yml"
+  setsid prometheus --config.file="$PROM_DIR/prometheus.yml" --storage.tsdb.path="$PROM_DIR/data" \
+    --storage.tsdb.retention.time=6h --web.listen-address="127.0.0.1:$1" >"$PROM_LOG" 2>&1 </dev/null &
+  echo $! > "$PROM_PID"
+  until_ok 30 "prometheus on port $1 (see $PROM_LOG)" curl -fsS -o /dev/null "http://127.0.0.1:$1/-/ready"
+}
+
 # The eks profile's EKS cluster in moto, with node groups named after its pools: rehearsals of
 # the AWS playbooks connect to it with --eks-cluster (scripts/rehearse passes it).
 eks_cluster() { [[ "$TESTENV_PROFILE" == eks ]] && echo "${TESTENV_EKS_CLUSTER:-zws-dev}"; return 0; }
@@ -567,6 +641,7 @@ write_env() {  # $1 moto port
   ln -sf "$K8S_BIN/kubectl" "$TESTENV_DIR/bin/kubectl"
   ln -sf "$KWOK_BIN/kwokctl" "$TESTENV_DIR/bin/kwokctl"
   ln -sf "$CRANE_BIN/crane" "$TESTENV_DIR/bin/crane"
+  ln -sf "$KUSTOMIZE_BIN/kustomize" "$TESTENV_DIR/bin/kustomize"
   ln -sf "$REHEARSAL_BIN/rehearsal" "$TESTENV_DIR/bin/rehearsal"   # e.g. rehearsal measure
   local aws="http://127.0.0.1:$1"
   {
@@ -582,6 +657,8 @@ write_env() {  # $1 moto port
     printf 'export TESTENV_HELM3=%q\n' "$HELM3_BIN/helm"
     printf 'export TESTENV_STANDINS=%q\n' "$TESTENV_DIR/standins"
     printf 'export TESTENV_FORWARD_BASELINE=%q\n' "127.0.0.1:$(forward_port)"
+    printf 'export TESTENV_PROMETHEUS=%q\n' "http://127.0.0.1:$(prom_port)"
+    printf 'export TESTENV_PROMETHEUS_TARGETS=%q\n' "$PROM_DIR/targets"
     # shellcheck disable=SC2016  # $PATH is expanded when the file is sourced
     printf 'export PATH=%q:"$PATH"\n' "$TESTENV_DIR/bin"
     printf 'export KUBECACHEDIR=%q\n' "$KUBECACHEDIR"
@@ -621,12 +698,12 @@ cmd_up() {
 
   local hook_port moto_port fwd_port metrics_port api kt
   local -a ports
-  read -r -a ports < <(free_ports 10)
+  read -r -a ports < <(free_ports 11)
   hook_port=${ports[0]} moto_port=${ports[1]} fwd_port=${ports[2]} metrics_port=${ports[3]}
-  printf 'moto_port=%s\nwebhook_port=%s\nforward_port=%s\nmetrics_port=%s\n' "$moto_port" "$hook_port" "$fwd_port" \
-    "$metrics_port" > "$TESTENV_DIR/ports"
+  printf 'moto_port=%s\nwebhook_port=%s\nforward_port=%s\nmetrics_port=%s\nprometheus_port=%s\n' "$moto_port" \
+    "$hook_port" "$fwd_port" "$metrics_port" "${ports[10]}" > "$TESTENV_DIR/ports"
   write_webhook_kubeconfig "$hook_port"
-  write_kwokctl_config "${ports[@]:4}"
+  write_kwokctl_config "${ports[@]:4:6}"
   log "starting etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok-controller"
   kt=$(now_ms)
   PATH="$K8S_BIN:$KWOK_BIN:$PATH" "$KWOK_BIN/kwokctl" create cluster --name "$NAME" \
@@ -650,11 +727,13 @@ cmd_up() {
     || die "the rehearsal controller did not make the port-forward baseline (see $REHEARSAL_LOG)"
   step manifests apply_manifests
   step argo-crd apply_argo_crd
+  step gateway-crds apply_gateway_crds
   step metrics-api register_metrics "$metrics_port"
   step default-sa until_ok 120 "the default ServiceAccount" kc -n default get serviceaccount default
   kc -n kube-system create configmap testenv-marker --from-literal=owner=kmsctl-testenv \
     --from-literal=dir="$TESTENV_DIR" --from-literal=profile="$TESTENV_PROFILE" >/dev/null
 
+  step prometheus start_prometheus "$(prom_port)"
   make_webhook_cert
   step aws-fake start_aws "$moto_port" "$hook_port" "$api"
   step eks-token-check check_eks_token "$moto_port" "$api"
@@ -670,6 +749,7 @@ cmd_down() {
   if [[ ! -e "$TESTENV_DIR" ]]; then log "nothing to stop ($TESTENV_DIR does not exist)"; return 0; fi
   [[ -f "$MARKER" ]] || die "$TESTENV_DIR was not created by testenv.sh up; not touching it"
   stop_pid "$AWS_PID" aws_fake.py
+  stop_pid "$PROM_PID" "prometheus --config.file=$PROM_DIR/prometheus.yml"
   stop_pid "$REHEARSAL_PID" "rehearsal run --kubeconfig $KUBECONFIG_FILE"
   # kwokctl kills the components by the pid files it wrote; drop any pid file whose process
   # is gone or is no longer the component (pid reuse), so nothing else is ever signalled.
@@ -691,7 +771,7 @@ cmd_down() {
 cmd_status() {
   if [[ ! -e "$TESTENV_DIR" ]]; then echo "down ($TESTENV_DIR does not exist)"; return 3; fi
   local f name pid rc=0
-  for f in "$CLUSTER_DIR"/pids/*.pid "$AWS_PID" "$REHEARSAL_PID"; do
+  for f in "$CLUSTER_DIR"/pids/*.pid "$AWS_PID" "$REHEARSAL_PID" "$PROM_PID"; do
     [[ -f "$f" ]] || continue
     name="$(basename "$f" .pid)"; pid="$(cat "$f")"
     if alive "$pid"; then printf '  %-24s pid %-8s running\n' "$name" "$pid"
@@ -705,6 +785,7 @@ cmd_status() {
   fi
   [[ -n "$(moto_port)" ]] && echo "  moto http://127.0.0.1:$(moto_port)"
   [[ -n "$(forward_port)" ]] && echo "  port-forward baseline 127.0.0.1:$(forward_port)"
+  [[ -n "$(prom_port)" ]] && echo "  prometheus http://127.0.0.1:$(prom_port)"
   [[ -f "$ENV_FILE" ]] && echo "  profile $(running_profile)"
   if (( rc == 0 )) && [[ -f "$ENV_FILE" ]]; then echo "up: source $ENV_FILE"
   else echo "NOT healthy (see: $0 logs)"; rc=1; fi
@@ -713,7 +794,7 @@ cmd_status() {
 
 cmd_logs() {
   local f n="${TESTENV_LOG_LINES:-200}"
-  for f in "$TESTENV_DIR/kwokctl-create.log" "$CLUSTER_DIR"/logs/*.log "$AWS_LOG" "$REHEARSAL_LOG"; do
+  for f in "$TESTENV_DIR/kwokctl-create.log" "$CLUSTER_DIR"/logs/*.log "$AWS_LOG" "$REHEARSAL_LOG" "$PROM_LOG"; do
     [[ -f "$f" ]] || continue
     echo "===== $f (last $n lines)"
     tail -n "$n" "$f"

@@ -179,7 +179,13 @@ impl Running {
         let mut line = String::new();
         loop {
             line.clear();
-            assert!(r.read_line(&mut line).expect("read stdout") > 0, "kmsctl exited before printing {needle:?}");
+            if r.read_line(&mut line).expect("read stdout") == 0 {
+                let mut err = String::new();
+                if let Some(mut e) = self.child.stderr.take() {
+                    let _ = std::io::Read::read_to_string(&mut e, &mut err);
+                }
+                panic!("kmsctl exited before printing {needle:?}; its stderr:\n{err}");
+            }
             if line.contains(needle) {
                 return r;
             }

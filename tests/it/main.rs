@@ -13,5 +13,6 @@ mod helm;
 mod k8s;
 mod plan;
 mod playbooks;
+mod report;
 mod testenv;
 mod tools;

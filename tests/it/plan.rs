@@ -16,13 +16,14 @@ fn root() -> String {
 fn planned(env: &TestEnv, playbook: &str, args: &[&str]) -> Kmsctl {
     let root = root();
     // The deploy playbooks read the KMS checkout; the cluster-only ones take no --kms-repo.
-    let own = ["pr-preview-destroy", "perf-cleanup", "network-diagnostics", "sample-cpu"];
+    let own =
+        ["pr-preview-destroy", "perf-cleanup", "network-diagnostics", "sample-cpu", "release", "canary", "bluegreen"];
     let repo: Vec<String> = if own.iter().any(|p| playbook.contains(p)) {
         Vec::new()
     } else {
         vec!["--kms-repo".into(), format!("{root}/tests/kms-repo")]
     };
-    let mut k = kmsctl()
+    let k = kmsctl()
         .env("KUBECONFIG", "/nonexistent/kubeconfig")
         .env("KMSCTL_STDLIB_DIR", &format!("{root}/stdlib"))
         .env("KMSCTL_HELM", &env.dir.join("bin/helm").display().to_string())
@@ -33,6 +34,11 @@ fn planned(env: &TestEnv, playbook: &str, args: &[&str]) -> Kmsctl {
         .args(repo)
         .args(args)
         .args(["--plan", "--artifacts", "art"]);
+    helm_homes(k, env)
+}
+
+/// helm's homes (repositories, registry config) of the test environment.
+fn helm_homes(mut k: Kmsctl, env: &TestEnv) -> Kmsctl {
     for (key, v) in env.env_vars() {
         if key.starts_with("HELM_") {
             k = k.env(&key, &v.to_string_lossy());
@@ -42,7 +48,7 @@ fn planned(env: &TestEnv, playbook: &str, args: &[&str]) -> Kmsctl {
 }
 
 /// The plan event of a `--output json` run.
-fn plan_of(r: &crate::harness::Run) -> Value {
+pub(crate) fn plan_of(r: &crate::harness::Run) -> Value {
     r.events().into_iter().find(|e| e["event"] == "plan").map(|e| e["plan"].clone()).expect("a plan event")
 }
 
@@ -416,19 +422,22 @@ fn release_objects(plan: &Value) -> u64 {
 }
 
 /// The actions of a plan, `action target` each.
-fn actions(plan: &Value) -> Vec<String> {
+pub(crate) fn actions(plan: &Value) -> Vec<String> {
     ops(plan).iter().map(|o| format!("{} {}", o["action"].as_str().unwrap(), o["target"].as_str().unwrap())).collect()
+}
+
+/// A successful `--plan --output json` of a playbook: its plan, and the run.
+fn plan_json(env: &TestEnv, playbook: &str, args: &[&str]) -> (Value, crate::harness::Run) {
+    let mut all = args.to_vec();
+    all.extend(["--output", "json"]);
+    let r = planned(env, playbook, &all).code(0).run();
+    (plan_of(&r), r)
 }
 
 #[tokio::test]
 async fn every_other_playbook_plans_without_a_cluster() {
     let env = testenv!();
-    let plan = |playbook: &str, args: &[&str]| {
-        let mut all = args.to_vec();
-        all.extend(["--output", "json"]);
-        let r = planned(&env, playbook, &all).code(0).run();
-        (plan_of(&r), r)
-    };
+    let plan = |playbook: &str, args: &[&str]| plan_json(&env, playbook, args);
     let guard = "k8s require_context arn:aws:eks:*, *.ts.net".to_string();
 
     let (p, _) = plan("playbooks/deploy.rhai", &[]);
@@ -487,6 +496,57 @@ async fn every_other_playbook_plans_without_a_cluster() {
     assert!(!r.path().join("art/core-cpu-samples.log").exists());
 }
 
+/// The rolling-upgrade run's arguments in the plan tests.
+const ROLLING_RUN: &[&str] = &[
+    "--old-tag",
+    "v1",
+    "--new-tag",
+    "v2",
+    "--num-parties",
+    "4",
+    "--parties-to-upgrade",
+    "1,2",
+    "--eks-cluster",
+    "zws-dev",
+];
+
+/// The delivery playbooks, chart CI and the rolling-upgrade run plan too: what they would
+/// deploy, test and submit, with the waits and gates said, not run.
+#[tokio::test]
+async fn the_release_chart_ci_and_rolling_upgrade_run_playbooks_plan_without_a_cluster() {
+    let env = testenv!();
+    let plan = |playbook: &str, args: &[&str]| plan_json(&env, playbook, args);
+    let chart = format!("{}/tests/charts/web", root());
+    let (p, r) = plan(
+        "playbooks/release.rhai",
+        &["--chart", &chart, "--release", "web", "--namespace", "shop", "--env", "staging"],
+    );
+    assert_eq!(releases(&p), ["shop/web"]);
+    assert!(
+        !actions(&p).iter().any(|a| a.starts_with("helm uninstall")),
+        "a plan is no failed health gate: {:?}",
+        actions(&p)
+    );
+    assert!(
+        crate::k8s::logs(&r.events()).iter().any(|m| m == "plan: 3 rounds of health gates on web after the deploy")
+    );
+
+    let (p, _) = plan("playbooks/chart-ci.rhai", &[]);
+    let a = actions(&p);
+    assert!(a.iter().any(|x| x == "helm test kms-chart-ci/kms-core-1"), "{a:?}");
+    assert!(a.iter().any(|x| x.starts_with("helm uninstall")), "the install step cleans up: {a:?}");
+
+    // Its baseline workflow's output feeds the mixed one: a placeholder in a plan; the enclave
+    // images' PCRs too.
+    let (p, r) = plan("playbooks/rolling-upgrade-run.rhai", ROLLING_RUN);
+    let workflows: Vec<String> = actions(&p).into_iter().filter(|a| a.starts_with("k8s apply Workflow")).collect();
+    assert_eq!(workflows.len(), 2, "{workflows:?}");
+    let mixed =
+        walk(&r.path().join("art/plan")).into_iter().find(|f| f.to_string_lossy().contains("kms-rolling-mixed"));
+    let mixed = std::fs::read_to_string(mixed.expect("the mixed workflow's manifest")).unwrap();
+    assert!(mixed.contains("<output request-id of insecure-key-gen in kms-perf-"), "{mixed}");
+}
+
 #[tokio::test]
 async fn kind_lifecycle_plans_its_background_deploy_and_its_stop() {
     let env = testenv!();
@@ -509,4 +569,97 @@ async fn kind_lifecycle_plans_its_background_deploy_and_its_stop() {
     );
     assert_eq!(ops(&p)[0]["note"], "not running: nothing to stop");
     assert!(r.path().join(".kmsctl-lifecycle.json").exists(), "the state file was removed");
+}
+
+/// The plan of every playbook that plans without a cluster, as `kmsctl run --plan` prints it:
+/// a snapshot each (canary and blue/green plan from the live cluster: their tests in
+/// tests/it/playbooks). Unix times in generated names and the temp dirs are filtered.
+#[tokio::test]
+async fn every_playbooks_plan_is_snapshotted() {
+    let env = testenv!();
+    let web = format!("{}/tests/charts/web", root());
+    let cases: &[(&str, &[&str])] = &[
+        ("deploy", &[]),
+        ("kind-local", &["--yes"]),
+        ("kind-ci", &[]),
+        ("kind-lifecycle", &["--action", "start"]),
+        ("aws-ci", &["--pr-number", "12", "--owner", "octo"]),
+        ("aws-perf", &["--target", "aws-perf", "--num-parties", "13", "--eks-cluster", "zws-dev"]),
+        ("perf-run", &["--num-parties", "13", "--tag", "v1", "--eks-cluster", "zws-dev"]),
+        (
+            "rolling-upgrade",
+            &["--old-tag", "v1", "--new-tag", "v2", "--all-upgraded-parties", "1,2", "--deployment-type", "threshold"],
+        ),
+        ("rolling-upgrade-run", ROLLING_RUN),
+        ("pr-preview-destroy", &["--namespace", "kms-ci-pr-12"]),
+        ("perf-cleanup", &["--namespace", "kms-ci"]),
+        ("collect-logs", &[]),
+        ("network-diagnostics", &["--phase", "before-perf"]),
+        ("sample-cpu", &["--duration", "1s"]),
+        ("chart-ci", &[]),
+        ("release", &["--chart", &web, "--release", "web", "--namespace", "shop", "--env", "staging"]),
+    ];
+    let unix = regex::Regex::new(r"\b1[78]\d{8}\b").expect("regex");
+    // Charts this machine cannot fetch (OCI registries, chart repositories) are planned
+    // unrendered; helm's own error text depends on the network.
+    let unfetched =
+        regex::Regex::new(r"(note: not rendered: helm template \S+ \S+ failed) \(exit code \d+\): .*").expect("regex");
+    let mut snapshotted = Vec::new();
+    for (name, args) in cases {
+        let r = planned(&env, &format!("playbooks/{name}.rhai"), args).code(0).run();
+        // The binary first: CI builds into a target directory outside the clone (scripts/lib.sh).
+        let text = r.stdout.replace(crate::harness::bin(), "[kmsctl]");
+        let text = text.replace(&root(), "[root]").replace(&r.path().display().to_string(), "[tmp]");
+        let text = unix.replace_all(&text, "[unix]");
+        let text = unfetched.replace_all(&text, "$1: [helm's error]");
+        assert!(text.starts_with(&format!("Plan for [root]/playbooks/{name}.rhai")), "{name}:\n{text}");
+        insta::assert_snapshot!(format!("plan-{name}"), text);
+        snapshotted.push(name.to_string());
+    }
+    // Every playbook of the repository is covered, here or (from the cluster) in its own tests.
+    let mut all: Vec<String> = std::fs::read_dir(format!("{}/playbooks", root()))
+        .expect("playbooks")
+        .flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().strip_suffix(".rhai").map(str::to_string))
+        .collect();
+    all.retain(|p| !["canary", "bluegreen"].contains(&p.as_str()));
+    all.sort();
+    snapshotted.sort();
+    assert_eq!(snapshotted, all, "a playbook without a plan snapshot");
+}
+
+/// In a plan, the releases of a `parallel` group render at once (the tasks record one after
+/// another, then their renders are awaited): a local chart that does not render still fails
+/// its task, naming the release and helm's reason, and the other releases are planned in
+/// the playbook's order.
+#[tokio::test]
+async fn a_release_that_does_not_render_in_a_parallel_plan_fails_its_task() {
+    let env = testenv!();
+    let k = kmsctl()
+        .file("chart/Chart.yaml", "apiVersion: v2\nname: c\nversion: 0.1.0\n")
+        .file(
+            "chart/templates/cm.yaml",
+            "{{ if eq .Release.Name \"b\" }}{{ fail \"b cannot render\" }}{{ end }}\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}\n",
+        )
+        .file(
+            "p.rhai",
+            r#"
+            import "k8s" as k8s;
+            import "helm" as helm;
+            let kc = k8s::connect();
+            parallel_map(["a", "b", "c"], |r| helm::upgrade(kc, r, "chart", #{ namespace: "shop" }), #{ fail_fast: false });
+            "#,
+        )
+        .env("KUBECONFIG", "/nonexistent/kubeconfig")
+        .env("KMSCTL_HELM", &env.dir.join("bin/helm").display().to_string())
+        .args(["run", "p.rhai", "--plan", "--artifacts", "art"]);
+    let r = helm_homes(k, &env).code(1).run();
+    assert!(r.stderr.contains("1 of 3 tasks failed: b: "), "{}", r.stderr);
+    assert!(r.stderr.contains("b cannot render"), "{}", r.stderr);
+    let a = r.stderr.find("plan: helm upgrade release shop/a").expect("a planned");
+    let c = r.stderr.find("plan: helm upgrade release shop/c").expect("c planned");
+    assert!(a < c, "in the playbook's order:\n{}", r.stderr);
+    assert!(
+        r.path().join("art/plan/helm-shop-a.yaml").is_file() && r.path().join("art/plan/helm-shop-c.yaml").is_file()
+    );
 }

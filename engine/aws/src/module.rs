@@ -27,10 +27,21 @@ pub struct Aws;
 /// Options every function takes: where and as whom to call AWS.
 const AWS_KEYS: [&str; 4] = ["region", "profile", "role_arn", "endpoint"];
 
+// Functions' own options, beside [`AWS_KEYS`].
+const CONNECT_KEYS: &[&str] = &["context", "exec_command"];
+const KUBECONFIG_KEYS: &[&str] = &["context", "exec_command", "set_current", "merge"];
+const WAIT_KEYS: &[&str] = &["timeout", "interval"];
+const PUT_KEYS: &[&str] = &["content_type", "create_bucket"];
+const GET_KEYS: &[&str] = &["secret"];
+
+/// A function's options: its own keys plus [`AWS_KEYS`].
+fn aws_keys(extra: &[&'static str]) -> Vec<&'static str> {
+    AWS_KEYS.iter().chain(extra).copied().collect()
+}
+
 /// The options map of an aws function: its own keys plus [`AWS_KEYS`].
-fn aws_opts<'a>(map: &'a Map, func: &'a str, extra: &[&str]) -> R<Opts<'a>> {
-    let allowed: Vec<&str> = AWS_KEYS.iter().chain(extra).copied().collect();
-    Opts::new(map, func, &allowed)
+fn aws_opts<'a>(map: &'a Map, func: &'a str, extra: &[&'static str]) -> R<Opts<'a>> {
+    Opts::new(map, func, &aws_keys(extra))
 }
 
 /// Where and as whom to call AWS (empty values mean unset).
@@ -89,7 +100,7 @@ impl State {
         name: String,
         work: impl AsyncFnOnce(&mut (dyn FnMut(&str) + Send)) -> Result<T, AwsError>,
     ) -> R<T> {
-        let step = self.ctx.open_step(&name);
+        let step = self.ctx.open_step(&name, kmsctl_host::StepKind::Wait, None);
         let st = step.clone();
         let r = self.ctx.block_on(async move {
             let mut progress = |p: &str| st.progress(p);
@@ -102,7 +113,7 @@ impl State {
     fn connect(&self, name: &str, o: &Map) -> R<ClusterHandle> {
         const F: &str = "aws::eks_connect";
         required(F, "the cluster name", name)?;
-        let oo = aws_opts(o, F, &["context", "exec_command"])?;
+        let oo = aws_opts(o, F, CONNECT_KEYS)?;
         let aws = aws_of(&oo)?;
         let (context, command) = (oo.str("context")?, oo.str("exec_command")?);
         let key = (aws.clone(), name.to_string(), context.clone(), command.clone());
@@ -167,7 +178,7 @@ impl State {
         const F: &str = "aws::eks_kubeconfig";
         required(F, "the cluster name", name)?;
         required(F, "the path", path)?;
-        let oo = aws_opts(o, F, &["context", "exec_command", "set_current", "merge"])?;
+        let oo = aws_opts(o, F, KUBECONFIG_KEYS)?;
         let aws = aws_of(&oo)?;
         let (context, command) = (oo.str("context")?, oo.str("exec_command")?);
         let (set_current, merge) = (oo.bool("set_current", true)?, oo.bool("merge", true)?);
@@ -284,6 +295,7 @@ impl NativeModule for Aws {
             "Who the AWS credentials are: #{account, arn, user_id}. Options: region, profile, role_arn, endpoint.",
             move |o: Map| caller(&o),
         )
+        .options(&aws_keys(&[]))
         .reads();
 
         // ---- EKS
@@ -306,6 +318,7 @@ impl NativeModule for Aws {
              Throws `not_found` when it does not exist.",
             move |n: &str, o: Map| d2(n, &o),
         )
+        .options(&aws_keys(&[]))
         .reads();
         b.func("eks_describe", &["name: string", "map"], "Describe an EKS cluster.", move |n: &str| {
             describe(n, &Map::new())
@@ -329,6 +342,7 @@ impl NativeModule for Aws {
             "The names of a cluster's managed node groups.",
             move |c: &str, o: Map| n2(c, &o),
         )
+        .options(&aws_keys(&[]))
         .reads();
         b.func(
             "eks_nodegroups",
@@ -357,6 +371,7 @@ impl NativeModule for Aws {
              capacity_type, ami_type, scaling: #{min, max, desired}, labels, health_issues}.",
             move |c: &str, n: &str, o: Map| ng2(c, n, &o),
         )
+        .options(&aws_keys(&[]))
         .reads();
         b.func(
             "eks_nodegroup",
@@ -379,7 +394,7 @@ impl NativeModule for Aws {
             move |name: &str, o: &Map| -> R<Map> {
                 const F: &str = "aws::eks_wait_active";
                 required(F, "the cluster name", name)?;
-                let oo = aws_opts(o, F, &["timeout", "interval"])?;
+                let oo = aws_opts(o, F, WAIT_KEYS)?;
                 let wo = wait_opts(&oo)?;
                 let eks = st.eks(&aws_of(&oo)?)?;
                 let n = name.to_string();
@@ -398,6 +413,7 @@ impl NativeModule for Aws {
              status otherwise. Returns the cluster as eks_describe does.",
             move |n: &str, o: Map| w2(n, &o),
         )
+        .options(&aws_keys(WAIT_KEYS))
         .reads();
         b.func(
             "eks_wait_active",
@@ -413,7 +429,7 @@ impl NativeModule for Aws {
                 const F: &str = "aws::eks_wait_nodegroup_active";
                 required(F, "the cluster name", cluster)?;
                 required(F, "the node group name", name)?;
-                let oo = aws_opts(o, F, &["timeout", "interval"])?;
+                let oo = aws_opts(o, F, WAIT_KEYS)?;
                 let wo = wait_opts(&oo)?;
                 let eks = st.eks(&aws_of(&oo)?)?;
                 let (c, n) = (cluster.to_string(), name.to_string());
@@ -432,6 +448,7 @@ impl NativeModule for Aws {
              issues) or DELETING, `timeout` with the last status otherwise.",
             move |c: &str, n: &str, o: Map| wn2(c, n, &o),
         )
+        .options(&aws_keys(WAIT_KEYS))
         .reads();
         b.func(
             "eks_wait_nodegroup_active",
@@ -452,6 +469,7 @@ impl NativeModule for Aws {
              kmsctl binary the plugin runs; default this one).",
             move |n: &str, o: Map| s.connect(n, &o),
         )
+        .options(&aws_keys(CONNECT_KEYS))
         .plans();
         let s = st.clone();
         b.func("eks_connect", &["name: string", "Cluster"], "Connect to an EKS cluster.", move |n: &str| {
@@ -468,6 +486,7 @@ impl NativeModule for Aws {
              role_arn, endpoint, context, exec_command, merge (true: keep other entries), set_current (true).",
             move |n: &str, p: &str, o: Map| s.kubeconfig(n, p, &o),
         )
+        .options(&aws_keys(KUBECONFIG_KEYS))
         .mutates();
         let s = st.clone();
         b.func(
@@ -479,11 +498,10 @@ impl NativeModule for Aws {
         .mutates();
 
         // ---- S3
-        const PUT_KEYS: [&str; 2] = ["content_type", "create_bucket"];
         let s = st.clone();
         let put = move |bucket: &str, key: &str, content: Dynamic, o: &Map| -> R<Map> {
             const F: &str = "aws::s3_put";
-            let oo = aws_opts(o, F, &PUT_KEYS)?;
+            let oo = aws_opts(o, F, PUT_KEYS)?;
             let body = body_of(F, &content)?;
             s.s3_put(F, bucket, key, body, &oo)
         };
@@ -495,6 +513,7 @@ impl NativeModule for Aws {
              key, etag, size}. Options: region, profile, role_arn, endpoint, content_type, create_bucket (false).",
             move |b: &str, k: &str, c: Dynamic, o: Map| p2(b, k, c, &o),
         )
+        .options(&aws_keys(PUT_KEYS))
         .mutates();
         b.func(
             "s3_put",
@@ -506,7 +525,7 @@ impl NativeModule for Aws {
         let s = st.clone();
         let put_file = move |bucket: &str, key: &str, path: &str, o: &Map| -> R<Map> {
             const F: &str = "aws::s3_put_file";
-            let oo = aws_opts(o, F, &PUT_KEYS)?;
+            let oo = aws_opts(o, F, PUT_KEYS)?;
             required(F, "the path", path)?;
             let p = s.ctx.resolve_path(path);
             let body = std::fs::read(&p).map_err(|e| to_rhai(&AwsError::Io(format!("{F}: {}: {e}", p.display()))))?;
@@ -519,6 +538,7 @@ impl NativeModule for Aws {
             "Upload a file (relative to the playbook). Options as for s3_put.",
             move |b: &str, k: &str, p: &str, o: Map| pf2(b, k, p, &o),
         )
+        .options(&aws_keys(PUT_KEYS))
         .mutates();
         b.func(
             "s3_put_file",
@@ -531,7 +551,7 @@ impl NativeModule for Aws {
         let s = st.clone();
         let get = move |bucket: &str, key: &str, o: &Map| -> R<Dynamic> {
             const F: &str = "aws::s3_get";
-            let oo = aws_opts(o, F, &["secret"])?;
+            let oo = aws_opts(o, F, GET_KEYS)?;
             let secret = oo.bool("secret", false)?;
             let bytes = s.s3_get_bytes(F, bucket, key, &aws_of(&oo)?)?;
             let text = String::from_utf8(bytes)
@@ -546,6 +566,7 @@ impl NativeModule for Aws {
              Secret, masked everywhere). Throws `not_found` for a missing bucket or key.",
             move |b: &str, k: &str, o: Map| g2(b, k, &o),
         )
+        .options(&aws_keys(GET_KEYS))
         .reads();
         b.func(
             "s3_get",
@@ -580,6 +601,7 @@ impl NativeModule for Aws {
             "Download an object to a file (relative to the playbook; parents created). Returns #{path, size}.",
             move |b: &str, k: &str, p: &str, o: Map| gf2(b, k, p, &o),
         )
+        .options(&aws_keys(&[]))
         .reads();
         b.func(
             "s3_get_file",
@@ -609,6 +631,7 @@ impl NativeModule for Aws {
              last_modified, etag}.",
             move |b: &str, p: &str, o: Map| l2(b, p, &o),
         )
+        .options(&aws_keys(&[]))
         .reads();
         b.func(
             "s3_list",
@@ -635,6 +658,7 @@ impl NativeModule for Aws {
             "Create a bucket in the region unless it exists; true if it was created.",
             move |b: &str, o: Map| e2(b, &o),
         )
+        .options(&aws_keys(&[]))
         .mutates();
         b.func("s3_ensure_bucket", &["bucket: string", "bool"], "Create a bucket unless it exists.", move |b: &str| {
             ensure(b, &Map::new())

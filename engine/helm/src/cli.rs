@@ -94,6 +94,9 @@ impl HelmCli {
                 spec.env.push((k.to_string(), None));
             }
         }
+        if matches!(args.first().map(String::as_str), Some("template" | "lint")) {
+            spec.env.extend(go_gc_env());
+        }
         tracing::debug!(helm = %self.bin.display(), args = ?args, "running helm");
         let running = kmsctl_proc::start(spec)?;
         let (out, cancelled) = running.finish_or_stopped(scope.token()).await?;
@@ -113,6 +116,18 @@ impl HelmCli {
         }
         Ok(out)
     }
+}
+
+/// Go's garbage collector costs a short helm render a third of its CPU (measured: `helm
+/// template` 0.14 -> 0.08 CPU-s, its RSS unchanged at ~50 MB), and a plan starts one per
+/// release. Unless the user set `GOGC` or `GOMEMLIMIT`, renders run with the collector off
+/// until the heap nears 512 MiB. Not installs: with it off, a 13-party deploy's helm processes
+/// doubled their RSS (110 MB) for no measurable time.
+fn go_gc_env() -> Vec<(String, Option<Text>)> {
+    if std::env::var_os("GOGC").is_some() || std::env::var_os("GOMEMLIMIT").is_some() {
+        return Vec::new();
+    }
+    vec![("GOGC".into(), Some(Text::Plain("off".into()))), ("GOMEMLIMIT".into(), Some(Text::Plain("512MiB".into())))]
 }
 
 /// The error for a failed helm run: the subcommand and the end of its stderr.

@@ -7,10 +7,10 @@ use crate::lint::Severity;
 use crate::ops::{self, Kube, UpgradeSpec};
 use crate::release;
 use crate::values::ValuesFiles;
-use kmsctl_host::Level;
 use kmsctl_host::value::{Reveal, from_json, to_json};
 use kmsctl_host::{BuiltModule, ModuleBuilder, NativeModule};
 use kmsctl_host::{CleanupId, HostCtx, Opts};
+use kmsctl_host::{Level, Outcome, StepKind};
 use kmsctl_host::{to_rhai, usage_err};
 use kmsctl_k8s::ClusterHandle;
 use kmsctl_k8s::WaitOptions;
@@ -46,6 +46,39 @@ struct State {
 /// What a chart's dependency check gave: the chart directory helm gets (the user's, or the
 /// private copy its dependencies were built in), or the error.
 type Slot = Arc<Mutex<Option<R<PathBuf>>>>;
+
+// The options each function accepts.
+const DEPENDENCY_OPTS: &[&str] = &["skip_refresh", "plain_http"];
+const UPGRADE_OPTS: &[&str] = &[
+    "namespace",
+    "version",
+    "values",
+    "values_files",
+    "create_namespace",
+    "timeout",
+    "wait",
+    "rollback_on_failure",
+    "history_max",
+    "reuse_values",
+    "skip_crds",
+    "description",
+    "plain_http",
+];
+const ROLLBACK_OPTS: &[&str] = &["namespace", "wait", "timeout"];
+const TEST_OPTS: &[&str] = &["namespace", "timeout"];
+const LINT_OPTS: &[&str] = &["values", "values_files", "strict", "with_subcharts", "kube_version", "plain_http"];
+const PACKAGE_OPTS: &[&str] = &["version", "app_version", "dest", "plain_http"];
+const PUSH_OPTS: &[&str] = &["username", "password", "plain_http"];
+const UNINSTALL_OPTS: &[&str] = &["namespace", "wait", "timeout"];
+const STATUS_OPTS: &[&str] = &["namespace"];
+const HISTORY_OPTS: &[&str] = &["namespace"];
+const LIST_OPTS: &[&str] = &["namespace", "all_namespaces"];
+const TEMPLATE_OPTS: &[&str] = &["namespace", "version", "values", "values_files", "plain_http", "skip_tests"];
+const GET_MANIFEST_OPTS: &[&str] = &["namespace", "revision"];
+const GET_VALUES_OPTS: &[&str] = &["namespace", "revision", "all"];
+const RECOVER_OPTS: &[&str] = &["namespace"];
+const REPO_ADD_OPTS: &[&str] = &["username", "password"];
+const REGISTRY_LOGIN_OPTS: &[&str] = &["username", "password", "plain_http"];
 
 /// The same result again for another task: a script error is a map, copied.
 fn again(r: &R<PathBuf>) -> Option<R<PathBuf>> {
@@ -226,7 +259,7 @@ fn dependency_failed(chart: &str, dependencies: &[Dependency], args: &[String], 
 /// (the playbook asked for it), under the chart's slot; later upgrades check the chart again.
 fn dependency_in_place(st: &State, chart: &str, opts: &Map, update: bool) -> R<Array> {
     let what = if update { "helm::dependency_update" } else { "helm::dependency_build" };
-    let o = Opts::new(opts, what, &["skip_refresh", "plain_http"])?;
+    let o = Opts::new(opts, what, DEPENDENCY_OPTS)?;
     let path = st.ctx.resolve_path(chart);
     let dir =
         std::fs::canonicalize(&path).map_err(|_| o.usage(format!("{} is not a chart directory", path.display())))?;
@@ -349,25 +382,7 @@ fn release_info(rel: &Value) -> Map {
 }
 
 fn upgrade(st: &State, kc: &ClusterHandle, name: &str, chart: &str, opts: &Map) -> R<Map> {
-    let o = Opts::new(
-        opts,
-        "helm::upgrade",
-        &[
-            "namespace",
-            "version",
-            "values",
-            "values_files",
-            "create_namespace",
-            "timeout",
-            "wait",
-            "rollback_on_failure",
-            "history_max",
-            "reuse_values",
-            "skip_crds",
-            "description",
-            "plain_http",
-        ],
-    )?;
+    let o = Opts::new(opts, "helm::upgrade", UPGRADE_OPTS)?;
     let ctx = &st.ctx;
     let cli = st.cli()?;
     let ns = namespace(&o, kc)?;
@@ -390,14 +405,22 @@ fn upgrade(st: &State, kc: &ClusterHandle, name: &str, chart: &str, opts: &Map) 
         plain_http: o.bool("plain_http", false)?,
     };
     if ctx.mode().is_plan() {
-        let r = plan_upgrade(st, kc, &spec);
-        drop(files);
-        return r;
+        return plan_upgrade(st, kc, &spec, files);
     }
     let kube = kube_of(kc);
+    let started = ctx.events().elapsed();
     let up = {
         let (cli2, kube2, spec) = (cli.clone(), kube.clone(), spec.clone());
-        match ctx.block_on_graceful(move |scope| async move { ops::upgrade(&cli2, &kube2, &spec, &scope).await }) {
+        let r = ctx.block_on_graceful(move |scope| async move { ops::upgrade(&cli2, &kube2, &spec, &scope).await });
+        // The run report's timeline: the helm process as a phase of the calling step.
+        let took = ctx.events().elapsed().saturating_sub(started);
+        let outcome = match &r {
+            Ok(_) => Outcome::Ok,
+            Err(e) if kmsctl_host::is_terminated(e) => Outcome::Cancelled,
+            Err(_) => Outcome::Failed,
+        };
+        ctx.phase(format!("helm upgrade {name}"), StepKind::Helm, ms(started), ms(took), outcome);
+        match r {
             Ok(r) => r,
             Err(e) => {
                 // A failed hook Job gets the same failure report as a failed wait.
@@ -409,6 +432,7 @@ fn upgrade(st: &State, kc: &ClusterHandle, name: &str, chart: &str, opts: &Map) 
         }
     };
     let (rel, previous, recovered) = (up.release, up.previous, up.recovered);
+    hook_phases(ctx, &rel, ms(started));
     drop(files);
     for r in recovered.iter().chain(&up.retried) {
         ctx.log(Level::Warn, r.clone());
@@ -432,11 +456,35 @@ fn upgrade(st: &State, kc: &ClusterHandle, name: &str, chart: &str, opts: &Map) 
     Ok(info)
 }
 
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The hooks this upgrade ran, as phases of the calling step (a hook that ran for an earlier
+/// revision started before this upgrade did and is left out).
+fn hook_phases(ctx: &HostCtx, rel: &Value, since_ms: u64) {
+    for h in release::hook_runs(rel) {
+        let (Ok(start), Ok(end)) = (h.started_at.parse::<jiff::Timestamp>(), h.completed_at.parse::<jiff::Timestamp>())
+        else {
+            continue;
+        };
+        let (start, end) = (ctx.events().ms_since_start(start), ctx.events().ms_since_start(end));
+        if start + 1000 < since_ms {
+            continue;
+        }
+        let outcome = if h.phase == "Failed" { Outcome::Failed } else { Outcome::Ok };
+        ctx.phase(format!("hook {}", h.what), StepKind::Hook, start, end.saturating_sub(start), outcome);
+    }
+}
+
 /// `--plan`: render the release with `helm template` and exactly the values files the upgrade
 /// would get, and record its objects (the manifest under the artifacts directory). A chart
 /// that cannot be fetched without the network (a repository or OCI chart) is recorded
 /// unrendered, with the reason; a local chart that does not render fails as the upgrade would.
-fn plan_upgrade(st: &State, kc: &ClusterHandle, spec: &UpgradeSpec) -> R<Map> {
+///
+/// Inside a `parallel` group the render is started here and finished when the group's tasks
+/// have run ([`kmsctl_host::HostCtx::defer`]): 13 parties render at once, not one by one.
+fn plan_upgrade(st: &State, kc: &ClusterHandle, spec: &UpgradeSpec, files: RunValues) -> R<Map> {
     let t = ops::TemplateSpec {
         release: spec.release.clone(),
         chart: spec.chart.clone(),
@@ -444,33 +492,57 @@ fn plan_upgrade(st: &State, kc: &ClusterHandle, spec: &UpgradeSpec) -> R<Map> {
         version: spec.version.clone(),
         values_files: spec.values_files.clone(),
         plain_http: spec.plain_http,
+        skip_tests: true,
     };
     let cli = st.cli()?;
-    let rendered = st.ctx.block_on_graceful(move |scope| async move { ops::template(&cli, &t, &scope).await });
-    let (objects, note) = match rendered {
-        Ok(text) => {
-            let mut objects = kmsctl_k8s::parse_manifests(&text).map_err(|e| to_rhai(&e))?;
-            for o in &mut objects {
-                let kind = o.get("kind").and_then(Value::as_str).unwrap_or_default().to_string();
-                if let Some(meta) = o.get_mut("metadata").and_then(Value::as_object_mut)
-                    && !kmsctl_k8s::is_cluster_scoped(&kind)
-                    && !meta.contains_key("namespace")
-                {
-                    meta.insert("namespace".into(), spec.namespace.clone().into());
-                }
-            }
-            (objects, None)
-        }
-        Err(e) if kmsctl_host::is_terminated(&e) || Path::new(&spec.chart).is_dir() => return Err(e),
-        Err(e) => (Vec::new(), Some(format!("not rendered: {}", kmsctl_host::short_message(&e)))),
-    };
     let chart = match &spec.version {
         Some(v) => format!("{} {v}", display_chart(&spec.chart)),
         None => display_chart(&spec.chart),
     };
     let target = format!("release {}/{} ({chart})", spec.namespace, spec.release);
-    let file = format!("helm-{}-{}", spec.namespace, spec.release);
-    kc.record_rendered("helm upgrade", target, &file, &objects, note)?;
+    let seq = kc.reserve_rendered("helm upgrade", target.clone());
+    let scope = st.ctx.scope();
+    let task_scope = scope.clone();
+    // The values files live until the render ends.
+    let render = st.ctx.runtime().spawn(async move {
+        let out = ops::template(&cli, &t, &task_scope).await;
+        drop(files);
+        out
+    });
+    let (ctx, kc) = (st.ctx.clone(), kc.clone());
+    let (namespace, release, local) = (spec.namespace.clone(), spec.release.clone(), Path::new(&spec.chart).is_dir());
+    st.ctx.defer(Box::new(move || {
+        let rendered = ctx.block_on(async move {
+            render.await.map_err(|e| HelmError::Unavailable(format!("the render of the release stopped: {e}")))
+        })?;
+        if scope.is_cancelled() {
+            return Err(kmsctl_host::terminated(&scope));
+        }
+        let (objects, note) = match rendered {
+            Ok(text) => {
+                let mut objects = kmsctl_k8s::parse_manifests(&text).map_err(|e| to_rhai(&e))?;
+                for o in &mut objects {
+                    let kind = o.get("kind").and_then(Value::as_str).unwrap_or_default().to_string();
+                    if let Some(meta) = o.get_mut("metadata").and_then(Value::as_object_mut)
+                        && !kmsctl_k8s::is_cluster_scoped(&kind)
+                        && !meta.contains_key("namespace")
+                    {
+                        meta.insert("namespace".into(), namespace.clone().into());
+                    }
+                }
+                (objects, None)
+            }
+            Err(e) => {
+                let e = to_rhai(&e);
+                if kmsctl_host::is_terminated(&e) || local {
+                    return Err(e);
+                }
+                (Vec::new(), Some(format!("not rendered: {}", kmsctl_host::short_message(&e))))
+            }
+        };
+        let file = format!("helm-{namespace}-{release}");
+        kc.record_rendered_at(seq, "helm upgrade", target, &file, &objects, note)
+    }))?;
     let mut m = Map::new();
     m.insert("name".into(), spec.release.clone().into());
     m.insert("namespace".into(), spec.namespace.clone().into());
@@ -544,7 +616,7 @@ fn report_failed_hooks(st: &State, kc: &ClusterHandle, cli: &HelmCli, kube: &Kub
 
 /// `helm::rollback`: back to `rev` (0: the previous one), then wait on the release's objects.
 fn rollback(s: &State, kc: &ClusterHandle, name: &str, rev: INT, o: &Map) -> R<Map> {
-    let oo = Opts::new(o, "helm::rollback", &["namespace", "wait", "timeout"])?;
+    let oo = Opts::new(o, "helm::rollback", ROLLBACK_OPTS)?;
     let (kube, ns) = kube_and_ns(kc, &oo)?;
     let timeout = oo.duration("timeout")?.unwrap_or(Duration::from_secs(600));
     let (cli, name2, ns2, kube2) = (s.cli()?, name.to_string(), ns.clone(), kube.clone());
@@ -559,6 +631,63 @@ fn rollback(s: &State, kc: &ClusterHandle, name: &str, rev: INT, o: &Map) -> R<M
         kc.wait_values(&objects, Some(&ns), wo)?;
     }
     Ok(release_info(&rel))
+}
+
+/// `helm::test`: run the release's test hooks. A failed test fails with its pod's failure report
+/// (the wait on a failed pod fails at once and writes it), named in the message.
+fn test(s: &State, kc: &ClusterHandle, name: &str, o: &Map) -> R<Map> {
+    let oo = Opts::new(o, "helm::test", TEST_OPTS)?;
+    let (kube, ns) = kube_and_ns(kc, &oo)?;
+    let timeout = oo.duration("timeout")?.unwrap_or(Duration::from_secs(300));
+    if s.ctx.mode().is_plan() {
+        // Recorded; as if its tests passed (a plan's waits succeed at once), none known.
+        s.ctx.record(kmsctl_host::PlannedOp::new("helm test", format!("{ns}/{name}")).note("its test pods run"));
+        let mut m = Map::new();
+        m.insert("name".into(), name.into());
+        m.insert("namespace".into(), ns.into());
+        m.insert("passed".into(), true.into());
+        m.insert("tests".into(), Array::new().into());
+        return Ok(m);
+    }
+    let (cli, name2, ns2) = (s.cli()?, name.to_string(), ns.clone());
+    let (passed, rel) = s.ctx.block_on_graceful(move |scope| async move {
+        let passed = ops::test(&cli, &kube, &name2, &ns2, timeout, &scope).await?;
+        Ok::<_, HelmError>((passed, ops::status(&cli, &kube, &name2, &ns2, &scope).await?))
+    })?;
+    let rel = rel.ok_or_else(|| to_rhai(&HelmError::NotFound(format!("release {ns}/{name} not found"))))?;
+    let tests = release::test_hooks(&rel);
+    if !passed {
+        let failed: Vec<&Value> = tests.iter().filter(|t| t["phase"] == "Failed").collect();
+        let names: Vec<&str> = failed.iter().filter_map(|t| t["name"].as_str()).collect();
+        let what = format!("helm test {ns}/{name}: {} failed", names.join(", "));
+        let objects: Vec<Value> = failed
+            .iter()
+            .map(|t| serde_json::json!({"apiVersion": "v1", "kind": t["kind"], "metadata": {"name": t["name"]}}))
+            .collect();
+        let wo = WaitOptions { timeout: Duration::from_secs(20), what: Some(what.clone()), ..Default::default() };
+        let err = match kc.wait_values(&objects, Some(&ns), wo) {
+            Err(e) => e,
+            Ok(_) => to_rhai(&HelmError::Failed { command: "test".into(), code: 1, stderr: what.clone() }),
+        };
+        return Err(prefix(err, &what));
+    }
+    let mut m = Map::new();
+    m.insert("name".into(), name.into());
+    m.insert("namespace".into(), ns.into());
+    m.insert("passed".into(), true.into());
+    m.insert("tests".into(), tests.into_iter().map(from_json).collect::<Array>().into());
+    Ok(m)
+}
+
+/// `what: ` before an error's message (a wait's report keeps its own text after it).
+fn prefix(mut e: Box<EvalAltResult>, what: &str) -> Box<EvalAltResult> {
+    if let EvalAltResult::ErrorRuntime(v, _) = e.as_mut()
+        && let Some(mut m) = v.write_lock::<Map>()
+    {
+        let msg = m.get("message").map(kmsctl_host::value::display).unwrap_or_default();
+        m.insert("message".into(), format!("{what}: {msg}").into());
+    }
+    e
 }
 
 /// A local chart directory (relative to the playbook) and its name; anything else is a usage
@@ -586,11 +715,7 @@ fn annotation_path(file: &Path) -> String {
 
 /// `helm::lint`: helm's findings as data, with the files they name.
 fn lint(st: &State, chart: &str, opts: &Map) -> R<Map> {
-    let o = Opts::new(
-        opts,
-        "helm::lint",
-        &["values", "values_files", "strict", "with_subcharts", "kube_version", "plain_http"],
-    )?;
+    let o = Opts::new(opts, "helm::lint", LINT_OPTS)?;
     let (dir, name) = local_chart(st, chart, &o)?;
     let files = RunValues::write(&st.ctx, &values(&o)?)?;
     let mut values_files = paths(&o, "values_files", &st.ctx)?;
@@ -649,7 +774,7 @@ fn lint(st: &State, chart: &str, opts: &Map) -> R<Map> {
 
 /// `helm::package_chart` (`package` is a reserved word in Rhai): the archive of a local chart (dependencies built), into `dest`.
 fn package_chart(st: &State, chart: &str, opts: &Map) -> R<String> {
-    let o = Opts::new(opts, "helm::package", &["version", "app_version", "dest", "plain_http"])?;
+    let o = Opts::new(opts, "helm::package", PACKAGE_OPTS)?;
     let (dir, _) = local_chart(st, chart, &o)?;
     let version = o.str("version")?;
     if let Some(v) = version.as_deref().filter(|v| !deps::is_exact_version(v)) {
@@ -676,7 +801,7 @@ fn package_chart(st: &State, chart: &str, opts: &Map) -> R<String> {
 
 /// `helm::push`: an archive to `oci://...`, after a registry login when credentials are given.
 fn push(st: &State, archive: &str, remote: &str, opts: &Map) -> R<Map> {
-    let o = Opts::new(opts, "helm::push", &["username", "password", "plain_http"])?;
+    let o = Opts::new(opts, "helm::push", PUSH_OPTS)?;
     let file = st.ctx.resolve_path(archive);
     if !file.is_file() {
         return Err(to_rhai(&HelmError::NotFound(format!("helm::push: no chart archive at {}", file.display()))));
@@ -748,7 +873,7 @@ impl NativeModule for Helm {
              skip_crds, description, plain_http (an OCI registry without TLS). Returns #{name, namespace, revision, status, chart, chart_version,\n\
              app_version, recovered?}.",
             move |kc: ClusterHandle, name: &str, chart: &str, o: Map| upgrade(&s, &kc, name, chart, &o),
-        ).plans();
+        ).options(UPGRADE_OPTS).plans();
         let s = st.clone();
         b.func(
             "upgrade",
@@ -763,7 +888,7 @@ impl NativeModule for Helm {
             &["cluster: Cluster", "release: string", "options: map", "bool"],
             "Uninstall a release; true if it existed. Options: namespace, wait (true), timeout (\"5m\").",
             move |kc: ClusterHandle, name: &str, o: Map| -> R<bool> {
-                let oo = Opts::new(&o, "helm::uninstall", &["namespace", "wait", "timeout"])?;
+                let oo = Opts::new(&o, "helm::uninstall", UNINSTALL_OPTS)?;
                 let (kube, ns) = kube_and_ns(&kc, &oo)?;
                 let wait = if oo.bool("wait", true)? {
                     Some(oo.duration("timeout")?.unwrap_or(Duration::from_secs(300)))
@@ -776,6 +901,7 @@ impl NativeModule for Helm {
                 })
             },
         )
+        .options(UNINSTALL_OPTS)
         .mutates();
         let s = st.clone();
         b.func(
@@ -783,7 +909,7 @@ impl NativeModule for Helm {
             &["cluster: Cluster", "release: string", "revision: int", "options: map", "map"],
             "Roll back to a revision (0: the previous one) and wait until ready. Options: namespace, wait (true), timeout.",
             move |kc: ClusterHandle, name: &str, rev: INT, o: Map| -> R<Map> { rollback(&s, &kc, name, rev, &o) },
-        ).mutates();
+        ).options(ROLLBACK_OPTS).mutates();
         let s = st.clone();
         b.func(
             "rollback",
@@ -794,11 +920,30 @@ impl NativeModule for Helm {
         .mutates();
         let s = st.clone();
         b.func(
+            "test",
+            &["cluster: Cluster", "release: string", "options: map", "map"],
+            "Run the release's tests (`helm test`: its `helm.sh/hook: test` pods) and wait until they end:\n\
+             #{name, namespace, passed, tests: [#{name, kind, phase, started_at, completed_at}]}. A failed\n\
+             test fails with its pod's failure report. Options: namespace, timeout (\"5m\").",
+            move |kc: ClusterHandle, name: &str, o: Map| -> R<Map> { test(&s, &kc, name, &o) },
+        )
+        .options(TEST_OPTS)
+        .plans();
+        let s = st.clone();
+        b.func(
+            "test",
+            &["cluster: Cluster", "release: string", "map"],
+            "Run the release's tests with default options.",
+            move |kc: ClusterHandle, name: &str| -> R<Map> { test(&s, &kc, name, &Map::new()) },
+        )
+        .plans();
+        let s = st.clone();
+        b.func(
             "status",
             &["cluster: Cluster", "release: string", "options: map", "any"],
             "The release (#{name, namespace, revision, status, ...}), or `()` if it does not exist. Options: namespace.",
             move |kc: ClusterHandle, name: &str, o: Map| -> R<Dynamic> {
-                let oo = Opts::new(&o, "helm::status", &["namespace"])?;
+                let oo = Opts::new(&o, "helm::status", STATUS_OPTS)?;
                 let (kube, ns) = kube_and_ns(&kc, &oo)?;
                 if kc.cluster().is_offline() {
                     return Ok(Dynamic::UNIT);
@@ -807,14 +952,14 @@ impl NativeModule for Helm {
                 let rel = s.ctx.block_on_graceful(move |scope| async move { ops::status(&cli, &kube, &name, &ns, &scope).await })?;
                 Ok(rel.map(|r| Dynamic::from_map(release_info(&r))).unwrap_or(Dynamic::UNIT))
             },
-        ).reads();
+        ).options(STATUS_OPTS).reads();
         let s = st.clone();
         b.func(
             "history",
             &["cluster: Cluster", "release: string", "options: map", "array"],
             "Revisions, oldest first: #{revision, status, chart, app_version, description, updated}. Options: namespace.",
             move |kc: ClusterHandle, name: &str, o: Map| -> R<Array> {
-                let oo = Opts::new(&o, "helm::history", &["namespace"])?;
+                let oo = Opts::new(&o, "helm::history", HISTORY_OPTS)?;
                 let (kube, ns) = kube_and_ns(&kc, &oo)?;
                 if kc.cluster().is_offline() {
                     return Ok(Array::new());
@@ -823,14 +968,14 @@ impl NativeModule for Helm {
                 let h = s.ctx.block_on_graceful(move |scope| async move { ops::history(&cli, &kube, &name, &ns, &scope).await })?;
                 Ok(h.into_iter().map(from_json).collect())
             },
-        ).reads();
+        ).options(HISTORY_OPTS).reads();
         let s = st.clone();
         b.func(
             "list",
             &["cluster: Cluster", "options: map", "array"],
             "Releases in every status (deployed, failed, pending-*, ...). Options: namespace, all_namespaces.",
             move |kc: ClusterHandle, o: Map| -> R<Array> {
-                let oo = Opts::new(&o, "helm::list", &["namespace", "all_namespaces"])?;
+                let oo = Opts::new(&o, "helm::list", LIST_OPTS)?;
                 let kube = kube_of(&kc);
                 let ns = if oo.bool("all_namespaces", false)? { None } else { Some(namespace(&oo, &kc)?) };
                 if kc.cluster().is_offline() {
@@ -843,15 +988,16 @@ impl NativeModule for Helm {
                 Ok(l.into_iter().map(from_json).collect())
             },
         )
+        .options(LIST_OPTS)
         .reads();
         let s = st.clone();
         b.func(
             "template",
             &["release: string", "chart: string", "options: map", "string"],
-            "Render a chart without a cluster. Options: namespace (\"default\"), version, values, values_files.",
+            "Render a chart without a cluster. Options: namespace (\"default\"), version, values, values_files,\n\
+             skip_tests (false: the chart's `helm test` pods are rendered too, as helm does).",
             move |name: &str, chart: &str, o: Map| -> R<String> {
-                let oo =
-                    Opts::new(&o, "helm::template", &["namespace", "version", "values", "values_files", "plain_http"])?;
+                let oo = Opts::new(&o, "helm::template", TEMPLATE_OPTS)?;
                 let files = RunValues::write(&s.ctx, &values(&oo)?)?;
                 let mut values_files = paths(&oo, "values_files", &s.ctx)?;
                 values_files.extend(files.paths.iter().cloned());
@@ -862,6 +1008,7 @@ impl NativeModule for Helm {
                     version: oo.str("version")?,
                     values_files,
                     plain_http: oo.bool("plain_http", false)?,
+                    skip_tests: oo.bool("skip_tests", false)?,
                 };
                 let cli = s.cli()?;
                 let out = s.ctx.block_on_graceful(move |scope| async move { ops::template(&cli, &spec, &scope).await });
@@ -869,6 +1016,7 @@ impl NativeModule for Helm {
                 out
             },
         )
+        .options(TEMPLATE_OPTS)
         .reads();
         let s = st.clone();
         b.func(
@@ -881,7 +1029,7 @@ impl NativeModule for Helm {
                         "release {name} not found (--plan: an empty cluster)"
                     ))));
                 }
-                let oo = Opts::new(&o, "helm::get_manifest", &["namespace", "revision"])?;
+                let oo = Opts::new(&o, "helm::get_manifest", GET_MANIFEST_OPTS)?;
                 let (kube, ns) = kube_and_ns(&kc, &oo)?;
                 let (cli, name, rev) = (s.cli()?, name.to_string(), oo.int("revision")?);
                 s.ctx.block_on_graceful(move |scope| async move {
@@ -889,6 +1037,7 @@ impl NativeModule for Helm {
                 })
             },
         )
+        .options(GET_MANIFEST_OPTS)
         .reads();
         let s = st.clone();
         b.func(
@@ -901,7 +1050,7 @@ impl NativeModule for Helm {
                         "release {name} not found (--plan: an empty cluster)"
                     ))));
                 }
-                let oo = Opts::new(&o, "helm::get_values", &["namespace", "revision", "all"])?;
+                let oo = Opts::new(&o, "helm::get_values", GET_VALUES_OPTS)?;
                 let (kube, ns) = kube_and_ns(&kc, &oo)?;
                 let (cli, name, rev, all) = (s.cli()?, name.to_string(), oo.int("revision")?, oo.bool("all", false)?);
                 let v = s.ctx.block_on_graceful(move |scope| async move {
@@ -910,6 +1059,7 @@ impl NativeModule for Helm {
                 Ok(from_json(v))
             },
         )
+        .options(GET_VALUES_OPTS)
         .reads();
         let s = st.clone();
         b.func(
@@ -918,7 +1068,7 @@ impl NativeModule for Helm {
             "If the release is stuck pending-*, roll it back (or uninstall a never-deployed one); if it was left\n\
              uninstalling, finish the uninstall. Returns what was done or `()`. `upgrade` does this itself. Options: namespace.",
             move |kc: ClusterHandle, name: &str, o: Map| -> R<Dynamic> {
-                let oo = Opts::new(&o, "helm::recover", &["namespace"])?;
+                let oo = Opts::new(&o, "helm::recover", RECOVER_OPTS)?;
                 let (kube, ns) = kube_and_ns(&kc, &oo)?;
                 let (cli, name) = (s.cli()?, name.to_string());
                 let r = s.ctx.block_on_graceful(move |scope| async move {
@@ -926,7 +1076,7 @@ impl NativeModule for Helm {
                 })?;
                 Ok(r.map(Dynamic::from).unwrap_or(Dynamic::UNIT))
             },
-        )
+        ).options(RECOVER_OPTS)
         .mutates();
         let s = st.clone();
         b.func(
@@ -934,7 +1084,7 @@ impl NativeModule for Helm {
             &["name: string", "url: string", "options: map", "()"],
             "Add (or update) a chart repository. Options: username, password (a secret; passed on stdin).",
             move |name: &str, url: &str, o: Map| -> R<()> {
-                let oo = Opts::new(&o, "helm::repo_add", &["username", "password"])?;
+                let oo = Opts::new(&o, "helm::repo_add", REPO_ADD_OPTS)?;
                 let password = oo.exposed("password")?;
                 let (cli, name, url, user) = (s.cli()?, name.to_string(), url.to_string(), oo.str("username")?);
                 s.ctx.block_on_graceful(move |scope| async move {
@@ -942,6 +1092,7 @@ impl NativeModule for Helm {
                 })
             },
         )
+        .options(REPO_ADD_OPTS)
         .mutates();
         let s = st.clone();
         b.func(
@@ -950,7 +1101,7 @@ impl NativeModule for Helm {
             "Log in to an OCI registry for oci:// charts. Options: username, password (a secret; passed on\n\
              stdin), plain_http.",
             move |host: &str, o: Map| -> R<()> {
-                let oo = Opts::new(&o, "helm::registry_login", &["username", "password", "plain_http"])?;
+                let oo = Opts::new(&o, "helm::registry_login", REGISTRY_LOGIN_OPTS)?;
                 let user = oo.str("username")?.ok_or_else(|| oo.usage("username is required"))?;
                 let password = oo.exposed("password")?.ok_or_else(|| oo.usage("password is required"))?;
                 let (cli, host, plain_http) = (s.cli()?, host.to_string(), oo.bool("plain_http", false)?);
@@ -959,6 +1110,7 @@ impl NativeModule for Helm {
                 })
             },
         )
+        .options(REGISTRY_LOGIN_OPTS)
         .mutates();
         for (name, update, doc) in [
             (
@@ -982,6 +1134,7 @@ impl NativeModule for Helm {
             b.func(name, &["chart: string", "options: map", "array"], doc, move |chart: &str, o: Map| {
                 dependency_in_place(&s, chart, &o, update)
             })
+            .options(DEPENDENCY_OPTS)
             .mutates();
             let s = st.clone();
             b.func(name, &["chart: string", "array"], "The same with default options.", move |chart: &str| {
@@ -1001,6 +1154,7 @@ impl NativeModule for Helm {
              (warnings fail too), with_subcharts, kube_version, plain_http.",
             move |chart: &str, o: Map| lint(&s, chart, &o),
         )
+        .options(LINT_OPTS)
         .reads();
         let s = st.clone();
         b.func("lint", &["chart: string", "map"], "Lint with default options.", move |chart: &str| {
@@ -1015,7 +1169,7 @@ impl NativeModule for Helm {
              version, app_version (override Chart.yaml's), dest (a directory relative to the playbook;\n\
              default <artifacts>/charts), plain_http.",
             move |chart: &str, o: Map| package_chart(&s, chart, &o),
-        )
+        ).options(PACKAGE_OPTS)
         // A local build into the artifacts dir: a plan packages too, so its push has an archive.
         .reads();
         let s = st.clone();
@@ -1032,6 +1186,7 @@ impl NativeModule for Helm {
              reference to install), version, reference, digest}. Options: username, password, plain_http.",
             move |archive: &str, remote: &str, o: Map| push(&s, archive, remote, &o),
         )
+        .options(PUSH_OPTS)
         .mutates();
         let s = st.clone();
         b.func(

@@ -140,13 +140,35 @@ pub(crate) async fn revisions(
             let api: kube::Api<k8s_openapi::api::core::v1::Secret> = kube::Api::namespaced(client.clone(), namespace);
             let lp = kube::api::ListParams::default().labels(&format!("owner=helm,name={release}"));
             let what = || format!("helm's release records of {namespace}/{release}");
-            let list = tokio::select! {
-                l = api.list_metadata(&lp) => l.map_err(|source| HelmError::Cluster { what: what(), source })?,
-                _ = scope.cancelled() => return Err(HelmError::Cancelled),
+            // An API server restarting (the outages an upgrade is tried again after) refuses
+            // connections or answers 5xx for a while: read again once it answers.
+            let mut waited = false;
+            let list = loop {
+                let read = tokio::select! {
+                    l = api.list_metadata(&lp) => l,
+                    _ = scope.cancelled() => return Err(HelmError::Cancelled),
+                };
+                match read {
+                    Ok(list) => break list,
+                    Err(e) if is_outage(&e) && !waited => {
+                        reachable(kube, scope).await?;
+                        waited = true;
+                    }
+                    Err(source) => return Err(HelmError::Cluster { what: what(), source }),
+                }
             };
             Ok(release::records_of(list.items.iter().map(|m| m.metadata.labels.clone().unwrap_or_default())))
         }
         _ => history(cli, kube, release, namespace, scope).await,
+    }
+}
+
+/// A connection refused or reset, or a server error: what an API server restart looks like.
+fn is_outage(e: &kube::Error) -> bool {
+    match e {
+        kube::Error::Api(s) => s.code >= 500 || s.code == 429,
+        kube::Error::HyperError(_) | kube::Error::Service(_) => true,
+        _ => false,
     }
 }
 
@@ -248,7 +270,26 @@ pub(crate) async fn upgrade(
             });
         }
         if out.code == 0 {
-            return Ok(Upgraded { release: parse_json(&out)?, previous, recovered, retried });
+            let rel = parse_json(&out)?;
+            // When the API server goes away just as helm writes the final record, helm logs
+            // "failed to record the release" and exits 0: the release stays pending-* (locked
+            // for every later upgrade). Recovered and tried again, as after a failed attempt.
+            let after = revisions(cli, kube, &spec.release, &spec.namespace, scope).await?;
+            match release::latest_status(&after).filter(|s| release::is_pending(s)) {
+                Some(stuck) if attempt < ATTEMPTS => {
+                    retried.push(format!(
+                        "helm upgrade of {}/{} succeeded but its release record stayed {stuck} (the cluster went away as helm recorded it); recovering and trying again ({}/{ATTEMPTS})",
+                        spec.namespace,
+                        spec.release,
+                        attempt + 1
+                    ));
+                    reachable(kube, scope).await?;
+                    recover_pending_from(cli, kube, &spec.release, &spec.namespace, &after, scope).await?;
+                    history = revisions(cli, kube, &spec.release, &spec.namespace, scope).await?;
+                    continue;
+                }
+                _ => return Ok(Upgraded { release: rel, previous, recovered, retried }),
+            }
         }
         let Some(cause) = release::is_transient(&out.stderr).filter(|_| attempt < ATTEMPTS) else {
             return Err(failed(&args, &out));
@@ -458,6 +499,8 @@ pub(crate) struct TemplateSpec {
     pub values_files: Vec<PathBuf>,
     /// Plain HTTP to an OCI registry.
     pub plain_http: bool,
+    /// Leave out the chart's test hooks (`helm test` pods): an install never creates them.
+    pub skip_tests: bool,
 }
 
 /// Render a chart without a cluster.
@@ -466,6 +509,9 @@ pub(crate) async fn template(cli: &HelmCli, spec: &TemplateSpec, scope: &CancelS
     if spec.plain_http {
         args.push(s("--plain-http"));
     }
+    if spec.skip_tests {
+        args.push(s("--skip-tests"));
+    }
     if let Some(v) = &spec.version {
         args.extend([s("--version"), v.clone()]);
     }
@@ -473,6 +519,30 @@ pub(crate) async fn template(cli: &HelmCli, spec: &TemplateSpec, scope: &CancelS
         args.extend([s("-f"), f.display().to_string()]);
     }
     cli.ok(&args, None, scope).await.map(|o| o.stdout)
+}
+
+/// `helm test`: run the release's test hooks and wait until they end. Returns whether they all
+/// passed (a failing test is not an error here: the caller reads the release's hooks to say
+/// which); helm's other failures (no such release, the cluster) are errors.
+pub(crate) async fn test(
+    cli: &HelmCli,
+    kube: &Kube,
+    release: &str,
+    namespace: &str,
+    timeout: Duration,
+    scope: &CancelScope,
+) -> Result<bool, HelmError> {
+    let mut args = vec![s("test"), s(release), s("-n"), s(namespace), s("--timeout"), go_duration(timeout)];
+    kube.args(&mut args);
+    let out = cli.run(&args, None, scope).await?;
+    if out.code == 0 || out.cancelled {
+        return Ok(true);
+    }
+    // helm 3: "Error: pod <name> failed"; helm 4: "Error: 1 error occurred: * pod <name> failed".
+    if out.stderr.lines().any(|l| l.contains("pod ") && l.trim_end().ends_with(" failed")) {
+        return Ok(false);
+    }
+    Err(failed(&args, &out))
 }
 
 /// `helm get manifest`.

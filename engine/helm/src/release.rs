@@ -95,9 +95,84 @@ pub(crate) fn failed_hook_jobs(release: &Value) -> Vec<Value> {
         .collect()
 }
 
+/// The release's test hooks (`helm.sh/hook: test`, or the old `test-success`) as helm last ran
+/// them: `{name, kind, phase, started_at, completed_at}`, phase `()` for a test never run.
+pub(crate) fn test_hooks(release: &Value) -> Vec<Value> {
+    release
+        .get("hooks")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|h| {
+            h.get("events")
+                .and_then(Value::as_array)
+                .is_some_and(|e| e.iter().any(|e| matches!(e.as_str(), Some("test" | "test-success"))))
+        })
+        .map(|h| {
+            let run = |k: &str| h.pointer(&format!("/last_run/{k}")).filter(|v| v.as_str() != Some("")).cloned();
+            serde_json::json!({
+                "name": h.get("name").cloned().unwrap_or_default(),
+                "kind": h.get("kind").cloned().unwrap_or_default(),
+                "phase": run("phase"),
+                "started_at": run("started_at"),
+                "completed_at": run("completed_at"),
+            })
+        })
+        .collect()
+}
+
+/// One run of a hook, from a release record: what the run report draws as a hook phase.
+#[derive(Debug, PartialEq)]
+pub(crate) struct HookRun {
+    /// `Job kms-core-init`.
+    pub what: String,
+    /// When it started and completed (RFC 3339, as helm wrote them).
+    pub started_at: String,
+    /// Empty while it runs.
+    pub completed_at: String,
+    /// `Succeeded`, `Failed`, `Running`.
+    pub phase: String,
+}
+
+/// The hooks of a release that have run, in the order helm lists them.
+pub(crate) fn hook_runs(release: &Value) -> Vec<HookRun> {
+    let s = |h: &Value, p: &str| h.pointer(p).and_then(Value::as_str).unwrap_or_default().to_string();
+    release
+        .get("hooks")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|h| HookRun {
+            what: format!("{} {}", s(h, "/kind"), s(h, "/name")),
+            started_at: s(h, "/last_run/started_at"),
+            completed_at: s(h, "/last_run/completed_at"),
+            phase: s(h, "/last_run/phase"),
+        })
+        .filter(|r| !r.started_at.is_empty())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hook_runs_are_read_from_the_release_record() {
+        let rel = serde_json::json!({"hooks": [
+            {"name": "init", "kind": "Job", "last_run": {"started_at": "2026-12-01T10:00:00.5Z", "completed_at": "2026-12-01T10:00:02Z", "phase": "Succeeded"}},
+            {"name": "never", "kind": "Job", "last_run": {"started_at": "", "phase": ""}},
+            {"name": "cfg", "kind": "ConfigMap"},
+        ]});
+        assert_eq!(
+            hook_runs(&rel),
+            [HookRun {
+                what: "Job init".into(),
+                started_at: "2026-12-01T10:00:00.5Z".into(),
+                completed_at: "2026-12-01T10:00:02Z".into(),
+                phase: "Succeeded".into()
+            }]
+        );
+    }
     use serde_json::json;
 
     #[test]
@@ -119,6 +194,19 @@ mod tests {
         let objs = manifest_objects(&rel).unwrap();
         assert_eq!(objs.iter().map(|o| o["kind"].as_str().unwrap()).collect::<Vec<_>>(), ["Service", "StatefulSet"]);
         assert_eq!(failed_hook_jobs(&rel)[0]["metadata"]["name"], "init");
+        assert!(test_hooks(&rel).is_empty());
+        let tested = json!({"hooks": [
+            {"name": "t1", "kind": "Pod", "events": ["test"], "last_run": {"phase": "Failed", "started_at": "a", "completed_at": "b"}},
+            {"name": "t0", "kind": "Pod", "events": ["test-success"], "last_run": {"phase": "", "started_at": "", "completed_at": ""}},
+            {"name": "pre", "kind": "Job", "events": ["pre-install"], "last_run": {"phase": "Succeeded"}},
+        ]});
+        assert_eq!(
+            test_hooks(&tested),
+            [
+                json!({"name": "t1", "kind": "Pod", "phase": "Failed", "started_at": "a", "completed_at": "b"}),
+                json!({"name": "t0", "kind": "Pod", "phase": null, "started_at": null, "completed_at": null}),
+            ]
+        );
         let history = vec![
             json!({"revision": 1, "status": "superseded"}),
             json!({"revision": 2, "status": "deployed"}),

@@ -5,7 +5,7 @@
 //! so every native call is cancellable by Ctrl-C, `--timeout`, `wait::timeout` and `parallel`.
 
 use crate::error::{HostFailure, to_rhai};
-use crate::events::{Events, Level, Outcome};
+use crate::events::{EventBody, Events, Level, Outcome, StepKind};
 use crate::plan::{Mode, Plan, PlannedOp};
 use crate::secret::{Redactor, Secret};
 use crate::task::{self, CancelReason, CancelScope};
@@ -16,6 +16,9 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// The artifacts directory when `--artifacts` names none.
+pub(crate) const DEFAULT_ARTIFACTS: &str = "kmsctl-artifacts";
 
 /// Settings native modules read.
 #[derive(Clone, Debug, Default)]
@@ -53,6 +56,18 @@ struct Inner {
     next_cleanup: AtomicU64,
     plan: Plan,
     manifests: Mutex<std::collections::HashSet<String>>,
+    deferred: Mutex<Deferred>,
+}
+
+/// Work to finish after a call returned.
+pub type DeferredFn = Box<dyn FnOnce() -> Result<(), Box<EvalAltResult>> + Send>;
+
+/// Plan mode's deferred work ([`HostCtx::defer`]): the open `parallel` groups' current task
+/// (innermost last), and the work, each with the task of its group that deferred it.
+#[derive(Default)]
+struct Deferred {
+    groups: Vec<usize>,
+    work: Vec<(usize, DeferredFn)>,
 }
 
 /// Identifies a registered cleanup hook, to remove it once its resource is closed normally.
@@ -71,6 +86,7 @@ impl HostCtx {
             next_cleanup: AtomicU64::new(1),
             plan: Plan::default(),
             manifests: Mutex::default(),
+            deferred: Mutex::default(),
         }))
     }
 
@@ -116,14 +132,68 @@ impl HostCtx {
 
     /// Record what a mutating function would do (plan mode), attributed to the calling
     /// thread's step and task, secrets scrubbed; also shown as a log line of that step.
-    pub fn record(&self, mut op: PlannedOp) {
+    /// Returns its sequence number, for [`HostCtx::record_again`].
+    pub fn record(&self, mut op: PlannedOp) -> usize {
         let t = task::current();
         op.step = t.as_ref().and_then(|t| t.step);
         op.label = t.as_ref().and_then(|t| t.label.as_deref().map(str::to_string));
         op.started_after = Some(self.0.events.last_step());
         let line = format!("plan: {} {}", op.action, op.target);
-        self.0.plan.push(op.clone(), self.redactor());
+        let seq = self.0.plan.push(op, self.redactor());
         self.log(Level::Info, line);
+        seq
+    }
+
+    /// Complete the operation recorded as `seq` (its place in the plan is kept): what a
+    /// render [`HostCtx::defer`]red found.
+    pub fn record_again(&self, seq: usize, op: PlannedOp) {
+        self.0.plan.replace(seq, op, self.redactor());
+    }
+
+    /// Plan mode: finish `work` once the enclosing `parallel` group's tasks have all run
+    /// (they run one after another, for the plan's order; what they defer, such as the helm
+    /// renders of their releases, runs meanwhile). An error of `work` fails the task that
+    /// deferred it. Outside a group, or in a run, `work` runs now.
+    ///
+    /// # Errors
+    /// `work`'s, when it runs now.
+    pub fn defer(&self, work: DeferredFn) -> Result<(), Box<EvalAltResult>> {
+        let mut d = self.0.deferred.lock().unwrap_or_else(|e| e.into_inner());
+        match d.groups.last().copied() {
+            Some(task) if self.mode().is_plan() => {
+                d.work.push((task, work));
+                Ok(())
+            }
+            _ => {
+                drop(d);
+                work()
+            }
+        }
+    }
+
+    /// A plan-mode `parallel` group opens: returns the mark [`HostCtx::defer_close`] takes.
+    pub(crate) fn defer_open(&self) -> usize {
+        let mut d = self.0.deferred.lock().unwrap_or_else(|e| e.into_inner());
+        d.groups.push(0);
+        d.work.len()
+    }
+
+    /// The group's task `i` runs now.
+    pub(crate) fn defer_task(&self, i: usize) {
+        if let Some(t) = self.0.deferred.lock().unwrap_or_else(|e| e.into_inner()).groups.last_mut() {
+            *t = i;
+        }
+    }
+
+    /// The group's tasks have run: finish what they deferred, in order; the failures by task.
+    pub(crate) fn defer_close(&self, mark: usize) -> Vec<(usize, Box<EvalAltResult>)> {
+        let work = {
+            let mut d = self.0.deferred.lock().unwrap_or_else(|e| e.into_inner());
+            d.groups.pop();
+            let at = mark.min(d.work.len());
+            d.work.split_off(at)
+        };
+        work.into_iter().filter_map(|(task, w)| w().err().map(|e| (task, e))).collect()
     }
 
     /// Write a rendered manifest of the plan to `plan/<name>.yaml` under the artifacts
@@ -164,6 +234,18 @@ impl HostCtx {
     pub fn log(&self, level: Level, message: impl Into<String>) {
         let t = task::current();
         self.0.events.log(level, message, t.as_ref().and_then(|t| t.step), t.as_ref().and_then(|t| t.label.as_deref()));
+    }
+
+    /// Log a line about a place in a file (a lint finding): CI shows it on that line.
+    pub fn log_at(&self, level: Level, message: impl Into<String>, at: crate::events::SourceAt) {
+        let t = task::current();
+        self.0.events.log_at(
+            level,
+            message,
+            at,
+            t.as_ref().and_then(|t| t.step),
+            t.as_ref().and_then(|t| t.label.as_deref()),
+        );
     }
 
     /// Resolve a path relative to the playbook directory.
@@ -236,15 +318,64 @@ impl HostCtx {
         Ok(self.0.rt.block_on(make(scope)))
     }
 
-    /// Open a step of a native function's own (e.g. `wait for 13 objects`), nested under the
-    /// calling script's current step and labelled like its task. Give it progress lines while
-    /// it works and finish it with the call's result.
-    pub fn open_step(&self, name: &str) -> NativeStep {
+    /// Open a step of a native function's own (e.g. `wait for 13 objects`, of kind
+    /// [`StepKind::Wait`], with the objects as `detail`), nested under the calling script's
+    /// current step and labelled like its task. Give it progress lines while it works and
+    /// finish it with the call's result.
+    pub fn open_step(&self, name: &str, kind: StepKind, detail: Option<String>) -> NativeStep {
         let t = task::current();
         let events = self.0.events.clone();
-        let id =
-            events.step_started(name, t.as_ref().and_then(|t| t.step), t.as_ref().and_then(|t| t.label.as_deref()));
+        let id = events.step_started_as(
+            name,
+            t.as_ref().and_then(|t| t.step),
+            t.as_ref().and_then(|t| t.label.as_deref()),
+            kind,
+            detail,
+        );
         NativeStep { events, id }
+    }
+
+    /// Report a phase of the calling native function once it is over (a Helm process, a hook
+    /// Helm ran), attributed to the calling script's step and task: `start_ms` and
+    /// `duration_ms` on the run's clock ([`Events::elapsed`], [`Events::ms_since_start`]).
+    pub fn phase(&self, name: impl Into<String>, kind: StepKind, start_ms: u64, duration_ms: u64, outcome: Outcome) {
+        let t = task::current();
+        self.0.events.emit(EventBody::Phase {
+            step: t.as_ref().and_then(|t| t.step),
+            label: t.and_then(|t| t.label.as_deref().map(str::to_string)),
+            name: name.into(),
+            kind,
+            start_ms,
+            duration_ms,
+            outcome,
+        });
+    }
+
+    /// Report a collected failure report (`report`: its JSON), attributed to `step` (the
+    /// failed wait) and the calling task: the run report and CI show it inline.
+    pub fn failure_report(&self, step: Option<u64>, failure: FailureInfo) {
+        let t = task::current();
+        self.0.events.emit(EventBody::Failure {
+            step: step.or(t.as_ref().and_then(|t| t.step)),
+            label: t.and_then(|t| t.label.as_deref().map(str::to_string)),
+            object: failure.object,
+            reason: failure.reason,
+            summary: failure.summary,
+            dir: failure.dir.map(|d| d.display().to_string()),
+            report: failure.report,
+        });
+    }
+
+    /// Record a decision the playbook took and why (a canary promoted or rolled back).
+    pub fn decision(&self, subject: String, decision: String, reason: String) {
+        let t = task::current();
+        self.0.events.emit(EventBody::Decision {
+            step: t.as_ref().and_then(|t| t.step),
+            label: t.and_then(|t| t.label.as_deref().map(str::to_string)),
+            subject,
+            decision,
+            reason,
+        });
     }
 
     /// A logger for other threads (a child's output, a background task) that attributes lines
@@ -262,7 +393,7 @@ impl HostCtx {
     /// # Errors
     /// The directory cannot be created.
     pub fn artifacts_dir(&self) -> std::io::Result<PathBuf> {
-        let dir = self.0.settings.artifacts.clone().unwrap_or_else(|| PathBuf::from("kmsctl-artifacts"));
+        let dir = self.0.settings.artifacts.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_ARTIFACTS));
         std::fs::create_dir_all(&dir)?;
         Ok(dir)
     }
@@ -341,6 +472,21 @@ impl HostCtx {
     }
 }
 
+/// A failure report as the run report shows it ([`HostCtx::failure_report`]).
+#[derive(Clone, Debug)]
+pub struct FailureInfo {
+    /// The blocking object, `Kind namespace/name`.
+    pub object: String,
+    /// Why it blocked.
+    pub reason: String,
+    /// The few lines the log shows.
+    pub summary: String,
+    /// Where its files were written.
+    pub dir: Option<PathBuf>,
+    /// The whole report as JSON, secrets already scrubbed.
+    pub report: serde_json::Value,
+}
+
 /// A step opened by a native function ([`HostCtx::open_step`]). Cheap to clone into the
 /// future that reports progress.
 #[derive(Clone)]
@@ -350,6 +496,11 @@ pub struct NativeStep {
 }
 
 impl NativeStep {
+    /// The step's id.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
     /// Show what the step is waiting for now.
     pub fn progress(&self, message: impl Into<String>) {
         self.events.progress(Some(self.id), message);
@@ -381,7 +532,7 @@ pub(crate) fn termination_value(scope: &CancelScope) -> Dynamic {
 }
 
 /// The uncatchable termination error for a cancelled scope.
-pub(crate) fn terminated(scope: &CancelScope) -> Box<EvalAltResult> {
+pub fn terminated(scope: &CancelScope) -> Box<EvalAltResult> {
     Box::new(EvalAltResult::ErrorTerminated(termination_value(scope), Position::NONE))
 }
 

@@ -182,6 +182,27 @@ impl ScriptDiag {
         &self.message
     }
 
+    /// Where it points, then where each related frame points, innermost first: `(file, line,
+    /// column)`, both from 1 (a CI annotation's `file=,line=,col=`).
+    pub fn locations(&self) -> Vec<(String, usize, usize)> {
+        let own = match (&self.source, self.span) {
+            (Some(src), Some((start, _))) => {
+                let text = src.inner();
+                let before = &text[..start.min(text.len())];
+                let line = before.matches('\n').count() + 1;
+                let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+                Some((src.name().to_string(), line, col))
+            }
+            _ => None,
+        };
+        own.into_iter().chain(self.related.iter().flat_map(ScriptDiag::locations)).collect()
+    }
+
+    /// Where it points, for ordering: the source's name and the offset (none sort first).
+    pub(crate) fn place(&self) -> (String, usize) {
+        (self.source.as_ref().map(|s| s.name().to_string()).unwrap_or_default(), self.span.map_or(0, |s| s.0))
+    }
+
     /// Render for a terminal (`color`) or a log file.
     pub fn render(&self, color: bool) -> String {
         let theme = if color { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };

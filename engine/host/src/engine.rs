@@ -3,11 +3,11 @@
 
 use crate::ctx::HostCtx;
 use crate::events::Level;
-use crate::modules::NativeModule;
+use crate::modules::{DeclaredOptions, NativeModule};
 use crate::secret::{MASK, Secret};
 use crate::task;
 use rhai::{Dynamic, Engine, INT, Map, Module, NativeCallContext, Shared};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// Script resource limits. Always set explicitly: Rhai's defaults differ between debug and
 /// release builds.
@@ -25,7 +25,8 @@ pub(crate) struct Limits {
     pub max_string_size: usize,
     /// Items in one array.
     pub max_array_size: usize,
-    /// Entries in one map.
+    /// Map entries in one value: Rhai counts the entries of nested maps together, so a list of
+    /// 10,000 Kubernetes objects of ~20 fields each holds ~200,000.
     pub max_map_size: usize,
     /// Modules loaded.
     pub max_modules: usize,
@@ -40,7 +41,7 @@ impl Default for Limits {
             max_fn_expr_depth: 96,
             max_string_size: 64 << 20,
             max_array_size: 1_000_000,
-            max_map_size: 100_000,
+            max_map_size: 5_000_000,
             max_modules: 512,
         }
     }
@@ -64,6 +65,8 @@ pub(crate) struct Built {
     pub engine: Engine,
     /// Native modules by import name.
     pub natives: HashMap<String, Shared<Module>>,
+    /// The options maps their functions and methods take, by module and function name.
+    pub options: HashMap<String, BTreeMap<String, DeclaredOptions>>,
 }
 
 /// Build the engine for `ctx` with `natives`.
@@ -96,11 +99,15 @@ pub(crate) fn build(ctx: &HostCtx, limits: &Limits, natives: &[Box<dyn NativeMod
         .with_volatility(true)
         .with_purity(false)
         .with_params_info(["tasks: array|map", "options: map", "array|map"])
-        .with_comments([concat!(
-            "/// Run closures concurrently; results come back in order (or by label for a map).\n",
-            "/// The first failure cancels the rest and is rethrown. Options: `max` (concurrency),\n",
-            "/// `labels` (for an array), `fail_fast` (default true; false runs all and reports every failure).\n",
-            "///\n/// ```rhai\n/// let pods = parallel(#{ \"party-1\": || deploy(1), \"party-2\": || deploy(2) }, #{ max: 4 });\n/// ```"
+        .with_comments([format!(
+            "{}{}",
+            concat!(
+                "/// Run closures concurrently; results come back in order (or by label for a map).\n",
+                "/// The first failure cancels the rest and is rethrown. Options: `max` (concurrency),\n",
+                "/// `labels` (for an array), `fail_fast` (default true; false runs all and reports every failure).\n",
+                "///\n/// ```rhai\n/// let pods = parallel(#{ \"party-1\": || deploy(1), \"party-2\": || deploy(2) }, #{ max: 4 });\n/// ```"
+            ),
+            options_line()
         )])
         .register_into_engine(&mut e, move |ncc: NativeCallContext, tasks: Dynamic, opts: Map| crate::parallel::parallel(&c, &ncc, tasks, &opts));
     let c = ctx.clone();
@@ -118,10 +125,14 @@ pub(crate) fn build(ctx: &HostCtx, limits: &Limits, natives: &[Box<dyn NativeMod
         .with_volatility(true)
         .with_purity(false)
         .with_params_info(["items: array", "work: Fn", "options: map", "array"])
-        .with_comments([concat!(
-            "/// Call `work(item)` for every item concurrently; results come back in order.\n",
-            "/// Labels default to the items. Options as for `parallel`.\n",
-            "///\n/// ```rhai\n/// let releases = parallel_map([1, 2, 3, 4], |id| deploy_party(id), #{ max: 4 });\n/// ```"
+        .with_comments([format!(
+            "{}{}",
+            concat!(
+                "/// Call `work(item)` for every item concurrently; results come back in order.\n",
+                "/// Labels default to the items. Options as for `parallel`.\n",
+                "///\n/// ```rhai\n/// let releases = parallel_map([1, 2, 3, 4], |id| deploy_party(id), #{ max: 4 });\n/// ```"
+            ),
+            options_line()
         )])
         .register_into_engine(&mut e, move |ncc: NativeCallContext, items: rhai::Array, f: rhai::FnPtr, opts: Map| {
             crate::parallel::parallel_map(&c, &ncc, items, f, &opts)
@@ -137,13 +148,22 @@ pub(crate) fn build(ctx: &HostCtx, limits: &Limits, natives: &[Box<dyn NativeMod
         });
 
     let mut functions = HashMap::new();
+    let mut options = HashMap::new();
     for m in natives {
         let built = m.build(ctx);
         functions.insert(m.name().to_string(), Shared::new(built.functions));
+        options.insert(m.name().to_string(), built.options);
         e.register_global_module(built.methods.into());
     }
     e.register_global_module(crate::modules::type_names_module().into());
-    Built { engine: e, natives: functions }
+    Built { engine: e, natives: functions, options }
+}
+
+/// The keys `parallel` and `parallel_map` accept, as a doc comment's last paragraph (as
+/// [`crate::ModuleBuilder`] writes a native function's).
+fn options_line() -> String {
+    let keys: Vec<String> = crate::parallel::OPTIONS.iter().map(|k| format!("`{k}`")).collect();
+    format!("\n///\n/// Options: {}.", keys.join(", "))
 }
 
 /// The error for reading `prop` from a map that lacks it: the property, then (after a newline,

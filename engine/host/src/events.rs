@@ -36,6 +36,25 @@ pub enum Outcome {
     Cancelled,
 }
 
+/// What a step is: the playbook's own, a parallel task, or a phase of a native call. The run
+/// report draws each kind differently (a task is a lane of the timeline, a wait or a Helm
+/// phase a segment on it).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepKind {
+    /// `log::step` (and anything not said otherwise).
+    #[default]
+    Step,
+    /// One task of `parallel` / `parallel_map`.
+    Task,
+    /// A wait of the readiness engine, or another native wait (EKS ACTIVE).
+    Wait,
+    /// A Helm process (install, upgrade).
+    Helm,
+    /// A Helm hook (a Job or other object run by Helm around the release).
+    Hook,
+}
+
 /// One step in the end-of-run summary.
 #[derive(Clone, Debug, Serialize)]
 pub struct StepRecord {
@@ -48,6 +67,8 @@ pub struct StepRecord {
     /// Label of the parallel task it ran in.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
+    /// What kind of step.
+    pub kind: StepKind,
     /// Outcome, `None` while running.
     pub outcome: Option<Outcome>,
     /// Duration in milliseconds, once finished.
@@ -57,6 +78,19 @@ pub struct StepRecord {
     pub error: Option<String>,
     #[serde(skip)]
     started: Option<Instant>,
+}
+
+/// A place in a file a log line is about.
+#[derive(Clone, Debug, Serialize)]
+pub struct SourceAt {
+    /// The file, as given (relative to the working directory for CI annotations).
+    pub file: String,
+    /// Line, from 1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
+    /// Column, from 1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub col: Option<usize>,
 }
 
 /// What happened.
@@ -81,6 +115,68 @@ pub enum EventBody {
         /// Parallel task label.
         #[serde(skip_serializing_if = "Option::is_none")]
         label: Option<String>,
+        /// What kind of step.
+        kind: StepKind,
+        /// What it works on, when its name does not say it all (a wait's objects).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
+    },
+    /// A phase of a native call that is reported once it is over, with its own times (a Helm
+    /// process, a hook Helm ran): not a step of the tree, a segment of the run report's
+    /// timeline.
+    Phase {
+        /// The step it belongs to.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        step: Option<u64>,
+        /// Parallel task label.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        label: Option<String>,
+        /// What it was (`helm upgrade kms-core-3`, `hook Job kms-core-init`).
+        name: String,
+        /// [`StepKind::Helm`] or [`StepKind::Hook`].
+        kind: StepKind,
+        /// When it started, in milliseconds since the run started.
+        start_ms: u64,
+        /// How long it took.
+        duration_ms: u64,
+        /// How it ended.
+        outcome: Outcome,
+    },
+    /// A failure report was collected (a failed or timed-out wait): the report itself,
+    /// secrets scrubbed, for the run report and CI to show inline.
+    Failure {
+        /// The step it belongs to (the failed wait).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        step: Option<u64>,
+        /// Parallel task label.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        label: Option<String>,
+        /// The blocking object, `Kind namespace/name`.
+        object: String,
+        /// Why it blocked.
+        reason: String,
+        /// The short summary printed in the log.
+        summary: String,
+        /// Where its files were written under the artifacts directory.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        dir: Option<String>,
+        /// The whole report (its JSON).
+        report: serde_json::Value,
+    },
+    /// A decision the playbook took and why (a canary promoted or rolled back).
+    Decision {
+        /// The step it belongs to.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        step: Option<u64>,
+        /// Parallel task label.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        label: Option<String>,
+        /// What was decided about (`canary kms-core`).
+        subject: String,
+        /// The decision (`promote`, `rollback`, `continue`).
+        decision: String,
+        /// Why.
+        reason: String,
     },
     /// A step ended.
     StepFinished {
@@ -108,6 +204,10 @@ pub enum EventBody {
         /// Parallel task label.
         #[serde(skip_serializing_if = "Option::is_none")]
         label: Option<String>,
+        /// The file (and line, column) it is about: a lint finding (`log::annotate`), which CI
+        /// shows on that line.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        at: Option<SourceAt>,
     },
     /// Where a long operation stands (a wait: what is still pending and why).
     Progress {
@@ -125,6 +225,15 @@ pub enum EventBody {
         message: String,
         /// The full human report, without colour.
         diagnostic: String,
+        /// The file it points into (the playbook, or a module it imports), when it does.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        file: Option<String>,
+        /// Line in `file`, from 1.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        line: Option<usize>,
+        /// Column in `line`, from 1.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        col: Option<usize>,
     },
     /// `--plan`: the whole plan, once, before the run ends.
     Plan {
@@ -154,23 +263,46 @@ impl EventBody {
                 r.scrub(playbook);
                 r.scrub_json(params);
             }
-            Self::StepStarted { name, label, .. } => {
+            Self::StepStarted { name, label, detail, .. } => {
                 r.scrub(name);
                 label.iter_mut().for_each(|l| r.scrub(l));
+                detail.iter_mut().for_each(|d| r.scrub(d));
+            }
+            Self::Phase { name, label, .. } => {
+                r.scrub(name);
+                label.iter_mut().for_each(|l| r.scrub(l));
+            }
+            Self::Failure { label, object, reason, summary, dir, report, .. } => {
+                label.iter_mut().for_each(|l| r.scrub(l));
+                r.scrub(object);
+                r.scrub(reason);
+                r.scrub(summary);
+                dir.iter_mut().for_each(|d| r.scrub(d));
+                r.scrub_json(report);
+            }
+            Self::Decision { label, subject, decision, reason, .. } => {
+                label.iter_mut().for_each(|l| r.scrub(l));
+                r.scrub(subject);
+                r.scrub(decision);
+                r.scrub(reason);
             }
             Self::StepFinished { name, error, .. } => {
                 r.scrub(name);
                 error.iter_mut().for_each(|e| r.scrub(e));
             }
-            Self::Log { message, label, .. } => {
+            Self::Log { message, label, at, .. } => {
                 r.scrub(message);
                 label.iter_mut().for_each(|l| r.scrub(l));
+                if let Some(a) = at {
+                    r.scrub(&mut a.file);
+                }
             }
             Self::Progress { message, .. } => r.scrub(message),
-            Self::Error { kind, message, diagnostic } => {
+            Self::Error { kind, message, diagnostic, file, .. } => {
                 r.scrub(kind);
                 r.scrub(message);
                 r.scrub(diagnostic);
+                file.iter_mut().for_each(|f| r.scrub(f));
             }
             Self::Plan { plan } => r.scrub_json(plan),
             Self::RunFinished { steps, closed, .. } => {
@@ -218,6 +350,7 @@ struct Inner {
     sinks: Vec<Box<dyn Sink>>,
     redactor: Redactor,
     started: Instant,
+    started_at: jiff::Timestamp,
     next_step: AtomicU64,
     steps: Mutex<Vec<StepRecord>>,
 }
@@ -229,6 +362,7 @@ impl Events {
             sinks,
             redactor,
             started: Instant::now(),
+            started_at: jiff::Timestamp::now(),
             next_step: AtomicU64::new(1),
             steps: Mutex::new(Vec::new()),
         }))
@@ -250,19 +384,46 @@ impl Events {
 
     /// Open a step; returns its id.
     pub fn step_started(&self, name: &str, parent: Option<u64>, label: Option<&str>) -> u64 {
+        self.step_started_as(name, parent, label, StepKind::Step, None)
+    }
+
+    /// Open a step of a given kind, with what it works on; returns its id.
+    pub fn step_started_as(
+        &self,
+        name: &str,
+        parent: Option<u64>,
+        label: Option<&str>,
+        kind: StepKind,
+        detail: Option<String>,
+    ) -> u64 {
         let id = self.0.next_step.fetch_add(1, Ordering::Relaxed);
         self.0.steps.lock().expect("steps lock").push(StepRecord {
             id,
             parent,
             name: name.to_string(),
             label: label.map(str::to_string),
+            kind,
             outcome: None,
             duration_ms: None,
             error: None,
             started: Some(Instant::now()),
         });
-        self.emit(EventBody::StepStarted { id, parent, name: name.to_string(), label: label.map(str::to_string) });
+        self.emit(EventBody::StepStarted {
+            id,
+            parent,
+            name: name.to_string(),
+            label: label.map(str::to_string),
+            kind,
+            detail,
+        });
         id
+    }
+
+    /// Milliseconds from the run's start to the wall-clock time `t` (0 before it): a phase
+    /// another program timed (a Helm hook's start) placed on the run's clock.
+    pub fn ms_since_start(&self, t: jiff::Timestamp) -> u64 {
+        let span = t.duration_since(self.0.started_at);
+        u64::try_from(span.as_millis()).unwrap_or(0)
     }
 
     /// Close a step.
@@ -283,7 +444,25 @@ impl Events {
 
     /// A log line.
     pub fn log(&self, level: Level, message: impl Into<String>, step: Option<u64>, label: Option<&str>) {
-        self.emit(EventBody::Log { level, message: message.into(), step, label: label.map(str::to_string) });
+        self.emit(EventBody::Log { level, message: message.into(), step, label: label.map(str::to_string), at: None });
+    }
+
+    /// A log line about a place in a file (a lint finding).
+    pub fn log_at(
+        &self,
+        level: Level,
+        message: impl Into<String>,
+        at: SourceAt,
+        step: Option<u64>,
+        label: Option<&str>,
+    ) {
+        self.emit(EventBody::Log {
+            level,
+            message: message.into(),
+            step,
+            label: label.map(str::to_string),
+            at: Some(at),
+        });
     }
 
     /// The id of the last step started (0: none yet).

@@ -14,6 +14,7 @@
 mod check;
 mod ctx;
 mod diagnostics;
+pub mod docs;
 pub mod duration;
 mod engine;
 mod error;
@@ -23,6 +24,7 @@ mod parallel;
 mod params;
 pub mod plan;
 mod program;
+mod report;
 mod run;
 mod secret;
 mod sources;
@@ -30,16 +32,18 @@ mod suggest;
 mod task;
 mod ui;
 pub mod value;
+mod watch;
 
-pub use ctx::{CleanupId, HostCtx, NativeStep, Settings};
+pub use ctx::{CleanupId, DeferredFn, FailureInfo, HostCtx, NativeStep, Settings, terminated};
 pub use error::{
     ErrorKind, ExitCode, Failure, HostFailure, ScriptResult, is_terminated, short_message, to_rhai, usage_err,
 };
-pub use events::{Events, Level, Outcome};
+pub use events::{Events, Level, Outcome, StepKind};
 pub use modules::data::from_yaml_all;
 pub use modules::opts::Opts;
-pub use modules::{BuiltModule, Declare, ModuleBuilder, NativeModule};
+pub use modules::{BuiltModule, Declare, DeclaredOptions, ModuleBuilder, NativeModule};
 pub use plan::{Effect, Mode, PlannedObject, PlannedOp};
 pub use run::{Checked, Host, Ran, RunError};
 pub use secret::{Redactor, Secret};
 pub use task::CancelScope;
+pub use watch::WatchError;

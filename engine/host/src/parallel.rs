@@ -8,7 +8,7 @@
 use crate::ctx::{HostCtx, terminated};
 use crate::error::{ErrorKind, Failure, to_rhai, usage_err};
 use crate::error::{is_terminated, short_message};
-use crate::events::Outcome;
+use crate::events::{Outcome, StepKind};
 use crate::task::{self, CancelReason, TaskState};
 use rhai::{Array, Dynamic, FnPtr, Map, NativeCallContext};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -20,7 +20,7 @@ use crate::modules::opts::Opts;
 /// One unit of work: a label, a closure and the arguments to call it with.
 type Task = (String, FnPtr, Vec<Dynamic>);
 
-const OPTIONS: &[&str] = &["max", "labels", "fail_fast"];
+pub(crate) const OPTIONS: &[&str] = &["max", "labels", "fail_fast"];
 
 fn labels(o: &Opts, n: usize, default: impl Fn(usize) -> String) -> R<Vec<String>> {
     let labels: Vec<String> = match o.get("labels") {
@@ -80,6 +80,7 @@ fn run(ctx: &HostCtx, ncc: &NativeCallContext, items: Vec<Task>, o: &Opts, as_ma
     let first_err: Mutex<Option<usize>> = Mutex::new(None);
     let next = AtomicUsize::new(0);
 
+    let mark = ctx.mode().is_plan().then(|| ctx.defer_open());
     std::thread::scope(|s| {
         for _ in 0..max.min(n) {
             s.spawn(|| {
@@ -97,7 +98,10 @@ fn run(ctx: &HostCtx, ncc: &NativeCallContext, items: Vec<Task>, o: &Opts, as_ma
                         Some(p) => format!("{p}/{label}").into(),
                         None => label.as_str().into(),
                     };
-                    let id = ctx.events().step_started(label, parent.step, Some(&full));
+                    if mark.is_some() {
+                        ctx.defer_task(i);
+                    }
+                    let id = ctx.events().step_started_as(label, parent.step, Some(&full), StepKind::Task, None);
                     let state = TaskState { scope: group.child(), step: Some(id), label: Some(full) };
                     let r = task::with_task(state, || f.call_raw(ncc, None, args.clone()));
                     match &r {
@@ -120,6 +124,21 @@ fn run(ctx: &HostCtx, ncc: &NativeCallContext, items: Vec<Task>, o: &Opts, as_ma
         }
     });
 
+    // Plan mode: what the tasks deferred (their renders) ends here; a failure is its task's.
+    for (i, e) in mark.map(|m| ctx.defer_close(m)).unwrap_or_default() {
+        // A render stopped because a sibling failed (or Ctrl-C) is not the group's error.
+        if is_terminated(&e) {
+            continue;
+        }
+        let mut slot = results[i].lock().expect("results lock");
+        if !matches!(*slot, Some(Err(_))) {
+            *slot = Some(Err(e));
+            let mut first = first_err.lock().expect("error lock");
+            if fail_fast && first.is_none_or(|f| i < f) {
+                *first = Some(i);
+            }
+        }
+    }
     if parent.scope.is_cancelled() {
         return Err(terminated(&parent.scope));
     }

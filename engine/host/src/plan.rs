@@ -189,6 +189,19 @@ impl Plan {
         ops.len()
     }
 
+    /// Replace operation `seq` by `op`, keeping where it was recorded (seq, step, task).
+    pub(crate) fn replace(&self, seq: usize, mut op: PlannedOp, redactor: &Redactor) {
+        op.scrub(redactor);
+        let mut ops = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(old) = seq.checked_sub(1).and_then(|i| ops.get_mut(i)) {
+            op.seq = old.seq;
+            op.step = old.step;
+            op.label = old.label.take();
+            op.started_after = old.started_after;
+            *old = op;
+        }
+    }
+
     /// The number of operations recorded so far.
     pub fn len(&self) -> usize {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).len()

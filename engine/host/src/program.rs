@@ -176,7 +176,12 @@ pub(crate) struct Loader<'a> {
     stdlib: &'a Stdlib,
     natives: &'a [&'a str],
     sources: Sources,
+    cache: Option<&'a StdCache>,
 }
+
+/// Compiled stdlib modules by name, shared by the loaders of one `kmsctl check`: every
+/// playbook imports much of the same stdlib, which need not be parsed again for each.
+pub(crate) type StdCache = std::sync::Mutex<HashMap<String, (String, Arc<str>, Arc<AST>)>>;
 
 enum Origin {
     File(PathBuf),
@@ -186,7 +191,13 @@ enum Origin {
 impl<'a> Loader<'a> {
     /// A loader compiling with `engine`, knowing the native module names.
     pub(crate) fn new(engine: &'a Engine, stdlib: &'a Stdlib, natives: &'a [&'a str]) -> Self {
-        Self { engine, stdlib, natives, sources: Sources::default() }
+        Self { engine, stdlib, natives, sources: Sources::default(), cache: None }
+    }
+
+    /// Reuse (and fill) `cache` for stdlib modules.
+    pub(crate) fn with_cache(mut self, cache: &'a StdCache) -> Self {
+        self.cache = Some(cache);
+        self
     }
 
     /// Every source text read so far.
@@ -202,6 +213,12 @@ impl<'a> Loader<'a> {
     /// Compile `std/<name>` and everything it imports.
     pub(crate) fn load_std(&self, name: &str) -> Result<Program, Vec<CompileError>> {
         self.load(Origin::Std(name.to_string()))
+    }
+
+    /// Compile `std/<name>` alone into the cache (its imports are not followed); an error is
+    /// left for the load that meets it to report.
+    pub(crate) fn warm(&self, name: &str) {
+        let _ = self.compile(Origin::Std(name.to_string()), &self.sources);
     }
 
     fn load(&self, origin: Origin) -> Result<Program, Vec<CompileError>> {
@@ -257,6 +274,20 @@ impl<'a> Loader<'a> {
 
     fn compile(&self, origin: Origin, sources: &Sources) -> Result<Unit, CompileError> {
         let stdlib = matches!(origin, Origin::Std(_));
+        if let (Origin::Std(n), Some(cache)) = (&origin, self.cache)
+            && let Some((name, text, ast)) = cache.lock().expect("stdlib cache").get(n).cloned()
+        {
+            sources.insert(&name, &text);
+            let path = match self.stdlib {
+                Stdlib::Dir(d) => Some(d.join(format!("{n}.rhai"))),
+                Stdlib::Embedded => None,
+            };
+            return Ok(Unit { name, path, ast, imports: Vec::new(), stdlib });
+        }
+        let key = match &origin {
+            Origin::Std(n) => Some(n.clone()),
+            Origin::File(_) => None,
+        };
         let (name, path, text) = match origin {
             Origin::File(p) => {
                 let text = std::fs::read_to_string(&p)
@@ -282,7 +313,11 @@ impl<'a> Loader<'a> {
             message: e.err_type().to_string(),
         })?;
         ast.set_source(name.as_str());
-        Ok(Unit { name, path, ast: Arc::new(ast), imports: Vec::new(), stdlib })
+        let ast = Arc::new(ast);
+        if let (Some(k), Some(cache)) = (key, self.cache) {
+            cache.lock().expect("stdlib cache").insert(k, (name.clone(), Arc::from(text.as_str()), ast.clone()));
+        }
+        Ok(Unit { name, path, ast, imports: Vec::new(), stdlib })
     }
 
     /// Resolve an import made by `unit`.

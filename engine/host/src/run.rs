@@ -10,10 +10,11 @@ use crate::modules::{self, NativeModule, data};
 use crate::params::{self, ParamError, ParamSpec, ParamValue, Resolved};
 use crate::plan::{Effect, Mode, PlanReport};
 use crate::program::{Loader, Program, ProgramResolver, Stdlib};
+use crate::report::{Outputs, Recorder};
 use crate::secret::Redactor;
 use crate::secret::Secret;
 use crate::task::{self, CancelReason, CancelScope, TaskState};
-use crate::ui::{Human, HumanStyle, JsonLines, OutputMode};
+use crate::ui::{Human, HumanStyle, JsonLines, OutputMode, github_actions};
 use crate::value::{Reveal, from_json, to_json};
 use crate::{check, duration};
 use rhai::{Dynamic, Engine};
@@ -24,8 +25,8 @@ use std::time::Duration;
 /// The kmsctl host: native modules and limits. The binary builds one and calls [`Host::run`]
 /// or [`Host::check`], then renders what they return.
 pub struct Host {
-    natives: Vec<Box<dyn NativeModule>>,
-    limits: Limits,
+    pub(crate) natives: Vec<Box<dyn NativeModule>>,
+    pub(crate) limits: Limits,
 }
 
 /// What `kmsctl run` produced when it did not fail.
@@ -206,7 +207,20 @@ impl Host {
     /// # Errors
     /// Everything that stops a run, each with its exit code: see [`RunError`].
     pub fn run(&self, playbook: &Path, args: &[String]) -> Result<Ran, RunError> {
+        self.run_collecting(playbook, args, &mut Vec::new())
+    }
+
+    /// [`Host::run`], also giving the files the run read its program from: the playbook, the
+    /// modules it imports (those on disk) and its values files — what `--watch` watches.
+    pub(crate) fn run_collecting(
+        &self,
+        playbook: &Path,
+        args: &[String],
+        files: &mut Vec<PathBuf>,
+    ) -> Result<Ran, RunError> {
         let (pre, _) = params::parse_args(args, None);
+        files.push(playbook.to_path_buf());
+        files.extend(pre.values.iter().map(|(f, _)| PathBuf::from(f)));
         // A bad --output is reported after the playbook's parameters are known, so that the
         // command line it quotes can have secret values masked.
         let (output, bad_output) = match &pre.output {
@@ -234,6 +248,17 @@ impl Host {
                 Err(source) => return Err(RunError::Artifacts { dir: dir.clone(), source }),
             }
         }
+        // The run report, the summary and --junit, written when the run ends.
+        sinks.push(Box::new(Recorder::new(Outputs {
+            artifacts: PathBuf::from(pre.artifacts.as_deref().unwrap_or(crate::ctx::DEFAULT_ARTIFACTS)),
+            events_jsonl: pre.artifacts.is_none(),
+            junit: pre.junit.as_ref().map(PathBuf::from),
+            step_summary: github_actions()
+                .then(|| std::env::var_os("GITHUB_STEP_SUMMARY"))
+                .flatten()
+                .filter(|p| !p.is_empty())
+                .map(PathBuf::from),
+        })));
         let events = Events::new(sinks, Redactor::new());
         let root = CancelScope::root();
         let settings = Settings {
@@ -249,7 +274,7 @@ impl Host {
             },
         };
         let ctx = HostCtx::new(rt.handle().clone(), root.clone(), events.clone(), settings);
-        let report = Report { events: &events, output };
+        let report = Report { events: &events };
 
         let built = engine::build(&ctx, &self.limits, &self.natives);
         let mut engine = built.engine;
@@ -257,8 +282,13 @@ impl Host {
         let loader = Loader::new(&engine, &stdlib, &names);
         let program = match loader.load_file(playbook) {
             Ok(p) => Arc::new(p),
-            Err(errors) => return Err(report.compile(&errors, loader.sources())),
+            Err(errors) => {
+                // The files that did load: fixing one is a change to run again on.
+                files.extend(loader.sources().names().into_iter().map(PathBuf::from).filter(|p| p.is_file()));
+                return Err(report.compile(&errors, loader.sources()));
+            }
         };
+        files.extend(program.units.values().filter_map(|u| u.path.clone()));
         // Before params(): it may import a stdlib module that declares a shared contract.
         engine.set_module_resolver(ProgramResolver::new(program.clone(), built.natives.clone()));
         let specs = match params::declared(&engine, &program) {
@@ -266,7 +296,8 @@ impl Host {
             Err(errors) => return Err(report.compile(&errors, &program.sources)),
         };
         let declared: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
-        let lint = check::lint(&engine, &program, &built.natives, check::Strictness::Run, Some(&declared));
+        let lint =
+            check::lint(&engine, &program, &built.natives, &built.options, check::Strictness::Run, Some(&declared));
         if !lint.is_empty() {
             return Err(report.compile(&lint, &program.sources));
         }
@@ -366,11 +397,38 @@ impl Host {
                     }
                     _ => RunError::Failed { diag, kind: failure.kind, redactor },
                 };
-                Err(report.runtime(err, failure.kind, &ctx, closed))
+                // A CI annotation points at the playbook's line, not into the stdlib.
+                let user_file = |name: &str| !program.is_stdlib(name);
+                Err(report.runtime(err, failure.kind, &ctx, closed, &user_file))
             }
         };
         rt.shutdown_background();
         outcome
+    }
+
+    /// Shell completion of a playbook's parameters: the words to offer after `prev`, each with
+    /// a description. The playbook is compiled and its `params()` read; nothing runs.
+    ///
+    /// # Errors
+    /// [`RunError::Runtime`] if the async runtime cannot start; [`RunError::Compile`] if the
+    /// playbook does not compile.
+    pub fn complete_params(&self, playbook: &Path, prev: Option<&str>) -> Result<Vec<(String, String)>, RunError> {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(RunError::Runtime)?;
+        let events = Events::new(Vec::new(), Redactor::new());
+        let ctx = HostCtx::new(rt.handle().clone(), CancelScope::root(), events.clone(), Settings::default());
+        let mut built = engine::build(&ctx, &self.limits, &self.natives);
+        let (stdlib, names) = (stdlib_from(None), self.names());
+        let loader = Loader::new(&built.engine, &stdlib, &names);
+        let loaded = loader.load_file(playbook);
+        let report = Report { events: &events };
+        let program = match loaded {
+            Ok(p) => Arc::new(p),
+            Err(errors) => return Err(report.compile(&errors, loader.sources())),
+        };
+        built.engine.set_module_resolver(ProgramResolver::new(program.clone(), built.natives.clone()));
+        let specs = params::declared(&built.engine, &program).map_err(|e| report.compile(&e, &program.sources))?;
+        rt.shutdown_background();
+        Ok(params::candidates(&specs, prev))
     }
 
     /// Compile every playbook and module under `paths` (and every stdlib module), resolve
@@ -381,63 +439,124 @@ impl Host {
     /// not errors but the content of [`Checked`].
     pub fn check(&self, paths: &[PathBuf], stdlib_dir: Option<&str>) -> Result<Checked, RunError> {
         let stdlib = stdlib_from(stdlib_dir);
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(RunError::Runtime)?;
-        let events = Events::new(Vec::new(), Redactor::new());
-        let ctx = HostCtx::new(rt.handle().clone(), CancelScope::root(), events, Settings::default());
-        let mut built = engine::build(&ctx, &self.limits, &self.natives);
-        let names = self.names();
-        let mut files = Vec::new();
+        let mut items = Vec::new();
         for p in paths {
-            collect_rhai(p, &mut files);
+            collect_rhai(p, &mut items);
         }
-        files.sort();
-        files.dedup();
-        let mut diags = Vec::new();
-        let mut count = 0;
-        for f in &files {
-            count += 1;
-            let loader = Loader::new(&built.engine, &stdlib, &names);
-            let loaded = loader.load_file(f);
-            let sources = loader.sources().clone();
-            match loaded {
-                Ok(p) => {
-                    let p = Arc::new(p);
-                    built.engine.set_module_resolver(ProgramResolver::new(p.clone(), built.natives.clone()));
-                    let mut errors = Vec::new();
-                    let declared = match params::declared(&built.engine, &p) {
-                        Ok(specs) => Some(specs.into_iter().map(|s| s.name).collect::<Vec<_>>()),
-                        Err(e) => {
-                            errors = e;
-                            None
-                        }
-                    };
-                    let mut lint =
-                        check::lint(&built.engine, &p, &built.natives, check::Strictness::Check, declared.as_deref());
-                    lint.append(&mut errors);
-                    diags.extend(lint.iter().map(|e| e.to_diag(&p.sources)));
-                }
-                Err(errors) => diags.extend(errors.iter().map(|e| e.to_diag(&sources))),
-            }
-        }
+        items.sort();
+        items.dedup();
+        let mut items: Vec<CheckItem> = items.into_iter().map(CheckItem::File).collect();
         if stdlib_dir.is_some() || paths.is_empty() {
-            for name in stdlib.names() {
-                count += 1;
-                let loader = Loader::new(&built.engine, &stdlib, &names);
-                match loader.load_std(&name) {
-                    Ok(p) => diags.extend(
-                        check::lint(&built.engine, &p, &built.natives, check::Strictness::Check, None)
-                            .iter()
-                            .map(|e| e.to_diag(&p.sources)),
-                    ),
-                    Err(errors) => diags.extend(errors.iter().map(|e| e.to_diag(loader.sources()))),
-                }
-            }
+            items.extend(stdlib.names().into_iter().map(CheckItem::Std));
         }
-        rt.shutdown_background();
+        // Parsing and linting dominate: the work is spread over the cores, each thread with an
+        // engine of its own (a file's check sets the engine's module resolver). First every
+        // stdlib module is parsed once into the shared cache, then the files are checked; a
+        // stdlib module is linted once, by whichever file imports it first.
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, items.len().max(1));
+        let cache = crate::program::StdCache::default();
+        let linted = std::sync::Mutex::default();
+        let std_names = stdlib.names();
+        let (stdlib, cache, linted, items) = (&stdlib, &cache, &linted, &items);
+        // Each thread: its own runtime and engine, then `work` on its share (every `threads`th).
+        let in_threads = |work: &CheckWork<'_>| {
+            std::thread::scope(|s| {
+                let handles: Vec<_> = (0..threads)
+                    .map(|t| {
+                        s.spawn(move || {
+                            let rt = tokio::runtime::Builder::new_current_thread()
+                                .enable_all()
+                                .build()
+                                .map_err(RunError::Runtime)?;
+                            let events = Events::new(Vec::new(), Redactor::new());
+                            let ctx =
+                                HostCtx::new(rt.handle().clone(), CancelScope::root(), events, Settings::default());
+                            let mut th = CheckThread {
+                                built: engine::build(&ctx, &self.limits, &self.natives),
+                                names: self.names(),
+                            };
+                            let done = work(t, &mut th);
+                            rt.shutdown_background();
+                            Ok::<_, RunError>(done)
+                        })
+                    })
+                    .collect();
+                let mut all = Vec::new();
+                for h in handles {
+                    all.extend(h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))?);
+                }
+                Ok::<_, RunError>(all)
+            })
+        };
+        in_threads(&|t, th| {
+            for name in std_names.iter().skip(t).step_by(threads) {
+                Loader::new(&th.built.engine, stdlib, &th.names).with_cache(cache).warm(name);
+            }
+            Vec::new()
+        })?;
+        let mut by_item = in_threads(&|t, th| {
+            let (natives, options) = (th.built.natives.clone(), th.built.options.clone());
+            let linter = check::Linter::new(&th.built.engine, &natives, &options);
+            let mine = items.iter().enumerate().skip(t).step_by(threads);
+            mine.map(|(i, item)| (i, th.check(&linter, item, stdlib, cache, linted))).collect()
+        })?;
+        by_item.sort_by_key(|(i, _)| *i);
+        let mut diags: Vec<ScriptDiag> = by_item.into_iter().flat_map(|(_, d)| d).collect();
+        // Which file lints a stdlib module first depends on the threads: order by place.
+        diags.sort_by_cached_key(ScriptDiag::place);
         let mut seen = std::collections::HashSet::new();
         diags.retain(|d| seen.insert(d.render(false)));
-        Ok(Checked { files: count, diags })
+        Ok(Checked { files: items.len(), diags })
     }
+}
+
+/// What each thread of [`Host::check`] does with its index: each item's problems, by index.
+type CheckWork<'a> = dyn Fn(usize, &mut CheckThread) -> Vec<(usize, Vec<ScriptDiag>)> + Sync + 'a;
+
+/// One thread of [`Host::check`].
+struct CheckThread {
+    built: engine::Built,
+    names: Vec<&'static str>,
+}
+
+impl CheckThread {
+    /// Every problem of one item.
+    fn check(
+        &mut self,
+        linter: &check::Linter<'_>,
+        item: &CheckItem,
+        stdlib: &Stdlib,
+        cache: &crate::program::StdCache,
+        linted: &std::sync::Mutex<std::collections::HashSet<String>>,
+    ) -> Vec<ScriptDiag> {
+        let loader = Loader::new(&self.built.engine, stdlib, &self.names).with_cache(cache);
+        let loaded = match item {
+            CheckItem::File(f) => loader.load_file(f),
+            CheckItem::Std(name) => loader.load_std(name),
+        };
+        let p = match loaded {
+            Ok(p) => Arc::new(p),
+            Err(errors) => return errors.iter().map(|e| e.to_diag(loader.sources())).collect(),
+        };
+        let mut errors = Vec::new();
+        let mut declared = None;
+        if let CheckItem::File(_) = item {
+            self.built.engine.set_module_resolver(ProgramResolver::new(p.clone(), self.built.natives.clone()));
+            match params::declared(&self.built.engine, &p) {
+                Ok(specs) => declared = Some(specs.into_iter().map(|s| s.name).collect::<Vec<_>>()),
+                Err(e) => errors = e,
+            }
+        }
+        let mut lint = linter.lint(&p, check::Strictness::Check, declared.as_deref(), linted);
+        lint.append(&mut errors);
+        lint.iter().map(|e| e.to_diag(&p.sources)).collect()
+    }
+}
+
+/// What `kmsctl check` checks: a file, or a stdlib module by name.
+enum CheckItem {
+    File(PathBuf),
+    Std(String),
 }
 
 /// Register every value a secret parameter is given — on the command line (`--token X`,
@@ -476,7 +595,7 @@ struct CommandLine<'a> {
     masked: &'a [(usize, usize)],
 }
 
-fn stdlib_from(dir: Option<&str>) -> Stdlib {
+pub(crate) fn stdlib_from(dir: Option<&str>) -> Stdlib {
     match dir.map(str::to_string).or_else(|| std::env::var("KMSCTL_STDLIB_DIR").ok().filter(|s| !s.is_empty())) {
         Some(d) => Stdlib::Dir(PathBuf::from(d)),
         None => Stdlib::Embedded,
@@ -629,7 +748,8 @@ fn execute(
     })
 }
 
-async fn signal() {
+/// Ctrl-C or SIGTERM.
+pub(crate) async fn signal() {
     let term = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut s) => {
@@ -646,19 +766,28 @@ async fn signal() {
 
 struct Report<'a> {
     events: &'a Events,
-    output: OutputMode,
+}
+
+/// The error event of a report: where it points is the first of its locations in a file of
+/// the user's (`user_file`), relative to the working directory, as a CI annotation wants it.
+fn error_event(kind: &str, d: &ScriptDiag, user_file: &dyn Fn(&str) -> bool) -> EventBody {
+    let at = d.locations().into_iter().find(|(f, ..)| user_file(f) && Path::new(f).is_file());
+    let cwd = std::env::current_dir().ok();
+    let rel = |f: String| match cwd.as_deref().and_then(|c| Path::new(&f).strip_prefix(c).ok()) {
+        Some(r) => r.display().to_string(),
+        None => f,
+    };
+    let (file, line, col) = match at {
+        Some((f, l, c)) => (Some(rel(f)), Some(l), Some(c)),
+        None => (None, None, None),
+    };
+    EventBody::Error { kind: kind.into(), message: d.message().into(), diagnostic: d.render(false), file, line, col }
 }
 
 impl Report<'_> {
     fn emit(&self, kind: &str, diags: &[ScriptDiag]) {
-        if self.output == OutputMode::Json {
-            for d in diags {
-                self.events.emit(EventBody::Error {
-                    kind: kind.into(),
-                    message: d.message().into(),
-                    diagnostic: d.render(false),
-                });
-            }
+        for d in diags {
+            self.events.emit(error_event(kind, d, &|_| true));
         }
     }
 
@@ -676,7 +805,14 @@ impl Report<'_> {
         RunError::Params { diags, redactor: redactor.clone() }
     }
 
-    fn runtime(&self, err: RunError, kind: ErrorKind, ctx: &HostCtx, closed: Vec<String>) -> RunError {
+    fn runtime(
+        &self,
+        err: RunError,
+        kind: ErrorKind,
+        ctx: &HostCtx,
+        closed: Vec<String>,
+        user_file: &dyn Fn(&str) -> bool,
+    ) -> RunError {
         let (RunError::Failed { diag, .. } | RunError::Stopped { diag, .. }) = &err else {
             unreachable!("runtime() reports run failures only")
         };
@@ -685,13 +821,7 @@ impl Report<'_> {
         } else {
             Outcome::Failed
         };
-        if self.output == OutputMode::Json {
-            self.events.emit(EventBody::Error {
-                kind: kind.to_string(),
-                message: diag.message().into(),
-                diagnostic: diag.render(false),
-            });
-        }
+        self.events.emit(error_event(kind.as_str(), diag, user_file));
         if ctx.settings().artifacts.is_some() {
             let _ = crate::modules::fs::write_artifact(ctx, "error.txt", &diag.render(false));
         }

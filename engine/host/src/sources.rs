@@ -17,4 +17,8 @@ impl Sources {
     pub(crate) fn get(&self, name: &str) -> Option<Arc<str>> {
         self.0.lock().expect("sources lock").get(name).cloned()
     }
+    /// Every file's display name.
+    pub(crate) fn names(&self) -> Vec<String> {
+        self.0.lock().expect("sources lock").keys().cloned().collect()
+    }
 }

@@ -1,6 +1,8 @@
 //! Connecting to a cluster: kubeconfig, context selection, context guards, discovery.
 
 use crate::error::K8sError;
+use crate::readiness::WatchStats;
+use crate::readiness::watches::Watches;
 use kube::Client;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::discovery::{ApiCapabilities, ApiResource, Discovery};
@@ -37,6 +39,8 @@ struct Inner {
     context_known: bool,
     /// The context guards an offline plan has recorded for this cluster, each once.
     guards: std::sync::Mutex<std::collections::HashSet<Vec<String>>>,
+    /// The watches every wait on this cluster shares.
+    watches: Watches,
 }
 
 impl Cluster {
@@ -106,6 +110,7 @@ impl Cluster {
             offline: false,
             context_known: true,
             guards: Default::default(),
+            watches: Watches::default(),
         })))
     }
 
@@ -164,6 +169,7 @@ impl Cluster {
             discovery: RwLock::new(None),
             offline: true,
             guards: Default::default(),
+            watches: Watches::default(),
         })))
     }
 
@@ -200,12 +206,23 @@ impl Cluster {
             offline: false,
             context_known: true,
             guards: Default::default(),
+            watches: Watches::default(),
         }))
     }
 
     /// The kube client, for callers that make their own requests (helm reads release records).
     pub fn client(&self) -> &Client {
         &self.0.client
+    }
+
+    /// The watches its waits share.
+    pub(crate) fn watches(&self) -> &Watches {
+        &self.0.watches
+    }
+
+    /// How many watches its waits have opened, hold open now, and had to relist.
+    pub fn watch_stats(&self) -> WatchStats {
+        self.0.watches.stats()
     }
 
     /// The context's name, as the kubeconfig spells it.

@@ -18,6 +18,7 @@ mod diff;
 mod error;
 mod exec;
 mod follow;
+mod gate;
 mod json;
 mod logs;
 mod metrics;
@@ -33,9 +34,10 @@ pub(crate) use kmsctl_host::duration::format as format_duration;
 pub use apply::{is_cluster_scoped, parse_manifests};
 pub use client::{Cluster, ConnectOptions};
 pub use error::{Details, K8sError};
+pub use gate::{GATE_ANNOTATION, GATE_CONFIGMAP_PREFIX, GateAction, answer_gate};
 pub use json::ObjRef;
 pub use module::{ClusterHandle, K8s};
 pub use readiness::{
-    Assessment, Health, Progress, RuleOptions, Target, WaitFailure, WaitOptions, assess, pod_blocker, wait,
+    Assessment, Health, Progress, RuleOptions, Target, WaitFailure, WaitOptions, WatchStats, assess, pod_blocker, wait,
 };
 pub use report::{ClaimReport, ConditionLine, ContainerReport, EventLine, FailureReport, LogTail, PodReport};

@@ -2,5 +2,6 @@
 //! tests build the same `main` into a binary of their own (`tests/helpers/kmsctl-dup.rs`).
 
 mod cli;
+mod completions;
 
 pub use cli::main;

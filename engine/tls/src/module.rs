@@ -86,6 +86,7 @@ impl NativeModule for Tls {
              #{ cert: PEM, key: Secret PEM } }, combined: every cert PEM concatenated in the order given }.",
             move |n: Array, o: Map| party_certs(&c, &n, &o),
         )
+        .options(&PARTY_KEYS)
         .reads();
         let c = ctx.clone();
         b.func(

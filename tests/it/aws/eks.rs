@@ -8,8 +8,33 @@ use kmsctl_aws::AwsError;
 use kmsctl_aws::eks::{self, ExecAuth, WaitOptions};
 use kube::api::{Api, ListParams, PostParams};
 
-use super::{ACCOUNT, create_cluster, create_nodegroup, delete_cluster, plugin, sdk, short_lived_plugin};
+use super::{
+    ACCOUNT, create_cluster, create_nodegroup, delete_cluster, expiring_plugin, plugin, sdk, short_lived_plugin,
+};
 use crate::testenv::{run, testenv, unique};
+
+/// A new EKS cluster in moto (named `<prefix>-<unique>`), described, and the exec auth of
+/// `plugin` (made in `dir`) for it.
+async fn cluster_with_plugin(
+    env: &crate::testenv::TestEnv,
+    sdk: &aws_config::SdkConfig,
+    prefix: &str,
+    dir: &std::path::Path,
+    plugin: impl FnOnce(&crate::testenv::TestEnv, &std::path::Path) -> std::path::PathBuf,
+) -> (eks::EksCluster, ExecAuth) {
+    let name = unique(prefix);
+    create_cluster(sdk, &name).await;
+    let cluster = eks::describe_cluster(&aws_sdk_eks::Client::new(sdk), &name).await.expect("describe");
+    let exec = ExecAuth {
+        command: plugin(env, dir).display().to_string(),
+        cluster: name,
+        region: env.region.clone(),
+        profile: None,
+        role_arn: None,
+        aws_endpoint: None,
+    };
+    (cluster, exec)
+}
 
 #[tokio::test]
 async fn describe_list_and_wait_for_node_groups() {
@@ -63,18 +88,9 @@ async fn describe_list_and_wait_for_node_groups() {
 async fn eks_connect_authenticates_with_tokens_from_the_exec_plugin() {
     let env = testenv!();
     let sdk = sdk(&env).await;
-    let name = unique("eks-connect");
-    create_cluster(&sdk, &name).await;
-    let cluster = eks::describe_cluster(&aws_sdk_eks::Client::new(&sdk), &name).await.expect("describe");
     let dir = tempfile::tempdir().expect("temp dir");
-    let exec = ExecAuth {
-        command: plugin(&env, dir.path()).display().to_string(),
-        cluster: name.clone(),
-        region: env.region.clone(),
-        profile: None,
-        role_arn: None,
-        aws_endpoint: None,
-    };
+    let (cluster, exec) = cluster_with_plugin(&env, &sdk, "eks-connect", dir.path(), plugin).await;
+    let name = exec.cluster.clone();
     let kubeconfig = dir.path().join("kubeconfig");
     let k = eks::connect(&cluster, &cluster.arn, &exec, &kubeconfig).await.expect("connect to EKS");
     assert_eq!(k.context(), cluster.arn);
@@ -102,18 +118,9 @@ async fn eks_connect_authenticates_with_tokens_from_the_exec_plugin() {
 async fn tokens_are_refreshed_before_they_expire() {
     let env = testenv!();
     let sdk = sdk(&env).await;
-    let name = unique("eks-refresh");
-    create_cluster(&sdk, &name).await;
-    let cluster = eks::describe_cluster(&aws_sdk_eks::Client::new(&sdk), &name).await.expect("describe");
     let dir = tempfile::tempdir().expect("temp dir");
-    let exec = ExecAuth {
-        command: short_lived_plugin(&env, dir.path()).display().to_string(),
-        cluster: name.clone(),
-        region: env.region.clone(),
-        profile: None,
-        role_arn: None,
-        aws_endpoint: None,
-    };
+    let (cluster, exec) = cluster_with_plugin(&env, &sdk, "eks-refresh", dir.path(), short_lived_plugin).await;
+    let name = exec.cluster.clone();
     let k = eks::connect(&cluster, &cluster.arn, &exec, &dir.path().join("kubeconfig")).await.expect("connect");
     let runs = || std::fs::read_to_string(dir.path().join("runs")).unwrap_or_default().lines().count();
     let before = runs();
@@ -122,6 +129,55 @@ async fn tokens_are_refreshed_before_they_expire() {
         namespaces.list(&ListParams::default()).await.expect("list with a refreshed token");
     }
     assert!(runs() >= before + 3, "the plugin ran {} times before and {} after 3 requests", before, runs());
+    delete_cluster(&sdk, &name).await;
+}
+
+/// A wait that outlives its token: the watch opened with the first token is broken (the relist
+/// trick of tests/it/k8s/relist.rs) after that token has expired — the API server now refuses
+/// it, checked — and the wait's relist authenticates with a fresh one and ends when the object
+/// is ready.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_that_expires_during_a_long_wait_is_refreshed() {
+    use crate::k8s::{Crd, cond};
+    use serde_json::json;
+    const LIFE: u32 = 8;
+    let env = testenv!();
+    let sdk = sdk(&env).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (cluster, exec) =
+        cluster_with_plugin(&env, &sdk, "eks-expiry", dir.path(), |e, d| expiring_plugin(e, d, LIFE)).await;
+    let name = exec.cluster.clone();
+    let k = eks::connect(&cluster, &cluster.arn, &exec, &dir.path().join("kubeconfig")).await.expect("connect");
+    let ns = env.namespace("token-expiry").await;
+    let crd = Crd::create(&env, "tokenexpiry").await;
+    crd.widget(&env, &ns.name, "w", json!([cond("Ready", "False", "Provisioning", "")])).await;
+    let first_token = {
+        let out = run(tokio::process::Command::new(&exec.command).args(exec.args())).await;
+        let v: serde_json::Value = serde_json::from_str(&out).expect("ExecCredential");
+        v["status"]["token"].as_str().expect("token").to_string()
+    };
+
+    let steps = async {
+        tokio::time::sleep(std::time::Duration::from_secs(u64::from(LIFE) + 3)).await;
+        // The first token is dead now.
+        let stale = {
+            let mut kc = kube::config::Kubeconfig::read_from(&env.kubeconfig).expect("kubeconfig");
+            for user in &mut kc.auth_infos {
+                user.auth_info =
+                    Some(kube::config::AuthInfo { token: Some(first_token.clone().into()), ..Default::default() });
+            }
+            let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.expect("config");
+            kube::Client::try_from(config).expect("client")
+        };
+        let refused = Api::<Namespace>::all(stale).list(&ListParams::default()).await.expect_err("an expired token");
+        assert!(matches!(&refused, kube::Error::Api(s) if s.code == 401), "{refused}");
+
+        crate::k8s::break_watches(&env, &crd).await;
+        crate::k8s::relisted(&k).await;
+        crd.set_conditions(&env, &ns.name, "w", json!([cond("Ready", "True", "Refreshed", "")])).await;
+    };
+    let ready = crate::k8s::wait_beside(&k, &crd, &ns.name, "w", steps).await;
+    assert_eq!(ready[0]["status"]["conditions"][0]["reason"], "Refreshed");
     delete_cluster(&sdk, &name).await;
 }
 

@@ -94,6 +94,31 @@ printf '%s\n' "$out" | sed "s/\"expirationTimestamp\":\"[^\"]*\"/\"expirationTim
     wrapper(env, dir, &BODY.replace("{runs}", &quote(&dir.join("runs").display().to_string())))
 }
 
+/// Like [`short_lived_plugin`], but its tokens really die `life` seconds after they are made:
+/// their signing time is moved back so the environment's webhook (which accepts a token for 15
+/// minutes after it was signed, as EKS does) refuses them then; they report that expiry too.
+pub(crate) fn expiring_plugin(env: &TestEnv, dir: &Path, life: u32) -> PathBuf {
+    const BODY: &str = r#"echo run >> {runs}
+out=$({kmsctl} "$@") || exit $?
+printf '%s' "$out" | python3 -c '
+import base64, datetime, json, re, sys
+life = datetime.timedelta(seconds={life})
+d = json.load(sys.stdin)
+prefix = "k8s-aws-v1."
+raw = d["status"]["token"][len(prefix):]
+url = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
+now = datetime.datetime.now(datetime.timezone.utc)
+signed = (now - datetime.timedelta(minutes=15) + life).strftime("%Y%m%dT%H%M%SZ")
+url = re.sub(r"X-Amz-Date=[0-9TZ]+", "X-Amz-Date=" + signed, url)
+d["status"]["token"] = prefix + base64.urlsafe_b64encode(url.encode()).decode().rstrip("=")
+d["status"]["expirationTimestamp"] = (now + life).strftime("%Y-%m-%dT%H:%M:%SZ")
+print(json.dumps(d))'
+"#;
+    let body =
+        BODY.replace("{runs}", &quote(&dir.join("runs").display().to_string())).replace("{life}", &life.to_string());
+    wrapper(env, dir, &body)
+}
+
 fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }

@@ -105,3 +105,47 @@ fn every_type_that_crosses_modules_has_a_test_without_the_import() {
     assert!(found.contains(&("aws", "Cluster", "k8s")), "the signatures were not read: {returns:?} {methods:?}");
     assert_eq!(found, covered, "a type crosses modules without a test that uses it without the import");
 }
+
+/// An options map literal with a key the function does not take is found before anything runs,
+/// from the keys each native function declares: qualified calls by `run` too, methods and
+/// globals by `check`.
+#[test]
+fn unknown_option_keys_are_flagged_with_a_suggestion() {
+    let r = kmsctl()
+        .file(
+            "pb/opts.rhai",
+            r#"
+            import "k8s" as k8s;
+            import "helm" as helm;
+            let kc = k8s::connect(#{ contxt: "kind-kms" });
+            kc.apply(#{}, #{ namspace: "x", wait: true });
+            helm::upgrade(kc, "r", "chart", #{ namespace: "x", valuez: #{} });
+            let done = parallel([|| 1], #{ mx: 2 });
+            kc.get("Pod", "p", #{ namespace: "x" });
+            "#,
+        )
+        .args(["check", "pb"])
+        .code(2)
+        .run();
+    insta::assert_snapshot!(r.stderr_normalized());
+}
+
+#[test]
+fn run_refuses_an_unknown_option_key_of_a_qualified_call_before_anything_runs() {
+    let r = kmsctl()
+        .file(
+            "p.rhai",
+            r#"
+            import "fs" as fs;
+            import "wait" as wait;
+            fs::write("ran.txt", "yes");
+            wait::retry(|| 1, #{ attemps: 3 });
+            "#,
+        )
+        .args(["run", "p.rhai"])
+        .code(2)
+        .run();
+    assert!(r.stderr.contains("wait::retry: unknown option 'attemps'"), "{}", r.stderr);
+    assert!(r.stderr.contains("did you mean 'attempts'?"), "{}", r.stderr);
+    assert!(!r.path().join("ran.txt").exists(), "the playbook ran");
+}

@@ -104,6 +104,7 @@ fn size_limits_name_the_limit() {
     for (script, want) in [
         ("let s = \"x\";\nloop { s += s; }\n", "Length of string exceeds its size limit of 67108864 bytes"),
         ("let a = [0];\nloop { a += a; }\n", "Size of array/BLOB exceeds its size limit of 1000000 items"),
+        ("let m = #{ a: 1 };\nloop { m = #{ x: m, y: m }; }\n", "Size of object map exceeds its size limit of 5000000"),
     ] {
         let r = kmsctl().file("p.rhai", script).args(["run", "p.rhai"]).code(1).run();
         assert!(r.stderr.contains(want), "{}", r.stderr);

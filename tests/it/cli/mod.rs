@@ -2,11 +2,14 @@
 //! `check`. No cluster needed.
 
 mod check;
+mod completions;
 mod diagnostics;
+mod docs;
 mod params;
 mod runtime;
 mod secrets;
 mod strict;
+mod watch;
 
 /// A playbook declaring a subset of deploy.sh's flags, used by several tests.
 pub(crate) const DEPLOY: &str = r#"

@@ -225,7 +225,9 @@ fn confirm_without_a_terminal_returns_the_default() {
             import "env" as env;
             import "log" as log;
             log::info(`terminal=${env::is_terminal()} yes=${env::confirm("Create the cluster?", #{ default_value: true })} no=${env::confirm("Delete it?")}`);
-            try { env::confirm("x", #{ "default": true }); } catch (e) { log::info(e.message); }
+            // A map built elsewhere is checked when the call is made (a literal, before the run).
+            let o = #{ "default": true };
+            try { env::confirm("x", o); } catch (e) { log::info(e.message); }
             "#,
         )
         .args(["run", "p.rhai"])

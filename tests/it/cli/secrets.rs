@@ -17,7 +17,8 @@ const PLAYBOOK: &str = r#"
     log::info(data::to_json(#{ auth: token, user: "me" }));
     print(param::password);
     fs::artifact("notes.txt", "raw " + env::get("DEMO_TOKEN"));
-    log::step("use the secret", || {
+    parallel_map([env::get("DEMO_TOKEN")], |t| log::warn(`task sees ${t}`));
+    log::step(`use the secret ${token}`, || {
         throw #{ kind: "failed", message: `login failed for ${env::get("DEMO_TOKEN")}` };
     });
 "#;
@@ -31,21 +32,35 @@ fn secrets_are_masked_in_human_output_errors_and_artifacts() {
     let r = kmsctl()
         .file("p.rhai", PLAYBOOK)
         .env("DEMO_TOKEN", SECRET)
-        .args(["run", "p.rhai", "--password", SECRET, "--artifacts", "out"])
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_STEP_SUMMARY", "step-summary.md")
+        .args(["run", "p.rhai", "--password", SECRET, "--artifacts", "out", "--junit", "out/junit.xml"])
         .code(1)
         .run();
     check_clean(&r.stderr, "stderr");
     check_clean(&r.stdout, "stdout");
     assert!(r.stderr.contains("token ***, password ***"), "{}", r.stderr);
     assert!(r.stderr.contains("login failed for ***"), "{}", r.stderr);
-    let out = r.path().join("out");
-    let mut files = 0;
-    for e in std::fs::read_dir(&out).unwrap() {
-        let p = e.unwrap().path();
-        check_clean(&std::fs::read_to_string(&p).unwrap(), &p.display().to_string());
-        files += 1;
+    let mut files: Vec<String> = Vec::new();
+    for (p, text) in crate::report::artifacts_text(&r, "out") {
+        check_clean(&text, &p);
+        files.push(p.rsplit('/').next().unwrap().to_string());
     }
-    assert_eq!(files, 3, "events.jsonl, error.txt and notes.txt");
+    files.sort();
+    assert_eq!(
+        files,
+        ["error.txt", "events.jsonl", "junit.xml", "notes.txt", "report.html", "run.log", "summary.md"],
+        "the run report, its summary, log and JUnit file too"
+    );
+    let summary = std::fs::read_to_string(r.path().join("step-summary.md")).unwrap();
+    check_clean(&summary, "$GITHUB_STEP_SUMMARY");
+    assert!(summary.contains("use the secret ***"), "{summary}");
+    // The report as a browser draws it (what its script makes of the data).
+    if let Some(browser) = crate::report::chromium() {
+        let dom = crate::report::dom(&browser, &r.path().join("out/report.html"));
+        check_clean(&dom, "the rendered report");
+        assert!(dom.contains("task sees ***"), "{dom}");
+    }
 }
 
 #[test]

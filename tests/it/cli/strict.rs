@@ -25,6 +25,30 @@ fn check_flags_a_misspelled_key_of_a_map_literal() {
     assert!(r.stderr.contains("did you mean cfg.release_prefix?"), "{}", r.stderr);
 }
 
+/// Each function is its own scope. Regression: every function's body was walked as part of
+/// every other's (rhai's `clone_functions_only_filtered` keeps all functions when it starts
+/// empty), so a literal declared in two functions was never checked, and a parameter of one
+/// function was read as another's literal.
+#[test]
+fn check_scopes_map_literals_by_function() {
+    let r = kmsctl()
+        .file(
+            "p.rhai",
+            r#"
+            fn a() { let cfg = #{ namespace: "x" }; cfg.namespace }
+            fn b() { let cfg = #{ release_prefix: "kms" }; cfg.release_prefx }
+            fn c(opts) { opts.anything }
+            fn d() { let opts = #{ timeout: "5m" }; opts.timeout }
+            "#,
+        )
+        .args(["check", "p.rhai"])
+        .code(2)
+        .run();
+    assert!(r.stderr.contains("cfg has no key 'release_prefx'"), "b's typo is found:\n{}", r.stderr);
+    assert!(!r.stderr.contains("'anything'"), "c's parameter is not d's literal:\n{}", r.stderr);
+    assert_eq!(r.stderr.matches("has no key").count(), 1, "{}", r.stderr);
+}
+
 /// Where the keys cannot be known before running (the map comes from a function), the read
 /// fails at its line, naming the keys the map has.
 #[test]

@@ -375,7 +375,7 @@ async fn a_kubeconfig_list_reaches_helm_as_a_list() {
 }
 
 /// Live processes (not zombies) whose command line contains `needle`.
-fn live_processes(needle: &str) -> Vec<String> {
+pub(crate) fn live_processes(needle: &str) -> Vec<String> {
     let mut out = Vec::new();
     for e in std::fs::read_dir("/proc").expect("/proc").flatten() {
         let p = e.path();
@@ -494,15 +494,17 @@ exec '{helm}' "$@"
 /// A recording wrapper around the real helm in `dir`: logs every command line to the returned
 /// log file, then runs helm. Returns (wrapper, log).
 fn recording_helm(env: &TestEnv, dir: &Path) -> (PathBuf, PathBuf) {
-    let log = dir.join("argv.log");
+    wrapped_helm(env, dir, "argv.log", r#"printf '%s\n' "$*""#)
+}
+
+/// The test environment's helm behind a wrapper that first appends the output of `record` (a
+/// shell command) to `dir/<log>`; returns the wrapper and the log.
+fn wrapped_helm(env: &TestEnv, dir: &Path, log: &str, record: &str) -> (PathBuf, PathBuf) {
+    let log = dir.join(log);
     let wrapper = dir.join("helm");
     std::fs::write(
         &wrapper,
-        format!(
-            "#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{}'\nexec '{}' \"$@\"\n",
-            log.display(),
-            env.dir.join("bin/helm").display()
-        ),
+        format!("#!/bin/sh\n{record} >> '{}'\nexec '{}' \"$@\"\n", log.display(), env.dir.join("bin/helm").display()),
     )
     .expect("write wrapper");
     std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
@@ -826,6 +828,35 @@ async fn helm_targets_the_connected_cluster_whatever_helm_kube_variables_say() {
     r.code(0);
     let st = helm_status(&env, &ns.name, &rel).await.expect("the release is on the connected cluster");
     assert_eq!(status_of(&st), "deployed");
+}
+
+/// helm runs with Go's collector off until 512 MiB (a third of its CPU in a short run), unless
+/// the user chose GOGC or GOMEMLIMIT: then helm gets theirs.
+#[tokio::test]
+async fn helm_runs_without_gos_collector_unless_the_user_set_one() {
+    let env = testenv!();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (wrapper, log) =
+        wrapped_helm(&env, dir.path(), "gc.log", r#"printf '%s %s|%s\n' "$1" "${GOGC-unset}" "${GOMEMLIMIT-unset}""#);
+    let script = r#"
+        import "helm" as helm;
+        import "log" as log;
+        log::info(`rendered ${helm::template("x", "@CHART@", #{}).contains("kind: StatefulSet")}`);
+    "#;
+    for (set, want) in [(None, "template off|512MiB"), (Some("200"), "template 200|unset")] {
+        let _ = std::fs::remove_file(&log);
+        let mut k = with_helm(playbook(&env, script, &[("CHART", &chart())]), &env, &wrapper);
+        k = k.env_remove("GOMEMLIMIT");
+        k = match set {
+            Some(v) => k.env("GOGC", v),
+            None => k.env_remove("GOGC"),
+        };
+        let r = finish(k).await;
+        r.code(0);
+        assert_eq!(logged(&r.events(), "rendered "), "true");
+        let lines = std::fs::read_to_string(&log).expect("gc log");
+        assert!(lines.lines().any(|l| l == want), "GOGC={set:?}: want '{want}' in\n{lines}");
+    }
 }
 
 /// `--timeout` used to give a run stuck in a helm upgrade 5 s after the deadline: it ends like

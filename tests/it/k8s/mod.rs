@@ -207,19 +207,31 @@ impl Live {
         self.running.as_ref().expect("running").signal(sig);
     }
 
-    /// Wait (at most 60s) until kmsctl exits: its exit code and every event.
+    /// Wait (at most 60s) until kmsctl exits: its exit code and every event. On timeout it is
+    /// killed and the panic shows what it printed.
     pub(crate) async fn end(mut self) -> Ended {
         let mut running = self.running.take().expect("running");
-        let (running, status) = within(
-            60,
-            "kmsctl to exit",
+        let pid = running.child.id().to_string();
+        let waited = tokio::time::timeout(
+            Duration::from_secs(60),
             tokio::task::spawn_blocking(move || {
                 let status = running.child.wait();
                 (running, status)
             }),
         )
-        .await
-        .expect("join");
+        .await;
+        let Ok(joined) = waited else {
+            let _ = std::process::Command::new("kill").args(["-KILL", &pid]).status();
+            while let Ok(line) = self.lines.try_recv() {
+                self.seen.push(Self::parse(&line));
+            }
+            panic!(
+                "timed out after 60s waiting for kmsctl to exit (killed); events: {:#?}\nstderr: {}",
+                self.seen,
+                self.stderr.lock().expect("stderr")
+            );
+        };
+        let (running, status) = joined.expect("join");
         let status = status.expect("wait for kmsctl");
         while let Some(line) = self.lines.recv().await {
             self.seen.push(Self::parse(&line));
@@ -355,6 +367,27 @@ pub(crate) async fn pod_stage(env: &TestEnv, prefix: &str, delay_ms: u64, status
 /// kwok's pod-ready status (the baseline `pod-ready` stage, shortened).
 pub(crate) const READY_STATUS: &str = include_str!("../../fixtures/kwok-ready-status.yaml");
 
+/// A pod whose containers ran and exited 0 (a Job's pod done): with a delayed [`pod_stage`], a
+/// Job that takes that long.
+pub(crate) const SUCCEEDED_STATUS: &str = r#"{{ $now := Now }}
+phase: Succeeded
+startTime: {{ $now | Quote }}
+conditions:
+- {type: Initialized, status: "True", lastTransitionTime: {{ $now | Quote }}}
+- {type: Ready, status: "False", reason: PodCompleted, lastTransitionTime: {{ $now | Quote }}}
+- {type: ContainersReady, status: "False", reason: PodCompleted, lastTransitionTime: {{ $now | Quote }}}
+containerStatuses:
+{{ range .spec.containers }}
+- name: {{ .name | Quote }}
+  image: {{ .image | Quote }}
+  ready: false
+  started: false
+  restartCount: 0
+  state:
+    terminated: {exitCode: 0, reason: Completed, startedAt: {{ $now | Quote }}, finishedAt: {{ $now | Quote }}}
+{{ end }}
+"#;
+
 /// A kubelet whose containers keep exiting with code 1: CrashLoopBackOff after 4 restarts.
 pub(crate) const CRASH_LOOP_STATUS: &str = r#"{{ $now := Now }}
 phase: Running
@@ -478,6 +511,60 @@ impl Crd {
             .await
             .unwrap_or_else(|e| panic!("set the status of Widget {name}: {e}"));
     }
+}
+
+/// End every open watch on a [`Crd`]'s Widgets as an API server restart would: a spec change
+/// (a printer column) makes the API server replace the CRD's storage, so the watches end and
+/// re-watching from their resource version answers 410 Gone; a watcher must list again.
+pub(crate) async fn break_watches(env: &TestEnv, crd: &Crd) {
+    let mut versions = crd_doc(&crd.group)["spec"]["versions"].clone();
+    versions[0]["additionalPrinterColumns"] = json!([{"name": "Size", "type": "integer", "jsonPath": ".spec.size"}]);
+    Api::<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>::all(
+        env.client.clone(),
+    )
+    .patch(&crd.name, &PatchParams::default(), &Patch::Merge(json!({"spec": {"versions": versions}})))
+    .await
+    .expect("patch CRD");
+}
+
+/// Wait in this process (2 minutes at most) on the Widget `name` of `crd` in `ns`, while
+/// `steps` run beside it once the wait has first reported progress (its watch has listed).
+/// Returns the ready objects. (The wait's future is not Send: it cannot go on a task.)
+pub(crate) async fn wait_beside(
+    cluster: &kmsctl_k8s::Cluster,
+    crd: &Crd,
+    ns: &str,
+    name: &str,
+    steps: impl std::future::Future<Output = ()>,
+) -> Vec<Value> {
+    let target = kmsctl_k8s::Target::Object(kmsctl_k8s::ObjRef {
+        api_version: crd.api_version.clone(),
+        kind: "Widget".into(),
+        namespace: Some(ns.into()),
+        name: name.into(),
+    });
+    let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel();
+    let mut report = |_: &kmsctl_k8s::Progress| {
+        let _ = seen_tx.send(());
+    };
+    let wo = kmsctl_k8s::WaitOptions { timeout: Duration::from_secs(120), ..Default::default() };
+    let waiting = kmsctl_k8s::wait(cluster, std::slice::from_ref(&target), &wo, &mut report);
+    let steps = async {
+        within(30, "the wait's first assessment (its watch has listed)", seen.recv()).await;
+        steps.await;
+    };
+    let (ready, ()) = within(120, "the wait to end", async { tokio::join!(waiting, steps) }).await;
+    ready.expect("the wait")
+}
+
+/// Until one of `cluster`'s watches has listed again (within a minute).
+pub(crate) async fn relisted(cluster: &kmsctl_k8s::Cluster) {
+    within(60, "a watch to list again", async {
+        while cluster.watch_stats().relists == 0 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
 }
 
 /// A status condition.

@@ -78,3 +78,52 @@ async fn waiting_on_200_objects_uses_one_watch_and_shows_what_is_pending() {
     ended.code(0);
     assert_eq!(step(&ended.events, "wait for the widgets")["outcome"], "ok");
 }
+
+/// 13 parties waiting at once on their own objects of one kind in one namespace share a single
+/// watch (each opened its own before: 13 × kinds watches and a copy of the namespace's pods per
+/// wait).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thirteen_parallel_waits_share_one_watch() {
+    let env = testenv!();
+    let ns = env.namespace("shared").await;
+    let crd = Crd::create(&env, "shared").await;
+    set_all(&env, &crd, &ns.name, 0..13, false).await;
+
+    let mut live = Live::start(playbook(
+        &env,
+        r#"
+        import "k8s" as k8s;
+        import "log" as log;
+        let kc = k8s::connect();
+        let parties = [];
+        for i in 0..13 { parties.push(i); }
+        // (A copy of the captured client per task: a method call on the captured one itself
+        // would lock it for the call's duration.)
+        let ready = parallel_map(parties, |i| {
+            let k = kc;
+            k.wait(#{ api_version: "@AV@", kind: "Widget", namespace: "@NS@", name: `w-${i}` }, #{ timeout: "5m" }).len()
+        }, #{ labels: parties.map(|i| `party-${i}`) });
+        log::info(`ready: ${ready.reduce(|sum, n| sum + n, 0)}`);
+        "#,
+        &[("NS", &ns.name), ("AV", &crd.api_version)],
+    ));
+    // Every party is waiting (its progress shown) before the count is read.
+    let mut waiting = std::collections::BTreeSet::new();
+    while waiting.len() < 13 {
+        let p = live.progress("(not ready: Provisioning)").await;
+        waiting.insert(
+            p.split(&format!("{}/", ns.name))
+                .nth(1)
+                .unwrap_or_default()
+                .split(' ')
+                .next()
+                .unwrap_or_default()
+                .to_string(),
+        );
+    }
+    assert_eq!(requests(&env, &crd.group).await, (1.0, 0.0), "(open watches, GETs) while 13 waits run");
+
+    set_all(&env, &crd, &ns.name, 0..13, true).await;
+    assert_eq!(live.log("ready: ").await, "13");
+    live.end().await.code(0);
+}

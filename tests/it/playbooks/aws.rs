@@ -807,3 +807,203 @@ async fn another_deployments_ready_bucket_does_not_satisfy_the_wait() {
     run(env.kubectl().args(["delete", "namespace", &ns, "--wait=false"])).await;
     eks.delete().await;
 }
+
+/// The run report of a 13-party rehearsal as headless Chromium draws it: a lane per party in
+/// order, each with its Helm process, the hooks Helm ran and kmsctl's wait on it, and every
+/// wait listed with the objects it waited for. Nothing of a planted secret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_report_of_a_thirteen_party_rehearsal_draws_a_lane_per_party() {
+    let env = testenv_profile!("eks");
+    let Some(browser) = crate::report::chromium() else { return };
+    let _pools = EKS_POOLS.lock().await;
+    let eks = Eks::new(&env).await;
+    let ns = unique("kms-report");
+    let secret = "harbor-Planted-T0ken-report";
+    let r = finish(
+        aws_run(&env, "aws-perf.rhai", &ns, &eks, &["--num-parties", "13", "--junit", "out/junit.xml"])
+            .env("HARBOR_READ_TOKEN", secret),
+    )
+    .await;
+    r.code(0);
+    let page = r.path().join("out/report.html");
+    let dom = tokio::task::spawn_blocking(move || crate::report::dom(&browser, &page)).await.unwrap();
+    let rows = crate::report::rows(&dom);
+    let parties: Vec<&crate::report::Row> =
+        rows.iter().filter(|r| r.kind == "task" && r.name.starts_with("party-")).collect();
+    let names: Vec<&str> = parties.iter().map(|p| p.name.as_str()).collect();
+    let want: Vec<String> = (1..=13).map(|i| format!("party-{i}")).collect();
+    assert_eq!(names, want, "{dom}");
+    for p in &parties {
+        assert_eq!(p.outcome, "ok", "{p:?}");
+        assert!(p.segments >= 3, "a party's lane has its helm, hook and wait phases: {p:?}");
+    }
+    use crate::report::segments;
+    assert!(segments(&dom, "helm") >= 14, "13 parties and the init release: {}", segments(&dom, "helm"));
+    assert!(segments(&dom, "wait") >= 14, "{}", segments(&dom, "wait"));
+    assert!(segments(&dom, "hook") >= 13, "{}", segments(&dom, "hook"));
+    assert!(dom.contains(r#"<span class="badge ok" id="outcome">ok</span>"#));
+    assert!(dom.contains("wait for release kms-core-7"), "the waits table");
+    assert!(dom.contains(&format!("StatefulSet {ns}/kms-core-7-core")), "what the wait waited for");
+    assert!(!dom.contains(r#"id="failures""#), "no failure section in a run that did not fail");
+    assert!(!dom.contains(secret));
+    for (p, text) in crate::report::artifacts_text(&r, "out") {
+        assert!(!text.contains(secret), "{p} holds the planted secret");
+    }
+    let junit = std::fs::read_to_string(r.path().join("out/junit.xml")).unwrap();
+    assert!(junit.contains(r#"<testcase name="party-13" classname="#), "{junit}");
+    assert!(!junit.contains("<failure"), "{junit}");
+    run(env.kubectl().args(["delete", "namespace", &ns, "--wait=true", "--timeout=120s"])).await;
+    eks.delete().await;
+}
+
+/// A failed rehearsal's report shows the failure with its report inline — the pod, its
+/// containers' states, the events, the reason — and the failed party's lane; the JUnit file
+/// fails that party's test case with the report's summary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_report_of_a_failed_rehearsal_shows_the_failure_and_its_report() {
+    let env = testenv_profile!("eks");
+    let Some(browser) = crate::report::chromium() else { return };
+    let _pools = EKS_POOLS.lock().await;
+    let eks = Eks::new(&env).await;
+    let ns = unique("kms-report-fail");
+    let r = finish(
+        aws_run(
+            &env,
+            "aws-perf.rhai",
+            &ns,
+            &eks,
+            &["--num-parties", "2", "--disable-tls", "--extra-values", "env.yaml", "--junit", "out/junit.xml"],
+        )
+        .file("env.yaml", "kmsCore:\n  envFrom:\n    configmap:\n      name: party-env-missing\n"),
+    )
+    .await;
+    r.code(1);
+    let page = r.path().join("out/report.html");
+    let dom = tokio::task::spawn_blocking(move || crate::report::dom(&browser, &page)).await.unwrap();
+    assert!(dom.contains(r#"<span class="badge failed" id="outcome">failed</span>"#));
+    assert!(dom.contains(r#"<section id="errors">"#), "the run's error");
+    let failures =
+        dom.split(r#"<section id="failures">"#).nth(1).unwrap_or_else(|| panic!("no failure section: {dom}"));
+    let failures = failures.split("</section>").next().unwrap();
+    assert!(failures.contains(&format!(r#"data-object="Pod {ns}/kms-core-"#)), "{failures}");
+    assert!(failures.contains("configmap \"party-env-missing\" not found"), "the reason: {failures}");
+    assert!(failures.contains(r#"<table class="containers">"#), "container states: {failures}");
+    assert!(failures.contains("CreateContainerConfigError"), "{failures}");
+    assert!(failures.contains(r#"<table class="events">"#), "events: {failures}");
+    let rows = crate::report::rows(&dom);
+    assert!(rows.iter().any(|r| r.kind == "task" && r.outcome == "failed"), "a failed party's lane: {rows:?}");
+    let junit = std::fs::read_to_string(r.path().join("out/junit.xml")).unwrap();
+    assert!(junit.contains("<failure"), "{junit}");
+    assert!(junit.contains("party-env-missing"), "the report's summary in the failure: {junit}");
+    run(env.kubectl().args(["delete", "namespace", &ns, "--wait=true", "--timeout=120s"])).await;
+    eks.delete().await;
+}
+
+/// Helm release records in `ns`: (release, status) of each release's latest revision.
+async fn release_statuses(env: &TestEnv, ns: &str) -> std::collections::BTreeMap<String, String> {
+    let secrets = Api::<Secret>::namespaced(env.client.clone(), ns);
+    let list = secrets.list(&ListParams::default().labels("owner=helm")).await.expect("release records");
+    let mut latest: std::collections::BTreeMap<String, (u64, String)> = Default::default();
+    for s in list {
+        let l = s.metadata.labels.unwrap_or_default();
+        let (Some(name), Some(status)) = (l.get("name"), l.get("status")) else { continue };
+        let version: u64 = l.get("version").and_then(|v| v.parse().ok()).unwrap_or(0);
+        if latest.get(name).is_none_or(|(v, _)| *v < version) {
+            latest.insert(name.clone(), (version, status.clone()));
+        }
+    }
+    latest.into_iter().map(|(k, (_, s))| (k, s)).collect()
+}
+
+/// Ctrl-C at three points of a 13-party aws-perf deploy — while the parties install, while
+/// they are waited for, while the init release installs — each time: exit 130 within 2 s, no
+/// child process left (the process table), no release left pending, no values file or
+/// kubeconfig left in TMPDIR; then a re-run completes the deploy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_at_three_points_of_a_thirteen_party_deploy_leaves_nothing_behind_and_a_rerun_completes() {
+    let env = testenv_profile!("eks");
+    let _pools = EKS_POOLS.lock().await;
+    let eks = Eks::new(&env).await;
+    let ns = unique("aws-perf-ctrlc");
+    let tmp = tempfile::tempdir().expect("tmp");
+    // The init Job's pod takes 3 s (a kwok stage): the init release stays pending-install long
+    // enough to be interrupted there (on simulated nodes it is otherwise done in milliseconds).
+    let (slow_init, _stage) = crate::k8s::pod_stage(&env, "slow-init", 3000, crate::k8s::SUCCEEDED_STATUS).await;
+    let extra = format!("kmsInit:\n  podLabels:\n    testenv.kmsctl/stage: {slow_init}\n");
+    let deploy = || {
+        aws_run(
+            &env,
+            "aws-perf.rhai",
+            &ns,
+            &eks,
+            &["--deployment-type", "threshold", "--num-parties", "13", "--extra-values", "slow-init.yaml"],
+        )
+        .file("slow-init.yaml", &extra)
+        .env("TMPDIR", &tmp.path().display().to_string())
+    };
+    let party = |r: &str| r.starts_with("kms-core-") && r != "kms-core-init";
+    type Point = fn(&std::collections::BTreeMap<String, String>) -> bool;
+    let points: [(&str, Point); 3] = [
+        ("a party release installing", |s| {
+            s.iter().any(|(r, st)| r.starts_with("kms-core-") && r != "kms-core-init" && st == "pending-install")
+        }),
+        ("party releases recorded, their pods waited for", |s| {
+            s.iter().any(|(r, st)| r.starts_with("kms-core-") && r != "kms-core-init" && st == "deployed")
+                && !s.contains_key("kms-core-init")
+        }),
+        ("the init release installing", |s| s.get("kms-core-init").is_some_and(|st| st == "pending-install")),
+    ];
+    for (what, reached) in points {
+        let mut run = deploy().spawn();
+        // Its output is read away (a full pipe would block it).
+        let out = run.child.stdout.take().expect("stdout");
+        let err = run.child.stderr.take().expect("stderr");
+        let drain = std::thread::spawn(move || std::io::read_to_string(out).unwrap_or_default());
+        let _drain_err = std::thread::spawn(move || std::io::read_to_string(err).unwrap_or_default());
+        crate::testenv::within(120, what, async {
+            while !reached(&release_statuses(&env, &ns).await) {
+                assert!(run.child.try_wait().expect("try_wait").is_none(), "the deploy ended before {what}");
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        let t = std::time::Instant::now();
+        run.signal("INT");
+        let status = super::exited(run).await;
+        let took = t.elapsed();
+        let events = drain.join().expect("drain");
+        assert_eq!(
+            status.code(),
+            Some(130),
+            "interrupted at {what}:\n{}",
+            &events[events.len().saturating_sub(3000)..]
+        );
+        assert!(took < std::time::Duration::from_secs(2), "interrupted at {what}: the exit took {took:?}");
+        assert_eq!(
+            crate::helm::live_processes(&ns),
+            Vec::<String>::new(),
+            "interrupted at {what}: processes outlived kmsctl"
+        );
+        let statuses = release_statuses(&env, &ns).await;
+        let pending: Vec<_> = statuses.iter().filter(|(_, s)| s.starts_with("pending-")).collect();
+        assert!(pending.is_empty(), "interrupted at {what}: left pending: {pending:?}");
+        let left: Vec<String> = std::fs::read_dir(tmp.path())
+            .expect("tmp")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("kmsctl-"))
+            .collect();
+        assert_eq!(left, Vec::<String>::new(), "interrupted at {what}: files left in TMPDIR");
+        assert!(statuses.keys().any(|r| party(r)), "interrupted at {what}: no party release was recorded");
+    }
+    let r = finish(deploy()).await;
+    r.code(0);
+    let statuses = release_statuses(&env, &ns).await;
+    assert_eq!(statuses.len(), 16, "13 parties, init, tkms-infra, sync-secrets: {statuses:?}");
+    assert!(statuses.values().all(|s| s == "deployed"), "{statuses:?}");
+    let job = Api::<Job>::namespaced(env.client.clone(), &ns).get("kms-core-init-threshold-init").await;
+    assert_eq!(job.expect("init job").status.and_then(|s| s.succeeded), Some(1));
+    // 13 parties fill the spot pool: the next 13-party test needs it empty.
+    run(env.kubectl().args(["delete", "namespace", &ns, "--wait=true", "--timeout=120s"])).await;
+    eks.delete().await;
+}

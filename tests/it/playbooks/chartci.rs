@@ -143,6 +143,19 @@ async fn a_lint_error_fails_the_lint_step_with_its_file_and_line() {
     );
     assert_eq!(f["values"].as_array().map(Vec::len), Some(20));
     assert_eq!(report["lints"].as_array().map(Vec::len), Some(20));
+
+    // Under GitHub Actions the finding is an annotation on its line of the template.
+    let r =
+        finish(chart_ci(&env, &repo, &["--steps", "lint"]).env("GITHUB_ACTIONS", "true").args(["--output", "human"]))
+            .await;
+    r.code(1);
+    let escaped = file.replace(':', "%3A").replace(',', "%2C");
+    let annotation = r
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("::error file=") && !l.contains("title="))
+        .unwrap_or_else(|| panic!("no annotation:\n{}", r.stderr));
+    assert!(annotation.starts_with(&format!("::error file={escaped},line=6,col=15::{file}:6: ")), "{annotation}");
 }
 
 #[tokio::test]
@@ -189,6 +202,20 @@ async fn chart_ci_end_to_end_lints_renders_installs_and_releases_the_stand_in_ch
         logged(&ev, "rendered ").split(" (").next(),
         Some("36 releases of 12 target × deployment type combinations")
     );
+    // Rendered by the deploy playbook's own plan, one per combination, manifests included.
+    let render = r.path().join("art/chart-ci/render");
+    for (combo, release) in [("aws-perf-threshold", "kms-core-4"), ("kind-ci-centralized", "kms-core")] {
+        let manifest = render.join(combo).join(format!("plan/helm-kms-test-{release}.yaml"));
+        let text = std::fs::read_to_string(&manifest).unwrap_or_else(|e| panic!("{}: {e}", manifest.display()));
+        assert!(text.contains("kind: StatefulSet"), "{text}");
+        // An install creates no test pods: the plan renders without them.
+        assert!(!text.contains("helm.sh/hook: test"), "{text}");
+    }
+    let command = std::fs::read_to_string(render.join("aws-ci-thresholdWithEnclave/command.txt")).expect("command.txt");
+    assert!(command.contains(" --plan ") && command.contains("--deployment-type thresholdWithEnclave"), "{command}");
+    // Each install ran the chart's tests: one per party release (the init release has none).
+    let tested: Vec<String> = logs(&ev).into_iter().filter(|m| m.starts_with("helm test: ")).collect();
+    assert_eq!(tested, ["helm test: 2 tests of 3 releases passed", "helm test: 2 tests of 3 releases passed"]);
     let installed: Vec<String> = logs(&ev).into_iter().filter(|m| m.starts_with("installed ")).collect();
     assert_eq!(installed.len(), 2, "{installed:?}");
     let chart_dir = repo.join("charts/kms-core").display().to_string();
@@ -224,6 +251,63 @@ async fn chart_ci_end_to_end_lints_renders_installs_and_releases_the_stand_in_ch
     for text in [&r.stdout, &r.stderr] {
         assert!(!text.contains("hunter2-chart-registry"), "the registry password leaked:\n{text}");
     }
+}
+
+#[tokio::test]
+async fn a_failing_chart_test_fails_the_install_step_with_the_pods_report_and_cleans_up() {
+    let env = testenv!();
+    let dir = checkout();
+    let repo = dir.path().join("kms");
+    let ns = unique("chart-ci-test-fails");
+    // The test pods of this namespace exit 1 (a kubelet's status for a failed container).
+    let (_stage, _cleanup) = crate::k8s::kwok(
+        &env,
+        "Stage",
+        "chart-test-fails",
+        serde_json::json!({
+            "resourceRef": {"apiGroup": "v1", "kind": "Pod"},
+            "selector": {"matchExpressions": [
+                {"key": ".metadata.namespace", "operator": "In", "values": [ns]},
+                {"key": ".metadata.annotations[\"helm.sh/hook\"]", "operator": "In", "values": ["test"]},
+                {"key": ".status.phase", "operator": "In", "values": ["Running"]},
+            ]},
+            "weight": 1,
+            "next": {"statusTemplate": "{{ $now := Now }}\ncontainerStatuses:\n{{ range .spec.containers }}\n- name: {{ .name | Quote }}\n  image: {{ .image | Quote }}\n  ready: false\n  restartCount: 0\n  state:\n    terminated: {exitCode: 1, reason: Error, message: \"nc: connection refused\", startedAt: {{ $now | Quote }}, finishedAt: {{ $now | Quote }}}\n{{ end }}\nphase: Failed\n"},
+        }),
+    )
+    .await;
+    let r = finish(chart_ci(
+        &env,
+        &repo,
+        &[
+            "--steps",
+            "install",
+            "--namespace",
+            &ns,
+            "--install-type",
+            "centralized",
+            "--install-values",
+            "testenv-values.yaml",
+        ],
+    ))
+    .await;
+    r.code(1);
+    let ev = r.events();
+    let (kind, message) = error_of(&ev);
+    assert_eq!(kind, "failed", "{message}");
+    assert!(
+        message.ends_with(&format!(
+            "helm test {ns}/kms-core: kms-core-core-test-connection failed: Pod {ns}/kms-core-core-test-connection: pod failed (Error in container connect, exit code 1)"
+        )),
+        "{message}"
+    );
+    // The failure report names the pod and why its container ended.
+    let summary = r.path().join(format!("art/failures/pod-{ns}-kms-core-core-test-connection/summary.txt"));
+    let report = std::fs::read_to_string(&summary).unwrap_or_else(|e| panic!("{}: {e}", summary.display()));
+    assert!(report.contains("connect") && report.contains("exit code 1"), "{report}");
+    // Cleaned up as after a pass: releases gone, the namespace it made deleted.
+    let namespaces = kube::Api::<k8s_openapi::api::core::v1::Namespace>::all(env.client.clone());
+    assert!(namespaces.get_opt(&ns).await.expect("get namespace").is_none(), "namespace {ns} left behind");
 }
 
 #[test]

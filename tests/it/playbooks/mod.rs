@@ -2,9 +2,12 @@
 //! without a cluster here, end to end on the simulated kind cluster in `kind`.
 
 mod aws;
+mod bluegreen;
+mod canary;
 mod chartci;
 mod kind;
 mod perf;
+mod release;
 
 use crate::harness::kmsctl;
 use crate::testenv::unique;
@@ -21,6 +24,60 @@ pub(super) async fn releases(env: &crate::testenv::TestEnv, ns: &str) -> Vec<Str
     let mut names: Vec<String> = out.lines().map(str::to_string).collect();
     names.sort();
     names
+}
+
+/// `kmsctl run playbooks/<playbook>` against the test cluster with this checkout's stdlib, JSON
+/// events on stdout, artifacts under `art/`, and a 3-minute deadline.
+pub(super) fn run_playbook(env: &crate::testenv::TestEnv, playbook: &str) -> crate::harness::Kmsctl {
+    let root = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+    crate::harness::kmsctl()
+        .env("KUBECONFIG", &env.kubeconfig.display().to_string())
+        .env("KMSCTL_STDLIB_DIR", &root.join("stdlib").display().to_string())
+        .args(["run", &root.join("playbooks").join(playbook).display().to_string()])
+        .args(["--output", "json", "--artifacts", "art", "--timeout", "3m"])
+}
+
+/// `kmsctl gate <action> <target>` against the test cluster (answers a run waiting at a gate).
+pub(super) fn gate(env: &crate::testenv::TestEnv, action: &str, target: &str) -> crate::harness::Run {
+    crate::harness::kmsctl()
+        .env("KUBECONFIG", &env.kubeconfig.display().to_string())
+        .args(["gate", action, target])
+        .run()
+}
+
+/// How a background run ended, waited for off the test's runtime.
+pub(super) async fn exited(run: crate::harness::Running) -> std::process::ExitStatus {
+    let mut run = run;
+    tokio::task::spawn_blocking(move || run.child.wait().expect("wait")).await.expect("join")
+}
+
+/// A weight-1 kwok Stage crash-looping the Pending pods of namespace `ns` that have `labels`
+/// and match `more` (kwok match expressions); removed with the returned guard.
+pub(super) async fn crash_loop(
+    env: &crate::testenv::TestEnv,
+    prefix: &str,
+    ns: &str,
+    labels: serde_json::Value,
+    more: &[serde_json::Value],
+) -> (String, crate::k8s::Cleanup) {
+    let mut exprs = vec![
+        serde_json::json!({"key": ".metadata.namespace", "operator": "In", "values": [ns]}),
+        serde_json::json!({"key": ".metadata.deletionTimestamp", "operator": "DoesNotExist"}),
+        serde_json::json!({"key": ".status.phase", "operator": "In", "values": ["Pending"]}),
+    ];
+    exprs.extend(more.iter().cloned());
+    crate::k8s::kwok(
+        env,
+        "Stage",
+        prefix,
+        serde_json::json!({
+            "resourceRef": {"apiGroup": "v1", "kind": "Pod"},
+            "selector": {"matchLabels": labels, "matchExpressions": exprs},
+            "weight": 1,
+            "next": {"statusTemplate": crate::k8s::CRASH_LOOP_STATUS},
+        }),
+    )
+    .await
 }
 
 fn root() -> String {
@@ -135,6 +192,65 @@ fn impossible_combinations_are_refused_before_anything_runs() {
         assert!(r.stderr.contains("nothing was run"), "{line}\n{}", r.stderr);
     }
     assert!(!marker.path().join("called").exists(), "kind was called");
+}
+
+/// Refused inputs change nothing, on a real cluster too: with the test cluster's kubeconfig and
+/// a namespace of its own (holding a ConfigMap), every refused command line exits 2 and the
+/// namespace and every object in it keep their resource versions; no release, no new object.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_inputs_leave_the_cluster_unchanged() {
+    let env = crate::testenv::testenv!();
+    let ns = env.namespace("refused").await;
+    crate::testenv::run(env.kubectl().args(["create", "configmap", "kept", "--from-literal=a=1", "-n", &ns.name]))
+        .await;
+    let kinds = "configmaps,secrets,serviceaccounts,deployments,statefulsets,jobs,services,persistentvolumeclaims";
+    let state = || async {
+        let objects = crate::testenv::run(
+            env.kubectl()
+                .args(["get", kinds, "-n", &ns.name, "-o"])
+                .arg(r#"jsonpath={range .items[*]}{.kind}/{.metadata.name}@{.metadata.resourceVersion}{"\n"}{end}"#),
+        )
+        .await;
+        let own = crate::testenv::run(env.kubectl().args([
+            "get",
+            "namespace",
+            &ns.name,
+            "-o",
+            "jsonpath={.metadata.resourceVersion}",
+        ]))
+        .await;
+        let mut lines: Vec<String> = objects.lines().map(str::to_string).collect();
+        lines.sort();
+        (own, lines, releases(&env, &ns.name).await)
+    };
+    // The namespace's default ServiceAccount is made by a controller just after the namespace.
+    crate::testenv::within(30, "the default ServiceAccount", async {
+        while !state().await.1.iter().any(|l| l.starts_with("ServiceAccount/default@")) {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    let before = state().await;
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    for line in [
+        "--target aws-ci --deployment-type thresholdWithEnclave --num-parties 4 --bogus",
+        "--target aws-perf --deployment-type centralized --num-parties 13",
+        "--target aws-perf --deployment-type centralized --enable-tls",
+        "--target aws-ci --num-parties many",
+        "--target aws-ci --num-parties 101",
+        "--target aws-ci --build",
+        "--target aws-ci --owner a:b",
+        "--target aws-perf --tkms-infra-values /nonexistent/t.yaml",
+    ] {
+        kmsctl()
+            .env("KUBECONFIG", &env.kubeconfig.display().to_string())
+            .env("KMSCTL_STDLIB_DIR", &format!("{root}/stdlib"))
+            .args(["run", &format!("{root}/playbooks/deploy.rhai"), "--namespace", &ns.name])
+            .args(line.split(' '))
+            .code(2)
+            .run();
+    }
+    assert_eq!(state().await, before, "(namespace, objects, releases) after the refused runs");
 }
 
 /// Network diagnostics before and after: the parties' interface counters are read inside their

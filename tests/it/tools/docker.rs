@@ -65,7 +65,8 @@ fn build_passes_build_args_and_keeps_secrets_off_the_command_line() {
             });
             log::info(`built ${r.tags}`);
             docker::build(#{ context: "ctx", tags: "x:1", buildx: false, target: "prod", platform: "linux/amd64", labels: #{ team: "kms" } });
-            try { docker::build(#{ tag: "x" }); } catch (e) { log::info(e.message); }
+            let typo = #{ tag: "x" }; // a literal with it is refused before the run
+            try { docker::build(typo); } catch (e) { log::info(e.message); }
             "#,
         )
         .env("PATH", &fake.path_env())

@@ -118,7 +118,8 @@ fn failures_quote_kind_and_bad_names_never_reach_it() {
             import "kind" as kind;
             import "log" as log;
             try { kind::ensure_cluster("--help"); } catch (e) { log::info(`${e.kind}: ${e.message}`); }
-            try { kind::ensure_cluster("x", #{ recreat: true }); } catch (e) { log::info(`${e.kind}: ${e.message}`); }
+            let typo = #{ recreat: true }; // a literal with it is refused before the run
+            try { kind::ensure_cluster("x", typo); } catch (e) { log::info(`${e.kind}: ${e.message}`); }
             kind::ensure_cluster("kms-test");
             "#,
         )

@@ -60,7 +60,8 @@ fn run_captures_output_and_exit_codes_without_a_shell() {
             let missing = "";
             try { proc::run("kmsctl-no-such-tool", []); } catch (e) { missing = e; }
             let opt = "";
-            try { proc::run("true", [], #{ timout: "1s" }); } catch (e) { opt = e.message; }
+            let typo = #{ timout: "1s" }; // a literal with it is refused before the run
+            try { proc::run("true", [], typo); } catch (e) { opt = e.message; }
             fs::write("out.json", data::to_json(#{
                 failing: failing, literal: literal.stdout, env: env.stdout, removed: removed.stdout,
                 cwd: cwd.stdout, stdin: stdin.stdout, checked: checked, missing: missing, opt: opt,

@@ -33,9 +33,12 @@ const READ_ONLY: &[&str] = &[
 pub(super) fn unknown_key_reads(unit: &Unit) -> Vec<CompileError> {
     let mut errors = Vec::new();
     scope(&unit.ast.clone_statements_only(), &[], &unit.name, &mut errors);
-    for f in unit.ast.iter_functions() {
-        let (name, arity) = (f.name, f.params.len());
-        let one = unit.ast.clone_functions_only_filtered(|_, _, _, n, a| n == name && a == arity);
+    for f in unit.ast.iter_fn_def() {
+        // An AST of this function alone (rhai's `clone_functions_only_filtered` keeps them all
+        // when it starts empty: every function was walked as every other's scope).
+        let mut lib = rhai::Module::new();
+        lib.set_script_fn(f.clone());
+        let one = AST::new(Vec::new(), lib);
         let params: Vec<String> = f.params.iter().map(|p| p.to_string()).collect();
         scope(&one, &params, &unit.name, &mut errors);
     }

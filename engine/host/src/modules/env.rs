@@ -7,7 +7,7 @@ use crate::error::{ErrorKind, Failure, to_rhai};
 use crate::events::Level;
 use crate::modules::opts::Opts;
 use crate::secret::Secret;
-use rhai::{Dynamic, EvalAltResult, Map};
+use rhai::{Dynamic, EvalAltResult, INT, Map};
 use std::io::{BufRead, IsTerminal, Write};
 use std::sync::{Mutex, OnceLock};
 use tokio::sync::mpsc;
@@ -115,6 +115,9 @@ fn stdin_lines() -> &'static Mutex<mpsc::UnboundedReceiver<Option<String>>> {
     })
 }
 
+/// The options of `env::confirm`.
+const CONFIRM_OPTS: &[&str] = &["default_value"];
+
 impl NativeModule for Env {
     fn name(&self) -> &'static str {
         "env"
@@ -168,6 +171,23 @@ impl NativeModule for Env {
             },
         )
         .reads();
+        b.func("pid", &["int"], "This kmsctl's process id (a lock's holder, with `hostname`).", || {
+            std::process::id() as INT
+        })
+        .reads();
+        b.func(
+            "hostname",
+            &["string"],
+            "The machine's host name (from /proc/sys/kernel/hostname; \"localhost\" when unreadable).",
+            || {
+                std::fs::read_to_string("/proc/sys/kernel/hostname")
+                    .map(|h| h.trim().to_string())
+                    .ok()
+                    .filter(|h| !h.is_empty())
+                    .unwrap_or_else(|| "localhost".into())
+            },
+        )
+        .reads();
         b.func(
             "is_terminal",
             &["bool"],
@@ -193,10 +213,11 @@ impl NativeModule for Env {
              never reads stdin. The answer is logged. Options: default_value (false; `default` is a reserved\n\
              word in Rhai).",
             move |q: &str, o: Map| -> R<bool> {
-                let o = Opts::new(&o, "env::confirm", &["default_value"])?;
+                let o = Opts::new(&o, "env::confirm", CONFIRM_OPTS)?;
                 confirm(&c, q, o.bool("default_value", false)?, interactive())
             },
         )
+        .options(CONFIRM_OPTS)
         .reads();
         let c = ctx.clone();
         b.func(

@@ -37,6 +37,22 @@ pub struct BuiltModule {
     pub methods: Module,
     /// The declared effect of every function and method, by name (overloads share one).
     pub effects: BTreeMap<String, Effect>,
+    /// The keys of the options map each function or method accepts, by name, when it takes one
+    /// (`kc.apply(m, #{ namespace: "x" })`): the API docs list them and `kmsctl check` flags
+    /// any other key in a map literal given there.
+    pub options: BTreeMap<String, DeclaredOptions>,
+}
+
+/// The options map a function or method takes: its keys, and where it goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeclaredOptions {
+    /// The keys it accepts.
+    pub keys: Vec<&'static str>,
+    /// The argument count of the form that takes it (last), the value a method is called on
+    /// included.
+    pub arity: usize,
+    /// Called as a method (`kc.apply(..)`) rather than `module::f(..)`.
+    pub method: bool,
 }
 
 /// The modules this crate provides.
@@ -71,6 +87,7 @@ pub struct ModuleBuilder {
     module: Module,
     methods: Module,
     effects: BTreeMap<String, Effect>,
+    options: BTreeMap<String, DeclaredOptions>,
     ctx: HostCtx,
     name: &'static str,
 }
@@ -86,9 +103,17 @@ pub struct Declare<'a> {
     types: Box<[std::any::TypeId]>,
     func: RhaiFunc,
     method: bool,
+    options: Option<Vec<&'static str>>,
 }
 
 impl Declare<'_> {
+    /// The keys its options map (its last parameter) accepts: the same list its body gives
+    /// [`Opts::new`](opts::Opts::new), so the docs and `kmsctl check` cannot drift from it.
+    pub fn options(mut self, keys: &[&'static str]) -> Self {
+        self.options = Some(keys.to_vec());
+        self
+    }
+
     /// It computes or reads: it runs as usual in plan mode.
     pub fn reads(self) {
         self.register(Effect::Reads)
@@ -106,13 +131,24 @@ impl Declare<'_> {
     }
 
     fn register(self, effect: Effect) {
-        let Declare { b, name, params, doc, types, func, method } = self;
+        let Declare { b, name, params, mut doc, types, func, method, options } = self;
         let previous = b.effects.insert(name.clone(), effect);
         assert!(
             previous.is_none_or(|p| p == effect),
             "{}::{name}: overloads declare different effects ({previous:?}, {effect:?})",
             b.name
         );
+        if let Some(keys) = options {
+            let listed: Vec<String> = keys.iter().map(|k| format!("`{k}`")).collect();
+            doc = format!("{doc}\n///\n/// Options: {}.", listed.join(", "));
+            let declared = DeclaredOptions { keys, arity: params.len().saturating_sub(1), method };
+            let previous = b.options.insert(name.clone(), declared.clone());
+            assert!(
+                previous.as_ref().is_none_or(|p| *p == declared),
+                "{}::{name}: overloads declare different options ({previous:?}, {declared:?})",
+                b.name
+            );
+        }
         let func = if effect == Effect::Mutates { recorded(func, &b.ctx, b.name, &name, method) } else { func };
         let params: Vec<&str> = params.iter().map(String::as_str).collect();
         let reg = FuncRegistration::new(name)
@@ -129,7 +165,14 @@ impl ModuleBuilder {
     pub fn new(ctx: &HostCtx, name: &'static str, doc: &str) -> Self {
         let mut module = Module::new();
         module.set_doc(doc_comment(doc));
-        Self { module, methods: Module::new(), effects: BTreeMap::new(), ctx: ctx.clone(), name }
+        Self {
+            module,
+            methods: Module::new(),
+            effects: BTreeMap::new(),
+            options: BTreeMap::new(),
+            ctx: ctx.clone(),
+            name,
+        }
     }
 
     /// Add a function callable as `module::name(..)`. `params` are `"name: type"` strings with
@@ -182,6 +225,7 @@ impl ModuleBuilder {
             types: types.into(),
             func,
             method,
+            options: None,
         }
     }
 
@@ -194,7 +238,7 @@ impl ModuleBuilder {
 
     /// The module.
     pub fn build(self) -> BuiltModule {
-        BuiltModule { functions: self.module, methods: self.methods, effects: self.effects }
+        BuiltModule { functions: self.module, methods: self.methods, effects: self.effects, options: self.options }
     }
 }
 

@@ -34,6 +34,10 @@ impl Deadline {
     }
 }
 
+// The options each function accepts.
+const RETRY_OPTS: &[&str] = &["attempts", "backoff", "max_backoff", "on"];
+const POLL_OPTS: &[&str] = &["interval", "timeout", "what"];
+
 impl NativeModule for Wait {
     fn name(&self) -> &'static str {
         "wait"
@@ -63,6 +67,7 @@ impl NativeModule for Wait {
              The last error is rethrown when attempts run out.",
             move |ncc: NativeCallContext, work: FnPtr, opts: Map| retry(&c, &ncc, &work, &opts),
         )
+        .options(RETRY_OPTS)
         .reads();
         let c = ctx.clone();
         b.func(
@@ -81,6 +86,7 @@ impl NativeModule for Wait {
              condition in that error. Prefer k8s waits, which watch instead of polling.",
             move |ncc: NativeCallContext, check: FnPtr, opts: Map| poll(&c, &ncc, &check, &opts),
         )
+        .options(POLL_OPTS)
         .reads();
         let c = ctx.clone();
         b.func(
@@ -122,7 +128,7 @@ impl NativeModule for Wait {
 }
 
 fn retry(ctx: &HostCtx, ncc: &NativeCallContext, work: &FnPtr, opts: &Map) -> R<Dynamic> {
-    let o = Opts::new(opts, "wait::retry", &["attempts", "backoff", "max_backoff", "on"])?;
+    let o = Opts::new(opts, "wait::retry", RETRY_OPTS)?;
     let attempts = o.int("attempts")?.unwrap_or(5);
     if attempts < 1 {
         return Err(o.usage("attempts must be an integer >= 1"));
@@ -172,7 +178,7 @@ fn truthy(v: &Dynamic) -> bool {
 }
 
 fn poll(ctx: &HostCtx, ncc: &NativeCallContext, check: &FnPtr, opts: &Map) -> R<Dynamic> {
-    let o = Opts::new(opts, "wait::poll", &["interval", "timeout", "what"])?;
+    let o = Opts::new(opts, "wait::poll", POLL_OPTS)?;
     let interval = o.duration("interval")?.unwrap_or(Duration::from_secs(2));
     let limit = o.duration("timeout")?.unwrap_or(Duration::from_secs(300));
     let what = o.str("what")?.unwrap_or_else(|| "the condition".into());

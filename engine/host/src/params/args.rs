@@ -48,7 +48,13 @@ pub(crate) const RESERVED: &[RunOption] = &[
         name: "artifacts",
         short: None,
         value: Some("DIR"),
-        doc: "Write failure reports, logs and events.jsonl here",
+        doc: "Where report.html, events.jsonl, logs and failure reports go (default kmsctl-artifacts)",
+    },
+    RunOption {
+        name: "junit",
+        short: None,
+        value: Some("FILE"),
+        doc: "Write a JUnit report to FILE: one test case per step, failures with their report",
     },
     RunOption {
         name: "stdlib-dir",
@@ -73,6 +79,12 @@ pub(crate) const RESERVED: &[RunOption] = &[
         short: None,
         value: None,
         doc: "With --plan: read the real cluster instead of assuming an empty one",
+    },
+    RunOption {
+        name: "watch",
+        short: None,
+        value: None,
+        doc: "Run again whenever the playbook, a module it imports or a values file changes (Ctrl-C stops)",
     },
     RunOption { name: "verbose", short: Some('v'), value: None, doc: "Show debug logs" },
     RunOption { name: "help", short: Some('h'), value: None, doc: "Show this playbook's parameters" },
@@ -121,10 +133,14 @@ pub(crate) struct RunArgs {
     pub output: Option<(String, usize)>,
     /// `--artifacts`.
     pub artifacts: Option<String>,
+    /// `--junit`.
+    pub junit: Option<String>,
     /// `--stdlib-dir`.
     pub stdlib_dir: Option<String>,
     /// `--verbose`.
     pub verbose: bool,
+    /// `--watch`.
+    pub watch: bool,
     /// `--plan`.
     pub plan: bool,
     /// `--diff` and its index.
@@ -253,6 +269,7 @@ pub(crate) fn parse_args(args: &[String], specs: Option<&[ParamSpec]>) -> (RunAr
                         "timeout" => out.timeout = Some((v, vidx)),
                         "output" => out.output = Some((v, vidx)),
                         "artifacts" => out.artifacts = Some(v),
+                        "junit" => out.junit = Some(v),
                         "stdlib-dir" => out.stdlib_dir = Some(v),
                         _ => unreachable!("every valued run option is handled"),
                     }
@@ -263,6 +280,7 @@ pub(crate) fn parse_args(args: &[String], specs: Option<&[ParamSpec]>) -> (RunAr
                     }
                     match opt.name {
                         "verbose" => out.verbose = true,
+                        "watch" => out.watch = true,
                         "plan" => out.plan = true,
                         "diff" => out.diff = Some(idx),
                         "against-cluster" => out.against_cluster = Some(idx),

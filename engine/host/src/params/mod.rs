@@ -14,12 +14,14 @@
 //! environment and values files come in as data, so the rules are table-tested.
 
 mod args;
+mod complete;
 mod declared;
 mod help;
 mod resolve;
 mod spec;
 
 pub(crate) use args::{RESERVED, RESERVED_FOR_LATER, RunArgs, Source, parse_args};
+pub(crate) use complete::candidates;
 pub(crate) use declared::{declared, validate};
 pub(crate) use help::render_help;
 pub(crate) use resolve::{Resolved, resolve};

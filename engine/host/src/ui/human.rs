@@ -4,6 +4,7 @@
 //! steps scroll above them as `✓ name 2.1s`. Elsewhere every change is a plain line, with
 //! GitHub Actions groups and error annotations when running under Actions.
 
+use super::github::{self, At};
 use crate::duration;
 use crate::events::{Event, EventBody, Level, Outcome, Sink, StepRecord};
 use console::style;
@@ -58,7 +59,7 @@ impl Human {
         Self {
             style,
             verbose,
-            github: style == HumanStyle::Plain && std::env::var_os("GITHUB_ACTIONS").is_some(),
+            github: style == HumanStyle::Plain && github::detected(),
             mp,
             steps: Mutex::new(HashMap::new()),
         }
@@ -147,7 +148,7 @@ impl Sink for Human {
                     }
                     HumanStyle::Plain => {
                         if self.github && depth == 0 {
-                            self.line(&format!("::group::{name}"));
+                            self.line(&github::group(name));
                         }
                         self.line(&format!("{indent}{} {name}", style("▶").cyan()));
                         None
@@ -179,7 +180,7 @@ impl Sink for Human {
                     self.line("::endgroup::");
                 }
             }
-            EventBody::Log { level, message, step, label } => {
+            EventBody::Log { level, message, step, label, at } => {
                 if *level == Level::Debug && !self.verbose {
                     return;
                 }
@@ -200,8 +201,14 @@ impl Sink for Human {
                     };
                     self.line(&format!("{indent}{lead}{l}"));
                 }
-                if self.github && *level == Level::Warn {
-                    self.line(&format!("::warning::{}", message.replace('\n', "%0A")));
+                if self.github {
+                    let place = at.as_ref().map(|a| At { file: Some(&a.file), line: a.line, col: a.col, title: None });
+                    match (level, place) {
+                        (Level::Warn, p) => self.line(&github::annotation("warning", &p.unwrap_or_default(), message)),
+                        (Level::Error, Some(p)) => self.line(&github::annotation("error", &p, message)),
+                        (Level::Info, Some(p)) => self.line(&github::annotation("notice", &p, message)),
+                        _ => {}
+                    }
                 }
             }
             EventBody::Progress { step, message } => {
@@ -220,11 +227,19 @@ impl Sink for Human {
                     }
                 }
             }
-            EventBody::Error { message, .. } => {
+            EventBody::Error { kind, message, file, line, col, .. } => {
                 if self.github {
-                    self.line(&format!("::error::{}", message.replace('\n', "%0A")));
+                    let title = format!("kmsctl::{kind}");
+                    let at = At { file: file.as_deref(), line: *line, col: *col, title: Some(&title) };
+                    self.line(&github::annotation("error", &at, message));
                 }
             }
+            EventBody::Decision { subject, decision, reason, step, .. } => {
+                let indent = "  ".repeat(Self::depth_of(&steps, *step));
+                self.line(&format!("{indent}{} {subject}: {decision} — {reason}", style("decision:").cyan().bold()));
+            }
+            // Drawn by the run report; the failure's summary is already in the log.
+            EventBody::Phase { .. } | EventBody::Failure { .. } => {}
             EventBody::RunFinished { outcome, duration_ms, steps: records, closed, .. } => {
                 drop(steps);
                 self.summary(records, *outcome, *duration_ms);

@@ -1,9 +1,11 @@
 //! Output front ends: the human view (a live tree on a terminal, plain lines in CI) and
 //! `--output json` (one event per line on stdout).
 
+mod github;
 mod human;
 mod json;
 
+pub(crate) use github::detected as github_actions;
 pub(crate) use human::{Human, HumanStyle};
 pub(crate) use json::JsonLines;
 

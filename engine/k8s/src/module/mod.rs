@@ -62,8 +62,7 @@ impl ClusterHandle {
 
     /// Server-side apply, labelled with the playbook; with `wait`, until ready.
     fn apply_docs(&self, docs: Vec<serde_json::Value>, opts: &Map, func: &'static str) -> R<Array> {
-        let o =
-            Opts::new(opts, func, &["namespace", "labels", "field_manager", "force", "dry_run", "wait", "timeout"])?;
+        let o = Opts::new(opts, func, APPLY_OPTS)?;
         let mut labels = o.str_map("labels")?;
         let playbook = label_value(&self.ctx.settings().playbook);
         if !playbook.is_empty() {
@@ -94,12 +93,10 @@ impl ClusterHandle {
     }
 
     /// Which objects of `kind`: options namespace and api_version, and for `kc.list` selector
-    /// and fields; `other` are the function's own options, checked here and read by it.
-    fn query(&self, kind: &str, opts: &Map, func: &'static str, other: &[&str]) -> R<Query> {
-        let mut allowed = vec!["namespace", "api_version"];
-        allowed.extend_from_slice(other);
-        let o = Opts::new(opts, func, &allowed)?;
-        let listed = |k: &str| if other.contains(&k) { o.str(k) } else { Ok(None) };
+    /// and fields; `allowed` are all the function's options, checked here.
+    fn query(&self, kind: &str, opts: &Map, func: &'static str, allowed: &[&str]) -> R<Query> {
+        let o = Opts::new(opts, func, allowed)?;
+        let listed = |k: &str| if allowed.contains(&k) { o.str(k) } else { Ok(None) };
         Ok(Query {
             api_version: o.str("api_version")?,
             kind: kind.to_string(),
@@ -258,26 +255,32 @@ fn signature(params: &[(&str, &str)], ret: &str) -> Vec<String> {
 }
 
 /// Registers a native function (`b.func`) or method (`b.method`) from one closure-like body
-/// returning `R<T>`. A trailing `[options]` after the parameters registers both documented
-/// forms, with the options map and without it (the body then sees `#{}`), so the short form
-/// cannot drift from the long one.
+/// returning `R<T>`. A trailing `[options: KEYS]` after the parameters registers both documented
+/// forms, with the options map (accepting KEYS) and without it (the body then sees `#{}`), so
+/// the short form cannot drift from the long one; `options = KEYS` after the effect declares
+/// the keys of a required options parameter.
 macro_rules! register {
-    ($b:ident.$reg:ident($name:expr, $doc:expr, $effect:ident) || [$opts:ident] -> $ret:ty $body:block) => {{
+    ($b:ident.$reg:ident($name:expr, $doc:expr, $effect:ident) || [$opts:ident: $keys:expr] -> $ret:ty $body:block) => {{
         let f = Arc::new(move |$opts: &Map| -> R<$ret> { $body });
         let g = f.clone();
         let ret = <$ret as ScriptType>::NAME;
-        $b.$reg($name, &strs(&signature(&[("options", "map")], ret)), $doc, move |o: Map| f(&o)).$effect();
+        $b.$reg($name, &strs(&signature(&[("options", "map")], ret)), $doc, move |o: Map| f(&o)).options($keys).$effect();
         $b.$reg($name, &strs(&signature(&[], ret)), $doc, move || g(&Map::new())).$effect();
     }};
-    ($b:ident.$reg:ident($name:expr, $doc:expr, $effect:ident) |$($arg:ident: $ty:ty),*| [$opts:ident] -> $ret:ty $body:block) => {{
+    ($b:ident.$reg:ident($name:expr, $doc:expr, $effect:ident) |$($arg:ident: $ty:ty),*| [$opts:ident: $keys:expr] -> $ret:ty $body:block) => {{
         let f = Arc::new(move |$($arg: $ty,)* $opts: &Map| -> R<$ret> { $body });
         let g = f.clone();
         let params = [$((stringify!($arg), <$ty as ScriptType>::NAME)),*];
         let ret = <$ret as ScriptType>::NAME;
         let mut long = params.to_vec();
         long.push(("options", "map"));
-        $b.$reg($name, &strs(&signature(&long, ret)), $doc, move |$($arg: $ty,)* o: Map| f($($arg,)* &o)).$effect();
+        $b.$reg($name, &strs(&signature(&long, ret)), $doc, move |$($arg: $ty,)* o: Map| f($($arg,)* &o)).options($keys).$effect();
         $b.$reg($name, &strs(&signature(&params, ret)), $doc, move |$($arg: $ty),*| g($($arg,)* &Map::new())).$effect();
+    }};
+    ($b:ident.$reg:ident($name:expr, $doc:expr, $effect:ident, options = $keys:expr) |$($arg:ident: $ty:ty),*| -> $ret:ty $body:block) => {{
+        let params = [$((stringify!($arg), <$ty as ScriptType>::NAME)),*];
+        $b.$reg($name, &strs(&signature(&params, <$ret as ScriptType>::NAME)), $doc,
+            move |$($arg: $ty),*| -> R<$ret> { $body }).options($keys).$effect();
     }};
     ($b:ident.$reg:ident($name:expr, $doc:expr, $effect:ident) |$($arg:ident: $ty:ty),*| -> $ret:ty $body:block) => {{
         let params = [$((stringify!($arg), <$ty as ScriptType>::NAME)),*];
@@ -285,6 +288,24 @@ macro_rules! register {
             move |$($arg: $ty),*| -> R<$ret> { $body }).$effect();
     }};
 }
+
+// The options each function accepts (its body checks them, the docs and `kmsctl check` list them).
+const CONNECT_OPTS: &[&str] = &["context", "kubeconfig", "require_context"];
+const APPLY_OPTS: &[&str] = &["namespace", "labels", "field_manager", "force", "dry_run", "wait", "timeout"];
+const GET_OPTS: &[&str] = &["namespace", "api_version"];
+const LIST_OPTS: &[&str] = &["namespace", "api_version", "selector", "fields"];
+const PATCH_OPTS: &[&str] = &["namespace", "api_version", "type"];
+const DELETE_OPTS: &[&str] = &["namespace", "api_version", "wait", "timeout"];
+const ENSURE_NAMESPACE_OPTS: &[&str] = &["labels"];
+const RECREATE_NAMESPACE_OPTS: &[&str] = &["labels", "timeout", "force"];
+const LOGS_OPTS: &[&str] = &["namespace", "container", "previous", "tail", "since"];
+const COLLECT_LOGS_OPTS: &[&str] = &["namespace", "selector", "dir", "container", "previous", "tail"];
+const EVENTS_OPTS: &[&str] = &["namespace"];
+const EXEC_OPTS: &[&str] = &["namespace", "container", "stdin"];
+const PORT_FORWARD_OPTS: &[&str] = &["namespace", "port", "local_port"];
+const TOP_PODS_OPTS: &[&str] = &["namespace", "selector"];
+const SAMPLE_USAGE_OPTS: &[&str] = &["namespace", "selector", "interval", "file"];
+const FOLLOW_LOGS_OPTS: &[&str] = &["namespace", "selector", "container", "prefix_annotation", "file", "echo"];
 
 fn strs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
@@ -314,8 +335,8 @@ impl NativeModule for K8s {
             "Connect with the kubeconfig's current context, or --context. Options: `#{ context: \"kind-kms\",\n\
              kubeconfig: \"path\", require_context: [\"kind-*\"] }` (all optional; the path is relative to the\n\
              playbook; require_context refuses any other context before a request is made)."
-        , plans) || [options] -> ClusterHandle {
-            let o = Opts::new(options, "k8s::connect", &["context", "kubeconfig", "require_context"])?;
+        , plans) || [options: CONNECT_OPTS] -> ClusterHandle {
+            let o = Opts::new(options, "k8s::connect", CONNECT_OPTS)?;
             let co = ConnectOptions {
                 kubeconfig: o.str("kubeconfig")?.map(|p| ctx.resolve_path(&p)),
                 context: o.str("context")?.or_else(|| ctx.settings().context.clone()),
@@ -369,21 +390,21 @@ impl NativeModule for K8s {
              (CRDs are waited for), then the rest in Helm's order. Options: namespace, labels,\n\
              field_manager (\"kmsctl\"), force (true), dry_run, wait (wait until ready), timeout.\n\
              Returns the objects as stored."
-        , plans) |kc: &mut ClusterHandle, manifest: Dynamic| [options] -> Array {
+        , plans) |kc: &mut ClusterHandle, manifest: Dynamic| [options: APPLY_OPTS] -> Array {
             kc.apply_docs(manifests(&manifest)?, options, "apply")
         });
         register!(b.method(
             "apply_file",
             "Apply a YAML file (or every .yaml/.yml/.json file of a directory), relative to the playbook.\n\
              Options as for apply."
-        , plans) |kc: &mut ClusterHandle, path: &str| [options] -> Array {
+        , plans) |kc: &mut ClusterHandle, path: &str| [options: APPLY_OPTS] -> Array {
             let docs = read_manifests(&kc.ctx.resolve_path(path))?;
             kc.apply_docs(docs, options, "apply_file")
         });
 
         register!(b.method("get", "The object, or `()` when it does not exist. Options: namespace, api_version.", reads)
-            |kc: &mut ClusterHandle, kind: &str, name: &str| [options] -> Dynamic {
-            let q = kc.query(kind, options, "get", &[])?;
+            |kc: &mut ClusterHandle, kind: &str, name: &str| [options: GET_OPTS] -> Dynamic {
+            let q = kc.query(kind, options, "get", GET_OPTS)?;
             if kc.offline() {
                 return Ok(Dynamic::UNIT);
             }
@@ -391,8 +412,8 @@ impl NativeModule for K8s {
             Ok(v.map(|v| to_script(&kc.ctx, v)).unwrap_or(Dynamic::UNIT))
         });
         register!(b.method("list", "Objects of a kind. Options: namespace, selector (labels), fields, api_version.", reads)
-            |kc: &mut ClusterHandle, kind: &str| [options] -> Array {
-            let q = kc.query(kind, options, "list", &["selector", "fields"])?;
+            |kc: &mut ClusterHandle, kind: &str| [options: LIST_OPTS] -> Array {
+            let q = kc.query(kind, options, "list", LIST_OPTS)?;
             if kc.offline() {
                 return Ok(Array::new());
             }
@@ -402,9 +423,9 @@ impl NativeModule for K8s {
             "patch",
             "Patch an object; returns it. Options: namespace, api_version, type (\"merge\" (default),\n\
              \"strategic\", \"json\")."
-        , plans) |kc: &mut ClusterHandle, kind: &str, name: &str, patch: Dynamic| [options] -> Dynamic {
-            let q = kc.query(kind, options, "patch", &["type"])?;
-            let pk = match Opts::new(options, "patch", &["namespace", "api_version", "type"])?.str("type")?.as_deref() {
+        , plans) |kc: &mut ClusterHandle, kind: &str, name: &str, patch: Dynamic| [options: PATCH_OPTS] -> Dynamic {
+            let q = kc.query(kind, options, "patch", PATCH_OPTS)?;
+            let pk = match Opts::new(options, "patch", PATCH_OPTS)?.str("type")?.as_deref() {
                 None | Some("merge") => PatchKind::Merge,
                 Some("strategic") => PatchKind::Strategic,
                 Some("json") => PatchKind::Json,
@@ -414,7 +435,7 @@ impl NativeModule for K8s {
             };
             let body = to_json(&patch, Reveal::Expose).map_err(usage_err)?;
             if kc.planning() {
-                let ns = kc.namespace(&Opts::new(options, "patch", &["namespace", "api_version", "type"])?)?;
+                let ns = kc.namespace(&Opts::new(options, "patch", PATCH_OPTS)?)?;
                 let shown = to_json(&patch, Reveal::Mask).map_err(usage_err)?;
                 kc.record_one("k8s patch", kind, Some(&ns), name, Some(format!("{} patch {shown}", match pk {
                     PatchKind::Merge => "merge",
@@ -435,9 +456,9 @@ impl NativeModule for K8s {
             "delete",
             "Delete an object; true if it existed. Options: namespace, api_version, wait (true: until gone),\n\
              timeout (\"2m\"). A timed-out wait names the finalizers holding the object."
-        , plans) |kc: &mut ClusterHandle, kind: &str, name: &str| [options] -> bool {
-            let q = kc.query(kind, options, "delete", &["wait", "timeout"])?;
-            let o = Opts::new(options, "delete", &["namespace", "api_version", "wait", "timeout"])?;
+        , plans) |kc: &mut ClusterHandle, kind: &str, name: &str| [options: DELETE_OPTS] -> bool {
+            let q = kc.query(kind, options, "delete", DELETE_OPTS)?;
+            let o = Opts::new(options, "delete", DELETE_OPTS)?;
             let wait = match o.bool("wait", true)? {
                 true => Some(o.duration("timeout")?.unwrap_or(Duration::from_secs(120))),
                 false => None,
@@ -452,8 +473,8 @@ impl NativeModule for K8s {
             kc.ctx.block_on(objects::delete(&kc.cluster, &q, name, wait))
         });
         register!(b.method("ensure_namespace", "Create the namespace if missing; returns it. Options: labels.", plans)
-            |kc: &mut ClusterHandle, name: &str| [options] -> Dynamic {
-            let labels = Opts::new(options, "ensure_namespace", &["labels"])?.str_map("labels")?;
+            |kc: &mut ClusterHandle, name: &str| [options: ENSURE_NAMESPACE_OPTS] -> Dynamic {
+            let labels = Opts::new(options, "ensure_namespace", ENSURE_NAMESPACE_OPTS)?.str_map("labels")?;
             if kc.planning() {
                 let q = crate::objects::Query { kind: "Namespace".into(), ..Default::default() };
                 let note = (kc.exists(&q, name)? == Some(true)).then(|| "exists: labels only".to_string());
@@ -469,8 +490,8 @@ impl NativeModule for K8s {
             "Delete the namespace (waiting until gone), then create it. Refuses a namespace kmsctl did not\n\
              create (labelled app.kubernetes.io/managed-by=kmsctl) unless force. Options: labels, timeout\n\
              (\"2m\"), force."
-        , plans) |kc: &mut ClusterHandle, name: &str| [options] -> Dynamic {
-            let o = Opts::new(options, "recreate_namespace", &["labels", "timeout", "force"])?;
+        , plans) |kc: &mut ClusterHandle, name: &str| [options: RECREATE_NAMESPACE_OPTS] -> Dynamic {
+            let o = Opts::new(options, "recreate_namespace", RECREATE_NAMESPACE_OPTS)?;
             let (labels, timeout) = (o.str_map("labels")?, o.duration("timeout")?.unwrap_or(Duration::from_secs(120)));
             let force = o.bool("force", false)?;
             if kc.planning() {
@@ -488,7 +509,7 @@ impl NativeModule for K8s {
                 "Create or update a Secret/ConfigMap from a map of values (strings or secrets). Options:\n\
                  labels, type (Secrets; default Opaque), files (a map of key → file path, read relative to\n\
                  the playbook)."
-            , plans) |kc: &mut ClusterHandle, namespace: &str, name: &str, data: Map| [options] -> Dynamic {
+            , plans) |kc: &mut ClusterHandle, namespace: &str, name: &str, data: Map| [options: values::DATA_OBJECT_OPTS] -> Dynamic {
                 data_object(kc, kind, namespace, name, &data, options)
             });
         }
@@ -496,8 +517,8 @@ impl NativeModule for K8s {
         register!(b.method(
             "logs",
             "A container's logs. Options: namespace, container, previous, tail (lines), since (duration)."
-        , reads) |kc: &mut ClusterHandle, pod: &str| [options] -> String {
-            let o = Opts::new(options, "logs", &["namespace", "container", "previous", "tail", "since"])?;
+        , reads) |kc: &mut ClusterHandle, pod: &str| [options: LOGS_OPTS] -> String {
+            let o = Opts::new(options, "logs", LOGS_OPTS)?;
             let lo = LogOptions {
                 container: o.str("container")?,
                 previous: o.bool("previous", false)?,
@@ -514,9 +535,8 @@ impl NativeModule for K8s {
             "Write the logs of every container of matching pods to files: `#{ namespace, selector, dir,\n\
              container, previous, tail }`; dir is relative to the artifacts directory (default \"logs\").\n\
              Returns #{pod, container, previous, path, error} per file."
-        , reads) |kc: &mut ClusterHandle, options: Map| -> Array {
-            let allowed = ["namespace", "selector", "dir", "container", "previous", "tail"];
-            let o = Opts::new(&options, "collect_logs", &allowed)?;
+        , reads, options = COLLECT_LOGS_OPTS) |kc: &mut ClusterHandle, options: Map| -> Array {
+            let o = Opts::new(&options, "collect_logs", COLLECT_LOGS_OPTS)?;
             let dir = o.str("dir")?.unwrap_or_else(|| "logs".into());
             let dir = kc.ctx.artifact_path(&dir).map_err(|e| o.usage(format!("dir: {e}")))?;
             let lo = LogOptions {
@@ -537,8 +557,8 @@ impl NativeModule for K8s {
             "events",
             "Recent events of an object, oldest first: #{time, type, reason, object, message, count}.\n\
              Options: namespace."
-        , reads) |kc: &mut ClusterHandle, kind: &str, name: &str| [options] -> Array {
-            let ns = kc.namespace(&Opts::new(options, "events", &["namespace"])?)?;
+        , reads) |kc: &mut ClusterHandle, kind: &str, name: &str| [options: EVENTS_OPTS] -> Array {
+            let ns = kc.namespace(&Opts::new(options, "events", EVENTS_OPTS)?)?;
             if kc.offline() {
                 return Ok(Array::new());
             }
@@ -549,8 +569,8 @@ impl NativeModule for K8s {
             "exec",
             "Run a command (no shell) in a pod: `kc.exec(pod, [\"ls\", \"/\"], #{ namespace, container, stdin })`.\n\
              Returns #{code, stdout, stderr}; a non-zero code is not an error."
-        , plans) |kc: &mut ClusterHandle, pod: &str, command: Array| [options] -> Map {
-            let o = Opts::new(options, "exec", &["namespace", "container", "stdin"])?;
+        , plans) |kc: &mut ClusterHandle, pod: &str, command: Array| [options: EXEC_OPTS] -> Map {
+            let o = Opts::new(options, "exec", EXEC_OPTS)?;
             let container = o.str("container")?;
             let stdin = o.exposed("stdin")?;
             let command: Vec<String> = command.iter().map(display).collect();
@@ -576,8 +596,8 @@ impl NativeModule for K8s {
             "Forward 127.0.0.1:local_port to a pod or service port: `kc.port_forward(\"svc/kms-core\", #{ namespace,\n\
              port: 50100, local_port: 50100 })` (local_port 0 picks a free one). Checked before it returns,\n\
              re-resolved per connection (survives pod restarts), stopped when the run ends."
-        , plans) |kc: &mut ClusterHandle, target: &str, options: Map| -> PortForwardHandle {
-            let o = Opts::new(&options, "port_forward", &["namespace", "port", "local_port"])?;
+        , plans, options = PORT_FORWARD_OPTS) |kc: &mut ClusterHandle, target: &str, options: Map| -> PortForwardHandle {
+            let o = Opts::new(&options, "port_forward", PORT_FORWARD_OPTS)?;
             let port = o.int("port")?.ok_or_else(|| usage_err("port_forward: port is required"))?;
             let to_port = |p: i64, what: &str| {
                 u16::try_from(p).map_err(|_| usage_err(format!("port_forward: {what} {p} is not a port")))
@@ -640,8 +660,8 @@ impl NativeModule for K8s {
              cpu_millicores, memory_bytes}]}], by pod name. Throws `not_found` when the cluster serves no\n\
              metrics API (no metrics-server).",
             reads
-        ) |kc: &mut ClusterHandle| [options] -> Array {
-            let o = Opts::new(options, "top_pods", &["namespace", "selector"])?;
+        ) |kc: &mut ClusterHandle| [options: TOP_PODS_OPTS] -> Array {
+            let o = Opts::new(options, "top_pods", TOP_PODS_OPTS)?;
             let ns = kc.namespace(&o)?;
             let selector = o.str("selector")?;
             let usage = kc.ctx.block_on(metrics::pod_usage(&kc.cluster, &ns, selector.as_deref()))?;
@@ -679,8 +699,8 @@ impl NativeModule for K8s {
              the metrics API fails is a line `<utc> error: ...` and sampling goes on. Stops with `.stop()`\n\
              or when the run ends.",
             reads
-        ) |kc: &mut ClusterHandle| [options] -> SamplerHandle {
-            let o = Opts::new(options, "sample_usage", &["namespace", "selector", "interval", "file"])?;
+        ) |kc: &mut ClusterHandle| [options: SAMPLE_USAGE_OPTS] -> SamplerHandle {
+            let o = Opts::new(options, "sample_usage", SAMPLE_USAGE_OPTS)?;
             let interval = o.duration("interval")?.unwrap_or(Duration::from_secs(10));
             if interval < Duration::from_millis(100) {
                 return Err(o.usage("interval: at least 100ms"));
@@ -716,9 +736,9 @@ impl NativeModule for K8s {
              \"workflows.argoproj.io/node-name\"; default the pod name), file (\"logs/follow.log\", under the\n\
              artifacts directory), echo (true: each line also in the run's log) }`. Lines are `<prefix>: <line>`,\n\
              secrets scrubbed. Stops with `.stop()` (→ #{file, pods, lines}) or when the run ends.",
-            reads
+            reads, options = FOLLOW_LOGS_OPTS
         ) |kc: &mut ClusterHandle, options: Map| -> FollowerHandle {
-            let o = Opts::new(&options, "follow_logs", &["namespace", "selector", "container", "prefix_annotation", "file", "echo"])?;
+            let o = Opts::new(&options, "follow_logs", FOLLOW_LOGS_OPTS)?;
             let selector = o.str("selector")?.ok_or_else(|| o.usage("selector is required"))?;
             let file = o.str("file")?.unwrap_or_else(|| "logs/follow.log".into());
             let path = kc.ctx.artifact_path(&file).map_err(|e| o.usage(format!("file: {e}")))?;
@@ -761,7 +781,7 @@ impl NativeModule for K8s {
              (|obj| -> bool or #{ready, failed, message}; replaces the built-in rules; must not call k8s\n\
              functions). Returns the ready objects. Throws `timeout` or `failed` with the blocking object\n\
              and the report path."
-        , reads) |ncc: NativeCallContext, kc: &mut ClusterHandle, targets: Dynamic| [options] -> Array {
+        , reads) |ncc: NativeCallContext, kc: &mut ClusterHandle, targets: Dynamic| [options: wait::WAIT_OPTS] -> Array {
             let predicate = options.get("predicate").and_then(|p| p.clone().try_cast::<FnPtr>());
             if options.get("predicate").is_some_and(|p| !p.is_unit()) && predicate.is_none() {
                 return Err(usage_err("wait: predicate must be a closure like |obj| obj.status.phase == \"Bound\""));

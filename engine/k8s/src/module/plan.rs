@@ -37,21 +37,7 @@ impl ClusterHandle {
             0..=3 => objects.iter().map(|o| ObjRef::of(o).to_string()).collect::<Vec<_>>().join(", "),
             n => format!("{n} objects"),
         };
-        let mut op = PlannedOp::new(action, target).objects(objects.iter().map(planned_object).collect());
-        if !objects.is_empty() {
-            let text = manifest_text(objects);
-            let path = self
-                .ctx
-                .plan_manifest(name, &text)
-                .map_err(|e| kmsctl_host::usage_err(format!("cannot write the plan's manifest {name}: {e}")))?;
-            op = op.manifest(path);
-        }
-        if let Some(n) = note {
-            op = op.note(n);
-        }
-        if let Some(d) = self.diffs(objects, ao)? {
-            op = op.diff(d.text, d.changed);
-        }
+        let op = self.op_on(action, target, name, objects, ao, note)?;
         self.ctx.record(op);
         Ok(())
     }
@@ -64,40 +50,63 @@ impl ClusterHandle {
         Ok(Some(self.ctx.block_on(crate::diff::apply_diffs(&self.cluster, objects, ao))?))
     }
 
-    /// Record what another module would send to this cluster (a Helm release's rendered
-    /// objects): `target` names it, the manifest goes to the artifacts directory as `file`.
+    /// What another module would send to this cluster (a Helm release's rendered objects),
+    /// whose render ends later: the operation takes its place in the plan now; returns it for
+    /// [`ClusterHandle::record_rendered_at`].
+    pub fn reserve_rendered(&self, action: &str, target: String) -> usize {
+        self.ctx.record(PlannedOp::new(action, target))
+    }
+
+    /// Complete the operation [`ClusterHandle::reserve_rendered`] placed: `target` names it,
+    /// the manifest goes to the artifacts directory as `file`.
     ///
     /// # Errors
     /// The manifest cannot be written.
-    pub fn record_rendered(
+    pub fn record_rendered_at(
         &self,
+        seq: usize,
         action: &str,
         target: String,
         file: &str,
         objects: &[Value],
         note: Option<String>,
     ) -> R<()> {
-        let mut op = PlannedOp::new(action, target).objects(objects.iter().map(planned_object).collect());
-        if !objects.is_empty() {
-            let path = self
-                .ctx
-                .plan_manifest(file, &manifest_text(objects))
-                .map_err(|e| kmsctl_host::usage_err(format!("cannot write the plan's manifest {file}: {e}")))?;
-            op = op.manifest(path);
-        }
-        if let Some(n) = note {
-            op = op.note(n);
-        }
         // What another tool owns keeps its labels, and its fields: under a field manager of its
         // own the dry run changes what the manifest sets and leaves what only that tool set
         // (Helm's release labels and annotations), so a field the chart no longer sets is not
         // shown as removed.
         let ao = ApplyOptions { field_manager: "kmsctl-diff".into(), mark_managed: false, ..Default::default() };
-        if let Some(d) = self.diffs(objects, &ao)? {
+        let op = self.op_on(action, target, file, objects, &ao, note)?;
+        self.ctx.record_again(seq, op);
+        Ok(())
+    }
+
+    /// An operation on `objects`: their manifest written (secrets masked) under the artifacts
+    /// directory as `name`, and under `--diff` what applying them with `ao` would change.
+    fn op_on(
+        &self,
+        action: &str,
+        target: String,
+        name: &str,
+        objects: &[Value],
+        ao: &ApplyOptions,
+        note: Option<String>,
+    ) -> R<PlannedOp> {
+        let mut op = PlannedOp::new(action, target).objects(objects.iter().map(planned_object).collect());
+        if !objects.is_empty() {
+            let path = self
+                .ctx
+                .plan_manifest(name, &manifest_text(objects))
+                .map_err(|e| kmsctl_host::usage_err(format!("cannot write the plan's manifest {name}: {e}")))?;
+            op = op.manifest(path);
+        }
+        if let Some(n) = note {
+            op = op.note(n);
+        }
+        if let Some(d) = self.diffs(objects, ao)? {
             op = op.diff(d.text, d.changed);
         }
-        self.ctx.record(op);
-        Ok(())
+        Ok(op)
     }
 
     /// `kc.apply(..)` in plan mode: the objects as they would be applied, recorded.

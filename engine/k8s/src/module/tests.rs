@@ -92,7 +92,10 @@ fn sample(arg: &str) -> &'static str {
 fn ctx() -> (tokio::runtime::Runtime, HostCtx) {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     let events = Events::new(Vec::new(), Redactor::new());
-    let ctx = HostCtx::new(rt.handle().clone(), CancelScope::root(), events, Default::default());
+    // What the calls write (a sampler's file) goes to a temp dir, not into the source tree.
+    let artifacts = std::env::temp_dir().join(format!("kmsctl-k8s-module-tests-{}", std::process::id()));
+    let settings = kmsctl_host::Settings { artifacts: Some(artifacts), ..Default::default() };
+    let ctx = HostCtx::new(rt.handle().clone(), CancelScope::root(), events, settings);
     (rt, ctx)
 }
 

@@ -120,10 +120,13 @@ pub(super) fn label_value(s: &str) -> String {
     v.trim_matches(|c: char| !c.is_ascii_alphanumeric()).to_string()
 }
 
+/// The options of `kc.secret(..)` and `kc.config_map(..)`.
+pub(super) const DATA_OBJECT_OPTS: &[&str] = &["labels", "type", "files"];
+
 /// `kc.secret(..)` and `kc.config_map(..)`: values (strings or secrets) and files, applied.
 pub(super) fn data_object(kc: &ClusterHandle, kind: &str, ns: &str, name: &str, data: &Map, o: &Map) -> R<Dynamic> {
     let func = if kind == "Secret" { "secret" } else { "config_map" };
-    let oo = Opts::new(o, func, &["labels", "type", "files"])?;
+    let oo = Opts::new(o, func, DATA_OBJECT_OPTS)?;
     let mut values: BTreeMap<String, String> = BTreeMap::new();
     for (k, v) in data {
         let s = to_json(v, Reveal::Expose).map_err(usage_err)?;

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use kmsctl_host::value::{Reveal, display, from_json, to_json};
-use kmsctl_host::{Level, Opts, short_message, usage_err};
+use kmsctl_host::{FailureInfo, Level, Opts, StepKind, short_message, usage_err};
 use rhai::{Array, Dynamic, FnPtr, Map, NativeCallContext};
 use serde_json::Value;
 
@@ -94,7 +94,18 @@ impl ClusterHandle {
             [one] => one.to_string(),
             many => format!("{} objects", many.len()),
         });
-        let step = self.ctx.open_step(&format!("wait for {what}"));
+        let detail = match targets.as_slice() {
+            [_] => None,
+            // The run report lists them; a wait on 1,000 objects names the first few.
+            many => {
+                let mut names: Vec<String> = many.iter().take(20).map(ToString::to_string).collect();
+                if many.len() > 20 {
+                    names.push(format!("and {} more", many.len() - 20));
+                }
+                Some(names.join(", "))
+            }
+        };
+        let step = self.ctx.open_step(&format!("wait for {what}"), StepKind::Wait, detail);
         let cluster = self.cluster.clone();
         let mut script_rule = predicate.map(|(ncc, fp)| {
             move |obj: &Value| -> Result<Option<Assessment>, String> {
@@ -123,7 +134,7 @@ impl ClusterHandle {
             Ok(Err((failure, collected))) => {
                 let mut e = failure.into_error();
                 if let Some(rep) = collected
-                    && let (Some(dir), Some(details)) = (self.report(&rep), e.details_mut())
+                    && let (Some(dir), Some(details)) = (self.report(&rep, step.id()), e.details_mut())
                 {
                     details.report = Some(dir);
                 }
@@ -136,12 +147,13 @@ impl ClusterHandle {
     }
 
     /// Log a report's summary and write it under the artifacts dir; returns where.
-    fn report(&self, rep: &FailureReport) -> Option<std::path::PathBuf> {
+    /// The report also goes to the event stream whole, for the run report and CI.
+    fn report(&self, rep: &FailureReport, step: u64) -> Option<std::path::PathBuf> {
         for line in rep.summary().lines() {
             self.ctx.log(Level::Error, line.to_string());
         }
         let written = self.ctx.artifacts_dir().and_then(|d| rep.write(&d.join("failures"), self.ctx.redactor()));
-        match written {
+        let dir = match written {
             Ok(dir) => {
                 self.ctx.log(Level::Error, format!("failure report: {}", dir.display()));
                 Some(dir)
@@ -150,7 +162,20 @@ impl ClusterHandle {
                 self.ctx.log(Level::Warn, format!("could not write the failure report: {io}"));
                 None
             }
+        };
+        if let Ok(report) = rep.scrubbed(self.ctx.redactor()) {
+            self.ctx.failure_report(
+                Some(step),
+                FailureInfo {
+                    object: rep.object.to_string(),
+                    reason: rep.reason.clone(),
+                    summary: rep.summary(),
+                    dir: dir.clone(),
+                    report,
+                },
+            );
         }
+        dir
     }
 }
 
@@ -178,13 +203,13 @@ fn predicate_result(r: &Dynamic) -> Assessment {
     Assessment::progressing("waiting for the predicate")
 }
 
+/// The options of `kc.wait`.
+pub(super) const WAIT_OPTS: &[&str] =
+    &["timeout", "per_object_timeout", "fail_fast", "what", "predicate", "unschedulable_grace", "report"];
+
 /// `kc.wait`'s options, and whether to write a failure report.
 pub(super) fn wait_options(opts: &Map) -> R<(WaitOptions, bool)> {
-    let o = Opts::new(
-        opts,
-        "wait",
-        &["timeout", "per_object_timeout", "fail_fast", "what", "predicate", "unschedulable_grace", "report"],
-    )?;
+    let o = Opts::new(opts, "wait", WAIT_OPTS)?;
     let mut rules = RuleOptions::default();
     if let Some(g) = o.duration("unschedulable_grace")? {
         rules.unschedulable_grace = g;

@@ -57,6 +57,36 @@ pub(crate) fn owns(workload: &Value, pod: &Value, replicasets: &[&Value]) -> boo
             && replicasets.iter().any(|rs| self::uid(rs) == Some(owner) && controller_uid(rs) == Some(uid)))
 }
 
+/// Does a fatal state of `pod` fail `workload`? Its own pods do, except a Deployment's pods of an
+/// older ReplicaSet: they are on their way out (a rollback away from a crash-looping version
+/// still shows its pods for a while), so only the ReplicaSet of the Deployment's current
+/// revision counts, and none while the controller has not observed the latest spec (which
+/// ReplicaSet is current is not known yet). Without revision annotations, every one counts.
+pub(crate) fn fails_with(workload: &Value, pod: &Value, replicasets: &[&Value]) -> bool {
+    if !owns(workload, pod, replicasets) {
+        return false;
+    }
+    if str_at(workload, &["kind"]) != Some("Deployment") {
+        return true;
+    }
+    let Some(current) = revision(workload) else {
+        return true;
+    };
+    let generation = at(workload, &["metadata", "generation"]).and_then(Value::as_i64).unwrap_or(0);
+    let observed = at(workload, &["status", "observedGeneration"]).and_then(Value::as_i64).unwrap_or(0);
+    if observed < generation {
+        return false;
+    }
+    // Some: `owns` found the pod's controller.
+    let owner = controller_uid(pod);
+    replicasets.iter().filter(|rs| uid(rs) == owner).any(|rs| revision(rs).is_none_or(|r| r == current))
+}
+
+/// The `deployment.kubernetes.io/revision` annotation of a Deployment or its ReplicaSet.
+fn revision(obj: &Value) -> Option<&str> {
+    str_at(obj, &["metadata", "annotations", "deployment.kubernetes.io/revision"])
+}
+
 /// The label selector of a workload's pods, for listing them (ownership then decides which are
 /// its own). `None` for other kinds and for empty or invalid selectors: Kubernetes refuses an
 /// empty selector on apps/v1 and batch/v1 workloads (the Deployment controller will not act on
@@ -127,6 +157,37 @@ mod tests {
         assert!(!owns(&deploy, &pod, &[]), "without the ReplicaSet there is no chain");
         // Only a Deployment owns through a ReplicaSet.
         assert!(!owns(&obj("StatefulSet", "web", "u-d", None), &pod, &[&rs]));
+    }
+
+    /// Regression: a rollback away from a crash-looping version failed at once on the old
+    /// ReplicaSet's crash-looping pods, still there while they were scaled down.
+    #[test]
+    fn only_the_current_replicasets_pods_fail_a_deployment() {
+        let rev = |mut o: Value, r: &str| {
+            o["metadata"]["annotations"] = json!({"deployment.kubernetes.io/revision": r});
+            o
+        };
+        let mut deploy = rev(obj("Deployment", "web", "u-d", None), "3");
+        deploy["metadata"]["generation"] = json!(4);
+        deploy["status"] = json!({"observedGeneration": 4});
+        let (old, new) = (
+            rev(obj("ReplicaSet", "web-b", "u-old", Some("u-d")), "2"),
+            rev(obj("ReplicaSet", "web-g", "u-new", Some("u-d")), "3"),
+        );
+        let (old_pod, new_pod) =
+            (obj("Pod", "web-b-x", "u-p1", Some("u-old")), obj("Pod", "web-g-x", "u-p2", Some("u-new")));
+        let rs = [&old, &new];
+        assert!(owns(&deploy, &old_pod, &rs), "still its pod");
+        assert!(!fails_with(&deploy, &old_pod, &rs));
+        assert!(fails_with(&deploy, &new_pod, &rs));
+        // Before the controller observed the spec, the current ReplicaSet is not known.
+        deploy["metadata"]["generation"] = json!(5);
+        assert!(!fails_with(&deploy, &new_pod, &rs));
+        // Without revisions (objects not made by the controller), every pod counts.
+        let bare = obj("Deployment", "web", "u-d", None);
+        assert!(fails_with(&bare, &old_pod, &rs));
+        let sts = obj("StatefulSet", "db", "u-s", None);
+        assert!(fails_with(&sts, &obj("Pod", "db-0", "u-p3", Some("u-s")), &[]));
     }
 
     #[test]

@@ -31,6 +31,16 @@ pub enum Target {
     },
 }
 
+impl Target {
+    /// Its API version and kind.
+    pub(crate) fn kind(&self) -> (&str, &str) {
+        match self {
+            Target::Object(o) => (&o.api_version, &o.kind),
+            Target::Selector { api_version, kind, .. } => (api_version, kind),
+        }
+    }
+}
+
 impl std::fmt::Display for Target {
     /// `StatefulSet kms/db`, or `Pod kms/[app=db]` for a selector.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -267,7 +277,7 @@ fn assess_one<'a>(o: &'a Value, cx: &Context<'a>, predicate: &mut Option<&mut Pr
     if a.health != Health::Progressing || !ownership::is_workload_object(o) {
         return verdict(a);
     }
-    for pod in cx.pods.iter().filter(|p| ownership::owns(o, p, cx.replicasets)) {
+    for pod in cx.pods.iter().filter(|p| ownership::fails_with(o, p, cx.replicasets)) {
         if let Some(reason) = rules::pod_blocker(pod, cx.now, cx.rules) {
             let assessment = Assessment::failed(format!("pod {}: {reason}", name_of(pod)));
             return Verdict { object: o, assessment, pod: Some((pod, reason)) };

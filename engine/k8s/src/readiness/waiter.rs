@@ -1,27 +1,22 @@
 //! Waiting until objects are ready, by watching them.
 //!
 //! Targets are grouped by kind and namespace, so waiting on 1,000 objects costs a handful of
-//! watches, not a request per object per poll. Workloads also get a pod watch per namespace
-//! (and a ReplicaSet watch where there are Deployments, whose pods they own through them): a
-//! crashing or unschedulable pod fails its own workload at once instead of after its progress
-//! deadline. Each watch feeds a reflector store; every change is re-assessed immediately, and
-//! a one-second tick re-assesses time-based rules (grace periods, per-object timeouts). The
-//! watcher relists on expired resource versions and retries transient errors with backoff; a
+//! watches, not a request per object per poll; and the watches are the cluster's shared ones
+//! (`watches`), so 13 parties waiting at once share them too. Workloads also read the pods of
+//! their namespace (and its ReplicaSets where there are Deployments, whose pods they own
+//! through them): a crashing or unschedulable pod fails its own workload at once instead of
+//! after its progress deadline. Every change of a store is re-assessed immediately, and a
+//! one-second tick re-assesses time-based rules (grace periods, per-object timeouts). The
+//! watches relist on expired resource versions and retry transient errors with backoff; a
 //! forbidden or missing resource fails the wait at once.
 
-use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::stream::{self, BoxStream, StreamExt};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{Api, DynamicObject};
-use kube::core::{DynamicResourceScope, Resource};
 use kube::discovery::{ApiResource, Scope};
-use kube::runtime::WatchStreamExt;
-use kube::runtime::reflector::{ObjectRef, Store, store::Writer};
-use kube::runtime::watcher::{self, Event};
+use kube::runtime::reflector::ObjectRef;
 use serde_json::Value;
 
 use super::ownership;
@@ -29,82 +24,47 @@ use super::rules::Health;
 use super::targets::{
     Context, Predicate, Progress, State, Target, WaitFailure, WaitOptions, assess_target, timeout_failure,
 };
+use super::watches::{Shared, WatchKey, WatchState, Watched};
 use crate::client::Cluster;
 use crate::json::ObjRef;
-
-/// A watched object as the JSON the rules read; its metadata is parsed once, for the store.
-#[derive(Clone, Debug)]
-struct Watched {
-    meta: ObjectMeta,
-    json: Value,
-}
-
-impl Resource for Watched {
-    type DynamicType = ApiResource;
-    type Scope = DynamicResourceScope;
-
-    fn kind(ar: &ApiResource) -> Cow<'_, str> {
-        DynamicObject::kind(ar)
-    }
-    fn group(ar: &ApiResource) -> Cow<'_, str> {
-        DynamicObject::group(ar)
-    }
-    fn version(ar: &ApiResource) -> Cow<'_, str> {
-        DynamicObject::version(ar)
-    }
-    fn plural(ar: &ApiResource) -> Cow<'_, str> {
-        DynamicObject::plural(ar)
-    }
-    fn meta(&self) -> &ObjectMeta {
-        &self.meta
-    }
-    fn meta_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.meta
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for Watched {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let json = Value::deserialize(d)?;
-        let meta = match json.get("metadata") {
-            Some(m) => ObjectMeta::deserialize(m).map_err(serde::de::Error::custom)?,
-            None => ObjectMeta::default(),
-        };
-        Ok(Self { meta, json })
-    }
-}
 
 /// A snapshot of a store.
 type Objects = Vec<Arc<Watched>>;
 
-/// The watch events of one group, tagged with the group's index.
-type GroupEvents = BoxStream<'static, (usize, Result<Event<Watched>, watcher::Error>)>;
+/// The changes of one group's watch, tagged with the group's index; `None` once it stopped.
+type GroupChanges = BoxStream<'static, (usize, Option<WatchState>)>;
 
-/// One watch: a kind in a namespace, narrowed to a selector or to the only name asked for.
-#[derive(Clone, PartialEq, Eq)]
-struct GroupKey {
-    api_version: String,
-    kind: String,
-    namespace: Option<String>,
-    selector: Option<String>,
-    name: Option<String>,
-}
+/// Kinds whose objects carry payloads (Helm keeps every revision of a release in a Secret): a
+/// namespace-wide watch would hold them all, so the only name of such a kind a wait asks for
+/// gets a watch of its own. Other kinds are watched namespace-wide, shared by every wait.
+const PAYLOAD_KINDS: [(&str, &str); 2] = [("v1", "Secret"), ("v1", "ConfigMap")];
 
+/// A watch a wait reads, shared with every other wait of the run that asks for the same key.
 struct Group {
-    key: GroupKey,
-    ar: ApiResource,
-    namespaced: bool,
+    key: WatchKey,
+    watch: Arc<Shared>,
     synced: bool,
-    store: Store<Watched>,
-    writer: Option<Writer<Watched>>,
+    /// Its watch's version when last told: changes with every change of its store.
+    version: u64,
 }
 
 impl Group {
+    /// Take in what its watch says; `Err` for an error retrying will not fix.
+    fn update(&mut self, state: Option<WatchState>) -> Result<(), String> {
+        let Some(state) = state else { return Err(format!("the watch of {} objects stopped", self.key.kind)) };
+        if let Some(fatal) = state.fatal {
+            return Err(fatal);
+        }
+        self.synced = state.synced;
+        self.version = state.version;
+        Ok(())
+    }
+
     /// The store's key of an object target; `None` for a selector target.
     fn key_of(&self, target: &Target) -> Option<ObjectRef<Watched>> {
         let Target::Object(o) = target else { return None };
-        let key = ObjectRef::new_with(&o.name, self.ar.clone());
-        Some(match (self.namespaced, &o.namespace) {
+        let key = ObjectRef::new_with(&o.name, self.watch.ar.clone());
+        Some(match (self.watch.namespaced, &o.namespace) {
             (true, Some(ns)) => key.within(ns),
             _ => key,
         })
@@ -113,8 +73,8 @@ impl Group {
     /// The objects of the store a target is about: its object, or every match of its selector.
     fn matching(&self, key: Option<&ObjectRef<Watched>>) -> Objects {
         match key {
-            Some(key) => self.store.get(key).into_iter().collect(),
-            None => self.store.state(),
+            Some(key) => self.watch.store.get(key).into_iter().collect(),
+            None => self.watch.store.state(),
         }
     }
 }
@@ -171,9 +131,12 @@ pub(crate) async fn wait_with(
         let (ar, caps) = cluster.resolve(api_version, kind).await.map_err(fail)?;
         let namespaced = caps.scope == Scope::Namespaced;
         let namespace = if namespaced { namespace } else { None };
-        let only_name = name.filter(|n| single_names.contains(&(api_version, kind, namespace.as_ref(), n)));
+        let only_name = name.filter(|n| {
+            PAYLOAD_KINDS.contains(&(api_version.as_str(), kind.as_str()))
+                && single_names.contains(&(api_version, kind, namespace.as_ref(), n))
+        });
         let key =
-            GroupKey { api_version: api_version.clone(), kind: kind.clone(), namespace, selector, name: only_name };
+            WatchKey { api_version: api_version.clone(), kind: kind.clone(), namespace, selector, name: only_name };
         if ownership::is_workload(api_version, kind)
             && let Some(ns) = &key.namespace
         {
@@ -182,7 +145,7 @@ pub(crate) async fn wait_with(
                 rs_namespaces.insert(ns.clone());
             }
         }
-        target_group.push(group_index(&mut groups, key, ar, namespaced));
+        target_group.push(group_index(cluster, &mut groups, key, ar, namespaced));
     }
     // The pods (and ReplicaSets) of each namespace with workloads, whatever their labels.
     let mut companions: HashMap<String, (usize, Option<usize>)> = HashMap::new();
@@ -192,14 +155,14 @@ pub(crate) async fn wait_with(
         }
         let (ar, _) = cluster.resolve(api_version, kind).await.map_err(fail)?;
         for ns in namespaces {
-            let key = GroupKey {
+            let key = WatchKey {
                 api_version: api_version.into(),
                 kind: kind.into(),
                 namespace: Some(ns.clone()),
                 selector: None,
                 name: None,
             };
-            let i = group_index(&mut groups, key, ar.clone(), true);
+            let i = group_index(cluster, &mut groups, key, ar.clone(), true);
             let entry = companions.entry(ns.clone()).or_insert((i, None));
             if kind == "ReplicaSet" {
                 entry.1 = Some(i);
@@ -207,87 +170,99 @@ pub(crate) async fn wait_with(
         }
     }
 
-    let streams: Vec<GroupEvents> = groups
-        .iter_mut()
+    let changes: Vec<GroupChanges> = groups
+        .iter()
         .enumerate()
         .map(|(i, g)| {
-            let api: Api<Watched> = match (&g.key.namespace, g.namespaced) {
-                (Some(ns), true) => Api::namespaced_with(cluster.client().clone(), ns, &g.ar),
-                _ => Api::all_with(cluster.client().clone(), &g.ar),
-            };
-            let mut cfg = watcher::Config::default();
-            if let Some(s) = &g.key.selector {
-                cfg = cfg.labels(s);
-            }
-            if let Some(n) = &g.key.name {
-                cfg = cfg.fields(&format!("metadata.name={n}"));
-            }
-            let ar = g.ar.clone();
-            let writer = g.writer.take().expect("a writer per group");
-            watcher::watcher(api, cfg)
-                .default_backoff()
-                // Objects from list responses carry no apiVersion/kind; the rules need them.
-                .modify(move |o: &mut Watched| {
-                    if o.json.get("kind").and_then(Value::as_str).is_none_or(str::is_empty) {
-                        o.json["kind"] = Value::String(ar.kind.clone());
-                        o.json["apiVersion"] = Value::String(ar.api_version.clone());
+            stream::unfold(Some(g.watch.changes()), move |rx| async move {
+                let mut rx = rx?;
+                match rx.changed().await {
+                    Ok(()) => {
+                        let state = rx.borrow_and_update().clone();
+                        Some(((i, Some(state)), Some(rx)))
                     }
-                })
-                .reflect(writer)
-                .map(move |e| (i, e))
-                .boxed()
+                    Err(_) => Some(((i, None), None)),
+                }
+            })
+            .boxed()
         })
         .collect();
-    let mut events = stream::select_all(streams);
+    let mut events = stream::select_all(changes);
     let keys: Vec<Option<ObjectRef<Watched>>> =
         targets.iter().zip(&target_group).map(|(t, gi)| groups[*gi].key_of(t)).collect();
+    // The companions a target's workloads are judged with: (pods, ReplicaSets) groups.
+    let target_companions: Vec<Option<(usize, Option<usize>)>> = targets
+        .iter()
+        .zip(&target_group)
+        .map(|(t, gi)| {
+            let (api_version, kind) = t.kind();
+            let ns = groups[*gi].key.namespace.as_ref()?;
+            ownership::is_workload(api_version, kind).then(|| companions.get(ns).copied()).flatten()
+        })
+        .collect();
+    let names: Vec<String> = targets.iter().map(ToString::to_string).collect();
+    let mut assessed: Vec<Option<Assessed>> = targets.iter().map(|_| None).collect();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let deadline = tokio::time::sleep(opts.timeout);
     tokio::pin!(deadline);
     let mut last_progress: Option<Progress> = None;
-    let mut errors_in_a_row: HashMap<usize, u32> = HashMap::new();
     // When each object was first seen, per target: the per-object timeout counts from there.
     let mut first_seen: HashMap<(usize, String), Instant> = HashMap::new();
 
     loop {
         // Apply everything already queued before assessing: fewer, more consistent assessments.
-        let timed_out = tokio::select! {
+        let (timed_out, ticked) = tokio::select! {
             biased;
-            _ = &mut deadline => true,
+            _ = &mut deadline => (true, true),
             ev = events.next() => {
-                let Some((gi, ev)) = ev else { return Err(WaitFailure::plain("every watch ended".into())) };
-                handle(&mut groups[gi], ev, gi, &mut errors_in_a_row).map_err(WaitFailure::plain)?;
-                while let Some(Some((gi, ev))) = futures::FutureExt::now_or_never(events.next()) {
-                    handle(&mut groups[gi], ev, gi, &mut errors_in_a_row).map_err(WaitFailure::plain)?;
+                let Some((gi, state)) = ev else { return Err(WaitFailure::plain("every watch ended".into())) };
+                groups[gi].update(state).map_err(WaitFailure::plain)?;
+                while let Some(Some((gi, state))) = futures::FutureExt::now_or_never(events.next()) {
+                    groups[gi].update(state).map_err(WaitFailure::plain)?;
                 }
-                false
+                (false, false)
             }
-            _ = tick.tick() => false,
+            _ = tick.tick() => (false, true),
         };
         if !timed_out && !groups.iter().all(|g| g.synced) {
             continue;
         }
 
-        // One pass over a snapshot of the stores.
+        // One pass over a snapshot of the stores. Between ticks only the targets whose objects
+        // (or whose workloads' pods) changed are assessed again; a tick assesses all, for the
+        // rules that change with time alone (grace periods, per-object timeouts).
         let held: Vec<Objects> =
             keys.iter().zip(&target_group).map(|(k, gi)| groups[*gi].matching(k.as_ref())).collect();
-        let target_objects: Vec<Vec<&Value>> = held.iter().map(|h| json(h)).collect();
+        let versions = |c: Option<(usize, Option<usize>)>| {
+            c.map(|(pods, rs)| (groups[pods].version, rs.map(|r| groups[r].version)))
+        };
+        let stale: Vec<usize> = (0..targets.len())
+            .filter(|&i| {
+                ticked || !assessed[i].as_ref().is_some_and(|a| a.same(&held[i], versions(target_companions[i])))
+            })
+            .collect();
+        let workloads_stale = stale.iter().any(|&i| target_companions[i].is_some());
         let companion_held: HashMap<&str, (Objects, Objects)> = companions
             .iter()
+            .filter(|_| workloads_stale)
             .map(|(ns, (pods, rs))| {
-                (ns.as_str(), (groups[*pods].store.state(), rs.map(|r| groups[r].store.state()).unwrap_or_default()))
+                (
+                    ns.as_str(),
+                    (groups[*pods].watch.store.state(), rs.map(|r| groups[r].watch.store.state()).unwrap_or_default()),
+                )
             })
             .collect();
         let companion_json: HashMap<&str, (Vec<&Value>, Vec<&Value>)> =
             companion_held.iter().map(|(ns, (p, r))| (*ns, (json(p), json(r)))).collect();
         let now = jiff::Timestamp::now();
-        let states: Vec<State> = targets
+        // Only the stale targets' objects as JSON: at 10,000 targets a pass must not be O(n).
+        let stale_objects: Vec<Vec<&Value>> = stale.iter().map(|&i| json(&held[i])).collect();
+        let states: Vec<(usize, State)> = stale
             .iter()
-            .zip(&target_group)
-            .zip(&target_objects)
-            .map(|((t, gi), objects)| {
-                let (pods, replicasets) = groups[*gi]
+            .zip(&stale_objects)
+            .map(|(&i, objects)| {
+                let (pods, replicasets) = groups[target_group[i]]
                     .key
                     .namespace
                     .as_deref()
@@ -295,19 +270,28 @@ pub(crate) async fn wait_with(
                     .map(|(p, r)| (p.as_slice(), r.as_slice()))
                     .unwrap_or_default();
                 let cx = Context { pods, replicasets, now, rules: &opts.rules };
-                assess_target(t, objects, &cx, &mut predicate)
+                (i, assess_target(&targets[i], objects, &cx, &mut predicate))
             })
             .collect();
+        for (i, st) in &states {
+            assessed[*i] = Some(Assessed {
+                objects: held[*i].clone(),
+                companions: versions(target_companions[*i]),
+                ready: st.is_ready(),
+                message: st.assessment.message.clone(),
+            });
+        }
 
         if timed_out {
-            return Err(timeout_failure(&states, opts));
+            let all: Vec<State> = states.into_iter().map(|(_, s)| s).collect();
+            return Err(timeout_failure(&all, opts));
         }
-        let ready = states.iter().filter(|s| s.is_ready()).count();
+        let ready = assessed.iter().flatten().filter(|a| a.ready).count();
         if ready == targets.len() {
-            return Ok(target_objects.into_iter().flatten().cloned().collect());
+            return Ok(held.iter().flatten().map(|w| w.json.clone()).collect());
         }
         if opts.fail_fast
-            && let Some(s) = states.iter().find(|s| s.assessment.health == Health::Failed)
+            && let Some((_, s)) = states.iter().find(|(_, s)| s.assessment.health == Health::Failed)
         {
             return Err(s.failure(false, format!("{}: {}", s.target, s.assessment.message)));
         }
@@ -319,10 +303,10 @@ pub(crate) async fn wait_with(
         let p = Progress {
             total: targets.len(),
             ready,
-            pending: states
+            pending: assessed
                 .iter()
-                .filter(|s| !s.is_ready())
-                .map(|s| (s.target.clone(), s.assessment.message.clone()))
+                .zip(&names)
+                .filter_map(|(a, name)| a.as_ref().filter(|a| !a.ready).map(|a| (name.clone(), a.message.clone())))
                 .collect(),
         };
         if last_progress.as_ref() != Some(&p) {
@@ -332,13 +316,31 @@ pub(crate) async fn wait_with(
     }
 }
 
-/// The group for `key`, added (with its store) if new.
-fn group_index(groups: &mut Vec<Group>, key: GroupKey, ar: ApiResource, namespaced: bool) -> usize {
+/// A target's last assessment, and what it was made from.
+struct Assessed {
+    objects: Objects,
+    /// The versions of the pods and ReplicaSets its workloads were judged with.
+    companions: Option<(u64, Option<u64>)>,
+    ready: bool,
+    message: String,
+}
+
+impl Assessed {
+    /// Made from the same objects (the stores replace an object's `Arc` when it changes).
+    fn same(&self, objects: &Objects, companions: Option<(u64, Option<u64>)>) -> bool {
+        self.companions == companions
+            && self.objects.len() == objects.len()
+            && self.objects.iter().zip(objects).all(|(a, b)| Arc::ptr_eq(a, b))
+    }
+}
+
+/// The group for `key`, added (from the cluster's shared watches) if new.
+fn group_index(cluster: &Cluster, groups: &mut Vec<Group>, key: WatchKey, ar: ApiResource, namespaced: bool) -> usize {
     if let Some(i) = groups.iter().position(|g| g.key == key) {
         return i;
     }
-    let writer = Writer::new(ar.clone());
-    groups.push(Group { key, store: writer.as_reader(), writer: Some(writer), ar, namespaced, synced: false });
+    let watch = cluster.watches().get(cluster.client(), key.clone(), ar, namespaced);
+    groups.push(Group { key, watch, synced: false, version: 0 });
     groups.len() - 1
 }
 
@@ -355,15 +357,15 @@ fn single_name_groups(targets: &[Target]) -> Vec<(&String, &String, Option<&Stri
 
 /// The first object not ready `limit` after the wait first saw it, as a timeout.
 fn per_object_timeout(
-    states: &[State<'_>],
+    states: &[(usize, State<'_>)],
     first_seen: &mut HashMap<(usize, String), Instant>,
     limit: Duration,
 ) -> Option<WaitFailure> {
     let now = Instant::now();
     let mut late = None;
-    for (i, s) in states.iter().enumerate() {
+    for (i, s) in states {
         for v in &s.verdicts {
-            let seen = *first_seen.entry((i, ObjRef::of(v.object).to_string())).or_insert(now);
+            let seen = *first_seen.entry((*i, ObjRef::of(v.object).to_string())).or_insert(now);
             if late.is_none() && v.assessment.health != Health::Ready && now - seen >= limit {
                 let message = format!(
                     "{} not ready after {}: {}",
@@ -376,37 +378,4 @@ fn per_object_timeout(
         }
     }
     late
-}
-
-/// Apply one watch event; `Err` for errors that retrying will not fix.
-fn handle(
-    g: &mut Group,
-    ev: Result<Event<Watched>, watcher::Error>,
-    gi: usize,
-    errors: &mut HashMap<usize, u32>,
-) -> Result<(), String> {
-    match ev {
-        Ok(ev) => {
-            errors.remove(&gi);
-            if matches!(ev, Event::InitDone) {
-                g.synced = true;
-            }
-            Ok(())
-        }
-        Err(e) => {
-            let fatal = match &e {
-                watcher::Error::InitialListFailed(kube::Error::Api(s))
-                | watcher::Error::WatchStartFailed(kube::Error::Api(s)) => matches!(s.code, 401 | 403 | 404),
-                watcher::Error::WatchError(s) => matches!(s.code, 401 | 403),
-                _ => false,
-            };
-            let n = errors.entry(gi).or_default();
-            *n += 1;
-            tracing::debug!(kind = %g.key.kind, error = %e, attempt = *n, "watch error; retrying");
-            if fatal {
-                return Err(format!("cannot watch {} objects: {e}", g.key.kind));
-            }
-            Ok(())
-        }
-    }
 }

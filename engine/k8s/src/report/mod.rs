@@ -149,12 +149,7 @@ impl FailureReport {
     ///
     /// Creating the directory or writing a file failed.
     pub fn write(&self, dir: &Path, redactor: &Redactor) -> std::io::Result<PathBuf> {
-        let mut tails = self.clone();
-        for t in tails.pods.iter_mut().flat_map(|p| &mut p.logs) {
-            t.lines = redactor.redact(&t.lines.join("\n")).lines().map(str::to_string).collect();
-        }
-        let mut json = serde_json::to_value(&tails).map_err(std::io::Error::other)?;
-        redactor.scrub_json(&mut json);
+        let json = self.scrubbed(redactor)?;
         // Every file is rendered from the scrubbed values (the summary flattens newlines).
         let rep: FailureReport = serde_json::from_value(json.clone()).map_err(std::io::Error::other)?;
         let mut leaf = rep.object.kind.to_lowercase();
@@ -181,6 +176,25 @@ impl FailureReport {
             }
         }
         Ok(out)
+    }
+}
+
+impl FailureReport {
+    /// The report as JSON with every secret scrubbed: log tails whole (a secret may span
+    /// lines), then every string value (in JSON a secret holding `"`, `\` or a newline is
+    /// escaped and would no longer match).
+    ///
+    /// # Errors
+    ///
+    /// The report cannot be serialised (it always can).
+    pub fn scrubbed(&self, redactor: &Redactor) -> std::io::Result<serde_json::Value> {
+        let mut tails = self.clone();
+        for t in tails.pods.iter_mut().flat_map(|p| &mut p.logs) {
+            t.lines = redactor.redact(&t.lines.join("\n")).lines().map(str::to_string).collect();
+        }
+        let mut json = serde_json::to_value(&tails).map_err(std::io::Error::other)?;
+        redactor.scrub_json(&mut json);
+        Ok(json)
     }
 }
 

@@ -27,8 +27,12 @@ fn config(ctx: &HostCtx, v: &Dynamic) -> R<Config> {
     )))
 }
 
+// The options each function accepts.
+const ENSURE_OPTS: &[&str] = &["config", "recreate", "image", "wait"];
+const LOAD_OPTS: &[&str] = &["nodes"];
+
 fn ensure(ctx: &HostCtx, name: &str, opts: &Map) -> R<Map> {
-    let o = Opts::new(opts, "kind::ensure_cluster", &["config", "recreate", "image", "wait"])?;
+    let o = Opts::new(opts, "kind::ensure_cluster", ENSURE_OPTS)?;
     let eo = EnsureOptions {
         config: o.get("config").map(|v| config(ctx, v)).transpose()?,
         recreate: o.bool("recreate", false)?,
@@ -57,7 +61,7 @@ fn ensure(ctx: &HostCtx, name: &str, opts: &Map) -> R<Map> {
 }
 
 fn load(ctx: &HostCtx, cluster: &str, images: &Dynamic, opts: &Map) -> R<()> {
-    let o = Opts::new(opts, "kind::load_image", &["nodes"])?;
+    let o = Opts::new(opts, "kind::load_image", LOAD_OPTS)?;
     let images = strings(images).map_err(|e| usage_err(format!("kind::load_image: image: {e}")))?;
     let nodes = o.strings("nodes")?;
     let t = wire(ctx, kind::tool());
@@ -105,6 +109,7 @@ impl NativeModule for Kind {
              Returns #{name, context, created, recreated}.",
             move |name: &str, o: Map| ensure(&c, name, &o),
         )
+        .options(ENSURE_OPTS)
         .plans();
         let c = ctx.clone();
         b.func(
@@ -139,6 +144,7 @@ impl NativeModule for Kind {
              \"kms-test-worker\"; default all nodes).",
             move |cluster: &str, image: Dynamic, o: Map| load(&c, cluster, &image, &o),
         )
+        .options(LOAD_OPTS)
         .mutates();
         b.build()
     }

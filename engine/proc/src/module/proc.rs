@@ -28,8 +28,10 @@ pub(crate) struct ProcessHandle {
 }
 
 const COMMON: [&str; 7] = ["env", "env_clear", "cwd", "stdin", "grace", "max_output", "log"];
-const RUN_OPTS: [&str; 4] = ["timeout", "check", "secret_stdout", "read_only"];
-const START_OPTS: [&str; 5] = ["ready", "ready_regex", "ready_timeout", "detach", "log_file"];
+const RUN_OPTS: &[&str] = &["timeout", "check", "secret_stdout", "read_only"];
+const START_OPTS: &[&str] = &["ready", "ready_regex", "ready_timeout", "detach", "log_file"];
+const IS_RUNNING_OPTS: &[&str] = &["command_contains"];
+const STOP_PID_OPTS: &[&str] = &["command_contains", "grace"];
 /// Default readiness timeout of `proc::start`.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// Default capture bound of a background process (the latest output is kept).
@@ -107,7 +109,7 @@ fn spec(ctx: &HostCtx, prog: &str, a: &Array, o: &Opts, func: &'static str) -> R
 }
 
 fn run(ctx: &HostCtx, prog: &str, a: Array, opts: Map, func: &'static str, check: bool) -> R<Map> {
-    let o = Opts::new(&opts, func, &allowed(&RUN_OPTS))?;
+    let o = Opts::new(&opts, func, &allowed(RUN_OPTS))?;
     let mut s = spec(ctx, prog, &a, &o, func)?;
     s.timeout = o.duration("timeout")?;
     let secret_stdout = o.bool("secret_stdout", false)?;
@@ -144,7 +146,7 @@ fn run(ctx: &HostCtx, prog: &str, a: Array, opts: Map, func: &'static str, check
 
 fn start(ctx: &HostCtx, prog: &str, a: Array, opts: Map) -> R<ProcessHandle> {
     const F: &str = "proc::start";
-    let o = Opts::new(&opts, F, &allowed(&START_OPTS))?;
+    let o = Opts::new(&opts, F, &allowed(START_OPTS))?;
     let mut s = spec(ctx, prog, &a, &o, F)?;
     s.keep = Keep::Tail;
     if o.get("max_output").is_none() {
@@ -249,7 +251,7 @@ fn command_contains(o: &Opts, func: &str, required: bool) -> R<Option<String>> {
 
 fn is_running(pid: INT, opts: &Map) -> R<bool> {
     const F: &str = "proc::is_running";
-    let o = Opts::new(opts, F, &["command_contains"])?;
+    let o = Opts::new(opts, F, IS_RUNNING_OPTS)?;
     let pid = pid_arg(F, pid)?;
     let want = command_contains(&o, F, false)?.unwrap_or_default();
     Ok(matches!(crate::pids::look(pid, &want), crate::pids::Seen::Match { .. }))
@@ -257,7 +259,7 @@ fn is_running(pid: INT, opts: &Map) -> R<bool> {
 
 fn stop_pid(ctx: &HostCtx, pid: INT, opts: &Map) -> R<bool> {
     const F: &str = "proc::stop_pid";
-    let o = Opts::new(opts, F, &["command_contains", "grace"])?;
+    let o = Opts::new(opts, F, STOP_PID_OPTS)?;
     let pid = pid_arg(F, pid)?;
     let want = command_contains(&o, F, true)?.unwrap_or_default();
     let grace = o.duration("grace")?.unwrap_or(DEFAULT_GRACE);
@@ -337,6 +339,7 @@ impl NativeModule for Proc {
              trimmed, and not logged: for commands that print a token).",
             move |p: &str, a: Array, o: Map| run(&c, p, a, o, "proc::run", false),
         )
+        .options(&allowed(RUN_OPTS))
         .plans();
         let c = ctx.clone();
         b.func(
@@ -353,6 +356,7 @@ impl NativeModule for Proc {
             "`proc::run` with options, throwing `failed` on a non-zero exit.",
             move |p: &str, a: Array, o: Map| run(&c, p, a, o, "proc::check", true),
         )
+        .options(&allowed(RUN_OPTS))
         .plans();
         let c = ctx.clone();
         b.func(
@@ -377,6 +381,7 @@ impl NativeModule for Proc {
              proc::is_running and stops it with proc::stop_pid.",
             move |p: &str, a: Array, o: Map| start(&c, p, a, o),
         )
+        .options(&allowed(START_OPTS))
         .plans();
         b.func(
             "is_running",
@@ -385,6 +390,7 @@ impl NativeModule for Proc {
              detached process of an earlier run: a reused pid running something else is not it.",
             |pid: INT, o: Map| is_running(pid, &o),
         )
+        .options(IS_RUNNING_OPTS)
         .reads();
         b.func("is_running", &["pid: int", "bool"], "Is `pid` alive (not a zombie)?", |pid: INT| {
             is_running(pid, &Map::new())
@@ -400,6 +406,7 @@ impl NativeModule for Proc {
              runs something else or leads no process group of its own.",
             move |pid: INT, o: Map| stop_pid(&c, pid, &o),
         )
+        .options(STOP_PID_OPTS)
         .plans();
         let c = ctx.clone();
         b.func(
@@ -518,8 +525,8 @@ mod tests {
 
     #[test]
     fn option_lists_hold_the_common_options() {
-        let run = allowed(&RUN_OPTS);
+        let run = allowed(RUN_OPTS);
         assert!(run.contains(&"env") && run.contains(&"timeout"));
-        assert!(allowed(&START_OPTS).contains(&"ready_regex"));
+        assert!(allowed(START_OPTS).contains(&"ready_regex"));
     }
 }
