@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::k8s::{READY_STATUS, playbook, pod_stage};
 use crate::testenv::{TestEnv, alive};
 
-/// Four releases of the test chart at once, each waited for; their pods become Ready only
+/// A release of the test chart per id in `@IDS@`, all at once, each waited for; their pods become Ready only
 /// `@DELAY@` ms after they are created (a kwok stage), so the waits are still open when the
 /// test breaks the control plane.
 const DEPLOY: &str = r#"
@@ -16,7 +16,7 @@ const DEPLOY: &str = r#"
     import "helm" as helm;
     import "log" as log;
     let kc = k8s::connect();
-    let rs = parallel_map([1, 2, 3, 4], |i| helm::upgrade(kc, `party-${i}`, "@CHART@", #{
+    let rs = parallel_map(@IDS@, |i| helm::upgrade(kc, `party-${i}`, "@CHART@", #{
         namespace: "@NS@",
         values: #{ kmsPeers: #{ id: i }, kmsCore: #{ podLabels: #{ "testenv.kmsctl/stage": "@STAGE@" } } },
         timeout: "3m",
@@ -24,9 +24,10 @@ const DEPLOY: &str = r#"
     log::info(`revisions: ${rs.map(|r| r.revision)}`);
 "#;
 
-fn deploy(env: &TestEnv, ns: &str, stage: &str) -> crate::harness::Kmsctl {
+fn deploy(env: &TestEnv, ns: &str, stage: &str, n: usize) -> crate::harness::Kmsctl {
     let chart = crate::testenv::chart("kms-core").display().to_string();
-    let mut k = playbook(env, DEPLOY, &[("CHART", &chart), ("NS", ns), ("STAGE", stage)]);
+    let ids = format!("{:?}", (1..=n).collect::<Vec<_>>());
+    let mut k = playbook(env, DEPLOY, &[("CHART", &chart), ("NS", ns), ("STAGE", stage), ("IDS", &ids)]);
     for (key, v) in env.env_vars() {
         if key.starts_with("HELM_") {
             k = k.env(&key, &v.to_string_lossy());
@@ -38,8 +39,8 @@ fn deploy(env: &TestEnv, ns: &str, stage: &str) -> crate::harness::Kmsctl {
 /// Each release is deployed, and deployed once: a retried attempt after a failed one adds a
 /// revision that failed (its description says so; helm marks it `superseded` once a later
 /// upgrade succeeds), never a second successful install or upgrade.
-async fn deployed_once_each(env: &TestEnv, ns: &str) {
-    for i in 1..=4 {
+async fn deployed_once_each(env: &TestEnv, ns: &str, n: usize) {
+    for i in 1..=n {
         let out =
             crate::testenv::run(env.helm().args(["history", &format!("party-{i}"), "-n", ns, "-o", "json"])).await;
         let h: serde_json::Value = serde_json::from_str(&out).expect("history");
@@ -149,17 +150,32 @@ async fn restart_apiserver(env: &TestEnv) {
     .await;
 }
 
-/// The API server killed and restarted while four releases install and wait for their pods:
-/// a helm upgrade cut off by it is tried again once the server answers (with a warning), the
+/// The API server killed and restarted twice during a 13-party deploy: while the releases
+/// install, then once all 13 wait for their pods (Ready 20 s after they are created, so every
+/// wait is open). A helm upgrade cut off by it is tried again once the server answers (with a warning), the
 /// waits resume on the new server, the run succeeds, and every release is deployed once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_api_server_restart_in_the_middle_of_the_waits_is_ridden_out() {
     let Some((env, _private)) = TestEnv::private().await else { return };
     let ns = env.namespace("fault-apiserver").await;
-    let (stage, _cleanup) = pod_stage(&env, "late-ready", 8000, READY_STATUS).await;
-    let mut live = crate::k8s::Live::start(deploy(&env, &ns.name, &stage));
-    live.progress("waiting").await;
+    let (stage, _cleanup) = pod_stage(&env, "late-ready", 20000, READY_STATUS).await;
+    let mut live = crate::k8s::Live::start(deploy(&env, &ns.name, &stage, 13));
+    // Once when the first wait opens while the others still install, then once every party's
+    // wait is open (each has reported its StatefulSet pending).
+    let waiting = std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let pending = regex::Regex::new(r"StatefulSet [^/ ]+/(party-\d+)-core \(").expect("regex");
+    let open_waits = |e: &serde_json::Value| {
+        let message = e["message"].as_str().unwrap_or_default();
+        let mut w = waiting.lock().expect("lock");
+        if e["event"] == "progress" && message.contains("waiting for") {
+            w.extend(pending.captures_iter(message).map(|c| c[1].to_string()));
+        }
+        w.len()
+    };
+    live.until("the first wait", |e| open_waits(e) > 0).await;
     let t = std::time::Instant::now();
+    restart_apiserver(&env).await;
+    live.until("all 13 waits open", |e| open_waits(e) == 13).await;
     restart_apiserver(&env).await;
     let ended = live.end().await;
     assert_eq!(ended.code, 0, "{}", ended.stderr);
@@ -168,7 +184,7 @@ async fn an_api_server_restart_in_the_middle_of_the_waits_is_ridden_out() {
         eprintln!("warning: {}", e["message"].as_str().unwrap_or_default());
     }
 
-    deployed_once_each(&env, &ns.name).await;
+    deployed_once_each(&env, &ns.name, 13).await;
 }
 
 /// etcd paused for five seconds (SIGSTOP) while the releases wait: the API server stalls, the
@@ -178,7 +194,7 @@ async fn an_etcd_pause_in_the_middle_of_the_waits_is_ridden_out() {
     let Some((env, _private)) = TestEnv::private().await else { return };
     let ns = env.namespace("fault-etcd").await;
     let (stage, _cleanup) = pod_stage(&env, "late-ready", 3000, READY_STATUS).await;
-    let mut live = crate::k8s::Live::start(deploy(&env, &ns.name, &stage));
+    let mut live = crate::k8s::Live::start(deploy(&env, &ns.name, &stage, 4));
     live.progress("waiting").await;
     let etcd = env.component_pid("etcd").to_string();
     std::process::Command::new("kill").args(["-STOP", &etcd]).status().expect("stop etcd");
@@ -186,7 +202,7 @@ async fn an_etcd_pause_in_the_middle_of_the_waits_is_ridden_out() {
     std::process::Command::new("kill").args(["-CONT", &etcd]).status().expect("continue etcd");
     let ended = live.end().await;
     assert_eq!(ended.code, 0, "{}", ended.stderr);
-    deployed_once_each(&env, &ns.name).await;
+    deployed_once_each(&env, &ns.name, 4).await;
 }
 
 /// moto (the environment's AWS) crashes while a playbook waits for an EKS cluster to be ACTIVE,

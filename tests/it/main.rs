@@ -14,5 +14,6 @@ mod k8s;
 mod plan;
 mod playbooks;
 mod report;
+mod security;
 mod testenv;
 mod tools;

@@ -67,17 +67,20 @@ impl Redactor {
         s
     }
 
-    /// Remember a secret's value for scrubbing.
+    /// Remember a secret's value for scrubbing, and the forms it takes once a tool or a
+    /// template has quoted it (see [`forms`]).
     pub fn register(&self, s: &Secret) {
         if s.expose().len() < MIN_REDACTED_LEN {
             return;
         }
         let mut all = self.0.write().expect("redactor lock");
-        if !all.iter().any(|v| **v == *s.expose()) {
-            all.push(s.0.clone());
-            // Longest first, so a secret that contains another is masked whole.
-            all.sort_by_key(|v| std::cmp::Reverse(v.len()));
+        for form in forms(s.expose()) {
+            if !all.iter().any(|v| **v == *form) {
+                all.push(form.into());
+            }
         }
+        // Longest first, so a secret that contains another is masked whole.
+        all.sort_by_key(|v| std::cmp::Reverse(v.len()));
     }
 
     /// `text` with every registered secret value replaced by [`MASK`].
@@ -113,6 +116,30 @@ impl Redactor {
     }
 }
 
+/// The texts a secret value shows up as in output: itself; escaped in a JSON, Go (`%q`, Helm's
+/// `quote`) or YAML double-quoted string; doubled quotes of a YAML single-quoted one; its base64
+/// (a Secret's `data`, Helm's `b64enc`); and, for a multi-line value such as a private key, each
+/// line (a YAML block scalar re-indents them).
+fn forms(value: &str) -> Vec<String> {
+    use base64::Engine as _;
+    let json = serde_json::to_string(value).expect("a string serializes");
+    let json = json[1..json.len() - 1].to_string();
+    // Go's encoding/json (Helm's toJson) also escapes <, > and &.
+    let go_json = json.replace('<', "\\u003c").replace('>', "\\u003e").replace('&', "\\u0026");
+    let mut out = vec![value.to_string(), json, go_json, value.replace('\'', "''")];
+    let lines: Vec<String> = out
+        .iter()
+        .filter(|f| f.contains('\n'))
+        .flat_map(|f| f.lines().map(|l| l.trim().to_string()).collect::<Vec<_>>())
+        .filter(|l| l.len() >= MIN_REDACTED_LEN)
+        .collect();
+    out.extend(lines);
+    out.push(base64::engine::general_purpose::STANDARD.encode(value));
+    out.sort();
+    out.dedup();
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,5 +160,27 @@ mod tests {
         let mut j = serde_json::json!({"a": ["token-abc"], "b": {"c": "ok"}});
         r.scrub_json(&mut j);
         assert_eq!(j, serde_json::json!({"a": ["***"], "b": {"c": "ok"}}));
+    }
+
+    /// Regression: a secret holding a quote, a backslash or a newline leaked wherever a tool
+    /// or a template had escaped it (a JSON report, a `quote`d Helm value, a YAML block).
+    #[test]
+    fn a_secret_is_scrubbed_in_the_forms_tools_quote_it_in() {
+        let r = Redactor::new();
+        r.secret("pa\"ss\\wo'rd\nsecond-line");
+        r.secret("x<y>&z-token");
+        for text in [
+            r#"{"token":"pa\"ss\\wo'rd\nsecond-line"}"#,
+            "address = \"pa\\\"ss\\\\wo'rd\\nsecond-line\"",
+            "a: 'pa\"ss\\wo''rd\n  second-line'",
+            "token: cGEic3Ncd28ncmQKc2Vjb25kLWxpbmU=",
+            "key: |\n    pa\"ss\\wo'rd\n    second-line\n",
+            r#"{"k":"x\u003cy\u003e\u0026z-token"}"#,
+        ] {
+            let out = r.redact(text);
+            for part in ["pa", "wo", "second-line", "cGEic3", "z-token"] {
+                assert!(!out.contains(part), "{part} left in {out:?} (from {text:?})");
+            }
+        }
     }
 }

@@ -100,6 +100,13 @@ fn runaway_recursion_names_the_limit() {
 }
 
 #[test]
+fn an_endless_loop_names_the_operations_limit() {
+    let r = kmsctl().file("p.rhai", "let i = 0;\nloop { i += 1; }\n").args(["run", "p.rhai"]).code(1).run();
+    assert!(r.stderr.contains("the script exceeded its limit of 50000000 operations"), "{}", r.stderr);
+    assert!(r.stderr.contains("look for a loop that never ends"), "{}", r.stderr);
+}
+
+#[test]
 fn size_limits_name_the_limit() {
     for (script, want) in [
         ("let s = \"x\";\nloop { s += s; }\n", "Length of string exceeds its size limit of 67108864 bytes"),
